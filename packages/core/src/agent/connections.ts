@@ -1,0 +1,83 @@
+/**
+ * One agent connection per sandbox per Kiln instance, opened on first use and shared by every
+ * Sandbox handle for that container. A closed connection is forgotten, so the next call
+ * reconnects (after a stop/start, or if the agent restarted).
+ */
+import { AGENT_READY_TIMEOUT_MS } from "../defaults.ts";
+import type { Engine } from "../engine/engine.ts";
+import {
+  AgentUnavailableError,
+  ConflictError,
+  EngineError,
+  SandboxNotFoundError,
+  SandboxNotRunningError,
+} from "../errors.ts";
+import { AgentConnection, bridgeCommand } from "./connection.ts";
+
+export class AgentConnections {
+  readonly #engine: Engine;
+  readonly #open = new Map<string, Promise<AgentConnection>>();
+
+  constructor(engine: Engine) {
+    this.#engine = engine;
+  }
+
+  get(id: string): Promise<AgentConnection> {
+    let pending = this.#open.get(id);
+    if (!pending) {
+      pending = this.#connect(id);
+      this.#open.set(id, pending);
+      pending.then(
+        (connection) => connection.onClose(() => this.#forget(id, pending)),
+        () => this.#forget(id, pending),
+      );
+    }
+    return pending;
+  }
+
+  /** Closes the connection to one sandbox (before it is stopped or deleted). */
+  close(id: string): void {
+    const pending = this.#open.get(id);
+    this.#open.delete(id);
+    pending?.then(
+      (c) => c.close(),
+      () => {},
+    );
+  }
+
+  closeAll(): void {
+    for (const id of [...this.#open.keys()]) this.close(id);
+  }
+
+  #forget(id: string, pending: Promise<AgentConnection> | undefined): void {
+    if (this.#open.get(id) === pending) this.#open.delete(id);
+  }
+
+  async #connect(id: string): Promise<AgentConnection> {
+    let channel: Awaited<ReturnType<Engine["openProcess"]>>;
+    try {
+      channel = await this.#engine.openProcess(id, bridgeCommand(AGENT_READY_TIMEOUT_MS));
+    } catch (err) {
+      const details = await this.#engine.inspectContainer(id).catch(() => undefined);
+      if (!details) throw new SandboxNotFoundError(id, { cause: err });
+      if (details.status !== "running")
+        throw new SandboxNotRunningError(id, details.status === "paused" ? "paused" : "stopped", { cause: err });
+      if (err instanceof ConflictError || err instanceof EngineError) {
+        throw new AgentUnavailableError(`could not reach the agent of sandbox ${id}: ${err.message}`, { cause: err });
+      }
+      throw err;
+    }
+    const connection = new AgentConnection(channel);
+    try {
+      const reply = await connection.call({ type: "hello" });
+      if (reply.header.type !== "ok") throw new AgentUnavailableError(`the agent of sandbox ${id} refused hello`);
+    } catch (err) {
+      connection.close();
+      const details = await this.#engine.inspectContainer(id).catch(() => undefined);
+      if (!details) throw new SandboxNotFoundError(id, { cause: err });
+      if (details.status !== "running") throw new SandboxNotRunningError(id, "stopped", { cause: err });
+      throw err;
+    }
+    return connection;
+  }
+}

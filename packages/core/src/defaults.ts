@@ -1,0 +1,53 @@
+/**
+ * Every default in one place, each with the reason for its value.
+ */
+
+/** Where relative paths resolve and commands start; owned by the sandbox user. */
+export const WORKDIR = "/workspace";
+
+/** The unprivileged user every sandbox process runs as (never uid 0). */
+export const SANDBOX_USER = "1000:1000";
+
+/** A minute covers a package install or a test run; runaway code should not hold a sandbox longer. */
+export const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
+
+/** Same budget for a code cell as for a command. */
+export const DEFAULT_RUN_CODE_TIMEOUT_MS = 60_000;
+
+/** 1 MiB per stream is far more than a model can read, and bounds Kiln's memory per call. */
+export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
+
+/** Upper bound accepted for maxOutputBytes: output is held in memory on the host. */
+export const MAX_OUTPUT_BYTES_LIMIT = 64 * 1024 * 1024;
+
+/** Resource limits are always on. 1 GiB runs pandas on a mid-size CSV; 1 CPU keeps 2-core hosts responsive. */
+export const DEFAULT_RESOURCES = {
+  cpus: 1,
+  memoryMb: 1024,
+  /** Enough for a build with parallel workers; stops a fork bomb long before the host notices. */
+  pids: 512,
+} as const;
+
+/** Open files per process inside a sandbox. */
+export const DEFAULT_NOFILE = 4096;
+
+/** Largest single file a sandbox process may write (RLIMIT_FSIZE), 4 GiB. */
+export const DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024 * 1024;
+
+/** /tmp is a tmpfs (counted against the memory limit, never on the host disk). */
+export const DEFAULT_TMPFS_MB = 512;
+
+/** Grace between SIGTERM and SIGKILL when stopping a sandbox. */
+export const STOP_TIMEOUT_MS = 2_000;
+
+/** How long a new sandbox's agent may take to start listening before we report it. */
+export const AGENT_READY_TIMEOUT_MS = 15_000;
+
+/** Extra time the host waits past timeoutMs before it gives up on the agent answering. */
+export const HOST_TIMEOUT_SLACK_MS = 5_000;
+
+/** File transfers move in chunks of this size: large files stream, never buffered whole. */
+export const FILE_CHUNK_BYTES = 1024 * 1024;
+
+/** The sweeper runs this often in every Kiln process (orphans, auto-stop, auto-delete). */
+export const SWEEP_INTERVAL_MS = 30_000;

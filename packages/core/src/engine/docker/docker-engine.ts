@@ -1,0 +1,449 @@
+/**
+ * The Docker implementation of Engine. This folder is the only place that imports dockerode.
+ */
+import { Duplex, type Readable } from "node:stream";
+import Dockerode from "dockerode";
+import {
+  ConflictError,
+  EngineError,
+  EngineUnavailableError,
+  InvalidArgumentError,
+  KilnError,
+  NotSupportedError,
+} from "../../errors.ts";
+import type {
+  ContainerDetails,
+  ContainerSpec,
+  ContainerStatus,
+  ContainerSummary,
+  Engine,
+  EngineInfo,
+  ImageSummary,
+  ProcessChannel,
+  VolumeSummary,
+} from "../engine.ts";
+import { StreamDemuxer } from "./demux.ts";
+import { containerCreateOptions } from "./host-config.ts";
+
+/** How much of a process's stderr we keep for diagnostics. */
+const STDERR_KEEP_BYTES = 8 * 1024;
+
+export type DockerConnection = Dockerode | Dockerode.DockerOptions;
+
+interface EngineHttpError {
+  statusCode?: number;
+  code?: string;
+  json?: { message?: string };
+  message?: string;
+}
+
+function describeTarget(docker: Dockerode): string {
+  const o = docker.modem as unknown as { socketPath?: string; host?: string; port?: number };
+  if (o.socketPath) return String(o.socketPath);
+  return `${o.host ?? "localhost"}:${o.port ?? ""}`;
+}
+
+function engineMessage(err: EngineHttpError): string {
+  return err.json?.message ?? err.message ?? String(err);
+}
+
+export class DockerEngine implements Engine {
+  readonly docker: Dockerode;
+  #info?: Promise<EngineInfo>;
+
+  constructor(connection?: DockerConnection) {
+    this.docker = connection instanceof Dockerode ? connection : new Dockerode(connection);
+  }
+
+  /** Maps a dockerode failure to Kiln's errors: one table for every status the engine returns. */
+  #fail(err: unknown, what: string): never {
+    if (KilnError.isInstance(err)) throw err;
+    const e = err as EngineHttpError;
+    if (e.code === "ECONNREFUSED" || e.code === "ENOENT" || e.code === "EACCES" || e.code === "ECONNRESET") {
+      const target = describeTarget(this.docker);
+      const hint =
+        e.code === "EACCES"
+          ? "this user may not use it: add the user to the docker group or run as root"
+          : "start Docker (on Linux: `sudo dockerd &` or `sudo systemctl start docker`; elsewhere Docker Desktop or colima), or set DOCKER_HOST; `bash scripts/setup.sh` does this on Debian";
+      throw new EngineUnavailableError(`No Docker engine at ${target} (${e.code}): ${hint}`, { cause: err });
+    }
+    const message = `${what}: ${engineMessage(e)}`;
+    switch (e.statusCode) {
+      case 400:
+        throw new InvalidArgumentError(what, engineMessage(e), { cause: err });
+      case 409:
+        throw new ConflictError(message, { cause: err });
+      default:
+        throw new EngineError(message, { cause: err });
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (err) {
+      this.#fail(err, "ping");
+    }
+  }
+
+  info(): Promise<EngineInfo> {
+    this.#info ??= this.docker.info().then(
+      (raw: { Architecture: string; OSType: string; Driver: string; DriverStatus?: [string, string][] }) => {
+        const backing = raw.DriverStatus?.find(([k]) => k === "Backing Filesystem")?.[1] ?? "unknown";
+        // Docker caps a writable layer only with overlay2 on XFS mounted with pquota (or devicemapper/btrfs/zfs).
+        const supportsDiskQuota =
+          (raw.Driver === "overlay2" && backing === "xfs") || ["devicemapper", "btrfs", "zfs"].includes(raw.Driver);
+        return { arch: raw.Architecture, os: raw.OSType, supportsDiskQuota, storage: `${raw.Driver} on ${backing}` };
+      },
+      (err: unknown) => {
+        this.#info = undefined;
+        this.#fail(err, "engine info");
+      },
+    );
+    return this.#info;
+  }
+
+  async createContainer(spec: ContainerSpec): Promise<string> {
+    if (spec.diskMb !== undefined) {
+      const info = await this.info();
+      if (!info.supportsDiskQuota) {
+        throw new NotSupportedError(
+          `resources.diskMb needs a storage driver with quotas (overlay2 on XFS with pquota, btrfs, zfs); this engine has ${info.storage}. Leave diskMb unset here.`,
+        );
+      }
+    }
+    try {
+      const container = await this.docker.createContainer(containerCreateOptions(spec));
+      return container.id;
+    } catch (err) {
+      if ((err as EngineHttpError).statusCode === 409) {
+        throw new ConflictError(`The name "${spec.name}" is already taken`, { cause: err });
+      }
+      this.#fail(err, "create container");
+    }
+  }
+
+  async startContainer(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (err) {
+      if ((err as EngineHttpError).statusCode === 304) return; // already running
+      this.#fail(err, "start container");
+    }
+  }
+
+  async stopContainer(id: string, timeoutMs: number): Promise<void> {
+    try {
+      const container = this.docker.getContainer(id);
+      // A paused container cannot receive SIGTERM; unpause first.
+      const state = (await container.inspect()).State;
+      if (state.Paused) await container.unpause();
+      await container.stop({ t: Math.ceil(timeoutMs / 1000) });
+    } catch (err) {
+      const status = (err as EngineHttpError).statusCode;
+      if (status === 304 || status === 404) return;
+      this.#fail(err, "stop container");
+    }
+  }
+
+  async removeContainer(id: string): Promise<boolean> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: false });
+      return true;
+    } catch (err) {
+      const e = err as EngineHttpError;
+      if (e.statusCode === 404) return false;
+      // 409 "removal already in progress": another caller is deleting it and wins.
+      if (e.statusCode === 409 && /already in progress/.test(engineMessage(e))) return false;
+      this.#fail(err, "remove container");
+    }
+  }
+
+  async pullImage(ref: string): Promise<boolean> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.pull(ref);
+    } catch {
+      return false; // no registry reachable, or no such image there
+    }
+    try {
+      await this.#follow(stream, () => {}, `pull ${ref}`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async renameContainer(id: string, name: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).rename({ name });
+    } catch (err) {
+      if ((err as EngineHttpError).statusCode === 409) {
+        throw new ConflictError(`The name "${name}" is already taken`, { cause: err });
+      }
+      this.#fail(err, "rename container");
+    }
+  }
+
+  async inspectContainer(idOrName: string): Promise<ContainerDetails | undefined> {
+    try {
+      const raw = await this.docker.getContainer(idOrName).inspect();
+      return {
+        id: raw.Id,
+        name: raw.Name.replace(/^\//, ""),
+        image: raw.Config.Image,
+        labels: raw.Config.Labels ?? {},
+        status: raw.State.Status as ContainerStatus,
+        createdAt: raw.Created,
+        startedAt: raw.State.StartedAt,
+        finishedAt: raw.State.FinishedAt,
+        oomKilled: raw.State.OOMKilled,
+      };
+    } catch (err) {
+      if ((err as EngineHttpError).statusCode === 404) return undefined;
+      this.#fail(err, "inspect container");
+    }
+  }
+
+  async listContainers(labels: Record<string, string>): Promise<ContainerSummary[]> {
+    try {
+      const raw = await this.docker.listContainers({ all: true, filters: { label: labelFilters(labels) } });
+      return raw.map((c) => ({
+        id: c.Id,
+        name: (c.Names[0] ?? "").replace(/^\//, ""),
+        image: c.Image,
+        labels: c.Labels ?? {},
+        status: c.State as ContainerStatus,
+        createdAt: new Date(c.Created * 1000).toISOString(),
+      }));
+    } catch (err) {
+      this.#fail(err, "list containers");
+    }
+  }
+
+  async putArchive(id: string, path: string, tar: Readable | Buffer): Promise<void> {
+    try {
+      await this.docker.getContainer(id).putArchive(tar, { path });
+    } catch (err) {
+      this.#fail(err, "copy into container");
+    }
+  }
+
+  async getArchive(id: string, path: string): Promise<Readable | undefined> {
+    try {
+      return (await this.docker.getContainer(id).getArchive({ path })) as Readable;
+    } catch (err) {
+      if ((err as EngineHttpError).statusCode === 404) return undefined;
+      this.#fail(err, "copy from container");
+    }
+  }
+
+  async openProcess(id: string, argv: string[]): Promise<ProcessChannel> {
+    let socket: Duplex;
+    try {
+      const exec = await this.docker.getContainer(id).exec({
+        Cmd: argv,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+      });
+      socket = (await exec.start({ hijack: true, stdin: true })) as unknown as Duplex;
+    } catch (err) {
+      this.#fail(err, "exec");
+    }
+    return hijackedChannel(socket);
+  }
+
+  async imageExists(ref: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(ref).inspect();
+      return true;
+    } catch (err) {
+      if ((err as EngineHttpError).statusCode === 404) return false;
+      this.#fail(err, "inspect image");
+    }
+  }
+
+  async buildImage(context: Readable, tag: string, onProgress: (line: string) => void): Promise<void> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.buildImage(context, { t: tag, rm: true, forcerm: true });
+    } catch (err) {
+      this.#fail(err, "build image");
+    }
+    await this.#follow(stream, onProgress, `build image ${tag}`);
+  }
+
+  async importImage(rootfs: Readable, tag: string): Promise<void> {
+    const [repo, version] = splitTag(tag);
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.importImage(rootfs, { repo, tag: version });
+    } catch (err) {
+      this.#fail(err, "import image");
+    }
+    await this.#follow(stream, () => {}, `import image ${tag}`);
+  }
+
+  /** Waits for an engine progress stream to end; an `error` event in it fails the call. */
+  #follow(stream: NodeJS.ReadableStream, onProgress: (line: string) => void, what: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.docker.modem.followProgress(
+        stream,
+        (err: Error | null, events: { error?: string }[]) => {
+          const failed = err ?? events.find((e) => e.error);
+          if (failed) reject(new EngineError(`${what}: ${"error" in failed ? failed.error : String(failed)}`));
+          else resolve();
+        },
+        (event: { stream?: string; status?: string; error?: string }) => {
+          const line = (event.stream ?? event.status ?? event.error ?? "").trimEnd();
+          if (line) onProgress(line);
+        },
+      );
+    });
+  }
+
+  async commitContainer(id: string, tag: string, labels: Record<string, string>): Promise<string> {
+    const [repo, version] = splitTag(tag);
+    try {
+      const changes = Object.entries(labels).map(([k, v]) => `LABEL ${JSON.stringify(k)}=${JSON.stringify(v)}`);
+      const result = (await this.docker.getContainer(id).commit({ repo, tag: version, pause: true, changes })) as {
+        Id: string;
+      };
+      return result.Id;
+    } catch (err) {
+      this.#fail(err, "commit container");
+    }
+  }
+
+  async listImages(labels: Record<string, string>): Promise<ImageSummary[]> {
+    try {
+      const raw = await this.docker.listImages({ filters: { label: labelFilters(labels) } });
+      return raw.map((i) => ({
+        id: i.Id,
+        tags: i.RepoTags ?? [],
+        labels: i.Labels ?? {},
+        createdAt: new Date(i.Created * 1000).toISOString(),
+        sizeBytes: i.Size,
+      }));
+    } catch (err) {
+      this.#fail(err, "list images");
+    }
+  }
+
+  async removeImage(ref: string): Promise<void> {
+    try {
+      await this.docker.getImage(ref).remove();
+    } catch (err) {
+      const e = err as EngineHttpError;
+      if (e.statusCode === 404) return;
+      if (e.statusCode === 409)
+        throw new ConflictError(`${ref} is in use by a sandbox: delete that sandbox first`, { cause: err });
+      this.#fail(err, "remove image");
+    }
+  }
+
+  async createVolume(name: string, labels: Record<string, string>): Promise<VolumeSummary> {
+    try {
+      const raw = (await this.docker.createVolume({ Name: name, Labels: labels })) as unknown as RawVolume;
+      return volumeSummary(raw);
+    } catch (err) {
+      this.#fail(err, "create volume");
+    }
+  }
+
+  async listVolumes(labels: Record<string, string>): Promise<VolumeSummary[]> {
+    try {
+      const raw = (await this.docker.listVolumes({ filters: { label: labelFilters(labels) } })) as {
+        Volumes: RawVolume[] | null;
+      };
+      return (raw.Volumes ?? []).map(volumeSummary);
+    } catch (err) {
+      this.#fail(err, "list volumes");
+    }
+  }
+
+  async inspectVolume(name: string): Promise<VolumeSummary | undefined> {
+    try {
+      return volumeSummary((await this.docker.getVolume(name).inspect()) as unknown as RawVolume);
+    } catch (err) {
+      if ((err as EngineHttpError).statusCode === 404) return undefined;
+      this.#fail(err, "inspect volume");
+    }
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    try {
+      await this.docker.getVolume(name).remove();
+    } catch (err) {
+      const e = err as EngineHttpError;
+      if (e.statusCode === 404) return;
+      if (e.statusCode === 409) throw new ConflictError(`Volume "${name}" is in use by a sandbox`, { cause: err });
+      this.#fail(err, "remove volume");
+    }
+  }
+}
+
+interface RawVolume {
+  Name: string;
+  Labels: Record<string, string> | null;
+  CreatedAt?: string;
+}
+
+function volumeSummary(raw: RawVolume): VolumeSummary {
+  return { name: raw.Name, labels: raw.Labels ?? {}, createdAt: raw.CreatedAt ?? "" };
+}
+
+/** An empty value filters on the label's presence. */
+function labelFilters(labels: Record<string, string>): string[] {
+  return Object.entries(labels).map(([k, v]) => (v === "" ? k : `${k}=${v}`));
+}
+
+function splitTag(tag: string): [string, string] {
+  const at = tag.lastIndexOf(":");
+  return at > tag.lastIndexOf("/") ? [tag.slice(0, at), tag.slice(at + 1)] : [tag, "latest"];
+}
+
+/**
+ * Wraps a hijacked exec socket as a Duplex: writes go to the process's stdin, reads yield its
+ * demultiplexed stdout, and its stderr is kept (bounded) for error messages.
+ */
+function hijackedChannel(socket: Duplex): ProcessChannel {
+  let stderr = "";
+  const stream: Duplex = new Duplex({
+    write(chunk, _encoding, callback) {
+      socket.write(chunk, callback);
+    },
+    final(callback) {
+      socket.end();
+      callback();
+    },
+    read() {
+      socket.resume();
+    },
+    destroy(err, callback) {
+      socket.destroy();
+      callback(err);
+    },
+  });
+  const demuxer = new StreamDemuxer(
+    (chunk) => {
+      if (!stream.push(chunk)) socket.pause();
+    },
+    (chunk) => {
+      if (stderr.length < STDERR_KEEP_BYTES) stderr += chunk.toString("utf8");
+    },
+  );
+  socket.on("data", (chunk: Buffer) => demuxer.push(chunk));
+  socket.on("end", () => stream.push(null));
+  socket.on("close", () => {
+    if (!stream.readableEnded) stream.push(null);
+  });
+  socket.on("error", (err) => stream.destroy(err));
+  return {
+    stream,
+    stderr: () => stderr,
+    close: () => socket.destroy(),
+  };
+}

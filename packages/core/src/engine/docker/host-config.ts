@@ -1,0 +1,69 @@
+/**
+ * The hardened container configuration every sandbox gets on Docker. Security defaults from
+ * design/security.md live here and nowhere else: non-root, no capabilities, no-new-privileges,
+ * the engine's default seccomp profile (applied by not overriding it), no network unless asked,
+ * limits always on, bounded engine logs, no restart policy (a sweeper owns cleanup).
+ */
+import type Dockerode from "dockerode";
+import { DEFAULT_MAX_FILE_BYTES, DEFAULT_NOFILE, DEFAULT_TMPFS_MB, SANDBOX_USER, WORKDIR } from "../../defaults.ts";
+import type { ContainerSpec } from "../engine.ts";
+
+const MIB = 1024 * 1024;
+
+/** The bridge network sandboxes with `network: "egress"` join. */
+export const EGRESS_NETWORK = "bridge";
+
+export function containerCreateOptions(spec: ContainerSpec): Dockerode.ContainerCreateOptions {
+  const memoryBytes = spec.memoryMb * MIB;
+  // CgroupnsMode (engine API 1.41+) is missing from dockerode's types.
+  const hostConfig: Dockerode.HostConfig & { CgroupnsMode: "private" } = {
+    Memory: memoryBytes,
+    // Swap equal to memory means no swap: a memory bomb is killed, not paged to the host's disk.
+    MemorySwap: memoryBytes,
+    NanoCpus: Math.round(spec.cpus * 1e9),
+    PidsLimit: spec.pids,
+    Ulimits: [
+      { Name: "nofile", Soft: DEFAULT_NOFILE, Hard: DEFAULT_NOFILE },
+      { Name: "fsize", Soft: DEFAULT_MAX_FILE_BYTES, Hard: DEFAULT_MAX_FILE_BYTES },
+      { Name: "core", Soft: 0, Hard: 0 },
+    ],
+    CapDrop: ["ALL"],
+    SecurityOpt: ["no-new-privileges:true"],
+    NetworkMode: spec.network === "none" ? "none" : EGRESS_NETWORK,
+    IpcMode: "private",
+    CgroupnsMode: "private",
+    Privileged: false,
+    ReadonlyRootfs: false,
+    RestartPolicy: { Name: "no" },
+    // The agent writes little; cap the engine's copy so nothing grows without bound on the host.
+    LogConfig: { Type: "json-file", Config: { "max-size": "1m", "max-file": "1" } },
+    Tmpfs: {
+      "/tmp": `rw,nosuid,nodev,size=${DEFAULT_TMPFS_MB}m,mode=1777`,
+      // The agent's socket lives on a tmpfs so a restarted or restored sandbox never sees a stale one.
+      "/run/kiln": "rw,nosuid,nodev,noexec,size=1m,uid=1000,gid=1000,mode=0700",
+    },
+    Mounts: spec.volumes.map((v) => ({
+      Type: "volume" as const,
+      Source: v.volume,
+      Target: v.mountPath,
+      ReadOnly: v.readOnly,
+    })),
+  };
+  if (spec.diskMb !== undefined) hostConfig.StorageOpt = { size: `${spec.diskMb}M` };
+  return {
+    name: spec.name,
+    Image: spec.image,
+    Labels: spec.labels,
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    User: SANDBOX_USER,
+    WorkingDir: WORKDIR,
+    Hostname: "sandbox",
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    Tty: false,
+    OpenStdin: false,
+    StopSignal: "SIGTERM",
+    HostConfig: hostConfig,
+  };
+}

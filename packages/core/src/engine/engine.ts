@@ -1,0 +1,138 @@
+/**
+ * The container engine as Kiln's sandbox, pool, snapshot and image code sees it.
+ *
+ * Only `engine/docker/` knows Docker. A Kubernetes engine will implement this same interface
+ * without any change above it. Specs here speak in Kiln's terms (resources, network mode);
+ * each engine turns them into its own hardened configuration.
+ */
+import type { Duplex, Readable } from "node:stream";
+
+export interface EngineInfo {
+  /** "x86_64" | "aarch64" as the engine reports it. */
+  arch: string;
+  os: string;
+  /** True when the engine can cap a container's writable layer (diskMb). */
+  supportsDiskQuota: boolean;
+  /** Human-readable description of the storage backend, for error messages. */
+  storage: string;
+}
+
+export interface VolumeMount {
+  volume: string;
+  mountPath: string;
+  readOnly: boolean;
+}
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  env: Record<string, string>;
+  cpus: number;
+  memoryMb: number;
+  pids: number;
+  /** undefined = no disk quota. */
+  diskMb?: number;
+  network: "none" | "egress";
+  volumes: VolumeMount[];
+}
+
+export type ContainerStatus = "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead";
+
+export interface ContainerDetails {
+  id: string;
+  /** Without the engine's leading slash. */
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  status: ContainerStatus;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  oomKilled: boolean;
+}
+
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  status: ContainerStatus;
+  createdAt: string;
+}
+
+export interface BuildProgress {
+  /** One line of build output or a phase description. */
+  message: string;
+  phase: "base" | "build" | "done";
+}
+
+export interface ImageSummary {
+  id: string;
+  tags: string[];
+  labels: Record<string, string>;
+  createdAt: string;
+  sizeBytes: number;
+}
+
+export interface VolumeSummary {
+  name: string;
+  labels: Record<string, string>;
+  createdAt: string;
+}
+
+/**
+ * A bidirectional byte stream to a process inside a container: writes go to its stdin,
+ * reads come from its stdout. Its stderr is collected for diagnostics.
+ */
+export interface ProcessChannel {
+  stream: Duplex;
+  /** Whatever the process wrote to stderr so far (bounded). */
+  stderr(): string;
+  close(): void;
+}
+
+export interface Engine {
+  /** Throws EngineUnavailableError with a how-to when nothing answers. */
+  ping(): Promise<void>;
+  info(): Promise<EngineInfo>;
+
+  createContainer(spec: ContainerSpec): Promise<string>;
+  startContainer(id: string): Promise<void>;
+  /** Idempotent: stopping a stopped container is fine. */
+  stopContainer(id: string, timeoutMs: number): Promise<void>;
+  /**
+   * Force-removes a container (killing it if running). Resolves false when it was already gone
+   * or another caller's removal is in progress, so concurrent deletes have one winner.
+   */
+  removeContainer(id: string): Promise<boolean>;
+  /** Pulls an image from its registry; false when no registry can provide it. */
+  pullImage(ref: string): Promise<boolean>;
+  renameContainer(id: string, name: string): Promise<void>;
+  /** undefined when there is no such container. */
+  inspectContainer(idOrName: string): Promise<ContainerDetails | undefined>;
+  /** All containers (running or not) carrying every one of `labels` (an empty value matches any). */
+  listContainers(labels: Record<string, string>): Promise<ContainerSummary[]>;
+  /** Extracts a tar archive into `path` inside the container, as root (works stopped too). */
+  putArchive(id: string, path: string, tar: Readable | Buffer): Promise<void>;
+  /** A tar archive of `path` inside the container; undefined when the path is missing. */
+  getArchive(id: string, path: string): Promise<Readable | undefined>;
+  /** Starts `argv` in a running container and connects to its stdin/stdout. */
+  openProcess(id: string, argv: string[]): Promise<ProcessChannel>;
+
+  imageExists(ref: string): Promise<boolean>;
+  /** Builds an image from a tar build context (Dockerfile at its root). */
+  buildImage(context: Readable, tag: string, onProgress: (line: string) => void): Promise<void>;
+  /** Imports a root filesystem tarball as an image. */
+  importImage(rootfs: Readable, tag: string): Promise<void>;
+  /** Commits a container's filesystem as an image (snapshots). */
+  commitContainer(id: string, tag: string, labels: Record<string, string>): Promise<string>;
+  listImages(labels: Record<string, string>): Promise<ImageSummary[]>;
+  removeImage(ref: string): Promise<void>;
+
+  createVolume(name: string, labels: Record<string, string>): Promise<VolumeSummary>;
+  listVolumes(labels: Record<string, string>): Promise<VolumeSummary[]>;
+  /** undefined when there is no such volume. */
+  inspectVolume(name: string): Promise<VolumeSummary | undefined>;
+  removeVolume(name: string): Promise<void>;
+}

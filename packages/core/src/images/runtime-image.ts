@@ -1,0 +1,150 @@
+/**
+ * The default runtime image: Debian bookworm with Python 3 (numpy, pandas, matplotlib, dill),
+ * Node 24, git, curl, bash, the unprivileged user `kiln` owning /workspace, and the agent.
+ * Its tag is a hash of everything that goes into it, so any change rebuilds it and an
+ * unchanged one is found in milliseconds.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { pack } from "tar-stream";
+import type { Engine } from "../engine/engine.ts";
+import { LABEL } from "../engine/labels.ts";
+import { ImageBuildError, throwIfAborted } from "../errors.ts";
+import type { ImageProgressEvent } from "../types.ts";
+import { bootstrapDebianBase } from "./debian-base.ts";
+import { SANDBOX_NODE_MAJOR, sandboxNodeBinary } from "./node-binary.ts";
+
+export const RUNTIME_REPO = "kiln-runtime";
+/** Our registry-free base, made by debootstrap when no Debian image can be found or pulled. */
+export const BOOTSTRAPPED_BASE = "kiln-base:bookworm";
+const UPSTREAM_BASE = "debian:bookworm-slim";
+
+/** Files from runtime/ copied into /opt/kiln. */
+const RUNTIME_FILES = ["agent.py", "kernel_python.py", "kernel_js.mjs"];
+
+const RUNTIME_DIR = fileURLToPath(new URL("../../runtime/", import.meta.url));
+
+const PACKAGES = [
+  "python3",
+  "python3-numpy",
+  "python3-pandas",
+  "python3-matplotlib",
+  "python3-dill",
+  "python-is-python3",
+  "git",
+  "curl",
+  "ca-certificates",
+  "bash",
+  "coreutils",
+  "procps",
+  "socat",
+  "tini",
+  "fonts-dejavu-core",
+];
+
+function dockerfile(base: string): string {
+  return `FROM ${base}
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \\
+ && apt-get install -y --no-install-recommends ${PACKAGES.join(" ")} \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && useradd --uid 1000 --user-group --create-home --home-dir /home/kiln --shell /bin/bash kiln \\
+ && mkdir -p /workspace /etc/kiln /opt/kiln /run/kiln \\
+ && chown kiln:kiln /workspace /run/kiln \\
+ && chmod 0755 /etc/kiln
+COPY node /usr/local/bin/node
+COPY ${RUNTIME_FILES.join(" ")} /opt/kiln/
+ENV HOME=/home/kiln LANG=C.UTF-8 MPLBACKEND=Agg PYTHONDONTWRITEBYTECODE=1
+LABEL ${LABEL.image}=runtime
+USER kiln
+WORKDIR /workspace
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["python3", "-I", "/opt/kiln/agent.py"]
+`;
+}
+
+export interface EnsureOptions {
+  onProgress?: (event: ImageProgressEvent) => void;
+  signal?: AbortSignal;
+}
+
+export class RuntimeImages {
+  readonly #engine: Engine;
+  #ready?: string;
+
+  constructor(engine: Engine) {
+    this.#engine = engine;
+  }
+
+  /** Builds the runtime image if missing and returns its tag. Concurrent calls share one build. */
+  async ensure(options: EnsureOptions = {}): Promise<string> {
+    if (this.#ready && (await this.#engine.imageExists(this.#ready))) return this.#ready;
+    const progress = (phase: ImageProgressEvent["phase"], message: string) => options.onProgress?.({ phase, message });
+    const base = await this.#base(progress, options.signal);
+    const tag = await runtimeTag(base);
+    if (await this.#engine.imageExists(tag)) {
+      this.#ready = tag;
+      return tag;
+    }
+    throwIfAborted(options.signal, "images.ensure");
+    const { arch } = await this.#engine.info();
+    const node = await sandboxNodeBinary(arch, (line) => progress("build", line));
+    progress("build", `building ${tag} from ${base}`);
+    await this.#engine.buildImage(await buildContext(base, node), tag, (line) => progress("build", line));
+    progress("done", tag);
+    this.#ready = tag;
+    return tag;
+  }
+
+  /** A Debian bookworm base: ours, else a local or pullable debian image, else debootstrap one. */
+  async #base(progress: (phase: "base", message: string) => void, signal?: AbortSignal): Promise<string> {
+    if (await this.#engine.imageExists(BOOTSTRAPPED_BASE)) return BOOTSTRAPPED_BASE;
+    if (await this.#engine.imageExists(UPSTREAM_BASE)) return UPSTREAM_BASE;
+    throwIfAborted(signal, "images.ensure");
+    progress("base", `pulling ${UPSTREAM_BASE}`);
+    if (await this.#engine.pullImage(UPSTREAM_BASE)) return UPSTREAM_BASE;
+    progress("base", `no registry: bootstrapping Debian ${BOOTSTRAPPED_BASE} with debootstrap (about a minute)`);
+    await bootstrapDebianBase(this.#engine, BOOTSTRAPPED_BASE, (line) => progress("base", line));
+    return BOOTSTRAPPED_BASE;
+  }
+}
+
+/** kiln-runtime:<hash of the Dockerfile, the runtime files and the Node major>. */
+export async function runtimeTag(base: string): Promise<string> {
+  const hash = createHash("sha256");
+  hash.update(dockerfile(base));
+  hash.update(`node ${SANDBOX_NODE_MAJOR}`);
+  for (const file of RUNTIME_FILES) {
+    hash.update(file);
+    hash.update(
+      await readFile(`${RUNTIME_DIR}${file}`).catch(() => {
+        throw new ImageBuildError(`runtime file missing from the package: ${RUNTIME_DIR}${file}`);
+      }),
+    );
+  }
+  return `${RUNTIME_REPO}:${hash.digest("hex").slice(0, 16)}`;
+}
+
+/** The build context as a tar stream: Dockerfile, the Node binary, the runtime files. */
+async function buildContext(base: string, nodeBinary: string) {
+  const archive = pack();
+  const mtime = new Date(0);
+  archive.entry({ name: "Dockerfile", mtime }, dockerfile(base));
+  const add = async (name: string, path: string, mode: number) => {
+    const { size } = await stat(path);
+    await new Promise<void>((resolve, reject) => {
+      const entry = archive.entry({ name, size, mode, mtime }, (err) => (err ? reject(err) : resolve()));
+      createReadStream(path).on("error", reject).pipe(entry);
+    });
+  };
+  // Entries are written one after another in the background while the engine reads the stream.
+  (async () => {
+    await add("node", nodeBinary, 0o755);
+    for (const file of RUNTIME_FILES) await add(file, `${RUNTIME_DIR}${file}`, 0o644);
+    archive.finalize();
+  })().catch((err) => archive.destroy(err));
+  return Readable.from(archive);
+}

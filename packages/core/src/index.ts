@@ -1,0 +1,43 @@
+export {
+  AbortedError,
+  AgentUnavailableError,
+  ConflictError,
+  EngineError,
+  EngineUnavailableError,
+  FileNotFoundError,
+  ImageBuildError,
+  InvalidArgumentError,
+  KilnError,
+  type KilnErrorCode,
+  NotSupportedError,
+  QuotaExceededError,
+  SandboxFileError,
+  SandboxNotFoundError,
+  SandboxNotRunningError,
+  SnapshotNotFoundError,
+  VolumeNotFoundError,
+} from "./errors.ts";
+export type { EnsureOptions } from "./images/runtime-image.ts";
+export { Kiln } from "./kiln.ts";
+export type { SandboxFiles } from "./sandbox/files.ts";
+export { Sandbox } from "./sandbox/sandbox.ts";
+export type {
+  CommandResult,
+  CreateSandboxOptions,
+  ExecOptions,
+  Execution,
+  ExecutionError,
+  FileEntry,
+  ImageProgressEvent,
+  KilnOptions,
+  Language,
+  Result,
+  RunCodeOptions,
+  RunStatus,
+  SandboxInfo,
+  SandboxResources,
+  SandboxState,
+  SnapshotInfo,
+  VolumeAttachment,
+  VolumeInfo,
+} from "./types.ts";

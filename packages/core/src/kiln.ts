@@ -1,0 +1,210 @@
+/**
+ * The client: creates, finds and lists sandboxes; owns the engine connection, the agent
+ * connections, the runtime image, the warm pool and the background sweeper.
+ */
+import { randomBytes } from "node:crypto";
+import { AgentConnections } from "./agent/connections.ts";
+import { SWEEP_INTERVAL_MS } from "./defaults.ts";
+import { DockerEngine } from "./engine/docker/docker-engine.ts";
+import type { Engine } from "./engine/engine.ts";
+import { containerNameFor, KIND_SANDBOX, LABEL, NAMED_PREFIX, prefixUserLabels } from "./engine/labels.ts";
+import { ConflictError, InvalidArgumentError, SandboxNotFoundError, throwIfAborted } from "./errors.ts";
+import { type EnsureOptions, RuntimeImages } from "./images/runtime-image.ts";
+import { type ValidCreate, validateCreate } from "./sandbox/create-options.ts";
+import { isUnclaimedPool, RecordReader, type SandboxRecord, sandboxState } from "./sandbox/records.ts";
+import { Sandbox, type SandboxServices } from "./sandbox/sandbox.ts";
+import { Snapshots } from "./snapshots/snapshots.ts";
+import { sweep } from "./sweeper.ts";
+import type { CreateSandboxOptions, KilnOptions, SandboxInfo, SnapshotInfo, VolumeInfo } from "./types.ts";
+import { describe, optionalLabels, optionalObject, optionalString } from "./validate.ts";
+import { Volumes } from "./volumes/volumes.ts";
+
+export class Kiln implements AsyncDisposable {
+  readonly snapshots: { list(): Promise<SnapshotInfo[]>; delete(name: string): Promise<void> };
+  readonly volumes: {
+    create(name: string): Promise<VolumeInfo>;
+    list(): Promise<VolumeInfo[]>;
+    delete(name: string): Promise<void>;
+  };
+  readonly images: { ensure(options?: EnsureOptions): Promise<string> };
+
+  /** @internal the engine behind this client (for tests and benchmarks). */
+  readonly engine: Engine;
+  readonly #image: string | undefined;
+  readonly #defaults: Partial<CreateSandboxOptions>;
+  readonly #connections: AgentConnections;
+  readonly #records: RecordReader;
+  readonly #snapshots: Snapshots;
+  readonly #volumes: Volumes;
+  readonly #runtime: RuntimeImages;
+  readonly #services: SandboxServices;
+  #sweeper?: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(options: KilnOptions = {}) {
+    const o = optionalObject("options", options);
+    this.#image = optionalString("options.image", o.image);
+    this.#defaults = optionalObject("options.defaults", o.defaults) as Partial<CreateSandboxOptions>;
+    // Fail fast on bad defaults rather than at the first create().
+    validateCreate({}, this.#defaults);
+    this.engine = new DockerEngine(options.docker);
+    this.#connections = new AgentConnections(this.engine);
+    this.#records = new RecordReader(this.engine);
+    this.#snapshots = new Snapshots(this.engine);
+    this.#volumes = new Volumes(this.engine);
+    this.#runtime = new RuntimeImages(this.engine);
+    this.snapshots = { list: () => this.#snapshots.list(), delete: (name) => this.#snapshots.delete(name) };
+    this.volumes = {
+      create: (name) => this.#volumes.create(name),
+      list: () => this.#volumes.list(),
+      delete: (name) => this.#volumes.delete(name),
+    };
+    this.images = { ensure: (opts) => this.#runtime.ensure(opts) };
+    this.#services = {
+      engine: this.engine,
+      connections: this.#connections,
+      records: this.#records,
+      snapshot: async (sandbox, name) => this.#snapshots.take(sandbox.id, name),
+      deleted: () => {},
+    };
+  }
+
+  /** Creates a sandbox, started and ready: its agent answers before this resolves. */
+  async create(options?: CreateSandboxOptions): Promise<Sandbox> {
+    const valid = validateCreate(options, this.#defaults);
+    throwIfAborted(valid.signal, "create");
+    this.#startSweeper();
+    return this.#createCold(valid);
+  }
+
+  async #createCold(v: ValidCreate): Promise<Sandbox> {
+    const [image, volumes] = await Promise.all([
+      v.snapshot !== undefined ? this.#snapshots.image(v.snapshot) : (v.image ?? this.#image ?? this.#runtime.ensure()),
+      this.#volumes.resolve(v.volumes.map((m) => m.volume)),
+    ]);
+    throwIfAborted(v.signal, "create");
+    const record: SandboxRecord = {
+      ...(v.name === undefined ? {} : { name: v.name }),
+      labels: v.labels,
+      language: v.language,
+      createdAt: new Date().toISOString(),
+      ...(v.autoStopMs === undefined ? {} : { autoStopMs: v.autoStopMs }),
+      ...(v.autoDeleteMs === undefined ? {} : { autoDeleteMs: v.autoDeleteMs }),
+    };
+    const labels: Record<string, string> = {
+      [LABEL.kind]: KIND_SANDBOX,
+      [LABEL.name]: v.name ?? "",
+      [LABEL.language]: v.language,
+      [LABEL.createdAt]: record.createdAt,
+      ...(v.autoStopMs === undefined ? {} : { [LABEL.autoStopMs]: String(v.autoStopMs) }),
+      ...(v.autoDeleteMs === undefined ? {} : { [LABEL.autoDeleteMs]: String(v.autoDeleteMs) }),
+      ...prefixUserLabels(v.labels),
+    };
+    let id: string;
+    try {
+      id = await this.engine.createContainer({
+        name: containerNameFor(v.name, randomBytes(6).toString("hex")),
+        image,
+        labels,
+        env: v.env,
+        cpus: v.resources.cpus,
+        memoryMb: v.resources.memoryMb,
+        pids: v.resources.pids,
+        ...(v.resources.diskMb === undefined ? {} : { diskMb: v.resources.diskMb }),
+        network: v.network,
+        volumes: v.volumes.map((m) => ({ ...m, volume: volumes.get(m.volume) as string })),
+      });
+    } catch (err) {
+      if (err instanceof ConflictError && v.name !== undefined) {
+        throw new ConflictError(`A sandbox named "${v.name}" already exists`, { cause: err });
+      }
+      throw err;
+    }
+    // From here on a failure or an abort must not leave a container behind.
+    try {
+      await this.engine.startContainer(id);
+      throwIfAborted(v.signal, "create");
+      await this.#connections.get(id);
+      throwIfAborted(v.signal, "create");
+    } catch (err) {
+      this.#connections.close(id);
+      await this.engine.removeContainer(id).catch(() => {});
+      throw err;
+    }
+    return new Sandbox(id, record, this.#services);
+  }
+
+  /** Finds a sandbox by id (or unique id prefix of 12+ characters) or by name. */
+  async get(idOrName: string): Promise<Sandbox> {
+    if (typeof idOrName !== "string" || idOrName.length === 0 || idOrName.includes("\0")) {
+      throw new InvalidArgumentError("idOrName", `must be a non-empty string, got ${describe(idOrName)}`);
+    }
+    this.#startSweeper();
+    const candidates: string[] = [];
+    if (/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(idOrName)) candidates.push(`${NAMED_PREFIX}${idOrName}`);
+    if (/^[0-9a-f]{12,64}$/.test(idOrName)) candidates.push(idOrName);
+    for (const candidate of candidates) {
+      const details = await this.engine.inspectContainer(candidate);
+      if (!details || details.labels[LABEL.kind] === undefined || isUnclaimedPool(details)) continue;
+      // An id lookup must not resolve to a named sandbox's container name by accident, and vice versa.
+      if (candidate === idOrName && !details.id.startsWith(idOrName)) continue;
+      const record = await this.#records.read(details);
+      if (record) return new Sandbox(details.id, record, this.#services);
+    }
+    throw new SandboxNotFoundError(idOrName);
+  }
+
+  /** Every sandbox (running or not) carrying all the given labels. */
+  async list(filter?: { labels?: Record<string, string> }): Promise<SandboxInfo[]> {
+    const wanted = optionalLabels("filter.labels", optionalObject("filter", filter).labels) ?? {};
+    this.#startSweeper();
+    const containers = await this.engine.listContainers({ [LABEL.kind]: "" });
+    const infos = await Promise.all(
+      containers
+        .filter((c) => !isUnclaimedPool(c))
+        .map(async (c): Promise<SandboxInfo | undefined> => {
+          const record = await this.#records.read(c).catch(() => undefined);
+          if (!record) return undefined;
+          if (!Object.entries(wanted).every(([k, v]) => record.labels[k] === v)) return undefined;
+          return {
+            id: c.id,
+            ...(record.name === undefined ? {} : { name: record.name }),
+            state: sandboxState(c.status),
+            labels: record.labels,
+            createdAt: record.createdAt,
+            image: c.image,
+          };
+        }),
+    );
+    return infos
+      .filter((i): i is SandboxInfo => i !== undefined)
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** One sweep now: orphaned pool containers and expired auto-delete timers. */
+  sweep() {
+    return sweep(this.engine, this.#records);
+  }
+
+  /** Drains the warm pool and closes connections; user sandboxes keep running. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    this.#connections.closeAll();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #startSweeper(): void {
+    if (this.#sweeper || this.#closed) return;
+    this.#sweeper = setInterval(() => {
+      this.sweep().catch(() => {
+        /* the engine may be briefly unavailable; the next sweep retries */
+      });
+    }, SWEEP_INTERVAL_MS);
+    this.#sweeper.unref();
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * A sandbox's metadata, wherever the engine keeps it. Cold-created sandboxes carry it in their
+ * container labels. Claimed pool containers were labelled before they had a user, so their
+ * metadata lives in `/etc/kiln/sandbox.json` inside the container (root-only, written through
+ * the engine's archive API, so the sandbox's own code can neither read nor forge it) and their
+ * environment in `/etc/kiln/env.json` (readable by the agent, which applies it).
+ * Either way it lives with the engine: a new Kiln in a new process sees the same thing.
+ */
+import { Readable } from "node:stream";
+import { json } from "node:stream/consumers";
+import { extract, pack } from "tar-stream";
+import type { ContainerSummary, Engine } from "../engine/engine.ts";
+import { KIND_POOL, LABEL, POOL_PREFIX, userLabels } from "../engine/labels.ts";
+import type { Language, SandboxState } from "../types.ts";
+
+export const RECORD_DIR = "/etc/kiln";
+const RECORD_FILE = "sandbox.json";
+const ENV_FILE = "env.json";
+
+export interface SandboxRecord {
+  name?: string;
+  labels: Record<string, string>;
+  language: Language;
+  createdAt: string;
+  autoStopMs?: number;
+  autoDeleteMs?: number;
+}
+
+/** True for a pool container no user has claimed yet: invisible to list()/get(). */
+export function isUnclaimedPool(container: { name: string; labels: Record<string, string> }): boolean {
+  return container.labels[LABEL.kind] === KIND_POOL && container.name.startsWith(POOL_PREFIX);
+}
+
+export function recordFromLabels(labels: Record<string, string>, createdAt: string): SandboxRecord {
+  const number = (key: string) => (labels[key] === undefined ? undefined : Number(labels[key]));
+  return {
+    name: labels[LABEL.name] || undefined,
+    labels: userLabels(labels),
+    language: (labels[LABEL.language] as Language | undefined) ?? "python",
+    createdAt: labels[LABEL.createdAt] ?? createdAt,
+    autoStopMs: number(LABEL.autoStopMs),
+    autoDeleteMs: number(LABEL.autoDeleteMs),
+  };
+}
+
+/** Writes a claimed pool container's record and environment (works running or stopped). */
+export async function writeClaimRecord(
+  engine: Engine,
+  id: string,
+  record: SandboxRecord,
+  env: Record<string, string>,
+): Promise<void> {
+  const archive = pack();
+  const now = new Date();
+  archive.entry({ name: RECORD_FILE, mode: 0o600, uid: 0, gid: 0, mtime: now }, JSON.stringify(record));
+  archive.entry({ name: ENV_FILE, mode: 0o644, uid: 0, gid: 0, mtime: now }, JSON.stringify(env));
+  archive.finalize();
+  await engine.putArchive(id, RECORD_DIR, Readable.from(archive));
+}
+
+async function readClaimRecord(engine: Engine, id: string): Promise<SandboxRecord | undefined> {
+  const archive = await engine.getArchive(id, `${RECORD_DIR}/${RECORD_FILE}`);
+  if (!archive) return undefined;
+  const untar = extract();
+  let record: SandboxRecord | undefined;
+  untar.on("entry", (_header, stream, next) => {
+    json(stream).then(
+      (value) => {
+        record = value as SandboxRecord;
+        next();
+      },
+      () => next(),
+    );
+  });
+  const finished = new Promise<void>((resolve, reject) => {
+    untar.on("finish", resolve);
+    untar.on("error", reject);
+  });
+  archive.pipe(untar);
+  await finished;
+  return record;
+}
+
+/**
+ * Reads records, caching claimed-pool records by container id: a record never changes after
+ * the claim, so the cache is always right while the container exists.
+ */
+export class RecordReader {
+  readonly #engine: Engine;
+  readonly #claimed = new Map<string, SandboxRecord>();
+
+  constructor(engine: Engine) {
+    this.#engine = engine;
+  }
+
+  remember(id: string, record: SandboxRecord): void {
+    this.#claimed.set(id, record);
+  }
+
+  forget(id: string): void {
+    this.#claimed.delete(id);
+  }
+
+  async read(container: {
+    id: string;
+    labels: Record<string, string>;
+    createdAt: string;
+  }): Promise<SandboxRecord | undefined> {
+    if (container.labels[LABEL.kind] !== KIND_POOL) return recordFromLabels(container.labels, container.createdAt);
+    const cached = this.#claimed.get(container.id);
+    if (cached) return cached;
+    const record = await readClaimRecord(this.#engine, container.id);
+    if (record) this.#claimed.set(container.id, record);
+    return record;
+  }
+}
+
+export function sandboxState(status: ContainerSummary["status"]): SandboxState {
+  switch (status) {
+    case "running":
+    case "restarting":
+      return "running";
+    case "paused":
+      return "paused";
+    case "created":
+    case "exited":
+      return "stopped";
+    default:
+      return "error";
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * A handle on one sandbox. Every method goes to the engine or to the sandbox's agent; no
+ * state lives only in this object, so any number of handles (in any process) agree.
+ */
+import type { AgentConnections } from "../agent/connections.ts";
+import { STOP_TIMEOUT_MS } from "../defaults.ts";
+import type { Engine } from "../engine/engine.ts";
+import { SandboxNotFoundError } from "../errors.ts";
+import type { CommandResult, ExecOptions, Execution, RunCodeOptions, SandboxInfo, SnapshotInfo } from "../types.ts";
+import { runCode, validateRunCode } from "./code.ts";
+import { execCommand, validateExec } from "./exec.ts";
+import { AgentFiles, type SandboxFiles } from "./files.ts";
+import { type RecordReader, type SandboxRecord, sandboxState } from "./records.ts";
+
+/** What a Sandbox needs from the Kiln that made it. */
+export interface SandboxServices {
+  engine: Engine;
+  connections: AgentConnections;
+  records: RecordReader;
+  snapshot(sandbox: Sandbox, name: string): Promise<SnapshotInfo>;
+  /** Called when the sandbox is deleted through this handle. */
+  deleted(id: string): void;
+}
+
+export class Sandbox implements AsyncDisposable {
+  readonly id: string;
+  readonly name?: string;
+  readonly files: SandboxFiles;
+  readonly #services: SandboxServices;
+  readonly #record: SandboxRecord;
+  #deleting?: Promise<void>;
+
+  /** @internal Made by Kiln; use kiln.create() or kiln.get(). */
+  constructor(id: string, record: SandboxRecord, services: SandboxServices) {
+    this.id = id;
+    this.#record = record;
+    this.#services = services;
+    if (record.name !== undefined) this.name = record.name;
+    this.files = new AgentFiles(() => this.#connect());
+  }
+
+  /** The default language of runCode for this sandbox. */
+  get language(): SandboxRecord["language"] {
+    return this.#record.language;
+  }
+
+  async info(): Promise<SandboxInfo> {
+    const details = await this.#services.engine.inspectContainer(this.id);
+    if (!details) throw new SandboxNotFoundError(this.id);
+    return {
+      id: this.id,
+      ...(this.name === undefined ? {} : { name: this.name }),
+      state: sandboxState(details.status),
+      labels: { ...this.#record.labels },
+      createdAt: this.#record.createdAt,
+      image: details.image,
+    };
+  }
+
+  /** Runs a command: a string through `sh -c`, an array as argv. A non-zero exit is a result, not a throw. */
+  async exec(command: string | string[], options?: ExecOptions): Promise<CommandResult> {
+    const valid = validateExec(command, options);
+    return execCommand(await this.#connect(), valid);
+  }
+
+  /** Runs a notebook cell; state persists per (language, context). The code failing is `Execution.error`. */
+  async runCode(code: string, options?: RunCodeOptions): Promise<Execution> {
+    const valid = validateRunCode(code, options, this.#record.language);
+    return runCode(await this.#connect(), valid);
+  }
+
+  snapshot(name: string): Promise<SnapshotInfo> {
+    return this.#services.snapshot(this, name);
+  }
+
+  /** Stops the sandbox, keeping its filesystem. Idempotent. */
+  async stop(): Promise<void> {
+    this.#services.connections.close(this.id);
+    await this.#existing();
+    await this.#services.engine.stopContainer(this.id, STOP_TIMEOUT_MS);
+  }
+
+  /** Starts a stopped sandbox and waits until its agent answers. Idempotent. */
+  async start(): Promise<void> {
+    await this.#existing();
+    await this.#services.engine.startContainer(this.id);
+    await this.#connect();
+  }
+
+  /**
+   * Deletes the sandbox and everything in it. Calling it again on this handle is a no-op; a
+   * sandbox already deleted elsewhere gives SandboxNotFoundError.
+   */
+  delete(): Promise<void> {
+    this.#deleting ??= (async () => {
+      this.#services.connections.close(this.id);
+      const removed = await this.#services.engine.removeContainer(this.id);
+      this.#services.records.forget(this.id);
+      if (!removed) throw new SandboxNotFoundError(this.id);
+      this.#services.deleted(this.id);
+    })();
+    return this.#deleting;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      await this.delete();
+    } catch (err) {
+      if (!(err instanceof SandboxNotFoundError)) throw err;
+    }
+  }
+
+  #connect() {
+    return this.#services.connections.get(this.id);
+  }
+
+  async #existing(): Promise<void> {
+    if (!(await this.#services.engine.inspectContainer(this.id))) throw new SandboxNotFoundError(this.id);
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Reclaims what a crashed Kiln process left behind and enforces lifecycle timers that live with
+ * the engine (never only in a process): any running Kiln instance's sweep does the work.
+ * It only ever touches containers Kiln labelled.
+ */
+import { hostname } from "node:os";
+import type { Engine } from "./engine/engine.ts";
+import { KIND_POOL, LABEL } from "./engine/labels.ts";
+import { isUnclaimedPool, type RecordReader } from "./sandbox/records.ts";
+
+/** "<hostname>/<pid>": the owner label of pool containers made by this process. */
+export function processOwner(): string {
+  return `${hostname()}/${process.pid}`;
+}
+
+/** False only when the owner is a process on this host that no longer exists. */
+export function ownerAlive(owner: string | undefined): boolean {
+  if (!owner) return false;
+  const slash = owner.lastIndexOf("/");
+  const host = owner.slice(0, slash);
+  const pid = Number(owner.slice(slash + 1));
+  if (host !== hostname() || !Number.isInteger(pid)) return true; // another host's process: not ours to judge
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+export interface SweepReport {
+  orphansRemoved: string[];
+  autoDeleted: string[];
+}
+
+export async function sweep(engine: Engine, records: RecordReader, now = Date.now()): Promise<SweepReport> {
+  const report: SweepReport = { orphansRemoved: [], autoDeleted: [] };
+  const containers = await engine.listContainers({ [LABEL.kind]: "" });
+  for (const c of containers) {
+    if (c.labels[LABEL.kind] === KIND_POOL && isUnclaimedPool(c)) {
+      if (!ownerAlive(c.labels[LABEL.owner]) && (await engine.removeContainer(c.id))) report.orphansRemoved.push(c.id);
+      continue;
+    }
+    if (c.status !== "exited" && c.status !== "created") continue;
+    const record = await records.read(c).catch(() => undefined);
+    if (record?.autoDeleteMs === undefined) continue;
+    const details = await engine.inspectContainer(c.id);
+    const stoppedAt = Date.parse(details?.finishedAt ?? "");
+    const since = Number.isNaN(stoppedAt) || stoppedAt <= 0 ? Date.parse(c.createdAt) : stoppedAt;
+    if (now - since >= record.autoDeleteMs && (await engine.removeContainer(c.id))) {
+      records.forget(c.id);
+      report.autoDeleted.push(c.id);
+    }
+  }
+  return report;
+}

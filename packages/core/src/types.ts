@@ -1,0 +1,174 @@
+/**
+ * The public shapes of @kiln/core (design/api.md). Every option documents its default.
+ */
+import type Dockerode from "dockerode";
+
+export type Language = "python" | "javascript" | "typescript";
+export const LANGUAGES: readonly Language[] = ["python", "javascript", "typescript"];
+
+export type SandboxState = "running" | "paused" | "stopped" | "error";
+
+export type RunStatus = "ok" | "error" | "timeout" | "oom" | "killed";
+
+export interface KilnOptions {
+  /** A dockerode instance or its options. @default DOCKER_HOST, else the local socket */
+  docker?: Dockerode | Dockerode.DockerOptions;
+  /** Runtime image for new sandboxes. @default the built-in runtime image (built by images.ensure()) */
+  image?: string;
+  /** Warm pool of started sandboxes of the default shape. @default false */
+  pool?: { size: number } | false;
+  /** Defaults merged under every create() call's options. @default {} */
+  defaults?: Partial<CreateSandboxOptions>;
+}
+
+export interface SandboxResources {
+  /** CPU cores (fractions allowed). @default 1 */
+  cpus?: number;
+  /** Memory limit in MiB; swap is the same, so no swap. @default 1024 */
+  memoryMb?: number;
+  /** Writable-layer quota in MiB; needs a storage driver with quotas, else NotSupportedError. @default unset (no quota) */
+  diskMb?: number;
+  /** Process/thread limit. @default 512 */
+  pids?: number;
+}
+
+export interface VolumeAttachment {
+  volume: string;
+  /** Absolute path inside the sandbox. */
+  mountPath: string;
+  /** @default false */
+  readOnly?: boolean;
+}
+
+export interface CreateSandboxOptions {
+  /** Unique; kiln.get(name) finds it. @default none (reach it by id) */
+  name?: string;
+  /** @default KilnOptions.image */
+  image?: string;
+  /** Restore from a snapshot instead of an image. @default none */
+  snapshot?: string;
+  /** Default language of runCode. @default "python" */
+  language?: Language;
+  /** @default {} */
+  labels?: Record<string, string>;
+  /** Environment of every command and code context. @default {} */
+  env?: Record<string, string>;
+  resources?: SandboxResources;
+  /** "none": no network at all; "egress": outbound access. @default "none" */
+  network?: "none" | "egress" | { allow: string[] };
+  /** Named volumes to mount. @default [] */
+  volumes?: VolumeAttachment[];
+  /** Stop after this long without API activity. @default never */
+  autoStopMs?: number;
+  /** Delete after this long stopped. @default never */
+  autoDeleteMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface SandboxInfo {
+  id: string;
+  name?: string;
+  state: SandboxState;
+  labels: Record<string, string>;
+  createdAt: string;
+  image: string;
+}
+
+export interface ExecOptions {
+  /** Working directory. @default "/workspace" */
+  cwd?: string;
+  /** Merged over the sandbox's environment. @default {} */
+  env?: Record<string, string>;
+  /** Bytes for the command's stdin. @default none (stdin is /dev/null) */
+  stdin?: string | Uint8Array;
+  /** Kill the command's whole process group after this long; status "timeout". @default 60_000 */
+  timeoutMs?: number;
+  /** Per stream; beyond it output is cut and truncated = true. @default 1 MiB */
+  maxOutputBytes?: number;
+  onStdout?: (chunk: string) => void;
+  onStderr?: (chunk: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface CommandResult {
+  exitCode: number;
+  /** Decoded as UTF-8; invalid sequences become U+FFFD. */
+  stdout: string;
+  stderr: string;
+  status: RunStatus;
+  truncated: boolean;
+  durationMs: number;
+}
+
+export interface RunCodeOptions {
+  /** @default the sandbox's language, else "python" */
+  language?: Language;
+  /** Named interpreter state. @default "default" (one per language) */
+  context?: string;
+  /** @default 60_000 */
+  timeoutMs?: number;
+  onStdout?: (chunk: string) => void;
+  onStderr?: (chunk: string) => void;
+  signal?: AbortSignal;
+}
+
+/** A MIME bundle: one result may carry several representations. */
+export interface Result {
+  text?: string;
+  html?: string;
+  markdown?: string;
+  json?: unknown;
+  /** base64 */
+  png?: string;
+  /** base64 */
+  jpeg?: string;
+  /** SVG markup */
+  svg?: string;
+  /** True for the final expression's value. */
+  isMainResult: boolean;
+}
+
+export interface ExecutionError {
+  name: string;
+  value: string;
+  traceback: string;
+}
+
+export interface Execution {
+  results: Result[];
+  stdout: string;
+  stderr: string;
+  /** The user's code failed: data, not a throw. */
+  error?: ExecutionError;
+  status: RunStatus;
+  truncated: boolean;
+  durationMs: number;
+}
+
+export interface FileEntry {
+  name: string;
+  path: string;
+  type: "file" | "directory" | "symlink" | "other";
+  size: number;
+  mode: number;
+  modifiedAt: string;
+}
+
+export interface SnapshotInfo {
+  name: string;
+  createdAt: string;
+  sizeBytes: number;
+  /** The sandbox it was taken from. */
+  sourceSandboxId?: string;
+}
+
+export interface VolumeInfo {
+  name: string;
+  createdAt: string;
+  labels: Record<string, string>;
+}
+
+export interface ImageProgressEvent {
+  phase: "base" | "build" | "done";
+  message: string;
+}

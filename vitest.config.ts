@@ -1,0 +1,8 @@
+import { defineConfig } from "vitest/config";
+
+// One run for every package: `pnpm test` prints a single summary CI can read.
+export default defineConfig({
+  test: {
+    projects: ["packages/*"],
+  },
+});
