@@ -10,13 +10,14 @@ import type { Engine } from "./engine/engine.ts";
 import { containerNameFor, KIND_SANDBOX, LABEL, NAMED_PREFIX, prefixUserLabels } from "./engine/labels.ts";
 import { ConflictError, InvalidArgumentError, SandboxNotFoundError, throwIfAborted } from "./errors.ts";
 import { type EnsureOptions, RuntimeImages } from "./images/runtime-image.ts";
+import { compatible, WarmPool } from "./pool/warm-pool.ts";
 import { type ValidCreate, validateCreate } from "./sandbox/create-options.ts";
 import { isUnclaimedPool, RecordReader, type SandboxRecord, sandboxState } from "./sandbox/records.ts";
 import { Sandbox, type SandboxServices } from "./sandbox/sandbox.ts";
 import { Snapshots } from "./snapshots/snapshots.ts";
-import { sweep } from "./sweeper.ts";
+import { processOwner, sweep } from "./sweeper.ts";
 import type { CreateSandboxOptions, KilnOptions, SandboxInfo, SnapshotInfo, VolumeInfo } from "./types.ts";
-import { describe, optionalLabels, optionalObject, optionalString } from "./validate.ts";
+import { describe, optionalLabels, optionalNumber, optionalObject, optionalString } from "./validate.ts";
 import { Volumes } from "./volumes/volumes.ts";
 
 export class Kiln implements AsyncDisposable {
@@ -27,6 +28,16 @@ export class Kiln implements AsyncDisposable {
     delete(name: string): Promise<void>;
   };
   readonly images: { ensure(options?: EnsureOptions): Promise<string> };
+  /** The warm pool, when `options.pool` asked for one. */
+  readonly pool?: {
+    readonly size: number;
+    /** Sandboxes ready to claim right now. */
+    readonly ready: number;
+    /** Resolves once the pool is full, or has stopped trying after a failure (see lastError). */
+    filled(): Promise<void>;
+    /** The last failure while filling, if any; the next claim tries again, and create() falls back to a cold start. */
+    readonly lastError: unknown;
+  };
 
   /** @internal the engine behind this client (for tests and benchmarks). */
   readonly engine: Engine;
@@ -40,13 +51,19 @@ export class Kiln implements AsyncDisposable {
   readonly #services: SandboxServices;
   #sweeper?: NodeJS.Timeout;
   #closed = false;
+  #warm?: Promise<WarmPool>;
+  #poolError: unknown;
 
   constructor(options: KilnOptions = {}) {
     const o = optionalObject("options", options);
     this.#image = optionalString("options.image", o.image);
     this.#defaults = optionalObject("options.defaults", o.defaults) as Partial<CreateSandboxOptions>;
     // Fail fast on bad defaults rather than at the first create().
-    validateCreate({}, this.#defaults);
+    const shape = validateCreate({}, this.#defaults);
+    const poolSize =
+      o.pool === undefined || o.pool === false
+        ? 0
+        : (optionalNumber("options.pool.size", optionalObject("options.pool", o.pool).size, { min: 0, max: 256 }) ?? 0);
     this.engine = new DockerEngine(options.docker);
     this.#connections = new AgentConnections(this.engine);
     this.#records = new RecordReader(this.engine);
@@ -67,6 +84,59 @@ export class Kiln implements AsyncDisposable {
       snapshot: async (sandbox, name) => this.#snapshots.take(sandbox.id, name),
       deleted: () => {},
     };
+    if (poolSize > 0) {
+      this.#warm = this.#startPool(poolSize, shape);
+      this.#warm.catch((err) => {
+        this.#poolError = err;
+      });
+      const warm = this.#warm;
+      let current: WarmPool | undefined;
+      warm.then(
+        (p) => {
+          current = p;
+        },
+        () => {},
+      );
+      const self = this;
+      this.pool = {
+        size: poolSize,
+        get ready() {
+          return current?.readyCount ?? 0;
+        },
+        get lastError() {
+          return self.#poolError;
+        },
+        filled: async () => (await warm).filled(),
+      };
+    }
+  }
+
+  async #startPool(size: number, shape: ValidCreate): Promise<WarmPool> {
+    const image =
+      shape.snapshot !== undefined
+        ? await this.#snapshots.image(shape.snapshot)
+        : (shape.image ?? this.#image ?? (await this.#runtime.ensure()));
+    const pool = new WarmPool({
+      size,
+      shape: {
+        image,
+        cpus: shape.resources.cpus,
+        memoryMb: shape.resources.memoryMb,
+        pids: shape.resources.pids,
+        network: shape.network,
+        ...(shape.resources.diskMb === undefined ? {} : { diskMb: shape.resources.diskMb }),
+      },
+      owner: processOwner(),
+      engine: this.engine,
+      connections: this.#connections,
+      records: this.#records,
+      onError: (err) => {
+        this.#poolError = err;
+      },
+    });
+    this.#startSweeper();
+    pool.start();
+    return pool;
   }
 
   /** Creates a sandbox, started and ready: its agent answers before this resolves. */
@@ -74,7 +144,34 @@ export class Kiln implements AsyncDisposable {
     const valid = validateCreate(options, this.#defaults);
     throwIfAborted(valid.signal, "create");
     this.#startSweeper();
-    return this.#createCold(valid);
+    const claimed = await this.#claim(valid);
+    return claimed ?? this.#createCold(valid);
+  }
+
+  /** A pooled sandbox when one is ready and the request fits its shape; else undefined. */
+  async #claim(v: ValidCreate): Promise<Sandbox | undefined> {
+    if (!this.#warm || this.#closed) return undefined;
+    const pool = await this.#warm.catch(() => undefined);
+    if (!pool || !compatible(v, v.image ?? this.#image ?? pool.shape.image, pool.shape)) return undefined;
+    const record = this.#record(v);
+    const id = await pool.claim(v, containerNameFor(v.name, randomBytes(6).toString("hex")), record).catch((err) => {
+      if (err instanceof ConflictError && v.name !== undefined) {
+        throw new ConflictError(`A sandbox named "${v.name}" already exists`, { cause: err });
+      }
+      throw err;
+    });
+    return id === undefined ? undefined : new Sandbox(id, record, this.#services);
+  }
+
+  #record(v: ValidCreate): SandboxRecord {
+    return {
+      ...(v.name === undefined ? {} : { name: v.name }),
+      labels: v.labels,
+      language: v.language,
+      createdAt: new Date().toISOString(),
+      ...(v.autoStopMs === undefined ? {} : { autoStopMs: v.autoStopMs }),
+      ...(v.autoDeleteMs === undefined ? {} : { autoDeleteMs: v.autoDeleteMs }),
+    };
   }
 
   async #createCold(v: ValidCreate): Promise<Sandbox> {
@@ -83,14 +180,7 @@ export class Kiln implements AsyncDisposable {
       this.#volumes.resolve(v.volumes.map((m) => m.volume)),
     ]);
     throwIfAborted(v.signal, "create");
-    const record: SandboxRecord = {
-      ...(v.name === undefined ? {} : { name: v.name }),
-      labels: v.labels,
-      language: v.language,
-      createdAt: new Date().toISOString(),
-      ...(v.autoStopMs === undefined ? {} : { autoStopMs: v.autoStopMs }),
-      ...(v.autoDeleteMs === undefined ? {} : { autoDeleteMs: v.autoDeleteMs }),
-    };
+    const record = this.#record(v);
     const labels: Record<string, string> = {
       [LABEL.kind]: KIND_SANDBOX,
       [LABEL.name]: v.name ?? "",
@@ -191,6 +281,8 @@ export class Kiln implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweeper);
+    const pool = await this.#warm?.catch(() => undefined);
+    await pool?.close();
     this.#connections.closeAll();
   }
 

@@ -102,7 +102,12 @@ export async function execCommand(connection: AgentConnection, exec: ValidExec):
         exit = { exitCode: Number(h.exitCode), status: h.status as RunStatus, truncated: Boolean(h.truncated) };
         return true;
       } else if (h.type === "error") {
-        throw new InvalidArgumentError("command", String(h.message));
+        // The command could not start (missing binary or cwd, not executable): a result like a
+        // shell's 127/126, not a throw. Only a request the agent could not parse is our fault.
+        if (h.code === "EPROTO") throw new InvalidArgumentError("command", String(h.message));
+        stderr.push(Buffer.from(`${String(h.message)}\n`));
+        exit = { exitCode: h.code === "EACCES" ? 126 : 127, status: "error", truncated: false };
+        return true;
       }
       return false;
     },

@@ -129,7 +129,22 @@ export class AgentFiles implements SandboxFiles {
 
   async list(path: string): Promise<FileEntry[]> {
     const target = resolveSandboxPath("path", path);
-    return (await this.#call(target, { type: "fs_list", path: target })).header.entries as FileEntry[];
+    return this.#entries(target, "fs_list");
+  }
+
+  /** A listing may arrive as several `entries` frames before the final `ok` (large directories). */
+  async #entries(target: string, type: "fs_list" | "fs_walk"): Promise<FileEntry[]> {
+    const connection = await this.#connect();
+    const entries: FileEntry[] = [];
+    let reply: Frame | undefined;
+    await connection.request({ type, path: target }, (frame) => {
+      if (Array.isArray(frame.header.entries)) entries.push(...(frame.header.entries as FileEntry[]));
+      if (frame.header.type === "entries") return false;
+      reply = frame;
+      return true;
+    }).finished;
+    expectOk(target, reply as Frame);
+    return entries;
   }
 
   async stat(path: string): Promise<FileEntry> {
@@ -209,7 +224,7 @@ export class AgentFiles implements SandboxFiles {
         `is a ${entry.type}; download takes a file or a directory: ${source}`,
       );
     }
-    const walked = (await this.#call(source, { type: "fs_walk", path: source })).header.entries as FileEntry[];
+    const walked = await this.#entries(source, "fs_walk");
     await mkdir(destination, { recursive: true });
     for (const item of walked) {
       const rel = posix.relative(source, item.path);

@@ -1,0 +1,174 @@
+/**
+ * The warm pool: N sandboxes of the default shape, started, with their agent connected and the
+ * default Python context already running, waiting to be claimed. A claim renames the container,
+ * writes the sandbox's record and environment into it and hands it over; the pool refills in
+ * the background. A pooled container is handed out at most once and only ever fresh.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import type { AgentConnections } from "../agent/connections.ts";
+import type { ContainerSpec, Engine } from "../engine/engine.ts";
+import { KIND_POOL, LABEL, POOL_PREFIX } from "../engine/labels.ts";
+import type { ValidCreate } from "../sandbox/create-options.ts";
+import { type RecordReader, type SandboxRecord, writeClaimRecord } from "../sandbox/records.ts";
+
+/** What a pooled container must share with a create() request for the claim to be transparent. */
+export type PoolShape = Pick<ContainerSpec, "image" | "cpus" | "memoryMb" | "pids" | "network"> & { diskMb?: number };
+
+export function shapeKey(shape: PoolShape): string {
+  const canonical = JSON.stringify([
+    shape.image,
+    shape.cpus,
+    shape.memoryMb,
+    shape.pids,
+    shape.network,
+    shape.diskMb ?? null,
+  ]);
+  return createHash("sha256").update(canonical).digest("hex").slice(0, 16);
+}
+
+/** True when a request can take a pooled sandbox of `shape` without anyone noticing. */
+export function compatible(request: ValidCreate, image: string, shape: PoolShape): boolean {
+  return (
+    request.snapshot === undefined &&
+    request.volumes.length === 0 &&
+    image === shape.image &&
+    request.resources.cpus === shape.cpus &&
+    request.resources.memoryMb === shape.memoryMb &&
+    request.resources.pids === shape.pids &&
+    request.resources.diskMb === shape.diskMb &&
+    request.network === shape.network
+  );
+}
+
+export interface PoolOptions {
+  size: number;
+  shape: PoolShape;
+  owner: string;
+  engine: Engine;
+  connections: AgentConnections;
+  records: RecordReader;
+  /** Called with a background failure (the pool keeps trying on the next claim). */
+  onError?: (err: unknown) => void;
+}
+
+export class WarmPool {
+  readonly #o: PoolOptions;
+  readonly #key: string;
+  /** Started containers whose agent answered: ready to claim. */
+  readonly #ready: string[] = [];
+  #filling = 0;
+  #closed = false;
+  #refill?: Promise<void>;
+
+  constructor(options: PoolOptions) {
+    this.#o = options;
+    this.#key = shapeKey(options.shape);
+  }
+
+  get shape(): PoolShape {
+    return this.#o.shape;
+  }
+
+  /** How many sandboxes are ready right now. */
+  get readyCount(): number {
+    return this.#ready.length;
+  }
+
+  /** Starts filling in the background; `await pool.filled()` waits for it. */
+  start(): void {
+    this.#kick();
+  }
+
+  /** Resolves once the pool has reached its size (or stopped trying after a failure). */
+  async filled(): Promise<void> {
+    while (this.#refill) await this.#refill;
+  }
+
+  /**
+   * Takes a ready sandbox for `request`, or undefined when none is ready (the caller creates cold).
+   * Rename and record are written concurrently; if the rename fails (name taken) the container
+   * goes back to the pool untouched and the error is thrown.
+   */
+  async claim(request: ValidCreate, containerName: string, record: SandboxRecord): Promise<string | undefined> {
+    const id = this.#ready.shift();
+    this.#kick();
+    if (id === undefined) return undefined;
+    try {
+      await this.#o.engine.renameContainer(id, containerName);
+    } catch (err) {
+      this.#ready.unshift(id);
+      throw err;
+    }
+    try {
+      await writeClaimRecord(this.#o.engine, id, record, request.env);
+      this.#o.records.remember(id, record);
+      if (Object.keys(request.env).length > 0) {
+        const connection = await this.#o.connections.get(id);
+        await connection.call({ type: "reload_env" });
+      }
+    } catch (err) {
+      // Half-claimed: nobody may get it now. Remove it rather than leave it behind.
+      this.#o.connections.close(id);
+      await this.#o.engine.removeContainer(id).catch(() => {});
+      throw err;
+    }
+    return id;
+  }
+
+  /** Removes every pooled container, ready or still starting. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.filled().catch(() => {});
+    const ids = this.#ready.splice(0);
+    await Promise.all(
+      ids.map(async (id) => {
+        this.#o.connections.close(id);
+        await this.#o.engine.removeContainer(id).catch(() => {});
+      }),
+    );
+  }
+
+  #kick(): void {
+    if (this.#refill || this.#closed) return;
+    this.#refill = this.#fill().finally(() => {
+      this.#refill = undefined;
+    });
+  }
+
+  /** One container at a time, so refilling never starves the claims it exists to serve. */
+  async #fill(): Promise<void> {
+    while (!this.#closed && this.#ready.length + this.#filling < this.#o.size) {
+      this.#filling++;
+      try {
+        const id = await this.#startOne();
+        if (this.#closed) await this.#o.engine.removeContainer(id).catch(() => {});
+        else this.#ready.push(id);
+      } catch (err) {
+        this.#o.onError?.(err);
+        return;
+      } finally {
+        this.#filling--;
+      }
+    }
+  }
+
+  async #startOne(): Promise<string> {
+    const { engine, shape } = this.#o;
+    const id = await engine.createContainer({
+      ...shape,
+      name: `${POOL_PREFIX}${randomBytes(6).toString("hex")}`,
+      labels: { [LABEL.kind]: KIND_POOL, [LABEL.shape]: this.#key, [LABEL.owner]: this.#o.owner },
+      env: {},
+      volumes: [],
+    });
+    try {
+      await engine.startContainer(id);
+      await this.#o.connections.get(id);
+      return id;
+    } catch (err) {
+      this.#o.connections.close(id);
+      await engine.removeContainer(id).catch(() => {});
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import { InvalidArgumentError, NotSupportedError } from "../errors.ts";
+import { validateCreate } from "./create-options.ts";
+
+describe("validateCreate", () => {
+  it("fills documented defaults", () => {
+    expect(validateCreate(undefined)).toEqual({
+      language: "python",
+      labels: {},
+      env: {},
+      resources: { cpus: 1, memoryMb: 1024, pids: 512 },
+      network: "none",
+      volumes: [],
+    });
+  });
+
+  it("merges Kiln defaults under call options, resources field by field", () => {
+    const v = validateCreate(
+      { resources: { cpus: 2 }, env: { A: "1" } },
+      { resources: { memoryMb: 2048 }, language: "javascript", env: { B: "2" } },
+    );
+    expect(v.resources).toEqual({ cpus: 2, memoryMb: 2048, pids: 512 });
+    expect(v.language).toBe("javascript");
+    expect(v.env).toEqual({ A: "1" });
+  });
+
+  it.each([
+    [{ resources: { memoryMb: -1 } }, "options.resources.memoryMb"],
+    [{ resources: { cpus: Number.NaN } }, "options.resources.cpus"],
+    [{ resources: { pids: 3.5 } }, "options.resources.pids"],
+    [{ resources: "big" }, "options.resources"],
+    [{ name: "has space" }, "options.name"],
+    [{ name: "../x" }, "options.name"],
+    [{ env: { "1BAD": "x" } }, "options.env.1BAD"],
+    [{ env: { OK: 1 } }, "options.env.OK"],
+    [{ labels: { "bad key!": "x" } }, "options.labels.bad key!"],
+    [{ autoStopMs: Number.POSITIVE_INFINITY }, "options.autoStopMs"],
+    [{ volumes: [{ volume: "data", mountPath: "/proc" }] }, "options.volumes[0].mountPath"],
+    [{ volumes: [{ volume: "data", mountPath: "/a/../etc" }] }, "options.volumes[0].mountPath"],
+    [{ volumes: [{ volume: "", mountPath: "/data" }] }, "options.volumes[0].volume"],
+    [{ image: "x", snapshot: "y" }, "options.snapshot"],
+    [{ signal: "stop" }, "options.signal"],
+  ])("rejects %j naming %s", (options, field) => {
+    let error: unknown;
+    try {
+      validateCreate(options);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect((error as InvalidArgumentError).field).toBe(field);
+  });
+
+  it("rejects network allow-lists as not supported yet", () => {
+    expect(() => validateCreate({ network: { allow: ["example.com"] } })).toThrow(NotSupportedError);
+  });
+});

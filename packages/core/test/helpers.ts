@@ -1,0 +1,35 @@
+// Fixtures for integration tests against the real engine. Every sandbox a test makes is
+// labelled, deleted afterwards, and its id printed when the test fails.
+import { afterAll, inject, onTestFailed } from "vitest";
+import { type CreateSandboxOptions, Kiln, type Sandbox } from "../src/index.ts";
+
+export const TEST_LABELS = { "test-run": "kiln" };
+
+export function testKiln(options: ConstructorParameters<typeof Kiln>[0] = {}): Kiln {
+  const kiln = new Kiln({ image: inject("runtimeImage"), ...options });
+  afterAll(() => kiln.close());
+  return kiln;
+}
+
+const made: Sandbox[] = [];
+afterAll(async () => {
+  await Promise.all(made.splice(0).map((s) => s.delete().catch(() => {})));
+});
+
+/** Creates a sandbox that is deleted after the file's tests (or at once with `await using`). */
+export async function sandbox(kiln: Kiln, options: CreateSandboxOptions = {}): Promise<Sandbox> {
+  const created = await kiln.create({ ...options, labels: { ...TEST_LABELS, ...options.labels } });
+  made.push(created);
+  try {
+    onTestFailed(() => {
+      console.error(`sandbox under test: ${created.id}${created.name ? ` (${created.name})` : ""}`);
+    });
+  } catch {
+    // Outside a test (in a beforeAll hook) there is no test to attach the message to.
+  }
+  return created;
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}

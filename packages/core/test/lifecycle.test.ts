@@ -1,0 +1,130 @@
+import { describe, expect, it } from "vitest";
+import {
+  ConflictError,
+  EngineUnavailableError,
+  InvalidArgumentError,
+  Kiln,
+  NotSupportedError,
+  SandboxNotFoundError,
+  SandboxNotRunningError,
+} from "../src/index.ts";
+import { sandbox, TEST_LABELS, testKiln, uniqueName } from "./helpers.ts";
+
+const kiln = testKiln();
+
+describe("sandbox lifecycle", () => {
+  it("creates a ready sandbox with name, labels and info", async () => {
+    const name = uniqueName("life");
+    const sb = await sandbox(kiln, { name, labels: { team: "data" }, language: "python" });
+    expect(sb.name).toBe(name);
+    const info = await sb.info();
+    expect(info).toMatchObject({ id: sb.id, name, state: "running", labels: { ...TEST_LABELS, team: "data" } });
+    expect(Date.parse(info.createdAt)).toBeGreaterThan(Date.now() - 120_000);
+    expect((await sb.exec("echo ready")).stdout).toBe("ready\n");
+  });
+
+  it("gets by id, id prefix and name; lists by labels; a new Kiln sees the same", async () => {
+    const name = uniqueName("find");
+    const marker = uniqueName("marker");
+    const sb = await sandbox(kiln, { name, labels: { marker } });
+    expect((await kiln.get(sb.id)).id).toBe(sb.id);
+    expect((await kiln.get(sb.id.slice(0, 12))).id).toBe(sb.id);
+    expect((await kiln.get(name)).id).toBe(sb.id);
+    const other = new Kiln();
+    try {
+      const found = await other.list({ labels: { marker } });
+      expect(found.map((i) => i.id)).toEqual([sb.id]);
+      expect(found[0]).toMatchObject({ name, state: "running", labels: { marker } });
+      const again = await other.get(name);
+      expect((await again.exec("echo via another client")).stdout).toBe("via another client\n");
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("refuses a taken name clearly", async () => {
+    const name = uniqueName("taken");
+    await sandbox(kiln, { name });
+    await expect(kiln.create({ name, labels: TEST_LABELS })).rejects.toThrow(ConflictError);
+    await expect(kiln.create({ name, labels: TEST_LABELS })).rejects.toThrow(/already exists/);
+  });
+
+  it("stops keeping files, starts again, and stop/start are idempotent", async () => {
+    const sb = await sandbox(kiln);
+    await sb.files.write("keep.txt", "still here");
+    await sb.stop();
+    await sb.stop();
+    expect((await sb.info()).state).toBe("stopped");
+    await expect(sb.exec("true")).rejects.toThrow(SandboxNotRunningError);
+    await sb.start();
+    await sb.start();
+    expect((await sb.info()).state).toBe("running");
+    expect(await sb.files.readText("keep.txt")).toBe("still here");
+  });
+
+  it("deletes: idempotent on the handle, not-found afterwards, and disposable", async () => {
+    const sb = await sandbox(kiln);
+    await sb.delete();
+    await sb.delete();
+    await expect(kiln.get(sb.id)).rejects.toThrow(SandboxNotFoundError);
+    await expect(sb.info()).rejects.toThrow(SandboxNotFoundError);
+    let id = "";
+    {
+      await using disposable = await sandbox(kiln);
+      id = disposable.id;
+    }
+    await expect(kiln.get(id)).rejects.toThrow(SandboxNotFoundError);
+  });
+
+  it("applies resource limits", async () => {
+    const sb = await sandbox(kiln, { resources: { cpus: 0.5, memoryMb: 300, pids: 64 } });
+    const limits = await sb.exec(
+      "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max",
+    );
+    expect(limits.stdout).toMatch(String(300 * 1024 * 1024));
+    expect(limits.stdout).toMatch(/\b64\b/);
+    expect(limits.stdout).toMatch(/\b50000\b/);
+    expect((await sb.exec("ulimit -n")).stdout.trim()).toBe("4096");
+  });
+
+  it("rejects bad options naming the field, leaving nothing behind", async () => {
+    const marker = { marker: uniqueName("bad") };
+    const bad = (options: Parameters<Kiln["create"]>[0]) =>
+      kiln.create({ ...options, labels: { ...TEST_LABELS, ...marker, ...options?.labels } });
+    await expect(bad({ resources: { memoryMb: -1 } })).rejects.toThrow(/options.resources.memoryMb/);
+    await expect(bad({ resources: { cpus: Number.NaN } })).rejects.toThrow(/options.resources.cpus/);
+    await expect(bad({ name: "../evil" })).rejects.toThrow(InvalidArgumentError);
+    await expect(bad({ language: "cobol" as never })).rejects.toThrow(/options.language/);
+    await expect(bad({ labels: { ok: 3 as never } })).rejects.toThrow(/options.labels.ok/);
+    await expect(bad({ network: { allow: ["example.com"] } })).rejects.toThrow(NotSupportedError);
+    await expect(bad({ network: "everything" as never })).rejects.toThrow(/options.network/);
+    await expect(bad({ volumes: [{ volume: "v", mountPath: "relative" }] })).rejects.toThrow(
+      /options.volumes\[0\].mountPath/,
+    );
+    await expect(bad({ volumes: [{ volume: "never-created", mountPath: "/data" }] })).rejects.toThrow(
+      /No volume named "never-created"/,
+    );
+    if (!(await kiln.engine.info()).supportsDiskQuota) {
+      await expect(bad({ resources: { diskMb: 512 } })).rejects.toThrow(NotSupportedError);
+    }
+    await expect(kiln.get(42 as never)).rejects.toThrow(InvalidArgumentError);
+    expect(await kiln.list({ labels: marker })).toEqual([]);
+  });
+
+  it("removes the container when create is aborted", async () => {
+    const marker = uniqueName("abort");
+    const controller = new AbortController();
+    const creating = kiln.create({ labels: { ...TEST_LABELS, marker }, signal: controller.signal });
+    setTimeout(() => controller.abort(), 20);
+    await expect(creating).rejects.toThrow(/aborted/);
+    expect(await kiln.list({ labels: { marker } })).toEqual([]);
+  });
+
+  it("says how to get an engine when none answers", async () => {
+    const nowhere = new Kiln({ docker: { socketPath: "/tmp/no-such-docker.sock" }, image: "any" });
+    const error = await nowhere.create().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EngineUnavailableError);
+    expect((error as Error).message).toMatch(/No Docker engine at \/tmp\/no-such-docker.sock.*start Docker/);
+    await nowhere.close();
+  });
+});

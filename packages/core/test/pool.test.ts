@@ -1,0 +1,149 @@
+import { hostname } from "node:os";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Kiln, type Sandbox } from "../src/index.ts";
+import { TEST_LABELS, testKiln, uniqueName } from "./helpers.ts";
+
+const kiln = testKiln({ pool: { size: 2 } });
+const claimed: Sandbox[] = [];
+afterAll(async () => {
+  await Promise.all(claimed.map((s) => s.delete().catch(() => {})));
+});
+
+async function create(options: Parameters<Kiln["create"]>[0] = {}): Promise<Sandbox> {
+  const sb = await kiln.create({ ...options, labels: { ...TEST_LABELS, ...options.labels } });
+  claimed.push(sb);
+  return sb;
+}
+
+async function kindOf(sb: Sandbox): Promise<string | undefined> {
+  return (await kiln.engine.inspectContainer(sb.id))?.labels["kiln.kind"];
+}
+
+beforeAll(async () => {
+  await kiln.pool?.filled();
+});
+
+describe("warm pool", () => {
+  it("fills to its size and hands out a pooled sandbox with name, labels, env and language applied", async () => {
+    expect(kiln.pool?.ready).toBe(2);
+    const name = uniqueName("pooled");
+    const sb = await create({
+      name,
+      labels: { owner: "alice" },
+      env: { SECRET_SAUCE: "ketchup" },
+      language: "javascript",
+    });
+    expect(await kindOf(sb)).toBe("pool");
+    expect(sb.name).toBe(name);
+    expect(await sb.info()).toMatchObject({ name, state: "running", labels: { owner: "alice" } });
+    expect((await sb.exec("echo $SECRET_SAUCE")).stdout).toBe("ketchup\n");
+    expect((await sb.runCode("process.env.SECRET_SAUCE")).results[0]?.text).toBe("'ketchup'");
+    expect(
+      (await sb.runCode("import os; os.environ.get('SECRET_SAUCE')", { language: "python" })).results[0]?.text,
+    ).toBe("'ketchup'");
+    // Another client in another process would see exactly this.
+    const other = new Kiln();
+    try {
+      expect((await other.get(name)).id).toBe(sb.id);
+      expect((await other.list({ labels: { owner: "alice" } })).map((i) => i.id)).toEqual([sb.id]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("refills in the background after a claim", async () => {
+    await create();
+    await kiln.pool?.filled();
+    expect(kiln.pool?.ready).toBe(2);
+  });
+
+  it("never hands out a sandbox twice, and never with a previous user's state", async () => {
+    const a = await create();
+    await a.files.write("secret.txt", "alice's");
+    await a.runCode("secret = 'alice'");
+    const b = await create();
+    expect(b.id).not.toBe(a.id);
+    expect(await b.files.exists("secret.txt")).toBe(false);
+    expect((await b.runCode("'secret' in globals()")).results[0]?.text).toBe("False");
+  });
+
+  it("creates cold, transparently, when the shape does not fit the pool", async () => {
+    const sb = await create({ resources: { memoryMb: 512 } });
+    expect(await kindOf(sb)).toBe("sandbox");
+    expect(
+      (
+        await sb.exec("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max")
+      ).stdout.trim(),
+    ).toBe(String(512 * 1024 * 1024));
+  });
+
+  it("survives 20 concurrent create + runCode against a pool of 4, leaking nothing", { timeout: 180_000 }, async () => {
+    const marker = uniqueName("burst");
+    const burst = new Kiln({ pool: { size: 4 } });
+    await burst.pool?.filled();
+    const made: Sandbox[] = [];
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, async (_, i) => {
+          const sb = await burst.create({ labels: { ...TEST_LABELS, marker } });
+          made.push(sb);
+          const run = await sb.runCode(`${i} * 2`);
+          return run.results[0]?.text;
+        }),
+      );
+      expect(results).toEqual(Array.from({ length: 20 }, (_, i) => String(i * 2)));
+      expect(new Set(made.map((s) => s.id)).size).toBe(20);
+      const pooled = await Promise.all(
+        made.map(async (s) => (await burst.engine.inspectContainer(s.id))?.labels["kiln.kind"]),
+      );
+      expect(pooled.filter((k) => k === "pool").length).toBeGreaterThanOrEqual(4);
+    } finally {
+      await Promise.all(made.map((s) => s.delete()));
+      await burst.close();
+    }
+    expect(await burst.list({ labels: { marker } })).toEqual([]);
+    const owner = `${hostname()}/${process.pid}`;
+    const leftovers = (await kiln.engine.listContainers({ "kiln.kind": "pool", "kiln.owner": owner })).filter((c) =>
+      c.name.startsWith("kiln-pool-"),
+    );
+    // Only the suite's own pool of 2 remains.
+    expect(leftovers.length).toBe(2);
+  });
+
+  it("close() removes the pool's containers but not claimed sandboxes", async () => {
+    const own = new Kiln({ pool: { size: 1 } });
+    await own.pool?.filled();
+    const sb = await own.create({ labels: TEST_LABELS });
+    await own.pool?.filled();
+    const before = await own.engine.listContainers({ "kiln.kind": "pool" });
+    await own.close();
+    const after = await kiln.engine.listContainers({ "kiln.kind": "pool" });
+    expect(after.length).toBe(before.length - 1);
+    expect((await kiln.get(sb.id)).id).toBe(sb.id);
+    await (await kiln.get(sb.id)).delete();
+  });
+});
+
+describe("sweeper", () => {
+  it("reclaims pool containers whose owner process is gone, and never touches other containers", async () => {
+    const image = (await kiln.engine.inspectContainer(claimed[0]?.id ?? ""))?.image ?? "";
+    const spec = { image, env: {}, cpus: 1, memoryMb: 128, pids: 64, network: "none" as const, volumes: [] };
+    const orphan = await kiln.engine.createContainer({
+      ...spec,
+      name: `kiln-pool-orphan-${process.pid}`,
+      labels: { "kiln.kind": "pool", "kiln.owner": `${hostname()}/2147483646` },
+    });
+    const stranger = await kiln.engine.createContainer({ ...spec, name: `not-kiln-${process.pid}`, labels: {} });
+    try {
+      const report = await kiln.sweep();
+      expect(report.orphansRemoved).toContain(orphan);
+      expect(await kiln.engine.inspectContainer(orphan)).toBeUndefined();
+      expect(await kiln.engine.inspectContainer(stranger)).toBeDefined();
+      // The suite's own live pool is untouched.
+      expect(kiln.pool?.ready).toBe(2);
+    } finally {
+      await kiln.engine.removeContainer(orphan);
+      await kiln.engine.removeContainer(stranger);
+    }
+  });
+});

@@ -1,0 +1,6 @@
+import { defineConfig } from "vitest/config";
+
+// Pure logic, no engine: runs anywhere in milliseconds.
+export default defineConfig({
+  test: { name: "core:unit", include: ["src/**/*.test.ts"], sequence: { groupOrder: 0 } },
+});

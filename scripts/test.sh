@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, typecheck, unit and integration tests (real Docker engine),
+# the in-sandbox agent's own tests. Installs what it needs first (scripts/setup.sh).
+# Ends with one line CI reads: "N passed, N failed[, N skipped]"; exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup.sh || exit 1
+# setup.sh turns on errexit; here every step must run and be counted.
+set +e
+
+out=.kiln/test-results
+rm -rf "$out" && mkdir -p "$out"
+passed=0 failed=0 skipped=0
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+check() { # a named check that counts as one test: check NAME COMMAND...
+  local name=$1; shift
+  step "$name"
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $name"; fi
+}
+
+check "lint and format (biome)" pnpm exec biome ci .
+check "typecheck" pnpm -r --no-bail run typecheck
+
+step "vitest: unit and integration tests, every package"
+pnpm exec vitest run --reporter=default --reporter=json --outputFile.json="$out/vitest.json"
+vitest_exit=$?
+if [ -f "$out/vitest.json" ]; then
+  read -r p f s < <(node -e '
+    const r = require(process.argv[1]);
+    console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests);' "$PWD/$out/vitest.json")
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  # A crash outside any test (e.g. in global setup) fails the run even with no failed test.
+  [ "$vitest_exit" -ne 0 ] && [ "$f" -eq 0 ] && failed=$((failed + 1))
+else
+  failed=$((failed + 1))
+fi
+
+step "in-sandbox agent (python unittest)"
+python3 -m unittest discover -s packages/core/runtime/tests -p 'test_*.py' >"$out/agent.log" 2>&1
+tail -n 4 "$out/agent.log"
+ran=$(sed -n 's/^Ran \([0-9]*\) tests\?.*/\1/p' "$out/agent.log" | tail -1)
+fails=$(sed -n 's/.*failures=\([0-9]*\).*/\1/p' "$out/agent.log" | tail -1)
+errors=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' "$out/agent.log" | tail -1)
+skips=$(sed -n 's/.*skipped=\([0-9]*\).*/\1/p' "$out/agent.log" | tail -1)
+ran=${ran:-0} fails=${fails:-0} errors=${errors:-0} skips=${skips:-0}
+if [ "$ran" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the agent tests did not run"; fi
+passed=$((passed + ran - fails - errors - skips)); failed=$((failed + fails + errors)); skipped=$((skipped + skips))
+
+step "JavaScript kernel (node:test)"
+node --test --test-reporter=tap packages/core/runtime/tests/*.test.mjs >"$out/kernel-js.tap" 2>&1
+grep -E '^# (pass|fail|skipped)' "$out/kernel-js.tap" | sed 's/^# /  /'
+kp=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$out/kernel-js.tap"); kf=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$out/kernel-js.tap")
+ks=$(sed -n 's/^# skipped \([0-9]*\)/\1/p' "$out/kernel-js.tap")
+kp=${kp:-0} kf=${kf:-0} ks=${ks:-0}
+if [ "$kp" -eq 0 ] && [ "$kf" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the kernel tests did not run"; fi
+passed=$((passed + kp)); failed=$((failed + kf)); skipped=$((skipped + ks))
+
+echo
+if [ "$skipped" -gt 0 ]; then echo "$passed passed, $failed failed, $skipped skipped"; else echo "$passed passed, $failed failed"; fi
+[ "$failed" -eq 0 ]
