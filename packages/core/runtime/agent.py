@@ -1340,7 +1340,7 @@ class Agent:
             for name in (
                 "hello", "ping", "exec", "stdin", "stdin_end", "cancel", "run_code",
                 "fs_write", "fs_read", "fs_stat", "fs_list", "fs_walk", "fs_mkdir",
-                "fs_remove", "reload_env",
+                "fs_remove", "reload_env", "set_env",
             )
         }  # fmt: skip
 
@@ -1578,10 +1578,19 @@ class Agent:
         conn.reply(rid, "ok")
 
     def req_reload_env(self, conn, rid, header, body):
-        self.env_overlay = self.read_env_file()
+        self.apply_env(self.read_env_file())
+        conn.reply(rid, "ok")
+
+    def req_set_env(self, conn, rid, header, body):
+        # The host claims a pooled sandbox: the environment arrives inline, at once; the host
+        # writes /etc/kiln/env.json in the background so a restarted agent finds the same.
+        self.apply_env(field(header, "env", is_env))
+        conn.reply(rid, "ok")
+
+    def apply_env(self, env):
+        self.env_overlay = env
         for context in list(self.contexts.values()):
             context.refresh()
-        conn.reply(rid, "ok")
 
 
 def main():

@@ -17,7 +17,7 @@ import { Sandbox, type SandboxServices } from "./sandbox/sandbox.ts";
 import { Snapshots } from "./snapshots/snapshots.ts";
 import { processOwner, sweep } from "./sweeper.ts";
 import type { CreateSandboxOptions, KilnOptions, SandboxInfo, SnapshotInfo, VolumeInfo } from "./types.ts";
-import { describe, optionalLabels, optionalNumber, optionalObject, optionalString } from "./validate.ts";
+import { describe, optionalLabels, optionalNumber, optionalObject, optionalString, requireName } from "./validate.ts";
 import { Volumes } from "./volumes/volumes.ts";
 
 export class Kiln implements AsyncDisposable {
@@ -242,6 +242,38 @@ export class Kiln implements AsyncDisposable {
       if (record) return new Sandbox(details.id, record, this.#services);
     }
     throw new SandboxNotFoundError(idOrName);
+  }
+
+  /**
+   * The sandbox named `name`, started if it was stopped; or a new one made with `options` when
+   * there is none. Agents key a conversation's sandbox on this to continue across processes.
+   */
+  async getOrCreate(name: string, options: Omit<CreateSandboxOptions, "name"> = {}): Promise<Sandbox> {
+    const valid = requireName("name", name);
+    const existing = await this.#findNamed(valid);
+    if (existing) return existing;
+    try {
+      return await this.create({ ...options, name: valid });
+    } catch (err) {
+      // Another caller created it between our lookup and our create: theirs is the one.
+      if (err instanceof ConflictError) {
+        const raced = await this.#findNamed(valid);
+        if (raced) return raced;
+      }
+      throw err;
+    }
+  }
+
+  async #findNamed(name: string): Promise<Sandbox | undefined> {
+    let sandbox: Sandbox;
+    try {
+      sandbox = await this.get(name);
+    } catch (err) {
+      if (err instanceof SandboxNotFoundError) return undefined;
+      throw err;
+    }
+    if ((await sandbox.info()).state !== "running") await sandbox.start();
+    return sandbox;
   }
 
   /** Every sandbox (running or not) carrying all the given labels. */

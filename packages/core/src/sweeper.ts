@@ -37,12 +37,19 @@ export async function sweep(engine: Engine, records: RecordReader, now = Date.no
   const report: SweepReport = { orphansRemoved: [], autoDeleted: [] };
   const containers = await engine.listContainers({ [LABEL.kind]: "" });
   for (const c of containers) {
-    if (c.labels[LABEL.kind] === KIND_POOL && isUnclaimedPool(c)) {
-      if (!ownerAlive(c.labels[LABEL.owner]) && (await engine.removeContainer(c.id))) report.orphansRemoved.push(c.id);
+    const pooled = c.labels[LABEL.kind] === KIND_POOL;
+    const ownerGone = pooled && !ownerAlive(c.labels[LABEL.owner]);
+    if (pooled && isUnclaimedPool(c)) {
+      if (ownerGone && (await engine.removeContainer(c.id))) report.orphansRemoved.push(c.id);
+      continue;
+    }
+    const record = await records.read(c).catch(() => undefined);
+    // Claimed, but its owner died before the claim's record landed: nobody can reach it.
+    if (pooled && !record && ownerGone) {
+      if (await engine.removeContainer(c.id)) report.orphansRemoved.push(c.id);
       continue;
     }
     if (c.status !== "exited" && c.status !== "created") continue;
-    const record = await records.read(c).catch(() => undefined);
     if (record?.autoDeleteMs === undefined) continue;
     const details = await engine.inspectContainer(c.id);
     const stoppedAt = Date.parse(details?.finishedAt ?? "");

@@ -306,6 +306,18 @@ class ExecTest(AgentTest):
         out, _, _ = self.client.exec('echo "${FROM_FILE:-unset}"')
         self.assertEqual(out, b"unset\n")
 
+    def test_set_env_inline(self):
+        try:
+            self.assertEqual(self.client.final("set_env", env={"INLINE": "yes"})["type"], "ok")
+            out, _, _ = self.client.exec('echo "$INLINE"')
+            self.assertEqual(out, b"yes\n")
+            reply = self.client.final("set_env", env={"BAD": 3})
+            self.assertEqual((reply["type"], reply["code"]), ("error", "EPROTO"))
+        finally:
+            self.client.final("set_env", env={})
+        out, _, _ = self.client.exec('echo "${INLINE:-unset}"')
+        self.assertEqual(out, b"unset\n")
+
     def test_reload_env_rejects_invalid_file(self):
         with open(ENV_FILE, "w") as f:
             f.write("[1, 2]")

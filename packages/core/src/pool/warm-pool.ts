@@ -56,6 +56,8 @@ export class WarmPool {
   readonly #key: string;
   /** Started containers whose agent answered: ready to claim. */
   readonly #ready: string[] = [];
+  /** Background record writes still in flight; close() waits for them. */
+  readonly #pending = new Set<Promise<unknown>>();
   #filling = 0;
   #closed = false;
   #refill?: Promise<void>;
@@ -86,46 +88,64 @@ export class WarmPool {
 
   /**
    * Takes a ready sandbox for `request`, or undefined when none is ready (the caller creates cold).
-   * Rename and record are written concurrently; if the rename fails (name taken) the container
-   * goes back to the pool untouched and the error is thrown.
+   * On the critical path: the rename (which also makes the name unique, atomically) and, when
+   * there is one, the environment sent to the agent inline. The record and env files are written
+   * into the container in the background (the engine's archive API takes ~60 ms); this process
+   * knows the record at once, other processes once the write lands. If the rename fails (name
+   * taken) the container goes back to the pool untouched and the error is thrown.
    */
   async claim(request: ValidCreate, containerName: string, record: SandboxRecord): Promise<string | undefined> {
     const id = this.#ready.shift();
-    this.#kick();
-    if (id === undefined) return undefined;
+    if (id === undefined) {
+      this.#kick();
+      return undefined;
+    }
+    const { engine, connections, records } = this.#o;
+    const env = request.env;
+    const rename = engine.renameContainer(id, containerName);
+    const applyEnv =
+      Object.keys(env).length > 0 ? connections.get(id).then((c) => c.call({ type: "set_env", env })) : undefined;
     try {
-      await this.#o.engine.renameContainer(id, containerName);
+      await rename;
     } catch (err) {
+      await applyEnv?.catch(() => {});
       this.#ready.unshift(id);
+      this.#kick();
       throw err;
     }
     try {
-      await writeClaimRecord(this.#o.engine, id, record, request.env);
-      this.#o.records.remember(id, record);
-      if (Object.keys(request.env).length > 0) {
-        const connection = await this.#o.connections.get(id);
-        await connection.call({ type: "reload_env" });
-      }
+      const reply = await applyEnv;
+      if (reply && reply.header.type !== "ok")
+        throw new Error(`the agent refused the environment: ${String(reply.header.message)}`);
     } catch (err) {
-      // Half-claimed: nobody may get it now. Remove it rather than leave it behind.
-      this.#o.connections.close(id);
-      await this.#o.engine.removeContainer(id).catch(() => {});
+      await this.#discard(id);
+      this.#kick();
       throw err;
     }
+    records.remember(id, record);
+    this.#track(writeClaimRecord(engine, id, record, env));
+    // Refill only after the claim: a container create running beside the rename slows it down.
+    this.#kick();
     return id;
+  }
+
+  #track(work: Promise<unknown>): void {
+    const tracked = work.catch((err) => this.#o.onError?.(err)).finally(() => this.#pending.delete(tracked));
+    this.#pending.add(tracked);
+  }
+
+  /** A half-claimed container nobody may get now: removed rather than left behind. */
+  async #discard(id: string): Promise<void> {
+    this.#o.connections.close(id);
+    await this.#o.engine.removeContainer(id).catch(() => {});
   }
 
   /** Removes every pooled container, ready or still starting. */
   async close(): Promise<void> {
     this.#closed = true;
     await this.filled().catch(() => {});
-    const ids = this.#ready.splice(0);
-    await Promise.all(
-      ids.map(async (id) => {
-        this.#o.connections.close(id);
-        await this.#o.engine.removeContainer(id).catch(() => {});
-      }),
-    );
+    await Promise.all([...this.#pending]);
+    await Promise.all(this.#ready.splice(0).map((id) => this.#discard(id)));
   }
 
   #kick(): void {
@@ -166,8 +186,7 @@ export class WarmPool {
       await this.#o.connections.get(id);
       return id;
     } catch (err) {
-      this.#o.connections.close(id);
-      await engine.removeContainer(id).catch(() => {});
+      await this.#discard(id);
       throw err;
     }
   }
