@@ -96,7 +96,134 @@ console.error(`benchmarking with ${image}, ${ITERATIONS} iterations (+${WARMUP} 
   await sandbox.delete();
 }
 
+{
+  const pooled = new Kiln({ pool: { size: 2 } });
+  await pooled.pool?.filled();
+  const warm = await series("warm: kiln.create() from the pool + runCode('print(1+1)')", async () => {
+    await pooled.pool?.filled();
+    let sandbox: Awaited<ReturnType<Kiln["create"]>> | undefined;
+    return timeOnly(
+      async () => {
+        sandbox = await pooled.create({ labels: { bench: "1" } });
+        const run = await sandbox.runCode("print(1+1)");
+        if (run.stdout !== "2\n") throw new Error(`runCode printed ${JSON.stringify(run.stdout)}`);
+      },
+      () => sandbox?.delete() ?? Promise.resolve(),
+    );
+  });
+  const cold = await series("cold: kiln.create() + runCode('print(1+1)')", async () => {
+    let sandbox: Awaited<ReturnType<Kiln["create"]>> | undefined;
+    return timeOnly(
+      async () => {
+        sandbox = await kiln.create({ labels: { bench: "1" } });
+        const run = await sandbox.runCode("print(1+1)");
+        if (run.stdout !== "2\n") throw new Error(`runCode printed ${JSON.stringify(run.stdout)}`);
+      },
+      () => sandbox?.delete() ?? Promise.resolve(),
+    );
+  });
+  const dockerRunPython = await series("docker run --rm IMAGE python3 -c 'print(1+1)'", () =>
+    timeOnly(() => run("docker", ["run", "--rm", "--network", "none", image, "python3", "-c", "print(1+1)"])),
+  );
+  const sandbox = await kiln.create({ labels: { bench: "1" } });
+  await sandbox.runCode("1");
+  const second = await series("a further runCode('print(1+1)') in a running sandbox", () =>
+    timeOnly(() => sandbox.runCode("print(1+1)")),
+  );
+  const dockerExecPython = await series("docker exec CID python3 -c 'print(1+1)'", () =>
+    timeOnly(() => run("docker", ["exec", sandbox.id, "python3", "-c", "print(1+1)"])),
+  );
+  sections.push(
+    table(
+      "Code: sandbox to first result, and one more cell",
+      [warm, cold, dockerRunPython, second, dockerExecPython],
+      dockerRunPython,
+    ),
+  );
+
+  // Host memory of an idle pooled sandbox: its cgroup's resident memory plus its containerd shim.
+  const ids = (await engine.listContainers({ "kiln.kind": "pool" })).filter((c) => c.name.startsWith("kiln-pool-"));
+  const perSandbox: number[] = [];
+  for (const c of ids) {
+    const { stdout: stats } = await run("docker", ["stats", "--no-stream", "--format", "{{.MemUsage}}", c.id]);
+    const used = parseMiB(stats.split("/")[0] ?? "");
+    const { stdout: ps } = await run("sh", [
+      "-c",
+      `ps -eo rss,args | grep "[c]ontainerd-shim.*${c.id}" | awk '{s+=$1} END {print s+0}'`,
+    ]);
+    perSandbox.push(used + Number(ps.trim()) / 1024);
+  }
+  sections.push(
+    [
+      "### Host memory per idle pooled sandbox (agent + warm Python context)",
+      "",
+      `${perSandbox.map((m) => `${m.toFixed(1)} MiB`).join(", ")} (cgroup memory as the engine reports it, plus the containerd shim's RSS)`,
+    ].join("\n"),
+  );
+  await sandbox.delete();
+  await pooled.close();
+}
+
+{
+  // Snapshots of a sandbox holding 100 MB of new files, next to docker commit + docker run.
+  const iterations = Math.min(ITERATIONS, Number(process.env.KILN_BENCH_SNAPSHOT_ITERATIONS ?? 10));
+  const source = await kiln.create({ labels: { bench: "1" } });
+  await source.exec("head -c 100000000 /dev/urandom > /workspace/blob.bin");
+  await source.runCode("x = 1");
+  let n = 0;
+  const name = () => `bench-${process.pid}-${n++}`;
+  const slow = async (label: string, once: () => Promise<number>) => {
+    await once();
+    const s = await measure(label, iterations, once);
+    console.error(`  measured ${label}`);
+    return s;
+  };
+  const snap = await slow("sandbox.snapshot(name)", async () => {
+    const tag = name();
+    return timeOnly(
+      () => source.snapshot(tag),
+      () => kiln.snapshots.delete(tag),
+    );
+  });
+  const commit = await slow("docker commit CID (baseline)", async () => {
+    const tag = `kiln-bench-commit:${name()}`;
+    return timeOnly(
+      () => run("docker", ["commit", source.id, tag]),
+      () => run("docker", ["rmi", tag]),
+    );
+  });
+  const kept = name();
+  await source.snapshot(kept);
+  const restore = await slow("kiln.create({ snapshot }) + runCode('print(1+1)')", async () => {
+    let restored: Awaited<ReturnType<Kiln["create"]>> | undefined;
+    return timeOnly(
+      async () => {
+        restored = await kiln.create({ snapshot: kept, labels: { bench: "1" } });
+        await restored.runCode("print(1+1)");
+      },
+      () => restored?.delete() ?? Promise.resolve(),
+    );
+  });
+  const baseTag = `kiln-bench-commit:${name()}`;
+  await run("docker", ["commit", source.id, baseTag]);
+  const dockerRunRestore = await slow("docker run --rm COMMITTED python3 -c 'print(1+1)' (baseline)", () =>
+    timeOnly(() => run("docker", ["run", "--rm", "--network", "none", baseTag, "python3", "-c", "print(1+1)"])),
+  );
+  sections.push(table("Snapshot of a sandbox with 100 MB of new files", [snap, commit], commit));
+  sections.push(table("Restore from that snapshot to a first result", [restore, dockerRunRestore], dockerRunRestore));
+  await run("docker", ["rmi", baseTag]);
+  await kiln.snapshots.delete(kept);
+  await source.delete();
+}
+
 await kiln.close();
+
+function parseMiB(text: string): number {
+  const m = /([\d.]+)\s*([KMG]i?B)/.exec(text.trim());
+  if (!m) return Number.NaN;
+  const scale = { KiB: 1 / 1024, KB: 1 / 1024, MiB: 1, MB: 1, GiB: 1024, GB: 1024 }[m[2] as string] ?? 1;
+  return Number(m[1]) * scale;
+}
 
 const { stdout: dockerVersion } = await run("docker", ["version", "--format", "{{.Server.Version}}"]).catch(() => ({
   stdout: "?",

@@ -12,7 +12,13 @@ import { ConflictError, InvalidArgumentError, SandboxNotFoundError, throwIfAbort
 import { type EnsureOptions, RuntimeImages } from "./images/runtime-image.ts";
 import { compatible, WarmPool } from "./pool/warm-pool.ts";
 import { type ValidCreate, validateCreate } from "./sandbox/create-options.ts";
-import { isUnclaimedPool, RecordReader, type SandboxRecord, sandboxState } from "./sandbox/records.ts";
+import {
+  isUnclaimedPool,
+  RecordReader,
+  type SandboxRecord,
+  sandboxState,
+  writeSandboxFiles,
+} from "./sandbox/records.ts";
 import { Sandbox, type SandboxServices } from "./sandbox/sandbox.ts";
 import { Snapshots } from "./snapshots/snapshots.ts";
 import { processOwner, sweep } from "./sweeper.ts";
@@ -68,7 +74,7 @@ export class Kiln implements AsyncDisposable {
     this.#connections = new AgentConnections(this.engine);
     this.#records = new RecordReader(this.engine);
     this.#snapshots = new Snapshots(this.engine);
-    this.#volumes = new Volumes(this.engine);
+    this.#volumes = new Volumes(this.engine, () => this.#runtime.ensure());
     this.#runtime = new RuntimeImages(this.engine);
     this.snapshots = { list: () => this.#snapshots.list(), delete: (name) => this.#snapshots.delete(name) };
     this.volumes = {
@@ -81,7 +87,7 @@ export class Kiln implements AsyncDisposable {
       engine: this.engine,
       connections: this.#connections,
       records: this.#records,
-      snapshot: async (sandbox, name) => this.#snapshots.take(sandbox.id, name),
+      snapshot: (sandbox, name) => this.#snapshots.take(sandbox.id, name, () => this.#connections.get(sandbox.id)),
       deleted: () => {},
     };
     if (poolSize > 0) {
@@ -212,6 +218,10 @@ export class Kiln implements AsyncDisposable {
     }
     // From here on a failure or an abort must not leave a container behind.
     try {
+      // A snapshot's image may carry the original sandbox's settings: this sandbox's replace them.
+      if (v.snapshot !== undefined || v.autoStopMs !== undefined) {
+        await writeSandboxFiles(this.engine, id, { env: v.env, agent: { autoStopMs: v.autoStopMs ?? null } });
+      }
       await this.engine.startContainer(id);
       throwIfAborted(v.signal, "create");
       await this.#connections.get(id);

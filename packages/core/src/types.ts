@@ -160,6 +160,12 @@ export interface SnapshotInfo {
   sizeBytes: number;
   /** The sandbox it was taken from. */
   sourceSandboxId?: string;
+  /**
+   * Only on the value snapshot() returns: per Python context, the variables saved with the
+   * filesystem, and by name those that could not be (unpicklable values). A busy context is
+   * skipped, not interrupted. Restored into the same contexts of a sandbox created from it.
+   */
+  state?: Record<string, { saved?: string[]; failed?: { name: string; reason: string }[]; busy?: boolean }>;
 }
 
 export interface VolumeInfo {

@@ -35,6 +35,17 @@ export class AgentConnections {
     return pending;
   }
 
+  /**
+   * Counts as activity for the sandbox's auto-stop clock without opening a connection: a ping
+   * when one is already open (calls that go only to the engine, like info(), use this).
+   */
+  touch(id: string): void {
+    this.#open.get(id)?.then(
+      (connection) => connection.request({ type: "ping" }, () => true).finished.catch(() => {}),
+      () => {},
+    );
+  }
+
   /** Closes the connection to one sandbox (before it is stopped or deleted). */
   close(id: string): void {
     const pending = this.#open.get(id);

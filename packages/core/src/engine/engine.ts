@@ -130,7 +130,11 @@ export interface Engine {
   listImages(labels: Record<string, string>): Promise<ImageSummary[]>;
   removeImage(ref: string): Promise<void>;
 
-  createVolume(name: string, labels: Record<string, string>): Promise<VolumeSummary>;
+  /**
+   * Creates a volume whose root is owned by `owner` ("uid:gid"), so the unprivileged sandbox
+   * user can write to it wherever it is mounted. `image` is any local image with chown.
+   */
+  createVolume(name: string, labels: Record<string, string>, owner: string, image: string): Promise<VolumeSummary>;
   listVolumes(labels: Record<string, string>): Promise<VolumeSummary[]>;
   /** undefined when there is no such volume. */
   inspectVolume(name: string): Promise<VolumeSummary | undefined>;

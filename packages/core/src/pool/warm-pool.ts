@@ -9,7 +9,7 @@ import type { AgentConnections } from "../agent/connections.ts";
 import type { ContainerSpec, Engine } from "../engine/engine.ts";
 import { KIND_POOL, LABEL, POOL_PREFIX } from "../engine/labels.ts";
 import type { ValidCreate } from "../sandbox/create-options.ts";
-import { type RecordReader, type SandboxRecord, writeClaimRecord } from "../sandbox/records.ts";
+import { type RecordReader, type SandboxRecord, writeSandboxFiles } from "../sandbox/records.ts";
 
 /** What a pooled container must share with a create() request for the claim to be transparent. */
 export type PoolShape = Pick<ContainerSpec, "image" | "cpus" | "memoryMb" | "pids" | "network"> & { diskMb?: number };
@@ -102,28 +102,36 @@ export class WarmPool {
     }
     const { engine, connections, records } = this.#o;
     const env = request.env;
+    const agent = { autoStopMs: request.autoStopMs ?? null };
     const rename = engine.renameContainer(id, containerName);
-    const applyEnv =
-      Object.keys(env).length > 0 ? connections.get(id).then((c) => c.call({ type: "set_env", env })) : undefined;
+    // The agent gets the environment and settings inline; they reach its files in the background.
+    const configure = async () => {
+      const connection = await connections.get(id);
+      const replies = await Promise.all([
+        Object.keys(env).length > 0 ? connection.call({ type: "set_env", env }) : undefined,
+        agent.autoStopMs !== null ? connection.call({ type: "configure", ...agent }) : undefined,
+      ]);
+      const refused = replies.find((r) => r && r.header.type !== "ok");
+      if (refused) throw new Error(`the sandbox's agent refused its settings: ${String(refused.header.message)}`);
+    };
+    const configured = configure();
     try {
       await rename;
     } catch (err) {
-      await applyEnv?.catch(() => {});
+      await configured.catch(() => {});
       this.#ready.unshift(id);
       this.#kick();
       throw err;
     }
     try {
-      const reply = await applyEnv;
-      if (reply && reply.header.type !== "ok")
-        throw new Error(`the agent refused the environment: ${String(reply.header.message)}`);
+      await configured;
     } catch (err) {
       await this.#discard(id);
       this.#kick();
       throw err;
     }
     records.remember(id, record);
-    this.#track(writeClaimRecord(engine, id, record, env));
+    this.#track(writeSandboxFiles(engine, id, { record, env, agent }));
     // Refill only after the claim: a container create running beside the rename slows it down.
     this.#kick();
     return id;

@@ -16,6 +16,7 @@ import type { Language, SandboxState } from "../types.ts";
 export const RECORD_DIR = "/etc/kiln";
 const RECORD_FILE = "sandbox.json";
 const ENV_FILE = "env.json";
+const AGENT_FILE = "agent.json";
 
 export interface SandboxRecord {
   name?: string;
@@ -43,19 +44,30 @@ export function recordFromLabels(labels: Record<string, string>, createdAt: stri
   };
 }
 
-/** Writes a claimed pool container's record and environment (works running or stopped). */
-export async function writeClaimRecord(
+/**
+ * Files under /etc/kiln, written as root through the engine's archive API (running or stopped):
+ * `sandbox.json` (root-only: a claimed pool sandbox's record), `env.json` (the sandbox's
+ * environment, applied by the agent) and `agent.json` (the agent's settings, e.g. autoStopMs).
+ */
+export async function writeSandboxFiles(
   engine: Engine,
   id: string,
-  record: SandboxRecord,
-  env: Record<string, string>,
+  files: { record?: SandboxRecord; env?: Record<string, string>; agent?: AgentSettings },
 ): Promise<void> {
   const archive = pack();
-  const now = new Date();
-  archive.entry({ name: RECORD_FILE, mode: 0o600, uid: 0, gid: 0, mtime: now }, JSON.stringify(record));
-  archive.entry({ name: ENV_FILE, mode: 0o644, uid: 0, gid: 0, mtime: now }, JSON.stringify(env));
+  const mtime = new Date();
+  const add = (name: string, mode: number, value: unknown) =>
+    archive.entry({ name, mode, uid: 0, gid: 0, mtime }, JSON.stringify(value));
+  if (files.record) add(RECORD_FILE, 0o600, files.record);
+  if (files.env) add(ENV_FILE, 0o644, files.env);
+  if (files.agent) add(AGENT_FILE, 0o644, files.agent);
   archive.finalize();
   await engine.putArchive(id, RECORD_DIR, Readable.from(archive));
+}
+
+/** What the agent reads from /etc/kiln/agent.json at start (and takes inline with `configure`). */
+export interface AgentSettings {
+  autoStopMs: number | null;
 }
 
 async function readClaimRecord(engine: Engine, id: string): Promise<SandboxRecord | undefined> {

@@ -45,6 +45,7 @@ export class Sandbox implements AsyncDisposable {
   }
 
   async info(): Promise<SandboxInfo> {
+    this.#services.connections.touch(this.id);
     const details = await this.#services.engine.inspectContainer(this.id);
     if (!details) throw new SandboxNotFoundError(this.id);
     return {

@@ -1,9 +1,11 @@
 /**
  * Snapshots: a sandbox's filesystem committed as an engine image, named by the user.
  */
+
+import type { AgentConnection } from "../agent/connection.ts";
 import type { Engine } from "../engine/engine.ts";
 import { LABEL } from "../engine/labels.ts";
-import { ConflictError, SnapshotNotFoundError } from "../errors.ts";
+import { AgentUnavailableError, ConflictError, SandboxNotFoundError, SnapshotNotFoundError } from "../errors.ts";
 import type { SnapshotInfo } from "../types.ts";
 import { requireName } from "../validate.ts";
 
@@ -18,11 +20,24 @@ export class Snapshots {
     this.#engine = engine;
   }
 
-  /** Commits the container's filesystem (paused for the commit only) under `name`. */
-  async take(containerId: string, name: string): Promise<SnapshotInfo> {
+  /**
+   * Saves the Python contexts' variables into the sandbox's filesystem (when it is running),
+   * then commits the filesystem (paused for the commit only) under `name`.
+   */
+  async take(containerId: string, name: string, connect: () => Promise<AgentConnection>): Promise<SnapshotInfo> {
     const valid = requireName("name", name);
     if (await this.#engine.imageExists(snapshotTag(valid))) {
       throw new ConflictError(`A snapshot named "${valid}" already exists: delete it first or pick another name`);
+    }
+    const details = await this.#engine.inspectContainer(containerId);
+    if (!details) throw new SandboxNotFoundError(containerId);
+    let state: SnapshotInfo["state"];
+    if (details.status === "running") {
+      const reply = await (await connect()).call({ type: "snapshot_prepare" });
+      if (reply.header.type !== "ok") {
+        throw new AgentUnavailableError(`could not save interpreter state: ${String(reply.header.message)}`);
+      }
+      state = reply.header.contexts as SnapshotInfo["state"];
     }
     await this.#engine.commitContainer(containerId, snapshotTag(valid), {
       [LABEL.image]: "snapshot",
@@ -31,7 +46,7 @@ export class Snapshots {
     });
     const info = (await this.list()).find((s) => s.name === valid);
     if (!info) throw new SnapshotNotFoundError(valid);
-    return info;
+    return state === undefined ? info : { ...info, state };
   }
 
   async list(): Promise<SnapshotInfo[]> {

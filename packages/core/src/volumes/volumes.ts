@@ -2,6 +2,7 @@
  * Named persistent volumes that outlive any sandbox. Kiln only lists and deletes volumes it
  * created (labelled), never a user's other volumes.
  */
+import { SANDBOX_USER } from "../defaults.ts";
 import type { Engine } from "../engine/engine.ts";
 import { LABEL } from "../engine/labels.ts";
 import { ConflictError, VolumeNotFoundError } from "../errors.ts";
@@ -13,9 +14,12 @@ export const volumeEngineName = (name: string) => `kiln-vol-${name}`;
 
 export class Volumes {
   readonly #engine: Engine;
+  readonly #image: () => Promise<string>;
 
-  constructor(engine: Engine) {
+  /** `image`: an image to run the one-shot ownership fix with (the runtime image). */
+  constructor(engine: Engine, image: () => Promise<string>) {
     this.#engine = engine;
+    this.#image = image;
   }
 
   async create(name: string): Promise<VolumeInfo> {
@@ -23,7 +27,12 @@ export class Volumes {
     if (await this.#engine.inspectVolume(volumeEngineName(valid))) {
       throw new ConflictError(`A volume named "${valid}" already exists`);
     }
-    const created = await this.#engine.createVolume(volumeEngineName(valid), { [LABEL.volume]: valid });
+    const created = await this.#engine.createVolume(
+      volumeEngineName(valid),
+      { [LABEL.volume]: valid },
+      SANDBOX_USER,
+      await this.#image(),
+    );
     return { name: valid, createdAt: created.createdAt, labels: {} };
   }
 

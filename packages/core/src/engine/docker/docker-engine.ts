@@ -344,13 +344,48 @@ export class DockerEngine implements Engine {
     }
   }
 
-  async createVolume(name: string, labels: Record<string, string>): Promise<VolumeSummary> {
+  async createVolume(
+    name: string,
+    labels: Record<string, string>,
+    owner: string,
+    image: string,
+  ): Promise<VolumeSummary> {
+    let raw: RawVolume;
     try {
-      const raw = (await this.docker.createVolume({ Name: name, Labels: labels })) as unknown as RawVolume;
-      return volumeSummary(raw);
+      raw = (await this.docker.createVolume({ Name: name, Labels: labels })) as unknown as RawVolume;
     } catch (err) {
       this.#fail(err, "create volume");
     }
+    // A new local volume's root belongs to root; a one-shot container with only CAP_CHOWN hands it over.
+    let container: Dockerode.Container | undefined;
+    try {
+      container = await this.docker.createContainer({
+        Image: image,
+        User: "0:0",
+        Entrypoint: ["chown", owner, "/volume"],
+        Cmd: [],
+        Labels: { "kiln.volume-init": name },
+        HostConfig: {
+          Mounts: [{ Type: "volume", Source: name, Target: "/volume" }],
+          CapDrop: ["ALL"],
+          CapAdd: ["CHOWN"],
+          SecurityOpt: ["no-new-privileges:true"],
+          NetworkMode: "none",
+          LogConfig: { Type: "none", Config: {} },
+        },
+      });
+      await container.start();
+      const { StatusCode } = (await container.wait()) as { StatusCode: number };
+      if (StatusCode !== 0) throw new EngineError(`preparing volume ${name}: chown exited with ${StatusCode}`);
+    } catch (err) {
+      await container?.remove({ force: true }).catch(() => {});
+      container = undefined;
+      await this.docker.getVolume(name).remove().catch(() => {});
+      this.#fail(err, "prepare volume");
+    } finally {
+      await container?.remove({ force: true }).catch(() => {});
+    }
+    return volumeSummary(raw);
   }
 
   async listVolumes(labels: Record<string, string>): Promise<VolumeSummary[]> {
