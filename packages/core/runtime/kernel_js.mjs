@@ -46,7 +46,7 @@ import vm from "node:vm";
 // acorn is only reachable with --expose-internals, which Node accepts neither in NODE_OPTIONS nor
 // after start-up (and process.execve would close fds 3 and 4): the agent must pass it.
 if (!process.execArgv.includes("--expose-internals")) {
-  process.stderr.write("kiln kernel: start it as `node --expose-internals kernel_js.mjs` (see PROTOCOL.md)\n");
+  process.stderr.write("kiln: start the kernel as `node --expose-internals kernel_js.mjs` (see PROTOCOL.md)\n");
   process.exit(2);
 }
 const acorn = createRequire(import.meta.url)("internal/deps/acorn/acorn/dist/acorn");
@@ -62,6 +62,10 @@ const PARSE_OPTIONS = {
 const STACK_FRAME = /^\s+at /;
 const NODE_FRAME = /^\s+at .*\bnode:[\w/-]+:\d+:\d+\)?$/;
 const CELL_LOCATION = /\b(cell-\d+\.[jt]s):(\d+):(\d+)/g;
+// Bounds shared with kernel_python.py: the agent cannot forward a bigger result in one frame.
+const REPRESENTATION_MAX = 1 << 20;
+const ERROR_VALUE_MAX = 16 << 10;
+const ERROR_TRACEBACK_MAX = 32 << 10; // a JS stack starts with the message and the innermost frame: keep the head
 
 /** Per cell file name: its line count and, for TypeScript converted in 'transform' mode, its source map. */
 const cells = new Map();
@@ -86,14 +90,22 @@ function flushed(stream) {
 }
 
 function warnKernel(message) {
-  process.stderr.write(`kiln kernel: ${message}\n`);
+  process.stderr.write(`kiln: ${message}\n`);
+}
+
+function truncate(text, max) {
+  return text.length > max ? `${text.slice(0, max)}\n[truncated]` : text;
 }
 
 // ----------------------------------------------------------------------------------------- values
 
 function mimeBundle(value) {
-  const bundle = { text: util.inspect(value) };
-  if (value !== null && typeof value === "object" && isJsonValue(value)) bundle.json = value;
+  const bundle = { text: truncate(util.inspect(value), REPRESENTATION_MAX) };
+  if (value !== null && typeof value === "object" && isJsonValue(value)) {
+    const size = JSON.stringify(value).length;
+    if (size <= REPRESENTATION_MAX) bundle.json = value;
+    else warnKernel(`json output left out: ${size} bytes is too large`);
+  }
   return bundle;
 }
 
@@ -131,12 +143,11 @@ function describeError(thrown) {
   if (thrown instanceof InterruptedError || thrown?.code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") {
     return { name: "Interrupted", value: "Execution interrupted", traceback: "Interrupted: Execution interrupted" };
   }
-  if (isError(thrown))
-    return { name: String(thrown.name), value: String(thrown.message), traceback: formatThrown(thrown) };
+  const value = isError(thrown) ? String(thrown.message) : typeof thrown === "string" ? thrown : util.inspect(thrown);
   return {
-    name: "Error",
-    value: typeof thrown === "string" ? thrown : util.inspect(thrown),
-    traceback: formatThrown(thrown),
+    name: isError(thrown) ? String(thrown.name) : "Error",
+    value: truncate(value, ERROR_VALUE_MAX),
+    traceback: truncate(formatThrown(thrown), ERROR_TRACEBACK_MAX),
   };
 }
 
@@ -162,7 +173,7 @@ function isWrapperFrame(line) {
   return file !== undefined && Number(lineNumber) > (cells.get(file)?.lines ?? Infinity);
 }
 
-function originalLocation(location, file, line, column) {
+function originalLocation(_match, file, line, column) {
   const origin = originalPosition(file, Number(line), Number(column));
   return `${file}:${origin.line}:${origin.column}`;
 }

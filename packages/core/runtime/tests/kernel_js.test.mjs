@@ -172,6 +172,14 @@ describe("results", SUITE, () => {
     }
   });
 
+  test("a result bigger than the agent can forward keeps its text but loses its json", async () => {
+    const { results, stderr } = await kernel.run('Array.from({ length: 200_000 }, (_, i) => ({ i, name: "row" }))');
+    assert.equal(results.length, 1);
+    assert.equal(results[0].json, undefined);
+    assert.match(results[0].text, /^\[\n {2}\{ i: 0, name: 'row' \},/);
+    assert.match(stderr, /^kiln: json output left out: \d+ bytes is too large\n$/);
+  });
+
   test("display() emits non-main results in order before the main one", async () => {
     const { results } = await kernel.run('display({ a: 1 }); display("two"); 3');
     assert.deepEqual(results, [
@@ -322,6 +330,13 @@ describe("errors", SUITE, () => {
     const { error } = await kernel.run('await null\n\nthrow new TypeError("late")');
     assert.equal(error.name, "TypeError");
     assert.match(error.traceback, /^TypeError: late\n {4}at cell-\d+\.js:3:7$/);
+  });
+
+  test("a huge error message is truncated", async () => {
+    const { error } = await kernel.run('throw new Error("e".repeat(100_000))');
+    assert.equal(error.value, `${"e".repeat(16 << 10)}\n[truncated]`);
+    assert.ok(error.traceback.length < (32 << 10) + 20);
+    assert.match(error.traceback, /^Error: eee/);
   });
 
   test("a thrown non-error is reported too", async () => {
