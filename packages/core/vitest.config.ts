@@ -4,6 +4,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     name: "core",
+    root: import.meta.dirname,
     include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 300_000,

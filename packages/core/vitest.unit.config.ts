@@ -2,5 +2,5 @@ import { defineConfig } from "vitest/config";
 
 // Pure logic, no engine: runs anywhere in milliseconds.
 export default defineConfig({
-  test: { name: "core:unit", include: ["src/**/*.test.ts"], sequence: { groupOrder: 0 } },
+  test: { name: "core:unit", root: import.meta.dirname, include: ["src/**/*.test.ts"], sequence: { groupOrder: 0 } },
 });

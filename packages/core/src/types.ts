@@ -79,8 +79,12 @@ export interface ExecOptions {
   cwd?: string;
   /** Merged over the sandbox's environment. @default {} */
   env?: Record<string, string>;
-  /** Bytes for the command's stdin. @default none (stdin is /dev/null) */
-  stdin?: string | Uint8Array;
+  /**
+   * The command's stdin: bytes given up front, or an async iterable (a Node stream, a web
+   * ReadableStream, an async generator) forwarded live as it yields; stdin closes when it ends.
+   * @default none (stdin is /dev/null)
+   */
+  stdin?: string | Uint8Array | AsyncIterable<Uint8Array | string>;
   /** Kill the command's whole process group after this long; status "timeout". @default 60_000 */
   timeoutMs?: number;
   /** Per stream; beyond it output is cut and truncated = true. @default 1 MiB */

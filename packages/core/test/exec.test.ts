@@ -39,6 +39,28 @@ describe("exec", () => {
     expect(result.stdout.trim()).toBe("300000");
   });
 
+  it("forwards a live stdin stream as it yields, and closes it at the end", async () => {
+    const seen: string[] = [];
+    let replied!: () => void;
+    const echoed = new Promise<void>((resolve) => {
+      replied = resolve;
+    });
+    async function* typing() {
+      yield "first line\n";
+      await echoed; // the command answered the first line before the second is sent
+      yield Buffer.from("second line\n");
+    }
+    const result = await sb.exec('while read -r line; do echo "got: $line"; done; echo eof', {
+      stdin: typing(),
+      onStdout: (chunk) => {
+        seen.push(chunk);
+        if (chunk.includes("got: first")) replied();
+      },
+    });
+    expect(result.stdout).toBe("got: first line\ngot: second line\neof\n");
+    expect(seen[0]).toBe("got: first line\n");
+  });
+
   it("streams output through callbacks while the command runs", async () => {
     const seen: { at: number; chunk: string }[] = [];
     const started = performance.now();

@@ -3,7 +3,6 @@
  * frames. Requests are multiplexed by id, so any number may be in flight at once; the per-call
  * cost is a message round trip, not a process start.
  */
-import { once } from "node:events";
 import type { ProcessChannel } from "../engine/engine.ts";
 import { AgentUnavailableError } from "../errors.ts";
 import { encodeFrame, type Frame, FrameDecoder, type FrameHeader } from "./frames.ts";
@@ -32,6 +31,7 @@ export class AgentConnection {
   readonly #handlers = new Map<number, { onFrame: FrameHandler; fail: (err: Error) => void }>();
   #nextId = 1;
   #closedError: Error | undefined;
+  #drained: Promise<void> | undefined;
   readonly #closeListeners: (() => void)[] = [];
 
   constructor(channel: ProcessChannel) {
@@ -96,9 +96,23 @@ export class AgentConnection {
   /** Writes one frame; resolves once the stream can take more (backpressure for large uploads). */
   async send(header: FrameHeader, body?: Uint8Array): Promise<void> {
     if (this.#closedError) throw this.#closedError;
-    if (!this.#channel.stream.write(encodeFrame(header, body))) {
-      await Promise.race([once(this.#channel.stream, "drain"), once(this.#channel.stream, "close")]);
-    }
+    if (!this.#channel.stream.write(encodeFrame(header, body))) await this.#writable();
+  }
+
+  /** One shared wait for "drain" (or close) however many senders are waiting: no listener piles up. */
+  #writable(): Promise<void> {
+    this.#drained ??= new Promise<void>((resolve) => {
+      const stream = this.#channel.stream;
+      const done = () => {
+        stream.off("drain", done);
+        stream.off("close", done);
+        this.#drained = undefined;
+        resolve();
+      };
+      stream.on("drain", done);
+      stream.on("close", done);
+    });
+    return this.#drained;
   }
 
   /** A one-shot request answered by a single `ok` or `error` frame. */

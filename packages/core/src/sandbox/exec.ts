@@ -31,7 +31,7 @@ interface ValidExec {
   argv: string[];
   cwd: string;
   env: Record<string, string>;
-  stdin?: Uint8Array;
+  stdin?: Uint8Array | AsyncIterable<Uint8Array | string>;
   timeoutMs: number;
   maxOutputBytes: number;
   onStdout?: (chunk: string) => void;
@@ -57,11 +57,16 @@ export function validateExec(command: unknown, options: unknown): ValidExec {
   } else {
     throw new InvalidArgumentError("command", `must be a string or an array of strings, got ${describe(command)}`);
   }
-  let stdin: Uint8Array | undefined;
+  let stdin: ValidExec["stdin"];
   if (typeof o.stdin === "string") stdin = Buffer.from(o.stdin, "utf8");
   else if (o.stdin instanceof Uint8Array) stdin = o.stdin;
-  else if (o.stdin !== undefined)
-    throw new InvalidArgumentError("options.stdin", `must be a string or Uint8Array, got ${describe(o.stdin)}`);
+  else if (isAsyncIterable(o.stdin)) stdin = o.stdin as AsyncIterable<Uint8Array | string>;
+  else if (o.stdin !== undefined) {
+    throw new InvalidArgumentError(
+      "options.stdin",
+      `must be a string, a Uint8Array or an async iterable of them, got ${describe(o.stdin)}`,
+    );
+  }
   return {
     argv,
     cwd: o.cwd === undefined ? "/workspace" : resolveSandboxPath("options.cwd", o.cwd),
@@ -152,10 +157,23 @@ export async function execCommand(connection: AgentConnection, exec: ValidExec):
   };
 }
 
-async function sendStdin(connection: AgentConnection, target: number, data: Uint8Array): Promise<void> {
+function isAsyncIterable(value: unknown): boolean {
+  return typeof value === "object" && value !== null && Symbol.asyncIterator in value;
+}
+
+/** Feeds stdin as it comes (a live stream is forwarded chunk by chunk), then closes it. */
+async function sendStdin(
+  connection: AgentConnection,
+  target: number,
+  data: Uint8Array | AsyncIterable<Uint8Array | string>,
+): Promise<void> {
   try {
-    for (let at = 0; at < data.length; at += STDIN_CHUNK_BYTES) {
-      await connection.send({ type: "stdin", id: 0, target }, data.subarray(at, at + STDIN_CHUNK_BYTES));
+    const chunks = data instanceof Uint8Array ? [data] : data;
+    for await (const chunk of chunks) {
+      const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
+      for (let at = 0; at < bytes.length; at += STDIN_CHUNK_BYTES) {
+        await connection.send({ type: "stdin", id: 0, target }, bytes.subarray(at, at + STDIN_CHUNK_BYTES));
+      }
     }
     await connection.send({ type: "stdin_end", id: 0, target });
   } catch {

@@ -380,7 +380,10 @@ export class DockerEngine implements Engine {
     } catch (err) {
       await container?.remove({ force: true }).catch(() => {});
       container = undefined;
-      await this.docker.getVolume(name).remove().catch(() => {});
+      await this.docker
+        .getVolume(name)
+        .remove()
+        .catch(() => {});
       this.#fail(err, "prepare volume");
     } finally {
       await container?.remove({ force: true }).catch(() => {});
