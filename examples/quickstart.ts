@@ -42,7 +42,9 @@ const chart = await timed("runCode: matplotlib chart", () =>
 const png = chart.results.find((r) => r.png)?.png;
 if (png) {
   await writeFile("quickstart-chart.png", Buffer.from(png, "base64"));
-  console.log(`chart returned as PNG (${Math.round((png.length * 3) / 4 / 1024)} KiB), saved to quickstart-chart.png\n`);
+  console.log(
+    `chart returned as PNG (${Math.round((png.length * 3) / 4 / 1024)} KiB), saved to quickstart-chart.png\n`,
+  );
 }
 
 const broken = await timed("runCode: an exception", () => sandbox.runCode("1 / 0"));

@@ -1,0 +1,1 @@
+export { KilnSandboxBackend, type KilnSandboxBackendOptions } from "./backend.ts";

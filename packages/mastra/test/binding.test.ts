@@ -1,0 +1,123 @@
+// { kiln } binding: one sandbox per Mastra thread, created lazily with kiln.getOrCreate under a
+// name derived from the thread id; stopped when idle or disposed, found again after a restart.
+import { Kiln } from "@kiln/core";
+import { Agent } from "@mastra/core/agent";
+import { MASTRA_RESOURCE_ID_KEY, RequestContext } from "@mastra/core/request-context";
+import { describe, expect, inject, it } from "vitest";
+import { createKilnTools, sandboxNameFor } from "../src/index.ts";
+import {
+  cleanUpNamed,
+  scriptedModel,
+  TEST_LABELS,
+  type Turn,
+  testKiln,
+  textOf,
+  toolResultsSeen,
+  uniqueName,
+} from "./helpers.ts";
+
+const kiln = testKiln();
+
+function agentWith(tools: ReturnType<typeof createKilnTools>, turns: Turn[]) {
+  const model = scriptedModel(turns);
+  return { model, agent: new Agent({ id: "a", name: "a", instructions: "x", model, tools }) };
+}
+
+/** One generate call in `thread` that runs `command`; returns what the model read back. */
+async function runIn(tools: ReturnType<typeof createKilnTools>, thread: string | undefined, command: string) {
+  const { model, agent } = agentWith(tools, [[{ tool: "run_command", input: { command } }], "ok"]);
+  await agent.generate("go", thread ? { memory: { thread, resource: "user-1" } } : {});
+  return textOf(toolResultsSeen(model, 1)[0]!);
+}
+
+describe("one sandbox per Mastra thread", () => {
+  it("keeps threads apart, keeps state within a thread, and stops them on dispose", async () => {
+    const [threadA, threadB] = [uniqueName("thread-a"), uniqueName("thread-b")];
+    cleanUpNamed(kiln, sandboxNameFor(threadA));
+    cleanUpNamed(kiln, sandboxNameFor(threadB));
+    const tools = createKilnTools({ kiln, sandboxOptions: { labels: TEST_LABELS } });
+
+    await runIn(tools, threadA, "echo alpha > note.txt");
+    await runIn(tools, threadB, "echo beta > note.txt");
+    expect(await runIn(tools, threadA, "cat note.txt")).toContain("alpha");
+    expect(await runIn(tools, threadB, "cat note.txt")).toContain("beta");
+
+    const a = await kiln.get(sandboxNameFor(threadA));
+    expect((await a.info()).labels).toMatchObject(TEST_LABELS);
+    expect((await a.info()).state).toBe("running");
+
+    await tools[Symbol.asyncDispose]();
+    expect((await a.info()).state).toBe("stopped");
+    expect((await (await kiln.get(sandboxNameFor(threadB))).info()).state).toBe("stopped");
+    // An infrastructure fault is Mastra's normal tool error: the model reads it, the loop goes on.
+    expect(await runIn(tools, threadA, "true")).toMatch(/These Kiln tools were disposed/);
+  });
+
+  it("finds a thread's sandbox again from a new process (new Kiln, new tools), files intact", async () => {
+    const thread = uniqueName("thread-restart");
+    cleanUpNamed(kiln, sandboxNameFor(thread));
+    const first = createKilnTools({ kiln, sandboxOptions: { labels: TEST_LABELS } });
+    await runIn(first, thread, "echo kept > state.txt");
+    await first[Symbol.asyncDispose]();
+
+    const otherKiln = new Kiln({ image: inject("runtimeImage") });
+    try {
+      const second = createKilnTools({ kiln: otherKiln, sandboxOptions: { labels: TEST_LABELS } });
+      expect(await runIn(second, thread, "cat state.txt")).toContain("kept");
+      await second[Symbol.asyncDispose]();
+    } finally {
+      await otherKiln.close();
+    }
+  });
+
+  it("stops an idle thread's sandbox and restarts it on the next call", async () => {
+    const thread = uniqueName("thread-idle");
+    const name = sandboxNameFor(thread);
+    cleanUpNamed(kiln, name);
+    const tools = createKilnTools({ kiln, sandboxOptions: { labels: TEST_LABELS }, idleTimeoutMs: 300 });
+    await runIn(tools, thread, "echo idle > idle.txt");
+
+    const sandbox = await kiln.get(name);
+    await expect.poll(async () => (await sandbox.info()).state, { timeout: 10_000, interval: 200 }).toBe("stopped");
+    expect(await runIn(tools, thread, "cat idle.txt")).toContain("idle");
+    await tools[Symbol.asyncDispose]();
+  });
+
+  it("restarts a thread's sandbox stopped behind its back; the model is told about idle pauses", async () => {
+    const thread = uniqueName("thread-stopped");
+    const name = sandboxNameFor(thread);
+    cleanUpNamed(kiln, name);
+    const tools = createKilnTools({ kiln, sandboxOptions: { labels: TEST_LABELS }, idleTimeoutMs: 120_000 });
+    await runIn(tools, thread, "echo here > here.txt");
+    await (await kiln.get(name)).stop();
+    expect(await runIn(tools, thread, "cat here.txt")).toContain("here");
+    expect(tools.run_code.description).toMatch(/After 2 minutes without calls the sandbox is paused/);
+    await tools[Symbol.asyncDispose]();
+  });
+
+  it("keys on the resource when a call has no thread", async () => {
+    const resource = uniqueName("resource");
+    cleanUpNamed(kiln, sandboxNameFor(resource));
+    const tools = createKilnTools({ kiln, sandboxOptions: { labels: TEST_LABELS } });
+    const { agent } = agentWith(tools, [[{ tool: "run_command", input: { command: "true" } }], "ok"]);
+    const requestContext = new RequestContext();
+    requestContext.set(MASTRA_RESOURCE_ID_KEY, resource);
+    await agent.generate("go", { requestContext });
+    expect((await (await kiln.get(sandboxNameFor(resource))).info()).state).toBe("running");
+    await tools[Symbol.asyncDispose]();
+  });
+
+  it("without thread or resource, uses one sandbox per tool set and deletes it on dispose", async () => {
+    const toolSetSandboxes = async () =>
+      (await kiln.list({ labels: TEST_LABELS })).filter((s) => s.name?.startsWith("mastra-tools-")).map((s) => s.id);
+    const before = await toolSetSandboxes();
+    const tools = createKilnTools({ kiln, sandboxOptions: { labels: TEST_LABELS } });
+    await runIn(tools, undefined, "echo one > f.txt");
+    expect(await runIn(tools, undefined, "cat f.txt")).toContain("one");
+
+    const made = (await toolSetSandboxes()).filter((id) => !before.includes(id));
+    expect(made).toHaveLength(1);
+    await tools[Symbol.asyncDispose]();
+    expect(await toolSetSandboxes()).not.toContain(made[0]);
+  });
+});

@@ -1,0 +1,7 @@
+import { defineConfig } from "vitest/config";
+
+// Pure logic, no engine: output formatting and sandbox naming.
+export default defineConfig({
+  root: import.meta.dirname,
+  test: { name: "mastra:unit", include: ["src/**/*.test.ts"], sequence: { groupOrder: 0 } },
+});

@@ -1,0 +1,28 @@
+export {
+  type GivenSandbox,
+  type LazySandbox,
+  type ReleaseOptions,
+  type SandboxSource,
+  sandboxNameForKey,
+} from "./binding.ts";
+export type {
+  ListFilesInput,
+  ReadFileInput,
+  RunCodeInput,
+  RunCommandInput,
+  WriteFileInput,
+} from "./descriptions.ts";
+export type { ImageMediaType, KilnToolOutput, ToolImage } from "./format.ts";
+export {
+  createSandboxSession,
+  type KilnSandboxSession,
+  type KilnSandboxSessionOptions,
+} from "./session/sandbox-session.ts";
+export {
+  disposeKilnTools,
+  getKilnSandbox,
+  type KilnToolSet,
+  type KilnToolsOptions,
+  type KilnToolsSettings,
+  kilnTools,
+} from "./tools.ts";
