@@ -38,10 +38,12 @@ KERNEL_LINE_MAX = 16 << 20  # longest kernel -> agent line; longer ones are drop
 ERROR_VALUE_MAX = 16 << 10  # characters of a kernel error's value / traceback passed on
 ERROR_TRACEBACK_MAX = 32 << 10
 STARTUP_TAIL_MAX = 4 << 10  # kernel output kept to explain a failed start
+REASON_MAX = 4 << 10  # characters of why a variable was not saved or restored
 
 EXIT_DRAIN_GRACE = 1.0  # seconds to wait for exec pipes to close once the group is killed
 INTERRUPT_GRACE = 2.0  # seconds from SIGINT to SIGKILL for a kernel that must stop
-KERNEL_START_TIMEOUT = 30.0
+KERNEL_START_TIMEOUT = 30.0  # also bounds restoring a context's saved state
+SAVE_TIMEOUT = 30.0  # seconds a kernel gets to save its state for snapshot_prepare
 
 LANGUAGES = ("python", "javascript", "typescript")
 # Requests that name their target in `target`, carry id 0 and never get a reply.
@@ -197,6 +199,7 @@ class Loop:
         self._timer_seq = 0
         self._compact_at = 64
         self._children = {}  # pid -> (Popen, on_exit)
+        self._stopping = False
         self.watch(self._wakeup.fileno(), selectors.EVENT_READ, self._on_wakeup)
 
     def watch(self, fd, events, callback=None):
@@ -225,7 +228,8 @@ class Loop:
         return timer
 
     def run(self):
-        while True:
+        """Serve until stop() is called."""
+        while not self._stopping:
             timeout = None
             if self._timers:
                 timeout = max(0.0, self._timers[0][0] - time.monotonic())
@@ -233,6 +237,10 @@ class Loop:
                 if self._still_watched(key):
                     self.call(key.data, mask)
             self._run_due_timers()
+
+    def stop(self):
+        """Make run() return once the current round of callbacks is over."""
+        self._stopping = True
 
     def _still_watched(self, key):
         """False if an earlier callback of this round stopped watching (or reused) key.fd."""
@@ -579,6 +587,7 @@ class Request:
     def retire(self):
         if self.conn.active.get(self.id) is self:
             del self.conn.active[self.id]
+        self.conn.agent.touch()  # work ending is activity: auto-stop counts idle time from here
 
 
 class OutputRequest(Request):
@@ -862,11 +871,12 @@ class EntryStream(Request):
 class Kernel:
     """One kernel process and its pipes (PROTOCOL.md, "Agent <-> kernel")."""
 
-    def __init__(self, context, argv, env, cwd):
+    def __init__(self, context, argv, env, cwd, restoring):
         self.context = context
         self.loop = context.agent.loop
         self.ready = False
-        self.used = False  # has been sent code, so it may hold state
+        self.restoring = restoring  # loading a saved state, until `ready`
+        self.used = restoring  # has been sent code or state, so it may hold state
         self.exited = False
         self.startup_output = bytearray()  # quoted if the kernel dies before `ready`
         self.lines = bytearray()
@@ -913,6 +923,10 @@ class Kernel:
         message = {"type": "run", "id": run.seq, "code": run.code, "language": self.context.language}
         self.requests.write(json.dumps(message).encode() + b"\n")
         self.resume_readers()
+
+    def save(self, state_save):
+        message = {"type": "save", "id": state_save.seq, "path": state_save.temp}
+        self.requests.write(json.dumps(message).encode() + b"\n")
 
     def resume_readers(self):
         """The request being served changed: stop waiting on the previous one's connection."""
@@ -996,19 +1010,34 @@ class Context:
         self.label = f"{language} context {name!r}"
         self.queue = collections.deque()
         self.current = None  # the RunCode the kernel is running
+        self.saving = None  # the StateSave the kernel is busy with (runs wait for it)
         self.kernel = None
+
+    @property
+    def holds_state(self):
+        return self.kernel is not None and self.kernel.used
+
+    @property
+    def busy(self):
+        """Running, or about to run, code; or saving or restoring state."""
+        restoring = self.kernel is not None and self.kernel.restoring
+        return bool(self.current or self.queue or self.saving or restoring)
 
     def submit(self, run):
         self.queue.append(run)
         self._advance()
 
-    def start(self):
-        """Start a kernel process (a fresh one: state starts empty)."""
+    def start(self, state_file=None):
+        """Start a kernel process: a fresh one, or one that first loads a saved state_file."""
         argv = self.agent.kernel_argv(self.language)
+        script = argv[-1]
+        if state_file is not None:
+            argv.append(state_file)
         try:
-            if not os.path.isfile(argv[-1]):
-                raise FileNotFoundError(errno.ENOENT, "kernel is not installed", argv[-1])
-            self.kernel = Kernel(self, argv, self.agent.sandbox_env(), self.agent.kernel_cwd())
+            if not os.path.isfile(script):
+                raise FileNotFoundError(errno.ENOENT, "kernel is not installed", script)
+            env, cwd = self.agent.sandbox_env(), self.agent.kernel_cwd()
+            self.kernel = Kernel(self, argv, env, cwd, restoring=state_file is not None)
         except OSError as exc:
             self.kernel = None
             self._fail_queue(f"could not start the {self.label}: {describe_os_error(exc)}")
@@ -1019,6 +1048,11 @@ class Context:
             stale, self.kernel = self.kernel, None
             stale.kill()
             self.start()
+
+    def save(self, path, on_saved):
+        """Have the idle kernel save its state to path; on_saved(report) once, within SAVE_TIMEOUT."""
+        self.saving = StateSave(self, path, on_saved)
+        self.kernel.save(self.saving)
 
     def interrupt(self, run, reason):
         """Stop `run` ("timeout" or "killed"): SIGINT, then SIGKILL and restart if it hangs on."""
@@ -1041,6 +1075,14 @@ class Context:
             kernel.ready = True
             kernel.start_timer.cancel()
             kernel.startup_output.clear()
+            if kernel.restoring:
+                kernel.restoring = False
+                self.agent.restored(self.name, clean_state_report(message, "restored"))
+            self._advance()
+        elif kind == "saved" and self.saving is not None and message.get("id") == self.saving.seq:
+            save, self.saving = self.saving, None
+            save.answered(message)
+            self.agent.touch()
             self._advance()
         elif kind == "result" and is_current and isinstance(message.get("result"), dict):
             current.result(message["result"])
@@ -1054,6 +1096,13 @@ class Context:
         if kernel is not self.kernel:
             return
         self.kernel = None
+        what = f"the {self.label} exited ({describe_returncode(returncode)})"
+        if kernel.restoring:
+            self.agent.restored(self.name, {"restored": [], "failed": [], "error": f"{what} while restoring"})
+        if self.saving is not None:
+            save, self.saving = self.saving, None
+            save.abandon(f"{what} while saving; its state was lost")
+            self.agent.touch()
         run, self.current = self.current, None
         if run is not None:
             run.crashed(returncode)
@@ -1069,7 +1118,7 @@ class Context:
 
     def _advance(self):
         """Start the kernel if there is none, or hand it the next request once it is ready."""
-        if self.current is not None or not self.queue:
+        if self.current is not None or self.saving is not None or not self.queue:
             return
         if self.kernel is None:
             self.start()
@@ -1225,6 +1274,124 @@ class RunCode(OutputRequest):
         self.retire()
 
 
+# --- interpreter state ----------------------------------------------------------------------
+
+STATE_SUFFIX = ".pkl"
+
+
+def state_file_name(context):
+    """`<context>.pkl` for a name of ASCII letters, digits, '_', '-' and '.'; any other name
+    (even an empty one) becomes `~<its UTF-8 in hex>.pkl`."""
+    if context.isascii() and context.replace("_", "").replace("-", "").replace(".", "").isalnum():
+        return context + STATE_SUFFIX
+    return "~" + context.encode("utf-8", "surrogatepass").hex() + STATE_SUFFIX
+
+
+def state_file_context(file_name):
+    """The context whose state_file_name() is file_name; ValueError if there is none."""
+    stem = file_name[: -len(STATE_SUFFIX)]
+    context = bytes.fromhex(stem[1:]).decode("utf-8", "surrogatepass") if stem[:1] == "~" else stem
+    if state_file_name(context) != file_name:
+        raise ValueError(f"not a state file name: {file_name!r}")
+    return context
+
+
+def clean_state_report(message, key):
+    """{key: [names], failed: [{name, reason}], error?} from a kernel's `saved` or `ready`."""
+    names = message.get(key)
+    failed = message.get("failed")
+    report = {
+        key: [name for name in names if isinstance(name, str)] if isinstance(names, list) else [],
+        "failed": [
+            {"name": str(item.get("name")), "reason": clip(str(item.get("reason", "")), REASON_MAX)}
+            for item in (failed if isinstance(failed, list) else [])
+            if isinstance(item, dict)
+        ],
+    }
+    if message.get("error") is not None:
+        report["error"] = clip(str(message["error"]), REASON_MAX)
+    return report
+
+
+def discard(path):
+    """Remove a temp file if it is there; nothing to be done if that fails."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class StateSave:
+    """One `save` a Python kernel is busy with for snapshot_prepare.
+
+    The kernel writes a temp file, renamed into place only if the answer comes in time: a
+    snapshot never carries a file the reply did not report as saved."""
+
+    sequence = 0  # kernel-side ids, like RunCode's
+
+    def __init__(self, context, path, on_saved):
+        StateSave.sequence += 1
+        self.seq = StateSave.sequence
+        self.path, self.temp = path, path + ".tmp"
+        self.on_saved = on_saved  # None once reported
+        self.timer = context.agent.loop.call_later(SAVE_TIMEOUT, self._expire)
+
+    def answered(self, message):
+        self.timer.cancel()
+        if self.on_saved is None:  # too late: already reported failed
+            discard(self.temp)
+            return
+        report = clean_state_report(message, "saved")
+        try:
+            if "error" in report:
+                discard(self.temp)
+            else:
+                os.replace(self.temp, self.path)
+        except OSError as exc:
+            report = {"saved": [], "failed": report["failed"], "error": describe_os_error(exc)}
+        self._report(report)
+
+    def abandon(self, error):
+        self.timer.cancel()
+        discard(self.temp)
+        self._report({"saved": [], "failed": [], "error": error})
+
+    def _expire(self):
+        # The kernel keeps the context busy until it answers (or dies); the reply does not wait.
+        discard(self.temp)
+        self._report({"saved": [], "failed": [], "error": f"not saved within {SAVE_TIMEOUT:g} s"})
+
+    def _report(self, report):
+        on_saved, self.on_saved = self.on_saved, None
+        if on_saved is not None:
+            on_saved(report)
+
+
+class SnapshotPrepare:
+    """`snapshot_prepare`: one `ok` once every Python context asked to save has answered."""
+
+    def __init__(self, conn, rid):
+        self.conn, self.id = conn, rid
+        self.contexts = {}
+        self.waiting = 0
+
+    def skip_busy(self, context):
+        self.contexts[context.name] = {"saved": [], "failed": [], "busy": True}
+
+    def save(self, context, path):
+        def on_saved(report):
+            self.contexts[context.name] = report
+            self.waiting -= 1
+            self.reply_when_done()
+
+        self.waiting += 1
+        context.save(path, on_saved)
+
+    def reply_when_done(self):
+        if not self.waiting:
+            self.conn.reply(self.id, "ok", contexts=self.contexts)
+
+
 # --- files ----------------------------------------------------------------------------------
 
 
@@ -1319,6 +1486,9 @@ class Config:
         here = os.path.dirname(os.path.abspath(__file__))
         self.socket_path = environ.get("KILN_AGENT_SOCKET", "/run/kiln/agent.sock")
         self.env_file = environ.get("KILN_ENV_FILE", "/etc/kiln/env.json")
+        self.agent_file = environ.get("KILN_AGENT_CONFIG", "/etc/kiln/agent.json")
+        home_state = os.path.join(os.path.expanduser("~"), ".kiln", "state")
+        self.state_dir = environ.get("KILN_STATE_DIR", home_state)
         self.runtime_dir = environ.get("KILN_RUNTIME_DIR", here)
         self.workdir = environ.get("KILN_WORKDIR", "/workspace")
 
@@ -1335,12 +1505,18 @@ class Agent:
         self.oom_file = next((path for path in OOM_COUNTER_FILES if os.path.exists(path)), None)
         self.last_frame = time.monotonic()
         self.idle_ms = 0  # time between the frame being handled and the one before it
+        self.active_at = self.last_frame  # last frame received or work ended: auto-stop's clock
+        self.auto_stop_ms = None
+        self.auto_stop_timer = None
+        self.restores = {}  # Python context name -> what restoring its saved state brought back
+        self.state_reports = []  # (conn, rid) of state_report requests waiting for restores
         self.handlers = {
             name: getattr(self, "req_" + name)
             for name in (
                 "hello", "ping", "exec", "stdin", "stdin_end", "cancel", "run_code",
                 "fs_write", "fs_read", "fs_stat", "fs_list", "fs_walk", "fs_mkdir",
-                "fs_remove", "reload_env", "set_env",
+                "fs_remove", "reload_env", "set_env", "configure", "snapshot_prepare",
+                "state_report",
             )
         }  # fmt: skip
 
@@ -1349,12 +1525,26 @@ class Agent:
             self.env_overlay = self.read_env_file()
         except (OSError, ValueError) as exc:
             log(f"ignoring {self.config.env_file}: {exc}")
-        self.context("python", "default").start()
+        try:
+            self.set_auto_stop(self.read_agent_file())
+        except (OSError, ValueError, ProtocolError) as exc:
+            log(f"ignoring {self.config.agent_file}: {exc}")
+        # Contexts with a saved state (from a snapshot) start now, so state_report can tell.
+        saved = self.take_saved_states()
+        for name in sorted({"default", *saved}):
+            self.context("python", name).start(saved.get(name))
         self.listen()
         self.loop.run()
 
     def shutdown(self):
         self.loop.kill_children()
+        # State files written for a snapshot (committed while the agent runs) must not be
+        # restored when this sandbox starts again.
+        try:
+            for path in self.state_files():
+                discard(path)
+        except OSError:
+            pass
         if self.listener is not None:
             try:
                 os.unlink(self.config.socket_path)
@@ -1395,6 +1585,17 @@ class Agent:
 
     # environment, kernels, OOM counter
 
+    def read_agent_file(self):
+        """autoStopMs from /etc/kiln/agent.json; None if the file or the setting is absent."""
+        try:
+            with open(self.config.agent_file, "rb") as f:
+                settings = json.load(f)
+        except FileNotFoundError:
+            return None
+        if not isinstance(settings, dict):
+            raise ValueError("it must hold a JSON object")
+        return field(settings, "autoStopMs", is_count, None)
+
     def read_env_file(self):
         try:
             with open(self.config.env_file, "rb") as f:
@@ -1429,6 +1630,93 @@ class Agent:
             self.contexts[key] = Context(self, language, name)
         return self.contexts[key]
 
+    # saved interpreter state
+
+    def python_state_dir(self):
+        return os.path.join(self.config.state_dir, "python")
+
+    def state_path(self, context):
+        return os.path.join(self.python_state_dir(), state_file_name(context.name))
+
+    def state_files(self):
+        """Paths of the `<context>.pkl` files in the state directory."""
+        directory = self.python_state_dir()
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return []
+        return [os.path.join(directory, name) for name in names if name.endswith(STATE_SUFFIX)]
+
+    def take_saved_states(self):
+        """{context name: state file} for the Python contexts to restore at start.
+
+        Each `<context>.pkl` is renamed `<context>.pkl.restored` first: it is applied once, by
+        this start only (not by a kernel restarted later, nor by the next start of the sandbox),
+        even if loading it kills the kernel."""
+        try:
+            paths = self.state_files()
+        except OSError as exc:
+            log(f"cannot look for saved state: {describe_os_error(exc)}")
+            return {}
+        taken = {}
+        for path in paths:
+            try:
+                name = state_file_context(os.path.basename(path))
+            except ValueError as exc:
+                log(f"ignoring a saved state: {exc}")
+                continue
+            try:
+                os.replace(path, path + ".restored")
+            except OSError as exc:
+                self.restores[name] = {"restored": [], "failed": [], "error": describe_os_error(exc)}
+            else:
+                taken[name] = path + ".restored"
+        return taken
+
+    def restored(self, name, report):
+        """A kernel finished restoring its context's state, or died trying."""
+        self.restores[name] = report
+        self.touch()
+        self._answer_state_reports()
+
+    def _answer_state_reports(self):
+        """Answer state_report once no kernel is still restoring."""
+        if any(context.kernel and context.kernel.restoring for context in self.contexts.values()):
+            return
+        waiting, self.state_reports = self.state_reports, []
+        for conn, rid in waiting:
+            conn.reply(rid, "ok", restored=self.restores)
+
+    # auto-stop
+
+    def touch(self):
+        self.active_at = time.monotonic()
+
+    def busy(self):
+        """Whether a command or a kernel is at work: auto-stop's clock only runs while not."""
+        commands = any(isinstance(r, Exec) for conn in self.connections for r in conn.active.values())
+        return commands or any(context.busy for context in self.contexts.values())
+
+    def set_auto_stop(self, ms):
+        """Stop the agent once it has been idle for ms milliseconds (None or 0: never)."""
+        self.auto_stop_ms = ms or None
+        if self.auto_stop_timer is not None:
+            self.auto_stop_timer.cancel()
+            self.auto_stop_timer = None
+        if self.auto_stop_ms:
+            self._check_idle()
+
+    def _check_idle(self):
+        limit = self.auto_stop_ms / 1000
+        idle = time.monotonic() - self.active_at
+        busy = self.busy()
+        if idle >= limit and not busy:
+            log(f"stopping: idle for {idle * 1000:.0f} ms (autoStopMs {self.auto_stop_ms:g})")
+            self.loop.stop()
+            return
+        # While busy, look again a full period later: the work touches active_at when it ends.
+        self.auto_stop_timer = self.loop.call_later(limit if busy else limit - idle, self._check_idle)
+
     def oom_kills(self):
         """The memory cgroup's oom_kill counter, or None when it cannot be read."""
         if self.oom_file is None:
@@ -1451,7 +1739,7 @@ class Agent:
     def handle(self, conn, head, body):
         now = time.monotonic()
         self.idle_ms = round((now - self.last_frame) * 1000)
-        self.last_frame = now
+        self.last_frame = self.active_at = now
         try:
             header = json.loads(head)
         except (ValueError, RecursionError):
@@ -1586,6 +1874,30 @@ class Agent:
         # writes /etc/kiln/env.json in the background so a restarted agent finds the same.
         self.apply_env(field(header, "env", is_env))
         conn.reply(rid, "ok")
+
+    def req_configure(self, conn, rid, header, body):
+        # Like set_env: the settings arrive inline while the host writes /etc/kiln/agent.json
+        # in the background, where a restarted agent finds them.
+        self.set_auto_stop(field(header, "autoStopMs", is_count, None))
+        conn.reply(rid, "ok")
+
+    def req_snapshot_prepare(self, conn, rid, header, body):
+        os.makedirs(self.python_state_dir(), exist_ok=True)
+        for path in self.state_files():  # from an earlier snapshot: stale by now
+            os.unlink(path)
+        prepare = SnapshotPrepare(conn, rid)
+        for context in list(self.contexts.values()):
+            if context.language != "python" or not context.holds_state:
+                continue
+            if context.busy:  # never interrupted for a snapshot
+                prepare.skip_busy(context)
+            else:
+                prepare.save(context, self.state_path(context))
+        prepare.reply_when_done()
+
+    def req_state_report(self, conn, rid, header, body):
+        self.state_reports.append((conn, rid))
+        self._answer_state_reports()
 
     def apply_env(self, env):
         self.env_overlay = env

@@ -1,13 +1,16 @@
 """Kiln Python kernel: one code context per process, driven by the agent (see PROTOCOL.md).
 
-fd 3 brings `run` requests from the agent and fd 4 takes events back, one JSON object per
-line; fd 1 and fd 2 are the user's stdout and stderr, which the agent forwards as they come.
+fd 3 brings `run` and `save` requests from the agent and fd 4 takes events back, one JSON
+object per line; fd 1 and fd 2 are the user's stdout and stderr, which the agent forwards as
+they come. A state file given as the only argument (written by `save` for a snapshot) is loaded
+into the context before it reports `ready`.
 
 Cells run with notebook semantics: a final expression's value is the main result, display()
 adds more results, open matplotlib figures come out as PNGs when the cell ends (or at
 plt.show()), top-level `await` works, and SIGINT interrupts the running cell without losing
 the context's state. Heavy modules (asyncio, traceback, matplotlib...) are imported only when
-a cell needs them: an idle kernel waits in every pooled sandbox.
+a cell needs them (dill only to save or restore state): an idle kernel waits in every pooled
+sandbox.
 """
 
 import os
@@ -37,6 +40,7 @@ COMPILE_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 REPRESENTATION_MAX = 1 << 20
 ERROR_VALUE_MAX = 16 << 10
 ERROR_TRACEBACK_MAX = 32 << 10
+REASON_MAX = 1 << 10  # characters of why one variable could not be saved or restored
 
 REPR_METHODS = (
     ("html", "_repr_html_"),
@@ -203,6 +207,18 @@ def describe(exc):
     return {"name": type(exc).__name__, "value": value, "traceback": text}
 
 
+def reason(exc):
+    text = f"{type(exc).__name__}: {safe_str(exc)}"
+    return text if len(text) <= REASON_MAX else text[:REASON_MAX] + "..."
+
+
+class Discard:
+    """A file that forgets what is written to it: pickling into it only tells whether it works."""
+
+    def write(self, data):
+        return len(data)
+
+
 class Kernel:
     """The context: the user's namespace, and the machinery that runs cells in it."""
 
@@ -212,6 +228,7 @@ class Kernel:
         self.cells = 0
         self.executing = False  # SIGINT raises KeyboardInterrupt only while a cell runs
         self.event_loop = None  # asyncio loop for top-level await, kept across cells
+        self.restore_note = None  # what a restore could not bring back, told by the first cell
         # User code gets a fresh __main__ (so pickle finds classes defined in cells); keep the
         # kernel's own module object alive.
         self.kernel_module = sys.modules["__main__"]
@@ -225,16 +242,23 @@ class Kernel:
         sys.meta_path.insert(0, PyplotHook(self.emit_figures))
         signal.signal(signal.SIGINT, self._on_sigint)
 
-    def serve(self):
+    def serve(self, state_file=None):
         requests = os.fdopen(REQUESTS_FD, "rb")
-        self._emit({"type": "ready"})
+        ready = {"type": "ready"}
+        if state_file is not None:
+            ready.update(self._restore(state_file))
+        self._emit(ready)
         for line in requests:
             try:
                 message = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(message, dict) and message.get("type") == "run":
+            if not isinstance(message, dict):
+                continue
+            if message.get("type") == "run":
                 self._run(message.get("id"), message.get("code") or "")
+            elif message.get("type") == "save":
+                self._save(message.get("id"), message.get("path"))
 
     def display(self, *objs):
         """Show objects as results of the running cell, like IPython's display()."""
@@ -262,6 +286,95 @@ class Kernel:
         finally:
             pyplot.close("all")
 
+    def _save_state(self, path):
+        """Write the user's variables to path; {saved, failed} by name.
+
+        Each variable is first pickled on its own, so one that cannot be (a socket, a
+        generator...) is reported and left out; the rest are then pickled together, so objects
+        shared between variables, and classes defined in cells, stay one object when restored.
+        Modules are recorded by name, to be imported again."""
+        import pickle
+
+        import dill
+
+        saved, failed, imports, values = [], [], {}, {}
+        for name, value in list(self.namespace.items()):
+            if not isinstance(name, str) or name.startswith("_") or self._is_own(value):
+                continue
+            if isinstance(value, types.ModuleType):
+                if sys.modules.get(getattr(value, "__name__", None)) is value:
+                    imports[name] = value.__name__
+                    saved.append(name)
+                else:
+                    failed.append({"name": name, "reason": "a module that cannot be imported by name"})
+                continue
+            try:
+                dill.dump(value, Discard(), protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:
+                failed.append({"name": name, "reason": reason(exc)})
+            else:
+                values[name] = value
+                saved.append(name)
+        with open(path, "wb") as f:
+            # Plain data first: readable even when the values cannot be loaded.
+            pickle.dump({"imports": imports, "values": list(values), "failed": failed}, f)
+            dill.dump(values, f, protocol=pickle.HIGHEST_PROTOCOL)
+        return {"saved": saved, "failed": failed}
+
+    def _is_own(self, value):
+        """A method of the kernel (display): it cannot be pickled, and a new kernel has its own."""
+        return isinstance(value, types.MethodType) and value.__self__ is self
+
+    def _save(self, save_id, path):
+        try:
+            report = self._save_state(path)
+        except Exception as exc:
+            report = {"saved": [], "failed": [], "error": reason(exc)}
+        self._emit({"type": "saved", "id": save_id, **report})
+
+    def _restore(self, path):
+        """Load a file written by _save_state() into the namespace: {restored, failed[, error]}.
+
+        What does not come back is also told on the stderr of the first cell."""
+        report = {"restored": [], "failed": []}
+        try:
+            self._load_state(path, report["restored"], report["failed"])
+        except Exception as exc:
+            report["error"] = reason(exc)
+        problems = [f"  {item['name']}: {item['reason']}\n" for item in report["failed"]]
+        if "error" in report:
+            problems.append(f"  {report['error']}\n")
+        if problems:
+            heading = "kiln: not everything was restored from the saved state:\n"
+            self.restore_note = heading + "".join(problems)
+        return report
+
+    def _load_state(self, path, restored, failed):
+        """Modules first, then values."""
+        import importlib
+        import pickle
+
+        with open(path, "rb") as f:
+            state = pickle.load(f)
+            for name, module in state["imports"].items():
+                try:
+                    self.namespace[name] = importlib.import_module(module)
+                    restored.append(name)
+                except Exception as exc:
+                    failed.append({"name": name, "reason": f"could not be imported: {reason(exc)}"})
+            try:
+                import dill
+
+                values = dill.load(f)
+            except Exception as exc:
+                problem = f"could not be loaded: {reason(exc)}"
+                failed.extend({"name": name, "reason": problem} for name in state["values"])
+            else:
+                self.namespace.update(values)
+                restored.extend(values)
+        for item in state["failed"]:
+            failed.append({"name": item["name"], "reason": f"could not be saved: {item['reason']}"})
+
     def _on_sigint(self, signum, frame):
         if self.executing:
             raise KeyboardInterrupt
@@ -269,6 +382,9 @@ class Kernel:
     def _run(self, run_id, code):
         self.run_id = run_id
         self.cells += 1
+        if self.restore_note is not None:
+            self.stderr.write(self.restore_note)
+            self.restore_note = None
         filename = f"{CELL_PREFIX}{self.cells}>"
         # Tracebacks read cell lines from linecache; mtime None keeps checkcache() off them.
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
@@ -351,8 +467,10 @@ class Kernel:
 def main():
     for fd in (REQUESTS_FD, EVENTS_FD):
         os.set_inheritable(fd, False)  # user subprocesses must not get the control pipes
+    state_file = sys.argv[1] if len(sys.argv) > 1 else None
+    del sys.argv[1:]  # cells see a plain command line
     sys.path.insert(0, "")  # like a notebook: modules in the working directory are importable
-    Kernel().serve()
+    Kernel().serve(state_file)
 
 
 if __name__ == "__main__":

@@ -169,7 +169,10 @@ export interface SnapshotInfo {
    * filesystem, and by name those that could not be (unpicklable values). A busy context is
    * skipped, not interrupted. Restored into the same contexts of a sandbox created from it.
    */
-  state?: Record<string, { saved?: string[]; failed?: { name: string; reason: string }[]; busy?: boolean }>;
+  state?: Record<
+    string,
+    { saved: string[]; failed: { name: string; reason: string }[]; busy?: boolean; error?: string }
+  >;
 }
 
 export interface VolumeInfo {

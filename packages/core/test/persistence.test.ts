@@ -101,8 +101,10 @@ describe("lifecycle timers and named sandboxes", () => {
     const idle = await sandbox(kiln, { autoStopMs: 1500 });
     const busy = await sandbox(kiln, { autoStopMs: 1500 });
     const long = busy.exec("sleep 3; echo done");
-    expect(await eventually(async () => (await idle.info()).state === "stopped", 10_000)).toBe(true);
-    expect((await busy.info()).state).toBe("running");
+    // Watch through the engine: sandbox.info() is itself activity and would keep it awake.
+    const status = async (id: string) => (await kiln.engine.inspectContainer(id))?.status;
+    expect(await eventually(async () => (await status(idle.id)) === "exited", 10_000)).toBe(true);
+    expect(await status(busy.id)).toBe("running");
     expect((await long).stdout).toBe("done\n");
     await idle.start();
     expect((await idle.exec("echo back")).stdout).toBe("back\n");
