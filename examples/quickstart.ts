@@ -64,6 +64,17 @@ console.log(`a failing command is data too: status=${failing.status} exit=${fail
 const limited = await timed("exec: killed at timeoutMs 300", () => sandbox.exec("sleep 10", { timeoutMs: 300 }));
 console.log(`sleep 10 with timeoutMs 300 -> status=${limited.status}\n`);
 
+// Snapshots: files and Python variables survive into a new sandbox (in this or any later process).
+const snapshotName = `quickstart-${process.pid}`;
+const snapshot = await timed("snapshot (files + Python state)", () => sandbox.snapshot(snapshotName));
+console.log(`snapshot "${snapshot.name}" saved Python variables: ${snapshot.state?.default?.saved.join(", ")}`);
+await timed("restore snapshot + first result", async () => {
+  await using restored = await kiln.create({ snapshot: snapshotName });
+  const again = await restored.runCode("f'{len(df)} rows, x = {x}'");
+  console.log(`in the restored sandbox: ${again.results[0]?.text}\n`);
+});
+await kiln.snapshots.delete(snapshotName);
+
 await timed("create sandbox (cold, 512 MiB shape)", async () => {
   await using cold = await kiln.create({ resources: { memoryMb: 512 } });
   await cold.exec("true");

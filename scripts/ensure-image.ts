@@ -13,3 +13,4 @@ const tag = await kiln.images.ensure({
 });
 await kiln.close();
 console.error(`[kiln image] ${tag} ready (${Math.round(performance.now() - started)} ms)`);
+console.log(tag);

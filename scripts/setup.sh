@@ -93,7 +93,8 @@ ensure_image_tools() {
 }
 
 ensure_runtime_image() {
-  node "$KILN_ROOT/scripts/ensure-image.ts"
+  KILN_RUNTIME_IMAGE="$(node "$KILN_ROOT/scripts/ensure-image.ts")"
+  export KILN_RUNTIME_IMAGE
 }
 
 # With arguments, only those steps run (e.g. `setup.sh node pnpm`); sourced, PATH carries over.

@@ -35,8 +35,9 @@ else
   failed=$((failed + 1))
 fi
 
-step "in-sandbox agent (python unittest)"
-python3 -m unittest discover -s packages/core/runtime/tests -p 'test_*.py' >"$out/agent.log" 2>&1
+step "in-sandbox agent (python unittest, inside the runtime image: the sandbox's own Python)"
+docker run --rm --network none -v "$PWD/packages/core/runtime:/opt/src:ro" "$KILN_RUNTIME_IMAGE" \
+  python3 -m unittest discover -s /opt/src/tests -p 'test_*.py' >"$out/agent.log" 2>&1
 tail -n 4 "$out/agent.log"
 ran=$(sed -n 's/^Ran \([0-9]*\) tests\?.*/\1/p' "$out/agent.log" | tail -1)
 fails=$(sed -n 's/.*failures=\([0-9]*\).*/\1/p' "$out/agent.log" | tail -1)

@@ -10,7 +10,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 300_000,
     // The machine has 2 cores and other packages' suites run beside this one.
-    maxWorkers: 3,
+    maxWorkers: 2,
     sequence: { groupOrder: 2 },
     globalSetup: ["test/global-setup.ts"],
   },
