@@ -43,6 +43,8 @@ const PACKAGES = [
   "socat",
   "tini",
   "fonts-dejavu-core",
+  // For the one-shot helper that installs an egress sandbox's packet filter (never run by the sandbox).
+  "iptables",
 ];
 
 function dockerfile(base: string): string {

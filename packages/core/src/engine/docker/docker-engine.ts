@@ -23,7 +23,7 @@ import type {
   VolumeSummary,
 } from "../engine.ts";
 import { StreamDemuxer } from "./demux.ts";
-import { containerCreateOptions } from "./host-config.ts";
+import { containerCreateOptions, EGRESS_NETWORK, egressFirewallScript } from "./host-config.ts";
 
 /** How much of a process's stderr we keep for diagnostics. */
 const STDERR_KEEP_BYTES = 8 * 1024;
@@ -47,12 +47,20 @@ function engineMessage(err: EngineHttpError): string {
   return err.json?.message ?? err.message ?? String(err);
 }
 
+export interface DockerEngineOptions {
+  /** An image with iptables, used once per start of an egress sandbox to install its packet filter. */
+  firewallImage?: () => Promise<string>;
+}
+
 export class DockerEngine implements Engine {
   readonly docker: Dockerode;
+  readonly #firewallImage: (() => Promise<string>) | undefined;
   #info?: Promise<EngineInfo>;
+  #egressNetwork?: Promise<void>;
 
-  constructor(connection?: DockerConnection) {
+  constructor(connection?: DockerConnection, options: DockerEngineOptions = {}) {
     this.docker = connection instanceof Dockerode ? connection : new Dockerode(connection);
+    this.#firewallImage = options.firewallImage;
   }
 
   /** Maps a dockerode failure to Kiln's errors: one table for every status the engine returns. */
@@ -112,6 +120,7 @@ export class DockerEngine implements Engine {
         );
       }
     }
+    if (spec.network === "egress") await this.#ensureEgressNetwork();
     try {
       const container = await this.docker.createContainer(containerCreateOptions(spec));
       return container.id;
@@ -124,11 +133,77 @@ export class DockerEngine implements Engine {
   }
 
   async startContainer(id: string): Promise<void> {
+    const container = this.docker.getContainer(id);
     try {
-      await this.docker.getContainer(id).start();
+      await container.start();
     } catch (err) {
       if ((err as EngineHttpError).statusCode === 304) return; // already running
       this.#fail(err, "start container");
+    }
+    // A started container has a new network namespace: an egress sandbox gets its filter again.
+    const network = (await container.inspect().catch(() => undefined))?.HostConfig.NetworkMode;
+    if (network === EGRESS_NETWORK) {
+      try {
+        await this.#isolateEgress(id);
+      } catch (err) {
+        // Never leave an egress sandbox running without its filter.
+        await container.stop({ t: 0 }).catch(() => {});
+        throw err;
+      }
+    }
+  }
+
+  async #ensureEgressNetwork(): Promise<void> {
+    this.#egressNetwork ??= (async () => {
+      const existing = await this.docker.listNetworks({ filters: { name: [EGRESS_NETWORK] } });
+      if (existing.some((n) => n.Name === EGRESS_NETWORK)) return;
+      try {
+        await this.docker.createNetwork({
+          Name: EGRESS_NETWORK,
+          Driver: "bridge",
+          Labels: { "kiln.network": "egress" },
+          Options: { "com.docker.network.bridge.enable_icc": "false" },
+        });
+      } catch (err) {
+        if ((err as EngineHttpError).statusCode !== 409) throw err; // another process made it first
+      }
+    })().catch((err) => {
+      this.#egressNetwork = undefined;
+      this.#fail(err, "create the egress network");
+    });
+    return this.#egressNetwork;
+  }
+
+  /** Installs the egress packet filter inside the sandbox's network namespace with a one-shot helper. */
+  async #isolateEgress(id: string): Promise<void> {
+    if (!this.#firewallImage) {
+      throw new NotSupportedError('network: "egress" needs the runtime image (for its packet filter helper)');
+    }
+    const helper = await this.docker.createContainer({
+      Image: await this.#firewallImage(),
+      User: "0:0",
+      Entrypoint: ["/bin/sh", "-c", egressFirewallScript()],
+      Cmd: [],
+      Labels: { "kiln.firewall-for": id },
+      HostConfig: {
+        NetworkMode: `container:${id}`,
+        CapDrop: ["ALL"],
+        CapAdd: ["NET_ADMIN", "NET_RAW"],
+        SecurityOpt: ["no-new-privileges:true"],
+        LogConfig: { Type: "json-file", Config: { "max-size": "64k" } },
+      },
+    });
+    try {
+      await helper.start();
+      const { StatusCode } = (await helper.wait()) as { StatusCode: number };
+      if (StatusCode !== 0) {
+        const logs = await helper.logs({ stdout: true, stderr: true }).catch(() => "");
+        throw new EngineError(
+          `installing the egress filter of ${id} failed (${StatusCode}): ${String(logs).slice(-500)}`,
+        );
+      }
+    } finally {
+      await helper.remove({ force: true }).catch(() => {});
     }
   }
 
