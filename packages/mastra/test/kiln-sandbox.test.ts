@@ -1,7 +1,6 @@
 // KilnSandbox honours Mastra's MastraSandbox contract against real Kiln sandboxes: lifecycle
 // (id-keyed getOrCreate), executeCommand, writeFiles, processes, checkpoints, clone, info.
 import type { Sandbox } from "@kiln/core";
-import { SandboxUnsupportedFeatureError } from "@mastra/core/workspace";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KilnSandbox, sandboxNameFor } from "../src/index.ts";
 import { cleanUpNamed, sandbox as makeSandbox, TEST_LABELS, testKiln, uniqueName } from "./helpers.ts";
@@ -202,11 +201,62 @@ describe("processes", () => {
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 
-  it("refuses stdin after start, with an error that says what to do", async () => {
-    const handle = await box.processes.spawn("sleep 5");
-    await expect(handle.sendStdin("data")).rejects.toBeInstanceOf(SandboxUnsupportedFeatureError);
-    await handle.kill();
-    await expect(handle.sendStdin("data")).rejects.toThrow(/exited/);
+  it("sendStdin feeds a running process line by line; closeStdin ends its input", async () => {
+    const handle = await box.processes.spawn('while read -r l; do echo "got $l"; done; echo eof');
+    await handle.sendStdin("one\n");
+    await expect.poll(() => handle.stdout, { timeout: 10_000 }).toBe("got one\n");
+    // Written later, while the process is still running, and answered before the next write.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(handle.exitCode).toBeUndefined();
+    await handle.sendStdin("two\n");
+    await expect.poll(() => handle.stdout, { timeout: 10_000 }).toBe("got one\ngot two\n");
+    expect(handle.exitCode).toBeUndefined();
+
+    await handle.closeStdin();
+    await handle.closeStdin(); // idempotent while the process finishes
+    const result = await handle.wait();
+    expect(result).toMatchObject({ success: true, exitCode: 0, stdout: "got one\ngot two\neof\n" });
+    await expect(handle.sendStdin("late\n")).rejects.toThrow(/exited/);
+    await expect(handle.closeStdin()).rejects.toThrow(/exited/);
+  });
+
+  it("refuses writes after closeStdin, and kill ends a process still reading", async () => {
+    const closed = await box.processes.spawn("cat; sleep 60");
+    await closed.sendStdin("a");
+    await closed.closeStdin();
+    await expect(closed.sendStdin("b")).rejects.toThrow(/closed stdin/);
+    await expect.poll(() => closed.stdout, { timeout: 10_000 }).toBe("a");
+    await closed.kill();
+
+    const reading = await box.processes.spawn('while read -r l; do echo "got $l"; done');
+    await reading.sendStdin("x\n");
+    await expect.poll(() => reading.stdout, { timeout: 10_000 }).toBe("got x\n");
+    expect(await reading.kill()).toBe(true);
+    expect(await reading.wait()).toMatchObject({ success: false, killed: true, stdout: "got x\n" });
+    await expect(reading.sendStdin("y\n")).rejects.toThrow(/exited/);
+  });
+
+  it("a process may exit on its own with stdin still open", async () => {
+    const handle = await box.processes.spawn('read -r l; echo "first $l"');
+    await handle.sendStdin("x\nmore\n");
+    expect(await handle.wait()).toMatchObject({ success: true, exitCode: 0, stdout: "first x\n" });
+    await expect(handle.sendStdin("y\n")).rejects.toThrow(/exited/);
+  });
+
+  it("pipes through the handle's writer stream", async () => {
+    const handle = await box.processes.spawn("tr a-z A-Z");
+    handle.writer.write("hello ");
+    handle.writer.end("writer\n");
+    expect(await handle.wait()).toMatchObject({ success: true, stdout: "HELLO WRITER\n" });
+  });
+
+  it('stdinMode "ignore" gives the command an empty stdin and no way to write', async () => {
+    const handle = await box.processes.spawn("cat; echo done", { stdinMode: "ignore" });
+    expect(await handle.wait()).toMatchObject({ success: true, stdout: "done\n" });
+    const running = await box.processes.spawn("sleep 60", { stdinMode: "ignore" });
+    await expect(running.sendStdin("x")).rejects.toThrow(/stdinMode "ignore"/);
+    await expect(running.closeStdin()).rejects.toThrow(/stdinMode "ignore"/);
+    await running.kill();
   });
 
   it("stop() kills what is still running", async () => {

@@ -98,9 +98,23 @@ export class RuntimeImages {
     const node = await sandboxNodeBinary(arch, (line) => progress("build", line));
     progress("build", `building ${tag} from ${base}`);
     await this.#engine.buildImage(await buildContext(base, node), tag, (line) => progress("build", line));
+    await this.#removeOlder(tag);
     progress("done", tag);
     this.#ready = tag;
     return tag;
+  }
+
+  /** Earlier runtime images are ~130 MB each on top of the shared layers: drop those no sandbox uses. */
+  async #removeOlder(current: string): Promise<void> {
+    const images = await this.#engine.listImages({ [LABEL.image]: "runtime" });
+    for (const image of images) {
+      for (const tag of image.tags) {
+        if (tag !== current && tag.startsWith(`${RUNTIME_REPO}:`)) {
+          // In use by a sandbox or a snapshot: the engine refuses, and the image stays.
+          await this.#engine.removeImage(tag).catch(() => {});
+        }
+      }
+    }
   }
 
   /** A Debian bookworm base: ours, else a local or pullable debian image, else debootstrap one. */
