@@ -1,22 +1,11 @@
 /**
  * SandboxSession.spawn on top of core's `exec`.
  *
- * Core's exec streams stdout/stderr through callbacks and is killed through an AbortSignal,
- * which maps onto a process handle directly. What it lacks is live stdin: `ExecOptions.stdin`
- * takes all the bytes up front. So a spawned process runs inside a small wrapper script:
- *
- *   - with `stdin: true` the wrapper makes a FIFO, opens it read-write (which never blocks),
- *     opens the command's stdin on it, unlinks it, and leaves a `sleep infinity` holding the
- *     write end. The host writes each chunk with a separate `exec` of
- *     `dd of=/proc/<holder>/fd/1` (the holder's copy of the write end; the FIFO has no name
- *     any more, so nothing is left behind), and closing stdin kills the holder: once the
- *     command has read what was written it sees EOF, exactly like a closed pipe;
- *   - either way the wrapper first prints one marker line on stderr with its pid (the
- *     command's, after `exec`) and the holder's pid. The host strips that line, resolves
- *     spawn() with the pid, and only then lets stdin writes start.
- *
- * Everything the wrapper starts is in the exec's process group, which core kills when the
- * command ends or is cancelled, so no holder outlives its command.
+ * Core's exec streams stdout/stderr through callbacks, is killed through an AbortSignal and takes
+ * a live stdin as an async iterable: everything a process handle needs but a pid, which core does
+ * not report. For that alone the command runs behind a one-line wrapper that prints a marker line
+ * with its pid on stderr and then `exec`s the command, which keeps that pid. The host strips the
+ * line and resolves spawn() with the pid (the interface has `pid`, and callers signal it).
  */
 import type { ExecOptions, Sandbox } from "@kiln/core";
 import type { Experimental_SandboxProcess as SandboxProcess } from "ai";
@@ -25,23 +14,8 @@ export type WritableSandboxProcess = SandboxProcess & { readonly stdin: Writable
 
 const MARKER = "\u001ekiln-spawn ";
 
-/** $1 = the command, $2 = "1" for a live stdin. Exit 125 when the stdin pipe cannot be made. */
-const WRAPPER = `
-if [ "$2" = 1 ]; then
-  d=$(mktemp -d /tmp/kiln-stdin.XXXXXX) || exit 125
-  mkfifo -m 600 "$d/in" || exit 125
-  exec 4<>"$d/in" 5<"$d/in"
-  rm -rf "$d"
-  sleep infinity >&4 4>&- 5<&- </dev/null &
-  holder=$!
-  exec 4>&-
-else
-  exec 5</dev/null
-  holder=0
-fi
-printf '\\036kiln-spawn %s %s\\n' "$$" "$holder" >&2
-exec /bin/sh -c "$1" <&5 5<&-
-`;
+/** $1 = the command. */
+const WRAPPER = `printf '\\036kiln-spawn %s\\n' "$$" >&2; exec /bin/sh -c "$1"`;
 
 export interface SpawnRequest {
   command: string;
@@ -51,11 +25,6 @@ export interface SpawnRequest {
   timeoutMs: number;
   maxOutputBytes: number;
   abortSignal?: AbortSignal;
-}
-
-interface Started {
-  pid: number;
-  holder: number;
 }
 
 /** A readable byte stream fed by core's text callbacks. */
@@ -83,6 +52,43 @@ function textStream() {
   };
 }
 
+/**
+ * The process's stdin, fed to core as a live stdin through a TransformStream: a write resolves
+ * once core has taken the chunk, and core takes the next one only when the previous one is sent
+ * (the sandbox stops reading while a few MiB wait for the command): that is the backpressure.
+ * Close (or abort) ends core's iterable, and core closes the command's stdin: EOF. Once the
+ * process has exited, writes (pending or new) reject and close has nothing left to do.
+ */
+function liveStdin() {
+  const gone = () => new Error("the process has exited: its stdin is closed");
+  let controller!: TransformStreamDefaultController<Uint8Array>;
+  const pipe = new TransformStream<Uint8Array, Uint8Array>({
+    start: (c) => {
+      controller = c;
+    },
+  });
+  const toCore = pipe.writable.getWriter();
+  let exited = false;
+  const end = async () => {
+    if (!exited) await toCore.close();
+  };
+  return {
+    chunks: pipe.readable,
+    writable: new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        if (exited) throw gone();
+        await toCore.write(chunk);
+      },
+      close: end,
+      abort: end,
+    }),
+    exited() {
+      exited = true;
+      controller.error(gone());
+    },
+  };
+}
+
 export async function spawnProcess(
   sandbox: Sandbox,
   request: SpawnRequest,
@@ -90,32 +96,29 @@ export async function spawnProcess(
   request.abortSignal?.throwIfAborted();
   const stdout = textStream();
   const stderr = textStream();
+  const stdin = request.stdin ? liveStdin() : undefined;
   const killer = new AbortController();
   const signal = request.abortSignal ? AbortSignal.any([killer.signal, request.abortSignal]) : killer.signal;
 
-  let resolveStarted!: (started: Started | undefined) => void;
-  const started = new Promise<Started | undefined>((resolve) => {
-    resolveStarted = resolve;
+  let resolvePid!: (pid: number | undefined) => void;
+  const started = new Promise<number | undefined>((resolve) => {
+    resolvePid = resolve;
   });
-  // The first stderr line is the wrapper's marker; anything else there (the command could not
-  // start) is passed through as it is.
+  // stderr is held back until its first line is complete: the wrapper's marker is taken out;
+  // anything else (core's message for a command that could not start) is passed on as it is.
   let head: string | undefined = "";
+  const endHead = () => {
+    if (head === undefined) return;
+    const newline = head.indexOf("\n");
+    const marked = newline >= 0 && head.startsWith(MARKER);
+    resolvePid(marked ? Number(head.slice(MARKER.length, newline)) : undefined);
+    stderr.push(marked ? head.slice(newline + 1) : head);
+    head = undefined;
+  };
   const onStderr = (chunk: string) => {
     if (head === undefined) return stderr.push(chunk);
     head += chunk;
-    const newline = head.indexOf("\n");
-    if (newline < 0 && MARKER.startsWith(head.slice(0, MARKER.length))) return;
-    const line = newline < 0 ? "" : head.slice(0, newline);
-    const rest = head;
-    head = undefined;
-    if (line.startsWith(MARKER)) {
-      const [pid, holder] = line.slice(MARKER.length).split(" ").map(Number);
-      resolveStarted({ pid: pid ?? 0, holder: holder ?? 0 });
-      stderr.push(rest.slice(newline + 1));
-    } else {
-      resolveStarted(undefined);
-      stderr.push(rest);
-    }
+    if (head.includes("\n")) endHead();
   };
 
   const options: ExecOptions = {
@@ -127,27 +130,20 @@ export async function spawnProcess(
   };
   if (request.cwd !== undefined) options.cwd = request.cwd;
   if (request.env !== undefined) options.env = request.env;
-  const run = sandbox.exec(
-    ["/bin/sh", "-c", WRAPPER, "kiln-spawn", request.command, request.stdin ? "1" : "0"],
-    options,
-  );
-
-  const exited = new AbortController();
-  const finished = run.then(
+  if (stdin) options.stdin = stdin.chunks;
+  const finished = sandbox.exec(["/bin/sh", "-c", WRAPPER, "kiln-spawn", request.command], options).then(
     (result) => ({ exitCode: result.exitCode }),
     (err: unknown) => ({ error: err }),
   );
   void finished.then(() => {
-    if (head !== undefined && head !== "") stderr.push(head);
-    head = undefined;
-    resolveStarted(undefined);
+    endHead();
     stdout.close();
     stderr.close();
-    exited.abort();
+    stdin?.exited();
   });
 
-  const info = await started;
-  if (!info) {
+  const pid = await started;
+  if (pid === undefined) {
     // No marker: the wrapper never ran (a missing working directory gives exit 127 and a
     // message, like a shell), or core could not run anything at all, which rejects spawn().
     const outcome = await finished;
@@ -155,7 +151,7 @@ export async function spawnProcess(
   }
 
   const handle: SandboxProcess = {
-    ...(info ? { pid: info.pid } : {}),
+    ...(pid === undefined ? {} : { pid }),
     stdout: stdout.stream,
     stderr: stderr.stream,
     async wait() {
@@ -169,29 +165,5 @@ export async function spawnProcess(
       await finished;
     },
   };
-  if (!request.stdin) return handle;
-  return { ...handle, stdin: stdinStream(sandbox, info?.holder, exited.signal) };
-}
-
-/** Writes go to the holder's end of the FIFO, one exec each; close (or abort) kills the holder. */
-function stdinStream(sandbox: Sandbox, holder: number | undefined, exited: AbortSignal): WritableStream<Uint8Array> {
-  const gone = () => new Error("the process has exited: its stdin is closed");
-  return new WritableStream<Uint8Array>({
-    async write(chunk) {
-      if (!holder || exited.aborted) throw gone();
-      const result = await sandbox.exec(["dd", `of=/proc/${holder}/fd/1`, "bs=65536", "conv=notrunc", "status=none"], {
-        stdin: chunk,
-        // A full pipe blocks the write until the command reads: that is the backpressure.
-        timeoutMs: 24 * 60 * 60_000,
-        signal: exited,
-      });
-      if (result.exitCode !== 0) throw exited.aborted ? gone() : new Error(`writing stdin failed: ${result.stderr}`);
-    },
-    async close() {
-      if (holder && !exited.aborted) await sandbox.exec(`kill ${holder}`, { signal: exited });
-    },
-    async abort() {
-      if (holder && !exited.aborted) await sandbox.exec(`kill ${holder}`, { signal: exited });
-    },
-  });
+  return stdin ? { ...handle, stdin: stdin.writable } : handle;
 }
