@@ -88,7 +88,6 @@ export class Kiln implements AsyncDisposable {
       connections: this.#connections,
       records: this.#records,
       snapshot: (sandbox, name) => this.#snapshots.take(sandbox.id, name, () => this.#connections.get(sandbox.id)),
-      deleted: () => {},
     };
     if (poolSize > 0) {
       this.#warm = this.#startPool(poolSize, shape);

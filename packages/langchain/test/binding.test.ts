@@ -94,15 +94,17 @@ describe("createKilnTools({ kiln }): a sandbox per thread", () => {
   });
 
   it("without a thread id uses one sandbox per tool set, deleted by close()", async () => {
-    const one = tools({ release: "stop" });
-    const other = tools({ release: "stop" });
+    // A label of this test's own: other files of the suite create tool-set sandboxes at the same time.
+    const mine = { ...TEST_LABELS, case: `toolset-${process.pid}-${Date.now()}` };
+    const one = tools({ release: "stop", sandboxOptions: { labels: mine } });
+    const other = tools({ release: "stop", sandboxOptions: { labels: mine } });
     await onThread(one, undefined, "run_code", { code: "x = 41" });
     expect(await onThread(one, undefined, "run_code", { code: "x + 1" })).toBe("result:\n42");
     expect(await onThread(other, undefined, "run_code", { code: "x" })).toContain("error: NameError");
 
-    const names = await kiln.list({ labels: { ...TEST_LABELS, "kiln-adapter": "langchain" } });
+    const names = await kiln.list({ labels: { ...mine, "kiln-adapter": "langchain" } });
     const toolSets = names.filter((s) => s.name?.startsWith("lc-toolset-") && !s.labels["langchain-thread-id"]);
-    expect(toolSets.length).toBeGreaterThanOrEqual(2);
+    expect(toolSets.length).toBe(2);
 
     const ids = toolSets.map((s) => s.name!);
     deleteAfterwards(kiln, ...ids);

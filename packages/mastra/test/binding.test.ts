@@ -108,10 +108,12 @@ describe("one sandbox per Mastra thread", () => {
   });
 
   it("without thread or resource, uses one sandbox per tool set and deletes it on dispose", async () => {
+    // A label of this test's own: other files of the suite create sandboxes at the same time.
+    const mine = { ...TEST_LABELS, case: `toolset-${process.pid}-${Date.now()}` };
     const toolSetSandboxes = async () =>
-      (await kiln.list({ labels: TEST_LABELS })).filter((s) => s.name?.startsWith("mastra-tools-")).map((s) => s.id);
+      (await kiln.list({ labels: mine })).filter((s) => s.name?.startsWith("mastra-tools-")).map((s) => s.id);
     const before = await toolSetSandboxes();
-    const tools = createKilnTools({ kiln, sandboxOptions: { labels: TEST_LABELS } });
+    const tools = createKilnTools({ kiln, sandboxOptions: { labels: mine } });
     await runIn(tools, undefined, "echo one > f.txt");
     expect(await runIn(tools, undefined, "cat f.txt")).toContain("one");
 

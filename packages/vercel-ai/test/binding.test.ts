@@ -84,8 +84,12 @@ describe("a conversation key", () => {
 
 describe("a tool set's own sandbox", () => {
   it("is made once on first use, even for parallel tool calls, and deleted on dispose", async () => {
-    const tools = kilnTools({ kiln, sandboxOptions });
-    const before = (await kiln.list({ labels: TEST_LABELS })).length;
+    // A label of this test's own: other files of the suite create sandboxes at the same time.
+    const mine = { ...TEST_LABELS, case: `own-${process.pid}-${Date.now()}` };
+    const tools = kilnTools({
+      kiln,
+      sandboxOptions: { ...sandboxOptions, labels: { ...sandboxOptions.labels, ...mine } },
+    });
     const model = scriptedModel([
       [
         { tool: "run_command", input: { command: "echo a > a.txt" } },
@@ -97,7 +101,7 @@ describe("a tool set's own sandbox", () => {
     ]);
     await generateText({ model, tools, stopWhen: stepCountIs(4), prompt: "go" });
     const sandbox = track(await getKilnSandbox(tools));
-    expect((await kiln.list({ labels: TEST_LABELS })).length).toBe(before + 1);
+    expect((await kiln.list({ labels: mine })).length).toBe(1);
     expect(textOf(toolResultsSeen(model, 2).get("list_files"))).toMatch(/a\.txt[\s\S]*b\.txt/);
     expect((await sandbox.info()).labels.adapter).toBe("vercel-ai");
 

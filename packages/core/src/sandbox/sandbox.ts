@@ -18,8 +18,6 @@ export interface SandboxServices {
   connections: AgentConnections;
   records: RecordReader;
   snapshot(sandbox: Sandbox, name: string): Promise<SnapshotInfo>;
-  /** Called when the sandbox is deleted through this handle. */
-  deleted(id: string): void;
 }
 
 export class Sandbox implements AsyncDisposable {
@@ -98,7 +96,6 @@ export class Sandbox implements AsyncDisposable {
       const removed = await this.#services.engine.removeContainer(this.id);
       this.#services.records.forget(this.id);
       if (!removed) throw new SandboxNotFoundError(this.id);
-      this.#services.deleted(this.id);
     })();
     return this.#deleting;
   }
