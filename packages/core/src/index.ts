@@ -1,4 +1,12 @@
 export {
+  ConversationSandboxes,
+  type ConversationSandboxesOptions,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  type ReleaseMode,
+  type UseInfo,
+} from "./conversations/conversation-sandboxes.ts";
+export { checkNamePrefix, sandboxNameFor } from "./conversations/sandbox-names.ts";
+export {
   AbortedError,
   AgentUnavailableError,
   ConflictError,
