@@ -20,14 +20,11 @@ export const MAX_IMAGES_PER_RESULT = 4;
 /** Entries shown by list_files; a directory of node_modules says nothing more after this many. */
 export const MAX_LIST_ENTRIES = 500;
 
-/**
- * A conversation's sandbox is stopped after this long without a tool call: its files stay on disk and
- * the next call restarts it, but an abandoned chat no longer holds memory and CPU.
- */
-export const DEFAULT_IDLE_TIMEOUT_MS = 15 * 60_000;
-
 /** Prefix of the sandbox names derived from LangGraph thread ids. */
 export const DEFAULT_NAME_PREFIX = "lc-";
+
+/** Labels on every sandbox the `{ kiln }` tools create, so `kiln.list({ labels })` finds them. */
+export const ADAPTER_LABEL = { "kiln-adapter": "langchain" } as const;
 
 /**
  * read_file refuses larger files: the model reads at most maxOutputChars of them anyway, and a

@@ -1,10 +1,11 @@
-export { ADAPTER_LABEL, type ReleaseMode, THREAD_LABEL } from "./binding.ts";
-export { sandboxNameForThread } from "./sandbox-name.ts";
+export type { ReleaseMode } from "@kiln/core";
+export { ADAPTER_LABEL } from "./defaults.ts";
 export {
   createKilnTools,
   type KilnTools,
   type KilnToolsOptions,
   type KilnToolsWithKiln,
   type KilnToolsWithSandbox,
+  sandboxNameForThread,
   threadIdOf,
 } from "./tools.ts";

@@ -3,17 +3,20 @@
  */
 import { posix } from "node:path";
 import {
+  ConversationSandboxes,
   type CreateSandboxOptions,
   InvalidArgumentError,
   type Kiln,
   KilnError,
   type Language,
+  type ReleaseMode,
   type Sandbox,
+  sandboxNameFor,
+  type UseInfo,
 } from "@kiln/core";
 import { type StructuredTool, type ToolRunnableConfig, tool } from "@langchain/core/tools";
-import { FixedSandbox, type ReleaseMode, type SandboxSource, ThreadSandboxes } from "./binding.ts";
 import {
-  DEFAULT_IDLE_TIMEOUT_MS,
+  ADAPTER_LABEL,
   DEFAULT_MAX_OUTPUT_CHARS,
   DEFAULT_NAME_PREFIX,
   DEFAULT_TIMEOUT_MS,
@@ -21,7 +24,6 @@ import {
   WORKDIR,
 } from "./defaults.ts";
 import { formatCommand, formatExecution, formatFile, formatListing, formatSize, type ToolContent } from "./format.ts";
-import { checkNamePrefix } from "./sandbox-name.ts";
 import { descriptions, type Limits, schemas } from "./schemas.ts";
 
 interface CommonOptions {
@@ -38,13 +40,20 @@ export interface KilnToolsWithSandbox extends CommonOptions {
   sandboxOptions?: never;
 }
 
-/** Open one sandbox per LangGraph thread (`configurable.thread_id`), lazily, on its first tool call. */
+/**
+ * Open one sandbox per LangGraph thread (`configurable.thread_id`), lazily, on its first tool
+ * call, through core's `ConversationSandboxes`.
+ */
 export interface KilnToolsWithKiln extends CommonOptions {
   kiln: Kiln;
   sandbox?: never;
   /** Options of the sandboxes created (`name` comes from the thread id). @default {} */
   sandboxOptions?: Omit<CreateSandboxOptions, "name" | "signal">;
-  /** Release a thread's sandbox after this long without a tool call; 0 never does. @default 900_000 (15 min) */
+  /**
+   * Release a thread's sandbox after this long without a tool call; 0 or Infinity never does.
+   * Also the sandboxes' `autoStopMs` (unless sandboxOptions sets one), which holds if this process dies.
+   * @default 900_000 (15 min)
+   */
   idleTimeoutMs?: number;
   /**
    * How a thread's sandbox is released when idle or on close(): "stop" keeps its files so the
@@ -61,10 +70,31 @@ export type KilnToolsOptions = KilnToolsWithSandbox | KilnToolsWithKiln;
 
 /** The five tools, in an array you pass to `createAgent({ tools })`, plus a way to release their sandboxes. */
 export type KilnTools = StructuredTool[] & {
-  /** Releases the sandboxes these tools created (see `release`); a later call opens them again. */
+  /** Releases the sandboxes these tools opened (see `release`); the tools cannot be used after it. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 };
+
+/** The stable sandbox name of a LangGraph thread: core's `sandboxNameFor(prefix, threadId)`. */
+export function sandboxNameForThread(threadId: string, prefix: string = DEFAULT_NAME_PREFIX): string {
+  return sandboxNameFor(prefix, threadId);
+}
+
+/** Put before a tool's answer when its sandbox had to be started or made again, so the model knows what is lost. */
+const RESTARTED_NOTES: Record<NonNullable<UseInfo["restarted"]>, string> = {
+  started:
+    "[The sandbox had been stopped (idle) and was started again for this call: files are kept, but variables, " +
+    "imports and functions from earlier run_code calls are gone. Re-run what you need.]",
+  recreated:
+    "[The sandbox had been deleted and a new, empty one was made for this call: files and variables from " +
+    "earlier calls are gone.]",
+};
+
+function withNote(content: ToolContent, restarted: UseInfo["restarted"]): ToolContent {
+  if (!restarted) return content;
+  const note = RESTARTED_NOTES[restarted];
+  return typeof content === "string" ? `${note}\n\n${content}` : [{ type: "text", text: note }, ...content];
+}
 
 /** The conversation a tool call belongs to: LangGraph's thread id, passed in the run config. */
 export function threadIdOf(config: ToolRunnableConfig | undefined): string | undefined {
@@ -111,22 +141,28 @@ export function createKilnTools(options: KilnToolsOptions): KilnTools {
     defaultLanguage: "python",
     network: "unknown",
   };
-  let source: SandboxSource;
+  /** Runs `work` in the sandbox of a thread (undefined: outside any thread). */
+  let use: <T>(threadId: string | undefined, work: (sandbox: Sandbox, info: UseInfo) => Promise<T>) => Promise<T>;
+  let close: () => Promise<void>;
   if (options.sandbox) {
-    source = new FixedSandbox(options.sandbox);
+    // The caller owns this sandbox: every call uses it, and close() leaves it alone.
+    const given = options.sandbox;
+    use = (_threadId, work) => work(given, {});
+    close = async () => {};
     limits.defaultLanguage = options.sandbox.language ?? "python";
   } else if (options.kiln) {
-    const idle = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    if (!(idle >= 0)) throw new InvalidArgumentError("idleTimeoutMs", `must be 0 or more; got ${idle}`);
-    if (options.release !== undefined && options.release !== "stop" && options.release !== "delete") {
-      throw new InvalidArgumentError("release", `must be "stop" or "delete"; got ${JSON.stringify(options.release)}`);
-    }
-    source = new ThreadSandboxes(options.kiln, {
-      sandboxOptions: options.sandboxOptions ?? {},
-      idleTimeoutMs: idle,
-      release: options.release ?? "stop",
-      namePrefix: checkNamePrefix(options.namePrefix ?? DEFAULT_NAME_PREFIX),
+    const sandboxes = new ConversationSandboxes({
+      kiln: options.kiln,
+      namePrefix: options.namePrefix ?? DEFAULT_NAME_PREFIX,
+      sandboxOptions: {
+        ...options.sandboxOptions,
+        labels: { ...options.sandboxOptions?.labels, ...ADAPTER_LABEL },
+      },
+      ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+      ...(options.release === undefined ? {} : { release: options.release }),
     });
+    use = (threadId, work) => sandboxes.use(threadId, work);
+    close = () => sandboxes.close();
     limits.defaultLanguage = options.sandboxOptions?.language ?? "python";
     limits.network =
       options.sandboxOptions?.network === undefined || options.sandboxOptions.network === "none" ? "none" : "egress";
@@ -140,13 +176,13 @@ export function createKilnTools(options: KilnToolsOptions): KilnTools {
 
   /** Runs one tool call in its conversation's sandbox; mistakes the model can fix come back as text. */
   function call(config: ToolRunnableConfig, work: (sandbox: Sandbox) => Promise<ToolContent>): Promise<ToolContent> {
-    return source.use(threadIdOf(config), async (sandbox) => {
+    return use(threadIdOf(config), async (sandbox, { restarted }) => {
       try {
-        return await work(sandbox);
+        return withNote(await work(sandbox), restarted);
       } catch (err) {
         const text = modelError(err);
         if (text === undefined) throw err;
-        return text;
+        return withNote(text, restarted);
       }
     });
   }
@@ -198,7 +234,6 @@ export function createKilnTools(options: KilnToolsOptions): KilnTools {
     { name: "list_files", description: description.list_files, schema: schema.list_files },
   );
 
-  const close = () => source.close();
   return Object.assign([runCode, runCommand, readFile, writeFile, listFiles] as StructuredTool[], {
     close,
     [Symbol.asyncDispose]: close,

@@ -1,6 +1,6 @@
-// { kiln } binding: one sandbox per LangGraph thread (configurable.thread_id), created lazily with
-// kiln.getOrCreate under a name derived from the thread id, found again after a "restart" (a new
-// tool set), stopped when idle and released by close().
+// The adapter's wiring to core's ConversationSandboxes (whose lifecycle core's tests cover): the
+// thread id taken from LangGraph's run config through the real agent loop, the adapter's labels,
+// the note telling the model its sandbox was restarted, close() releasing, a given sandbox untouched.
 import { type Kiln, KilnError } from "@kiln/core";
 import { HumanMessage } from "@langchain/core/messages";
 import { fakeModel } from "@langchain/core/testing";
@@ -8,7 +8,7 @@ import type { StructuredTool } from "@langchain/core/tools";
 import { createAgent } from "langchain";
 import { describe, expect, it } from "vitest";
 import { createKilnTools, type KilnToolsWithKiln, sandboxNameForThread } from "../src/index.ts";
-import { deleteAfterwards, done, lastToolMessage, TEST_LABELS, testKiln, uniqueId } from "./helpers.ts";
+import { deleteAfterwards, done, lastToolMessage, sandbox, TEST_LABELS, testKiln, uniqueId } from "./helpers.ts";
 
 const kiln = testKiln();
 
@@ -58,11 +58,7 @@ describe("createKilnTools({ kiln }): a sandbox per thread", () => {
     expect(await onThread(first, b, "run_command", { command: "cat who.txt" })).toContain("No such file");
 
     const sandboxA = await kiln.get(`lc-${a}`);
-    expect((await sandboxA.info()).labels).toMatchObject({
-      ...TEST_LABELS,
-      "kiln-adapter": "langchain",
-      "langchain-thread-id": a,
-    });
+    expect((await sandboxA.info()).labels).toMatchObject({ ...TEST_LABELS, "kiln-adapter": "langchain" });
 
     // A second tool set (as after a process restart) finds thread a's sandbox by its name.
     const second = tools();
@@ -77,7 +73,8 @@ describe("createKilnTools({ kiln }): a sandbox per thread", () => {
   it("opens a thread's sandbox once when the model makes parallel calls on a new thread", async () => {
     const thread = uniqueId("parallel");
     deleteAfterwards(kiln, `lc-${thread}`);
-    const set = tools();
+    const mine = { ...TEST_LABELS, case: thread };
+    const set = tools({ sandboxOptions: { labels: mine } });
     const model = fakeModel()
       .respondWithTools([
         { name: "run_command", args: { command: "echo 1" } },
@@ -89,7 +86,7 @@ describe("createKilnTools({ kiln }): a sandbox per thread", () => {
       { messages: [new HumanMessage("go")] },
       { configurable: { thread_id: thread } },
     );
-    expect(await kiln.list({ labels: { "langchain-thread-id": thread } })).toHaveLength(1);
+    expect((await kiln.list({ labels: mine })).map((s) => s.name)).toEqual([`lc-${thread}`]);
     await set.close();
   });
 
@@ -103,7 +100,7 @@ describe("createKilnTools({ kiln }): a sandbox per thread", () => {
     expect(await onThread(other, undefined, "run_code", { code: "x" })).toContain("error: NameError");
 
     const names = await kiln.list({ labels: { ...mine, "kiln-adapter": "langchain" } });
-    const toolSets = names.filter((s) => s.name?.startsWith("lc-toolset-") && !s.labels["langchain-thread-id"]);
+    const toolSets = names.filter((s) => /^lc-own-[0-9a-f]{12}$/.test(s.name ?? ""));
     expect(toolSets.length).toBe(2);
 
     const ids = toolSets.map((s) => s.name!);
@@ -113,7 +110,7 @@ describe("createKilnTools({ kiln }): a sandbox per thread", () => {
     for (const name of ids) expect(await state(kiln, name)).toBe("absent");
   });
 
-  it("stops a sandbox idle for idleTimeoutMs; the next call starts it again with its files", async () => {
+  it("stops a sandbox idle for idleTimeoutMs; the next call starts it again with its files and tells the model", async () => {
     const thread = uniqueId("idle");
     const name = `lc-${thread}`;
     deleteAfterwards(kiln, name);
@@ -121,8 +118,13 @@ describe("createKilnTools({ kiln }): a sandbox per thread", () => {
     await onThread(set, thread, "write_file", { path: "kept.txt", content: "still here" });
     await until(async () => (await state(kiln, name)) === "stopped");
 
-    expect(await onThread(set, thread, "read_file", { path: "kept.txt" })).toBe("still here");
+    expect(await onThread(set, thread, "read_file", { path: "kept.txt" })).toBe(
+      "[The sandbox had been stopped (idle) and was started again for this call: files are kept, but variables, " +
+        "imports and functions from earlier run_code calls are gone. Re-run what you need.]\n\nstill here",
+    );
     expect(await state(kiln, name)).toBe("running");
+    // Said once: the next call in the running sandbox has no note.
+    expect(await onThread(set, thread, "read_file", { path: "kept.txt" })).toBe("still here");
 
     // close() with release "stop": stopped, not deleted, so the conversation can resume later.
     await set.close();
@@ -133,13 +135,16 @@ describe("createKilnTools({ kiln }): a sandbox per thread", () => {
     expect(await state(kiln, name)).toBe("absent");
   });
 
-  it("opens the sandbox again when it was deleted behind the tool set's back", async () => {
+  it("opens the sandbox again when it was deleted behind the tool set's back, and tells the model", async () => {
     const thread = uniqueId("gone");
     deleteAfterwards(kiln, `lc-${thread}`);
     const set = tools();
     await onThread(set, thread, "write_file", { path: "a.txt", content: "a" });
     await (await kiln.get(`lc-${thread}`)).delete();
-    expect(await onThread(set, thread, "list_files", {})).toBe("/workspace is empty.");
+    expect(await onThread(set, thread, "list_files", {})).toBe(
+      "[The sandbox had been deleted and a new, empty one was made for this call: files and variables from " +
+        "earlier calls are gone.]\n\n/workspace is empty.",
+    );
     await set.close();
   });
 
@@ -152,5 +157,40 @@ describe("createKilnTools({ kiln }): a sandbox per thread", () => {
     expect(await onThread(set, thread, "run_command", { command: "echo ok" })).toBe("exit code: 0\nstdout:\nok");
     expect(await state(kiln, name)).toBe("running");
     await set.close();
+  });
+
+  it("close() (await using) releases the tools' sandboxes, and they cannot be used after it", async () => {
+    const thread = uniqueId("dispose");
+    const name = `lc-${thread}`;
+    deleteAfterwards(kiln, name);
+    let kept: StructuredTool[];
+    {
+      await using set = tools({ release: "stop" });
+      kept = set;
+      await onThread(set, thread, "run_command", { command: "true" });
+      expect(await state(kiln, name)).toBe("running");
+    }
+    expect(await state(kiln, name)).toBe("stopped");
+    const model = fakeModel()
+      .respondWithTools([{ name: "run_command", args: { command: "true" } }])
+      .respond(done());
+    await createAgent({ model, tools: kept }).invoke(
+      { messages: [new HumanMessage("go")] },
+      { configurable: { thread_id: thread } },
+    );
+    const answer = lastToolMessage(model.calls[1]!.messages);
+    expect(answer.status).toBe("error");
+    expect(answer.content).toContain("closed");
+  });
+});
+
+describe("createKilnTools({ sandbox }): the caller's sandbox", () => {
+  it("runs every thread in it, and close() neither stops nor deletes it", async () => {
+    const given = await sandbox(kiln);
+    const set = createKilnTools({ sandbox: given });
+    await onThread(set, uniqueId("t1"), "write_file", { path: "shared.txt", content: "one sandbox" });
+    expect(await onThread(set, uniqueId("t2"), "read_file", { path: "shared.txt" })).toBe("one sandbox");
+    await set.close();
+    expect((await given.info()).state).toBe("running");
   });
 });

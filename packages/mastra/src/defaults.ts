@@ -20,15 +20,6 @@ export const MAX_LIST_ENTRIES = 500;
  */
 export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000;
 
-/** Kiln's smallest autoStopMs. */
-export const MIN_AUTO_STOP_MS = 1_000;
-
-/**
- * A tool set's own sandbox (no thread) is deleted this long after it stopped, if the process that
- * made it died before deleting it: nobody else knows its random name.
- */
-export const ORPHAN_DELETE_MS = 60 * 60_000;
-
 /** Prefix of the names of sandboxes the adapter creates, so `kiln.list()` shows whose they are. */
 export const SANDBOX_NAME_PREFIX = "mastra-";
 

@@ -1,10 +1,10 @@
-export { sandboxNameFor } from "./binding/names.ts";
 export type {
   ConversationIds,
   FixedSandboxBinding,
   PerConversationBinding,
   SandboxBinding,
 } from "./binding/sandbox-binding.ts";
+export { sandboxNameFor } from "./binding/sandbox-binding.ts";
 export {
   createKilnTools,
   type KilnTools,

@@ -1,5 +1,6 @@
-// { kiln } binding: one sandbox per Mastra thread, created lazily with kiln.getOrCreate under a
-// name derived from the thread id; stopped when idle or disposed, found again after a restart.
+// { kiln } binding: one sandbox per Mastra thread (core's ConversationSandboxes), wired through
+// Mastra's real agent loop: threads kept apart, found again from a new process, the model told
+// when its sandbox was restarted, released on dispose. { sandbox } binding: never touched.
 import { Kiln } from "@kiln/core";
 import { Agent } from "@mastra/core/agent";
 import { MASTRA_RESOURCE_ID_KEY, RequestContext } from "@mastra/core/request-context";
@@ -7,6 +8,7 @@ import { describe, expect, inject, it } from "vitest";
 import { createKilnTools, sandboxNameFor } from "../src/index.ts";
 import {
   cleanUpNamed,
+  sandbox,
   scriptedModel,
   TEST_LABELS,
   type Turn,
@@ -50,7 +52,7 @@ describe("one sandbox per Mastra thread", () => {
     expect((await a.info()).state).toBe("stopped");
     expect((await (await kiln.get(sandboxNameFor(threadB))).info()).state).toBe("stopped");
     // An infrastructure fault is Mastra's normal tool error: the model reads it, the loop goes on.
-    expect(await runIn(tools, threadA, "true")).toMatch(/These Kiln tools were disposed/);
+    expect(await runIn(tools, threadA, "true")).toMatch(/conversation sandboxes were closed/);
   });
 
   it("finds a thread's sandbox again from a new process (new Kiln, new tools), files intact", async () => {
@@ -70,7 +72,7 @@ describe("one sandbox per Mastra thread", () => {
     }
   });
 
-  it("stops an idle thread's sandbox and restarts it on the next call", async () => {
+  it("stops an idle thread's sandbox and restarts it on the next call, telling the model", async () => {
     const thread = uniqueName("thread-idle");
     const name = sandboxNameFor(thread);
     cleanUpNamed(kiln, name);
@@ -79,18 +81,29 @@ describe("one sandbox per Mastra thread", () => {
 
     const sandbox = await kiln.get(name);
     await expect.poll(async () => (await sandbox.info()).state, { timeout: 10_000, interval: 200 }).toBe("stopped");
-    expect(await runIn(tools, thread, "cat idle.txt")).toContain("idle");
+    const seen = await runIn(tools, thread, "cat idle.txt");
+    expect(seen).toMatch(/^\[The sandbox had been stopped \(idle\) and was started again/);
+    expect(seen).toContain("idle");
+    // Only the first call after the restart carries the note.
+    expect(await runIn(tools, thread, "true")).not.toMatch(/started again/);
     await tools[Symbol.asyncDispose]();
   });
 
-  it("restarts a thread's sandbox stopped behind its back; the model is told about idle pauses", async () => {
+  it("restarts a thread's sandbox stopped or deleted behind its back; the model is told", async () => {
     const thread = uniqueName("thread-stopped");
     const name = sandboxNameFor(thread);
     cleanUpNamed(kiln, name);
     const tools = createKilnTools({ kiln, sandboxOptions: { labels: TEST_LABELS }, idleTimeoutMs: 120_000 });
     await runIn(tools, thread, "echo here > here.txt");
     await (await kiln.get(name)).stop();
-    expect(await runIn(tools, thread, "cat here.txt")).toContain("here");
+    const restarted = await runIn(tools, thread, "cat here.txt");
+    expect(restarted).toMatch(/started again for this call: files are kept/);
+    expect(restarted).toContain("here");
+
+    await (await kiln.get(name)).delete();
+    const recreated = await runIn(tools, thread, "ls here.txt");
+    expect(recreated).toMatch(/^\[The sandbox had been deleted and a new, empty one was made/);
+    expect(recreated).toMatch(/No such file/);
     expect(tools.run_code.description).toMatch(/After 2 minutes without calls the sandbox is paused/);
     await tools[Symbol.asyncDispose]();
   });
@@ -111,7 +124,7 @@ describe("one sandbox per Mastra thread", () => {
     // A label of this test's own: other files of the suite create sandboxes at the same time.
     const mine = { ...TEST_LABELS, case: `toolset-${process.pid}-${Date.now()}` };
     const toolSetSandboxes = async () =>
-      (await kiln.list({ labels: mine })).filter((s) => s.name?.startsWith("mastra-tools-")).map((s) => s.id);
+      (await kiln.list({ labels: mine })).filter((s) => s.name?.startsWith("mastra-own-")).map((s) => s.id);
     const before = await toolSetSandboxes();
     const tools = createKilnTools({ kiln, sandboxOptions: { labels: mine } });
     await runIn(tools, undefined, "echo one > f.txt");
@@ -121,5 +134,14 @@ describe("one sandbox per Mastra thread", () => {
     expect(made).toHaveLength(1);
     await tools[Symbol.asyncDispose]();
     expect(await toolSetSandboxes()).not.toContain(made[0]);
+  });
+
+  it("never stops or deletes a sandbox it was given", async () => {
+    const given = await sandbox(kiln);
+    const tools = createKilnTools({ sandbox: given });
+    expect(await runIn(tools, "thread-ignored", "echo mine")).toContain("mine");
+    await tools[Symbol.asyncDispose]();
+    expect((await given.info()).state).toBe("running");
+    expect(await runIn(tools, undefined, "echo still")).toContain("still");
   });
 });

@@ -30,22 +30,10 @@ export const MAX_READ_BYTES = 1024 * 1024;
 export const MAX_IMAGE_BYTES = 5 * 1024 * 1024;
 
 /**
- * Sandboxes the adapter creates stop after this long without activity (enforced inside the
- * sandbox, so it holds when this process dies); the next tool call starts them again.
+ * Prefix of the sandbox names the tools make (core's ConversationSandboxes): `"ai-" + key` for a
+ * conversation key, `"ai-own-<hex>"` for a tool set's own sandbox. Idle and lifecycle defaults are core's.
  */
-export const DEFAULT_AUTO_STOP_MS = 15 * 60_000;
-
-/**
- * A tool set's own (unkeyed) sandbox is deleted this long after it stopped: nothing outside the
- * process that made it can reach it, so after a crash it would otherwise linger forever.
- */
-export const DEFAULT_EPHEMERAL_AUTO_DELETE_MS = 60 * 60_000;
-
-/** Prefix of the sandbox name made from a conversation key: `kiln.getOrCreate("ai-" + key)`. */
 export const KEY_PREFIX = "ai-";
-
-/** Sandbox names are at most 63 characters (core's rule). */
-export const MAX_SANDBOX_NAME = 63;
 
 /**
  * SandboxSession.run: long enough for an install or a test suite. Callers stop a command

@@ -1,10 +1,3 @@
-export {
-  type GivenSandbox,
-  type LazySandbox,
-  type ReleaseOptions,
-  type SandboxSource,
-  sandboxNameForKey,
-} from "./binding.ts";
 export type {
   ListFilesInput,
   ReadFileInput,
@@ -20,9 +13,14 @@ export {
 } from "./session/sandbox-session.ts";
 export {
   disposeKilnTools,
+  type GivenSandbox,
   getKilnSandbox,
   type KilnToolSet,
   type KilnToolsOptions,
   type KilnToolsSettings,
   kilnTools,
+  type LazySandbox,
+  type ReleaseOptions,
+  type SandboxSource,
+  sandboxNameForKey,
 } from "./tools.ts";

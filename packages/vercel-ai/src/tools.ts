@@ -1,12 +1,21 @@
 /**
  * kilnTools(): the five sandbox tools as an AI SDK ToolSet, built with `tool()` from `ai`.
+ * The sandbox lifecycle (lazy getOrCreate, idle release, reopening) is core's ConversationSandboxes.
  */
-import { KilnError, type Sandbox } from "@kiln/core";
+import {
+  ConversationSandboxes,
+  type CreateSandboxOptions,
+  type Kiln,
+  KilnError,
+  type Sandbox,
+  sandboxNameFor,
+  type UseInfo,
+} from "@kiln/core";
 import { type Tool, tool } from "ai";
-import { type ReleaseOptions, SandboxBinding, type SandboxSource } from "./binding.ts";
 import {
   DEFAULT_MAX_OUTPUT_CHARS,
   DEFAULT_TOOL_TIMEOUT_MS,
+  KEY_PREFIX,
   MAX_IMAGE_BYTES,
   MAX_LIST_ENTRIES,
   MAX_READ_BYTES,
@@ -31,6 +40,51 @@ import {
   toModelOutput,
 } from "./format.ts";
 import { resolvePath } from "./paths.ts";
+
+/** Use this sandbox. The tool set never starts, stops or deletes it: its owner does. */
+export interface GivenSandbox {
+  sandbox: Sandbox;
+}
+
+/** Make a sandbox on the first tool call (core's ConversationSandboxes, one conversation per tool set). */
+export interface LazySandbox {
+  kiln: Kiln;
+  /**
+   * Options of the sandbox made on first use (its name comes from `key`). Its labels gain
+   * `adapter: "vercel-ai"`; `autoStopMs` defaults to idleTimeoutMs, and without `key` `autoDeleteMs` to 1 h.
+   * @default {}
+   */
+  sandboxOptions?: Omit<CreateSandboxOptions, "name" | "signal">;
+  /**
+   * Stop the sandbox after this long without a tool call. Its files stay; the next tool call
+   * starts it again, with fresh interpreters. 0 or Infinity keeps it running. The same value goes
+   * to core as `autoStopMs`, which holds even when this process dies.
+   * @default 900_000 (15 min)
+   */
+  idleTimeoutMs?: number;
+  /**
+   * A conversation id. With it the sandbox is `kiln.getOrCreate(sandboxNameForKey(key))` ("ai-" + key
+   * when that is a valid name), so a conversation continues in the same sandbox from any process;
+   * without it the tool set has a sandbox of its own.
+   * @default none
+   */
+  key?: string;
+}
+
+export type SandboxSource = GivenSandbox | LazySandbox;
+
+export interface ReleaseOptions {
+  /** Delete a keyed sandbox instead of stopping it (the conversation is over). @default false */
+  delete?: boolean;
+}
+
+/**
+ * The sandbox name of a conversation key: `"ai-" + key` when that is a valid sandbox name, else a
+ * readable slug of the key plus a 16-hex hash of it, so two keys never share a sandbox.
+ */
+export function sandboxNameForKey(key: string): string {
+  return sandboxNameFor(KEY_PREFIX, key);
+}
 
 export interface KilnToolsSettings {
   /** Time limit of one run_code or run_command call; the model is told it. @default 60_000 */
@@ -65,7 +119,42 @@ const RESTARTED_NOTES = {
     "earlier calls are gone.]",
 };
 
-const bindings = new WeakMap<object, SandboxBinding>();
+/** What a tool set runs its calls in, and how it lets go of it. */
+interface Binding {
+  use<T>(work: (sandbox: Sandbox, info: UseInfo) => Promise<T>): Promise<T>;
+  release(options?: ReleaseOptions): Promise<void>;
+}
+
+const bindings = new WeakMap<object, Binding>();
+
+function bind(source: SandboxSource): Binding {
+  if (source && typeof source === "object" && "sandbox" in source && source.sandbox) {
+    const { sandbox } = source;
+    return { use: (work) => work(sandbox, {}), release: async () => {} };
+  }
+  if (!source || typeof source !== "object" || !("kiln" in source) || !source.kiln)
+    throw new TypeError("kilnTools: pass { sandbox } or { kiln, sandboxOptions?, key? }");
+  const { kiln, key, sandboxOptions } = source;
+  const conversations = new ConversationSandboxes({
+    kiln,
+    namePrefix: KEY_PREFIX,
+    idleTimeoutMs: source.idleTimeoutMs,
+    sandboxOptions: { ...sandboxOptions, labels: { adapter: "vercel-ai", ...sandboxOptions?.labels } },
+  });
+  const name = conversations.nameFor(key); // an invalid key fails here, not on the first tool call
+  return {
+    use: (work) => conversations.use(key, work),
+    async release(options = {}) {
+      await conversations.close();
+      if (key === undefined || !options.delete) return;
+      try {
+        await (await kiln.get(name)).delete();
+      } catch (err) {
+        if (!(KilnError.isInstance(err) && err.code === "SANDBOX_NOT_FOUND")) throw err;
+      }
+    },
+  };
+}
 
 const IMAGE_TYPES: Record<string, ImageMediaType> = {
   png: "image/png",
@@ -131,11 +220,11 @@ async function readForModel(sandbox: Sandbox, path: string, maxOutputChars: numb
  *
  * With `{ sandbox }` they use that sandbox. With `{ kiln }` they make one on the first call:
  * their own (deleted on dispose), or with `key` the conversation's sandbox
- * `kiln.getOrCreate("ai-" + key)` (stopped on dispose, so the conversation can continue later,
+ * `kiln.getOrCreate(sandboxNameForKey(key))` (stopped on dispose, so the conversation can continue later,
  * in this or another process).
  */
 export function kilnTools(options: KilnToolsOptions): KilnToolSet {
-  const binding = new SandboxBinding(options);
+  const binding = bind(options);
   const limits: Limits = {
     timeoutMs: options.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS,
     maxOutputChars: options.maxOutputChars ?? DEFAULT_MAX_OUTPUT_CHARS,
@@ -211,7 +300,7 @@ export function kilnTools(options: KilnToolsOptions): KilnToolSet {
   return tools as KilnToolSet;
 }
 
-function bindingOf(tools: object): SandboxBinding {
+function bindingOf(tools: object): Binding {
   const binding = bindings.get(tools);
   if (!binding) throw new TypeError("not a tool set made by kilnTools() (a spread copy loses the link)");
   return binding;
@@ -227,5 +316,5 @@ export function disposeKilnTools(tools: KilnToolSet, options?: ReleaseOptions): 
 
 /** The tool set's sandbox (made now if no tool has run yet), e.g. to download what the model made. */
 export function getKilnSandbox(tools: KilnToolSet): Promise<Sandbox> {
-  return bindingOf(tools).sandbox();
+  return bindingOf(tools).use(async (sandbox) => sandbox);
 }

@@ -1,6 +1,7 @@
-// How a tool set finds its sandbox: given, its own, or a conversation's (by key), across
-// Kiln instances (as after a process restart), and what dispose and idle do to it.
-import { Kiln } from "@kiln/core";
+// How a tool set is wired to its sandbox: given, its own, or a conversation's (by key, through
+// core's ConversationSandboxes), across Kiln instances (as after a process restart), and what
+// dispose and idle do to it. Core's own tests cover the lifecycle and the name mapping.
+import { Kiln, sandboxNameFor } from "@kiln/core";
 import { generateText, stepCountIs, ToolLoopAgent } from "ai";
 import { describe, expect, inject, it } from "vitest";
 import { disposeKilnTools, getKilnSandbox, kilnTools, sandboxNameForKey } from "../src/index.ts";
@@ -41,7 +42,15 @@ describe("a conversation key", () => {
     });
     expect((await agent.generate({ prompt: "remember 41" })).text).toBe("noted");
     const sandbox = track(await getKilnSandbox(first));
-    expect(sandbox.name).toBe(sandboxNameForKey(key));
+    expect(sandbox.name).toBe(`ai-${key}`);
+
+    // Another key is another conversation: another sandbox, without this one's state.
+    const stranger = kilnTools({ kiln, sandboxOptions, key: uniqueName("chat") });
+    const peek = scriptedModel([[{ tool: "run_code", input: { code: '"x" in globals()' } }], "no"]);
+    await generateText({ model: peek, tools: stranger, stopWhen: stepCountIs(3), prompt: "is x set" });
+    expect(textOf(toolResultsSeen(peek, 1).get("run_code"))).toBe("result:\nFalse");
+    expect(track(await getKilnSandbox(stranger)).id).not.toBe(sandbox.id);
+    await disposeKilnTools(stranger, { delete: true });
 
     // Another Kiln (another process, after a restart) with the same key: same sandbox, same Python state.
     const other = new Kiln({ image: inject("runtimeImage") });
@@ -57,7 +66,7 @@ describe("a conversation key", () => {
       expect((await sandbox.info()).state).toBe("stopped");
       await expect(
         second.run_code.execute?.({ code: "1" }, { toolCallId: "t", messages: [], context: {} }),
-      ).rejects.toThrow(/disposed/);
+      ).rejects.toThrow(/closed/);
 
       const third = kilnTools({ kiln: other, sandboxOptions, key });
       const later = scriptedModel([[{ tool: "read_file", input: { path: "notes.txt" } }], "ok"]);
@@ -70,15 +79,10 @@ describe("a conversation key", () => {
     }
   });
 
-  it("maps any key to a valid, stable, distinct sandbox name", () => {
+  it("is named with core's sandboxNameFor, and an empty key fails when the tools are made", () => {
     expect(sandboxNameForKey("chat-123")).toBe("ai-chat-123");
-    const odd = sandboxNameForKey("user@example.com/chat 7");
-    expect(odd).toMatch(/^ai-user-example\.com-chat-7-[0-9a-f]{10}$/);
-    expect(sandboxNameForKey("user@example.com/chat 7")).toBe(odd);
-    expect(sandboxNameForKey("user@example.com/chat-7")).not.toBe(odd);
-    const long = sandboxNameForKey("k".repeat(200));
-    expect(long.length).toBeLessThanOrEqual(63);
-    expect(sandboxNameForKey("日本")).toMatch(/^ai-[0-9a-f]{10}$/);
+    expect(sandboxNameForKey("user@example.com/chat 7")).toBe(sandboxNameFor("ai-", "user@example.com/chat 7"));
+    expect(() => kilnTools({ kiln, key: "" })).toThrow(/conversation id/);
   });
 });
 
@@ -101,6 +105,7 @@ describe("a tool set's own sandbox", () => {
     ]);
     await generateText({ model, tools, stopWhen: stepCountIs(4), prompt: "go" });
     const sandbox = track(await getKilnSandbox(tools));
+    expect(sandbox.name).toMatch(/^ai-own-[0-9a-f]{12}$/);
     expect((await kiln.list({ labels: mine })).length).toBe(1);
     expect(textOf(toolResultsSeen(model, 2).get("list_files"))).toMatch(/a\.txt[\s\S]*b\.txt/);
     expect((await sandbox.info()).labels.adapter).toBe("vercel-ai");
@@ -145,10 +150,9 @@ describe("a given sandbox", () => {
     expect((await sandbox.info()).state).toBe("running");
   });
 
-  it("is started again when it was stopped, and a fault of the sandbox itself reaches the model as a tool error", async () => {
+  it("is not started when it was stopped: a fault of the sandbox itself reaches the model as a tool error", async () => {
     const sandbox = await testSandbox(kiln);
     const tools = kilnTools({ sandbox });
-    await sandbox.stop();
     const model = scriptedModel([
       [{ tool: "run_command", input: { command: "echo back" } }],
       [{ tool: "run_command", input: { command: "echo again" } }],
@@ -160,12 +164,13 @@ describe("a given sandbox", () => {
       stopWhen: stepCountIs(4),
       prompt: "go",
       onStepFinish: async ({ stepNumber }) => {
-        if (stepNumber === 0) await sandbox.delete();
+        if (stepNumber === 0) await sandbox.stop();
       },
     });
     expect(textOf(toolResultsSeen(model, 1).get("run_command"))).toBe("exit code: 0\n\nstdout:\nback");
     const fault = toolResultsSeen(model, 2).get("run_command");
     expect(fault?.type).toBe("error-text");
-    expect(textOf(fault)).toMatch(/^SandboxNotFoundError: No sandbox with id or name/);
+    expect(textOf(fault)).toMatch(/^SandboxNotRunningError: Sandbox .* is (stopped|exited)/);
+    expect((await sandbox.info()).state).toBe("stopped");
   });
 });

@@ -3,7 +3,7 @@
  * to one sandbox per Mastra thread.
  */
 import { posix } from "node:path";
-import type { Sandbox } from "@kiln/core";
+import type { Sandbox, UseInfo } from "@kiln/core";
 import { MASTRA_RESOURCE_ID_KEY, MASTRA_THREAD_ID_KEY } from "@mastra/core/request-context";
 import { createTool } from "@mastra/core/tools";
 import { type ConversationIds, type SandboxBinding, sandboxProvider } from "../binding/sandbox-binding.ts";
@@ -53,6 +53,16 @@ interface CallContext {
   abortSignal?: AbortSignal;
 }
 
+/** What the model is told, before the call's output, when its sandbox was started or made again. */
+const RESTARTED_NOTES: Record<NonNullable<UseInfo["restarted"]>, string> = {
+  started:
+    "[The sandbox had been stopped (idle) and was started again for this call: files are kept, but variables, " +
+    "imports and functions from earlier run_code calls are gone. Re-run what you need.]",
+  recreated:
+    "[The sandbox had been deleted and a new, empty one was made for this call: files and variables from " +
+    "earlier calls are gone.]",
+};
+
 function conversationOf(context: CallContext | undefined): ConversationIds {
   const fromRequest = (key: string) => {
     const value = context?.requestContext?.get(key);
@@ -78,19 +88,21 @@ export function createKilnTools(options: KilnToolsOptions) {
   const descriptions = describeTools({
     ...limits,
     network: perConversation ? (options.sandboxOptions?.network ?? "none") : undefined,
-    idleTimeoutMs: perConversation ? (options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS) : undefined,
+    idleTimeoutMs: perConversation ? idleTimeoutOf(options.idleTimeoutMs) : undefined,
   });
 
   /** Runs one call in the conversation's sandbox; errors the model can fix come back as text. */
   const inSandbox = (context: CallContext | undefined, work: (sandbox: Sandbox) => Promise<KilnToolOutput>) =>
-    sandboxes.use(conversationOf(context), async (sandbox) => {
+    sandboxes.use(conversationOf(context), async (sandbox, { restarted }) => {
+      let output: KilnToolOutput;
       try {
-        return await work(sandbox);
+        output = await work(sandbox);
       } catch (err) {
         const fault = formatModelFault(err);
-        if (fault) return fault;
-        throw err;
+        if (!fault) throw err;
+        output = fault;
       }
+      return restarted ? { ...output, text: `${RESTARTED_NOTES[restarted]}\n\n${output.text}` } : output;
     });
   const signalOf = (context: CallContext | undefined) => (context?.abortSignal ? { signal: context.abortSignal } : {});
 
@@ -178,6 +190,12 @@ export function createKilnTools(options: KilnToolsOptions) {
 }
 
 export type KilnTools = ReturnType<typeof createKilnTools>;
+
+/** The idle limit the descriptions state; undefined when sandboxes are only released on dispose (0 or Infinity). */
+function idleTimeoutOf(idleTimeoutMs: number | undefined): number | undefined {
+  const ms = idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  return ms > 0 && Number.isFinite(ms) ? ms : undefined;
+}
 
 /** The start of a file too large to read whole, as text; binary files are only described. */
 async function readLargeFile(sandbox: Sandbox, path: string, size: number, limits: FormatLimits) {

@@ -21,7 +21,7 @@ import {
   validateSandboxFileMode,
   type WriteFilesOptions,
 } from "@mastra/core/workspace";
-import { sandboxNameFor } from "../binding/names.ts";
+import { sandboxNameFor } from "../binding/sandbox-binding.ts";
 import { DEFAULT_TIMEOUT_MS, WORKDIR } from "../defaults.ts";
 import { checkpointVersion, latestCheckpoint, pruneCheckpoint } from "./checkpoints.ts";
 import { KilnProcessManager, toMastraResult } from "./process-manager.ts";
