@@ -2,6 +2,7 @@ export {
   ConversationSandboxes,
   type ConversationSandboxesOptions,
   DEFAULT_IDLE_TIMEOUT_MS,
+  RESTARTED_NOTES,
   type ReleaseMode,
   type UseInfo,
 } from "./conversations/conversation-sandboxes.ts";

@@ -9,6 +9,7 @@ import {
   type Kiln,
   KilnError,
   type Language,
+  RESTARTED_NOTES,
   type ReleaseMode,
   type Sandbox,
   sandboxNameFor,
@@ -79,16 +80,6 @@ export type KilnTools = StructuredTool[] & {
 export function sandboxNameForThread(threadId: string, prefix: string = DEFAULT_NAME_PREFIX): string {
   return sandboxNameFor(prefix, threadId);
 }
-
-/** Put before a tool's answer when its sandbox had to be started or made again, so the model knows what is lost. */
-const RESTARTED_NOTES: Record<NonNullable<UseInfo["restarted"]>, string> = {
-  started:
-    "[The sandbox had been stopped (idle) and was started again for this call: files are kept, but variables, " +
-    "imports and functions from earlier run_code calls are gone. Re-run what you need.]",
-  recreated:
-    "[The sandbox had been deleted and a new, empty one was made for this call: files and variables from " +
-    "earlier calls are gone.]",
-};
 
 function withNote(content: ToolContent, restarted: UseInfo["restarted"]): ToolContent {
   if (!restarted) return content;

@@ -7,6 +7,7 @@ import {
   type CreateSandboxOptions,
   type Kiln,
   KilnError,
+  RESTARTED_NOTES,
   type Sandbox,
   sandboxNameFor,
   type UseInfo,
@@ -108,15 +109,6 @@ export type KilnToolSet = {
   list_files: Tool<ListFilesInput, string>;
   /** Releases the sandbox the tool set made, like disposeKilnTools(). */
   [Symbol.asyncDispose](): Promise<void>;
-};
-
-const RESTARTED_NOTES = {
-  started:
-    "[The sandbox had been stopped (idle) and was started again for this call: files are kept, but variables, " +
-    "imports and functions from earlier run_code calls are gone. Re-run what you need.]",
-  recreated:
-    "[The sandbox had been deleted and a new, empty one was made for this call: files and variables from " +
-    "earlier calls are gone.]",
 };
 
 /** What a tool set runs its calls in, and how it lets go of it. */

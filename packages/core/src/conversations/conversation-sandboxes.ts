@@ -52,6 +52,19 @@ export interface UseInfo {
   restarted?: "started" | "recreated";
 }
 
+/**
+ * What to tell a model, before a call's output, when its sandbox had to be started or made
+ * again: which of its earlier work is gone. The same words in every framework.
+ */
+export const RESTARTED_NOTES: Record<NonNullable<UseInfo["restarted"]>, string> = {
+  started:
+    "[The sandbox had been stopped (idle) and was started again for this call: files are kept, but variables, " +
+    "imports and functions from earlier run_code calls are gone. Re-run what you need.]",
+  recreated:
+    "[The sandbox had been deleted and a new, empty one was made for this call: files and variables from " +
+    "earlier calls are gone.]",
+};
+
 interface Entry {
   readonly name: string;
   readonly private: boolean;

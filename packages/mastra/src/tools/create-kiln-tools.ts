@@ -3,7 +3,7 @@
  * to one sandbox per Mastra thread.
  */
 import { posix } from "node:path";
-import type { Sandbox, UseInfo } from "@kiln/core";
+import { RESTARTED_NOTES, type Sandbox } from "@kiln/core";
 import { MASTRA_RESOURCE_ID_KEY, MASTRA_THREAD_ID_KEY } from "@mastra/core/request-context";
 import { createTool } from "@mastra/core/tools";
 import { type ConversationIds, type SandboxBinding, sandboxProvider } from "../binding/sandbox-binding.ts";
@@ -52,16 +52,6 @@ interface CallContext {
   requestContext?: { get(key: string): unknown };
   abortSignal?: AbortSignal;
 }
-
-/** What the model is told, before the call's output, when its sandbox was started or made again. */
-const RESTARTED_NOTES: Record<NonNullable<UseInfo["restarted"]>, string> = {
-  started:
-    "[The sandbox had been stopped (idle) and was started again for this call: files are kept, but variables, " +
-    "imports and functions from earlier run_code calls are gone. Re-run what you need.]",
-  recreated:
-    "[The sandbox had been deleted and a new, empty one was made for this call: files and variables from " +
-    "earlier calls are gone.]",
-};
 
 function conversationOf(context: CallContext | undefined): ConversationIds {
   const fromRequest = (key: string) => {
