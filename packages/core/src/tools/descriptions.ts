@@ -1,0 +1,60 @@
+/**
+ * What the model reads: the five tools' descriptions, and the descriptions of their input
+ * fields (each adapter builds its schemas with them). Limits in the text come from the tool
+ * set's options, so the model is told the limits that actually apply.
+ */
+import { WORKDIR } from "../defaults.ts";
+
+export interface Limits {
+  timeoutMs: number;
+  maxOutputChars: number;
+}
+
+const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
+
+function sandbox({ timeoutMs, maxOutputChars }: Limits): string {
+  return (
+    `The sandbox is an isolated Linux container with Python 3 (numpy, pandas, matplotlib) and Node.js 24; ` +
+    `it has no network access unless it was enabled for you. Files live in ${WORKDIR} (relative paths resolve ` +
+    `there) and stay for the whole conversation. Each call may run for ${seconds(timeoutMs)} at most; stdout, ` +
+    `stderr and tracebacks are cut to ${maxOutputChars} characters each, with a note saying so, so print ` +
+    `summaries rather than whole datasets.`
+  );
+}
+
+export function describeTools(limits: Limits) {
+  const env = sandbox(limits);
+  return {
+    run_code:
+      `Run Python (default), JavaScript or TypeScript code in a sandbox and get its output. Like a notebook ` +
+      `cell: variables, imports and functions persist between run_code calls of the same language, and the ` +
+      `value of the last expression is returned. matplotlib charts (plt.show(), or a figure as the last ` +
+      `expression) come back to you as images. If the code fails you get the error and traceback as text: ` +
+      `fix the code and call again. ${env}`,
+    run_command:
+      `Run a shell command (sh -c) in a sandbox and get its exit code, stdout and stderr; it starts in ` +
+      `${WORKDIR}. Use it for ls, grep, head, pip list, wc and the like; each command runs on its own, so ` +
+      `a cd or an export does not carry over to the next call. ${env}`,
+    read_file:
+      `Read a file from the sandbox. Text files come back as text (cut to ${limits.maxOutputChars} ` +
+      `characters, with a note); PNG, JPEG, GIF and WebP images come back as images. Relative paths ` +
+      `resolve against ${WORKDIR}.`,
+    write_file:
+      `Write a text file in the sandbox, replacing it if it exists and creating parent folders. Relative ` +
+      `paths resolve against ${WORKDIR}. Use it for data files, scripts and configuration that run_code or ` +
+      `run_command then use.`,
+    list_files:
+      `List the files and folders of one directory in the sandbox (not recursive), with their sizes. ` +
+      `Defaults to ${WORKDIR}.`,
+  };
+}
+
+/** The model-facing descriptions of the tools' input fields. */
+export const INPUT_DESCRIPTIONS = {
+  code: "The code to run; the value of its last expression is returned",
+  language: 'The language of the code. Default "python"',
+  command: `A shell command line, run with sh -c in ${WORKDIR}`,
+  path: `Path of the file: absolute, or relative to ${WORKDIR} (e.g. "data/sales.csv")`,
+  content: "The full text content of the file",
+  directory: `Directory to list: absolute, or relative to ${WORKDIR}. Default ${WORKDIR}`,
+} as const;
