@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config";
 
 // The AI SDK's own loop (generateText, ToolLoopAgent) driven by its mock model, against real
-// sandboxes; plus the pure formatting tests in src/.
+// sandboxes; plus the unit tests in src/ (the AI SDK wrapping of outputs, line ranges).
 export default defineConfig({
   // Paths below are this package's, also when run with -c from the repository root.
   root: import.meta.dirname,

@@ -5,10 +5,16 @@ import { posix } from "node:path";
 import {
   ConversationSandboxes,
   type CreateSandboxOptions,
+  DEFAULT_MAX_OUTPUT_CHARS,
+  DEFAULT_TOOL_TIMEOUT_MS,
+  formatCommand,
+  formatExecution,
+  formatListing,
   InvalidArgumentError,
   type Kiln,
   KilnError,
   type Language,
+  MAX_LIST_ENTRIES,
   RESTARTED_NOTES,
   type ReleaseMode,
   type Sandbox,
@@ -16,15 +22,8 @@ import {
   type UseInfo,
 } from "@kiln/core";
 import { type StructuredTool, type ToolRunnableConfig, tool } from "@langchain/core/tools";
-import {
-  ADAPTER_LABEL,
-  DEFAULT_MAX_OUTPUT_CHARS,
-  DEFAULT_NAME_PREFIX,
-  DEFAULT_TIMEOUT_MS,
-  MAX_READ_FILE_BYTES,
-  WORKDIR,
-} from "./defaults.ts";
-import { formatCommand, formatExecution, formatFile, formatListing, formatSize, type ToolContent } from "./format.ts";
+import { ADAPTER_LABEL, DEFAULT_NAME_PREFIX, MAX_READ_FILE_BYTES, WORKDIR } from "./defaults.ts";
+import { formatFile, formatSize, type ToolContent, toContent } from "./format.ts";
 import { descriptions, type Limits, schemas } from "./schemas.ts";
 
 interface CommonOptions {
@@ -127,10 +126,9 @@ function absolute(path: string): string {
  */
 export function createKilnTools(options: KilnToolsOptions): KilnTools {
   const limits: Limits = {
-    timeoutMs: positive("timeoutMs", options.timeoutMs, DEFAULT_TIMEOUT_MS),
+    timeoutMs: positive("timeoutMs", options.timeoutMs, DEFAULT_TOOL_TIMEOUT_MS),
     maxOutputChars: positive("maxOutputChars", options.maxOutputChars, DEFAULT_MAX_OUTPUT_CHARS),
     defaultLanguage: "python",
-    network: "unknown",
   };
   /** Runs `work` in the sandbox of a thread (undefined: outside any thread). */
   let use: <T>(threadId: string | undefined, work: (sandbox: Sandbox, info: UseInfo) => Promise<T>) => Promise<T>;
@@ -155,8 +153,6 @@ export function createKilnTools(options: KilnToolsOptions): KilnTools {
     use = (threadId, work) => sandboxes.use(threadId, work);
     close = () => sandboxes.close();
     limits.defaultLanguage = options.sandboxOptions?.language ?? "python";
-    limits.network =
-      options.sandboxOptions?.network === undefined || options.sandboxOptions.network === "none" ? "none" : "egress";
   } else {
     throw new InvalidArgumentError("options", "pass { sandbox } or { kiln, sandboxOptions? }");
   }
@@ -183,7 +179,7 @@ export function createKilnTools(options: KilnToolsOptions): KilnTools {
       call(config, async (sandbox) => {
         const lang: Language = language ?? limits.defaultLanguage;
         const execution = await sandbox.runCode(code, { language: lang, timeoutMs, signal: config.signal });
-        return formatExecution(execution, { timeoutMs, maxChars: maxOutputChars });
+        return toContent(formatExecution(execution, { timeoutMs, maxOutputChars }));
       }),
     { name: "run_code", description: description.run_code, schema: schema.run_code },
   );
@@ -192,7 +188,7 @@ export function createKilnTools(options: KilnToolsOptions): KilnTools {
     ({ command }, config) =>
       call(config, async (sandbox) => {
         const result = await sandbox.exec(command, { timeoutMs, signal: config.signal });
-        return formatCommand(result, { timeoutMs, maxChars: maxOutputChars });
+        return formatCommand(result, { timeoutMs, maxOutputChars });
       }),
     { name: "run_command", description: description.run_command, schema: schema.run_command },
   );
@@ -221,7 +217,9 @@ export function createKilnTools(options: KilnToolsOptions): KilnTools {
 
   const listFiles = tool(
     ({ path }, config) =>
-      call(config, async (sandbox) => formatListing(absolute(path ?? "."), await sandbox.files.list(path ?? "."))),
+      call(config, async (sandbox) =>
+        formatListing(absolute(path ?? "."), await sandbox.files.list(path ?? "."), MAX_LIST_ENTRIES),
+      ),
     { name: "list_files", description: description.list_files, schema: schema.list_files },
   );
 

@@ -45,19 +45,20 @@ describe("createKilnTools in createAgent", () => {
       expect(runCode).toContain(fact);
     }
     expect(runCode).toContain("persist between run_code calls");
-    expect(runCode).toContain("stopped after 30 s");
-    expect(runCode).toContain("over 5000 characters");
-    // A sandbox passed in may have any network; sandboxes the tools create say what they have.
-    expect(runCode).toContain("network access that may be off");
-    const created = createKilnTools({ kiln, sandboxOptions: { language: "javascript" } });
-    expect(created[0]!.description).toContain("with no network access");
-    expect(created[0]!.description).not.toContain("may be off");
-    const input = z.toJSONSchema(created[0]!.schema as z.ZodObject) as { properties: Record<string, object> };
-    expect(input.properties.language).toMatchObject({
-      description: 'The language of the code. Defaults to "javascript".',
+    expect(runCode).toContain("may run for 30 s at most");
+    expect(runCode).toContain("cut to 5000 characters each");
+    expect(runCode).toContain("no network access unless it was enabled for you");
+    const input = (t: (typeof tools)[number]) =>
+      z.toJSONSchema(t.schema as z.ZodObject) as { properties: Record<string, object> };
+    expect(input(tools[0]!).properties.language).toMatchObject({
+      description: 'The language of the code. Default "python"',
     });
-    const egress = createKilnTools({ kiln, sandboxOptions: { network: "egress" } });
-    expect(egress[1]!.description).toContain("with outbound network access");
+    // Code without a language runs in the sandbox's own language, and the model is told which.
+    const created = createKilnTools({ kiln, sandboxOptions: { language: "javascript" } });
+    expect(created[0]!.description).toContain("In this sandbox code without a language runs as JavaScript.");
+    expect(input(created[0]!).properties.language).toMatchObject({
+      description: 'The language of the code. Default "javascript"',
+    });
   });
 
   it("runs a multi-step analysis: write_file, then run_code with pandas, state kept between cells", async () => {
@@ -91,7 +92,7 @@ describe("createKilnTools in createAgent", () => {
     expect(Array.isArray(last.content)).toBe(true);
     expect((last.content as Blocks)[0]).toMatchObject({ type: "text" });
     expect(textOf(last)).toContain("stdout:\ndrawn");
-    expect(textOf(last)).toContain("[image 1 (image/png), attached below]");
+    expect(textOf(last)).toContain("display:\n[image 1: image/png, attached]");
     const [image, ...more] = imagesOf(last);
     expect(more).toEqual([]);
     expect(image).toMatchObject({ type: "image", mimeType: "image/png" });
@@ -127,7 +128,7 @@ describe("createKilnTools in createAgent", () => {
       { timeoutMs: 1_500 },
     );
     expect(last.content).toContain("stdout:\nstart");
-    expect(last.content).toContain("Timed out after 1.5 s and was stopped.");
+    expect(last.content).toContain("The code was stopped: it ran longer than the 1.5 s limit.");
   });
 
   it("run_code: long output is cut to maxOutputChars with a note, keeping its start and end", async () => {
@@ -139,16 +140,16 @@ describe("createKilnTools in createAgent", () => {
     expect(text.length).toBeLessThan(2_300);
     expect(text).toContain("stdout:\nHEAD");
     expect(text).toContain("TAIL");
-    expect(text).toMatch(/\[\.\.\. \d+ characters cut: output over 2000 characters/);
+    expect(text).toMatch(/\[\.\.\. \d+ characters cut here: output is limited to 2000 characters per stream/);
   });
 
   it("run_command: the model gets the exit code, stdout and stderr, also of a failing command", async () => {
     const { last: ok } = await afterToolCalls([{ name: "run_command", args: { command: "echo hi; whoami; pwd" } }]);
-    expect(ok.content).toBe("exit code: 0\nstdout:\nhi\nkiln\n/workspace");
+    expect(ok.content).toBe("exit code: 0\n\nstdout:\nhi\nkiln\n/workspace");
 
     const { last: failed } = await afterToolCalls([{ name: "run_command", args: { command: "ls /nope; exit 3" } }]);
     expect(failed.status).toBe("success");
-    expect(failed.content).toMatch(/^exit code: 3\nstderr:\nls: cannot access '\/nope': No such file or directory$/);
+    expect(failed.content).toMatch(/^exit code: 3\n\nstderr:\nls: cannot access '\/nope': No such file or directory$/);
   });
 
   it("read_file: text comes back as text, a missing file as a readable error", async () => {
@@ -172,11 +173,11 @@ describe("createKilnTools in createAgent", () => {
     expect(isPng(image!.data)).toBe(true);
   });
 
-  it("list_files: directories end in '/', files show their size", async () => {
+  it("list_files: directories first, ending in '/'; files show their size", async () => {
     await box.files.write("listing/sub/x.txt", "x");
     await box.files.write("listing/b.csv", "a,b\n1,2\n");
     const { last } = await afterToolCalls([{ name: "list_files", args: { path: "listing" } }]);
-    expect(last.content).toBe("/workspace/listing (2 entries):\nb.csv (8 B)\nsub/");
+    expect(last.content).toBe("/workspace/listing (2 entries):\nsub/\nb.csv  8 B");
 
     const { last: root } = await afterToolCalls([{ name: "list_files", args: {} }]);
     expect(root.content).toMatch(/^\/workspace \(\d+ entries\):\n/);
@@ -190,7 +191,7 @@ describe("createKilnTools in createAgent", () => {
     ]);
     const answers = toolMessages(sent);
     expect(answers.map((m) => [m.name, m.content])).toEqual([
-      ["run_command", "exit code: 0\nstdout:\none"],
+      ["run_command", "exit code: 0\n\nstdout:\none"],
       ["run_code", "result:\n42"],
     ]);
   });

@@ -154,7 +154,7 @@ describe("createKilnTools({ kiln }): a sandbox per thread", () => {
     expect(name).toMatch(/^lc-[a-zA-Z0-9_.-]{1,60}$/);
     deleteAfterwards(kiln, name);
     const set = tools();
-    expect(await onThread(set, thread, "run_command", { command: "echo ok" })).toBe("exit code: 0\nstdout:\nok");
+    expect(await onThread(set, thread, "run_command", { command: "echo ok" })).toBe("exit code: 0\n\nstdout:\nok");
     expect(await state(kiln, name)).toBe("running");
     await set.close();
   });

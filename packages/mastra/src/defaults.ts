@@ -1,18 +1,7 @@
 /**
- * Every default of the adapter in one place, each with the reason for its value.
+ * The adapter's own defaults, each with the reason for its value. Those every adapter's tools
+ * share (time limit, output size, list and image limits) are @kiln/core's.
  */
-
-/** Same budget as @kiln/core's exec and runCode: a package install or a pandas job fits, a runaway loop does not. */
-export const DEFAULT_TIMEOUT_MS = 60_000;
-
-/**
- * Characters of each output section (stdout, stderr, traceback, file content) a model sees.
- * About 3k tokens: enough to read a traceback or a table, small enough that ten calls fit a context.
- */
-export const DEFAULT_MAX_OUTPUT_CHARS = 12_000;
-
-/** Directory entries list_files shows before it says how many it left out. */
-export const MAX_LIST_ENTRIES = 500;
 
 /**
  * A conversation's sandbox is released after this long without a tool call. Ten minutes keeps

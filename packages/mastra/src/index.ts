@@ -11,7 +11,7 @@ export {
   type KilnToolsLimits,
   type KilnToolsOptions,
 } from "./tools/create-kiln-tools.ts";
-export { describeTools, sandboxSummary } from "./tools/descriptions.ts";
+export { type DescribedLimits, describeTools } from "./tools/descriptions.ts";
 export { type KilnImage, type KilnToolOutput, kilnToolOutput } from "./tools/schemas.ts";
 export { KilnFilesystem, type KilnFilesystemOptions } from "./workspace/kiln-filesystem.ts";
 export { KilnSandbox, type KilnSandboxOptions } from "./workspace/kiln-sandbox.ts";

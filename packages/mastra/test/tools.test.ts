@@ -54,8 +54,8 @@ describe("the five tools in Mastra's agent loop", () => {
     expect(read.output).toEqual({ type: "text", value: csv });
 
     const listed = textOf(only(toolResultsSeen(model, 3)));
-    expect(listed).toContain("/workspace/data (1 entries)");
-    expect(listed).toMatch(/file {2}sales\.csv {2}\(\d+ bytes\)/);
+    expect(listed).toContain("/workspace/data (1 entries):");
+    expect(listed).toMatch(/\nsales\.csv {2}\d+ B$/);
     expect(await box.files.readText("data/sales.csv")).toBe(csv);
   });
 
@@ -76,7 +76,7 @@ describe("the five tools in Mastra's agent loop", () => {
     const parts = seen.output.value as { type: string; text?: string; mediaType?: string; data?: unknown }[];
     expect(parts[0]?.type).toBe("text");
     expect(parts[0]?.text).toContain("stdout:\ntotal 415");
-    expect(parts[0]?.text).toContain("Out:\n138.33");
+    expect(parts[0]?.text).toContain("result:\n138.33");
     expect(parts[0]?.text).toContain("[image 1: image/png, attached]");
     // AI SDK v7's image part: a file part with inline data, not base64 inside the text.
     const image = parts.find((p) => p.type === "file");
@@ -96,11 +96,11 @@ describe("the five tools in Mastra's agent loop", () => {
     expect(result.text).toBe("Fixed it.");
 
     const failed = textOf(only(toolResultsSeen(model, 2)));
-    expect(failed).toContain("Error: NameError: name 'missing_rows' is not defined");
+    expect(failed).toContain("error: NameError: name 'missing_rows' is not defined");
     expect(failed).toContain("Traceback (most recent call last):");
     expect(failed).not.toMatch(/\u001b\[/);
     // The loop went on: the next cell ran in the same interpreter.
-    expect(textOf(only(toolResultsSeen(model, 3)))).toBe("Out:\n6");
+    expect(textOf(only(toolResultsSeen(model, 3)))).toBe("result:\n6");
   });
 
   it("run_command: exit code, stdout and stderr; a failing command is a result, not a crash", async () => {
@@ -109,9 +109,9 @@ describe("the five tools in Mastra's agent loop", () => {
       [{ tool: "run_command", input: { command: "ls /nope" } }],
       "ok",
     ]);
-    expect(textOf(only(toolResultsSeen(model, 1)))).toMatch(/^exit code 0\n\nstdout:\nhello from \S+ in \/workspace$/);
+    expect(textOf(only(toolResultsSeen(model, 1)))).toMatch(/^exit code: 0\n\nstdout:\nhello from \S+ in \/workspace$/);
     const failed = textOf(only(toolResultsSeen(model, 2)));
-    expect(failed).toMatch(/^exit code 2\n\nstdout: \(empty\)\n\nstderr:\n.*No such file or directory/s);
+    expect(failed).toMatch(/^exit code: 2\n\nstderr:\n.*No such file or directory/s);
   });
 
   it("mistakes the model can fix come back as text: a missing file, a directory, a bad path", async () => {
@@ -128,7 +128,7 @@ describe("the five tools in Mastra's agent loop", () => {
     expect(missing).toBe("Error: No such file or directory in the sandbox: /workspace/no/such.csv.");
     expect(directory).toBe("/workspace is a directory: use list_files to see what is in it.");
     expect(outside).toMatch(/^Error: path: /);
-    expect(listing).toMatch(/^\/workspace \(\d+ entries\)\ndir {3}data\//);
+    expect(listing).toMatch(/^\/workspace \(\d+ entries\):\ndata\//);
   });
 
   it("long output is cut with a note, and a timeout says so", async () => {
@@ -142,10 +142,12 @@ describe("the five tools in Mastra's agent loop", () => {
       tools,
     );
     const long = textOf(only(toolResultsSeen(model, 1)));
-    expect(long).toMatch(/^exit code 0\n\nstdout:\n1\n2\n/);
-    expect(long).toMatch(/\[\.\.\. \d+ characters cut \.\.\.\]/);
+    expect(long).toMatch(/^exit code: 0\n\nstdout:\n1\n2\n/);
+    expect(long).toMatch(/\[\.\.\. \d+ characters cut here: output is limited to 200 characters per stream;/);
     expect(long).toMatch(/4999\n5000$/);
     expect(long.length).toBeLessThan(400);
-    expect(textOf(only(toolResultsSeen(model, 2)))).toContain("Stopped: the code ran longer than the limit of 1 s.");
+    expect(textOf(only(toolResultsSeen(model, 2)))).toContain(
+      "The code was stopped: it ran longer than the 1 s limit.",
+    );
   });
 });

@@ -1,11 +1,12 @@
+// Core's since the texts moved there; still exported here, as before.
+export type { ImageMediaType, KilnToolOutput, ToolImage } from "@kiln/core";
 export type {
   ListFilesInput,
   ReadFileInput,
   RunCodeInput,
   RunCommandInput,
   WriteFileInput,
-} from "./descriptions.ts";
-export type { ImageMediaType, KilnToolOutput, ToolImage } from "./format.ts";
+} from "./schemas.ts";
 export {
   createSandboxSession,
   type KilnSandboxSession,

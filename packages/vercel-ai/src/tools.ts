@@ -5,42 +5,36 @@
 import {
   ConversationSandboxes,
   type CreateSandboxOptions,
+  clip,
+  DEFAULT_MAX_OUTPUT_CHARS,
+  DEFAULT_TOOL_TIMEOUT_MS,
+  describeTools,
+  formatCommand,
+  formatExecution,
+  formatListing,
+  type ImageMediaType,
   type Kiln,
   KilnError,
+  type KilnToolOutput,
+  type Limits,
+  MAX_LIST_ENTRIES,
   RESTARTED_NOTES,
   type Sandbox,
   sandboxNameFor,
   type UseInfo,
 } from "@kiln/core";
 import { type Tool, tool } from "ai";
+import { KEY_PREFIX, MAX_IMAGE_BYTES, MAX_READ_BYTES } from "./defaults.ts";
+import { toModelOutput } from "./model-output.ts";
+import { resolvePath } from "./paths.ts";
 import {
-  DEFAULT_MAX_OUTPUT_CHARS,
-  DEFAULT_TOOL_TIMEOUT_MS,
-  KEY_PREFIX,
-  MAX_IMAGE_BYTES,
-  MAX_LIST_ENTRIES,
-  MAX_READ_BYTES,
-} from "./defaults.ts";
-import {
-  describeTools,
   inputSchemas,
-  type Limits,
   type ListFilesInput,
   type ReadFileInput,
   type RunCodeInput,
   type RunCommandInput,
   type WriteFileInput,
-} from "./descriptions.ts";
-import {
-  clip,
-  formatCommand,
-  formatExecution,
-  formatListing,
-  type ImageMediaType,
-  type KilnToolOutput,
-  toModelOutput,
-} from "./format.ts";
-import { resolvePath } from "./paths.ts";
+} from "./schemas.ts";
 
 /** Use this sandbox. The tool set never starts, stops or deletes it: its owner does. */
 export interface GivenSandbox {

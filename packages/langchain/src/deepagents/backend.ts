@@ -5,7 +5,14 @@
  * delete) from three primitives, which this class maps onto Kiln: `execute` onto `sandbox.exec`,
  * `uploadFiles` onto `sandbox.files.write`, `downloadFiles` onto `sandbox.files.read`.
  */
-import { type CreateSandboxOptions, InvalidArgumentError, type Kiln, KilnError, type Sandbox } from "@kiln/core";
+import {
+  type CreateSandboxOptions,
+  DEFAULT_TOOL_TIMEOUT_MS,
+  InvalidArgumentError,
+  type Kiln,
+  KilnError,
+  type Sandbox,
+} from "@kiln/core";
 import {
   BaseSandbox,
   type ExecuteResponse,
@@ -13,7 +20,6 @@ import {
   type FileOperationError,
   type FileUploadResponse,
 } from "deepagents";
-import { DEFAULT_TIMEOUT_MS } from "../defaults.ts";
 
 export interface KilnSandboxBackendOptions {
   /** Time limit of each `execute` command; on timeout the output ends with a note and exitCode is null. @default 60_000 */
@@ -43,7 +49,7 @@ export class KilnSandboxBackend extends BaseSandbox {
 
   constructor(sandbox: Sandbox, options: KilnSandboxBackendOptions = {}) {
     super();
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS;
     if (!(timeoutMs > 0)) throw new InvalidArgumentError("timeoutMs", `must be a positive number; got ${timeoutMs}`);
     this.sandbox = sandbox;
     this.id = sandbox.id;

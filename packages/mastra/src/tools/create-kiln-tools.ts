@@ -3,28 +3,26 @@
  * to one sandbox per Mastra thread.
  */
 import { posix } from "node:path";
-import { RESTARTED_NOTES, type Sandbox } from "@kiln/core";
+import {
+  DEFAULT_MAX_OUTPUT_CHARS,
+  DEFAULT_TOOL_TIMEOUT_MS,
+  type FormatOptions,
+  MAX_LIST_ENTRIES,
+  RESTARTED_NOTES,
+  type Sandbox,
+} from "@kiln/core";
 import { MASTRA_RESOURCE_ID_KEY, MASTRA_THREAD_ID_KEY } from "@mastra/core/request-context";
 import { createTool } from "@mastra/core/tools";
 import { type ConversationIds, type SandboxBinding, sandboxProvider } from "../binding/sandbox-binding.ts";
-import {
-  DEFAULT_IDLE_TIMEOUT_MS,
-  DEFAULT_MAX_OUTPUT_CHARS,
-  DEFAULT_TIMEOUT_MS,
-  MAX_IMAGE_BYTES,
-  MAX_LIST_ENTRIES,
-  MAX_READ_BYTES,
-  WORKDIR,
-} from "../defaults.ts";
+import { DEFAULT_IDLE_TIMEOUT_MS, MAX_IMAGE_BYTES, MAX_READ_BYTES, WORKDIR } from "../defaults.ts";
 import { describeTools } from "./descriptions.ts";
 import {
+  commandOutput,
   cutHead,
-  type FormatLimits,
-  formatCommand,
-  formatExecution,
+  executionOutput,
   formatFile,
-  formatListing,
   formatModelFault,
+  listingOutput,
   toModelOutput,
 } from "./format.ts";
 import {
@@ -69,15 +67,14 @@ function conversationOf(context: CallContext | undefined): ConversationIds {
  * they create: `await tools[Symbol.asyncDispose]()` (or `await using`) releases them.
  */
 export function createKilnTools(options: KilnToolsOptions) {
-  const limits: FormatLimits = {
-    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+  const limits: FormatOptions = {
+    timeoutMs: options.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS,
     maxOutputChars: options.maxOutputChars ?? DEFAULT_MAX_OUTPUT_CHARS,
   };
   const sandboxes = sandboxProvider(options);
   const perConversation = "kiln" in options;
   const descriptions = describeTools({
     ...limits,
-    network: perConversation ? (options.sandboxOptions?.network ?? "none") : undefined,
     idleTimeoutMs: perConversation ? idleTimeoutOf(options.idleTimeoutMs) : undefined,
   });
 
@@ -110,7 +107,7 @@ export function createKilnTools(options: KilnToolsOptions) {
             timeoutMs: limits.timeoutMs,
             ...signalOf(context),
           });
-          return formatExecution(execution, limits);
+          return executionOutput(execution, limits);
         }),
     }),
     run_command: createTool({
@@ -122,7 +119,7 @@ export function createKilnTools(options: KilnToolsOptions) {
       execute: async ({ command }, context) =>
         inSandbox(context, async (sandbox) => {
           const result = await sandbox.exec(command, { timeoutMs: limits.timeoutMs, ...signalOf(context) });
-          return formatCommand(result, limits);
+          return commandOutput(result, limits);
         }),
     }),
     read_file: createTool({
@@ -167,7 +164,7 @@ export function createKilnTools(options: KilnToolsOptions) {
         inSandbox(context, async (sandbox) => {
           const target = path?.trim() ? path : WORKDIR;
           const entries = await sandbox.files.list(target);
-          return formatListing(posix.resolve(WORKDIR, target), entries, MAX_LIST_ENTRIES);
+          return listingOutput(posix.resolve(WORKDIR, target), entries, MAX_LIST_ENTRIES);
         }),
     }),
   };
@@ -188,7 +185,7 @@ function idleTimeoutOf(idleTimeoutMs: number | undefined): number | undefined {
 }
 
 /** The start of a file too large to read whole, as text; binary files are only described. */
-async function readLargeFile(sandbox: Sandbox, path: string, size: number, limits: FormatLimits) {
+async function readLargeFile(sandbox: Sandbox, path: string, size: number, limits: FormatOptions) {
   const head = await sandbox.exec(["head", "-c", String(limits.maxOutputChars * 4), path], { timeoutMs: 30_000 });
   const sample = head.stdout.slice(0, 8192);
   if (head.status !== "ok" || sample.includes("\0") || sample.includes("\uFFFD")) {

@@ -1,13 +1,11 @@
-import type { Execution, FileEntry } from "@kiln/core";
+import type { Execution } from "@kiln/core";
 import { FileNotFoundError, InvalidArgumentError, SandboxFileError, SandboxNotFoundError } from "@kiln/core";
 import { describe, expect, it } from "vitest";
 import {
-  cutMiddle,
+  commandOutput,
   decodeText,
-  formatCommand,
-  formatExecution,
+  executionOutput,
   formatFile,
-  formatListing,
   formatModelFault,
   sniffImage,
   toModelOutput,
@@ -20,92 +18,34 @@ function execution(overrides: Partial<Execution>): Execution {
   return { results: [], stdout: "", stderr: "", status: "ok", truncated: false, durationMs: 5, ...overrides };
 }
 
-describe("cutMiddle", () => {
-  it("keeps short text and cuts long text in the middle with a count", () => {
-    expect(cutMiddle("short", 10)).toBe("short");
-    const cut = cutMiddle("a".repeat(50) + "b".repeat(50), 20);
-    expect(cut).toBe(`${"a".repeat(10)}\n[... 80 characters cut ...]\n${"b".repeat(10)}`);
-  });
-
-  it("never splits a surrogate pair", () => {
-    const cut = cutMiddle("😀".repeat(20), 11);
-    expect(cut).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])/);
-    expect(cut).not.toMatch(/(?<![\ud800-\udbff])[\udc00-\udfff]/);
-  });
-});
-
-describe("formatExecution", () => {
-  it("lists streams, results and images; images stay out of the text", () => {
-    const out = formatExecution(
-      execution({
-        stdout: "total 415\n",
-        results: [
-          { png: "iVBORw0K", text: "<Figure size 640x480 with 1 Axes>", isMainResult: false },
-          { text: "138.33", isMainResult: true },
-        ],
-      }),
-      limits,
-    );
-    expect(out).toEqual({
+// Core's tests cover the text itself; these cover what Mastra's tools add around it.
+describe("tool outputs", () => {
+  it("wraps core's text: ok follows the run, images only when there are some", () => {
+    const chart = execution({ results: [{ png: "iVBORw0K", isMainResult: false }] });
+    expect(executionOutput(chart, limits)).toEqual({
       ok: true,
-      text: "stdout:\ntotal 415\n\n[image 1: image/png, attached]\n\nOut:\n138.33",
+      text: "display:\n[image 1: image/png, attached]",
       images: [{ mediaType: "image/png", data: "iVBORw0K" }],
     });
-  });
-
-  it("shows a user-code error readably and marks the call not ok", () => {
-    const out = formatExecution(
-      execution({
-        status: "error",
-        error: {
-          name: "NameError",
-          value: "name 'x' is not defined",
-          traceback:
-            "\u001b[31mTraceback (most recent call last):\u001b[0m\n  File \"<cell-1>\", line 1\nNameError: name 'x' is not defined",
-        },
-      }),
+    const failed = executionOutput(
+      execution({ status: "error", error: { name: "NameError", value: "x", traceback: "" } }),
       limits,
     );
-    expect(out.ok).toBe(false);
-    expect(out.text).toBe(
-      "Error: NameError: name 'x' is not defined\n\nTraceback (most recent call last):\n  File \"<cell-1>\", line 1\nNameError: name 'x' is not defined",
-    );
+    expect(failed).toEqual({ ok: false, text: "error: NameError: x" });
+    expect(executionOutput(execution({ status: "timeout" }), limits).ok).toBe(false);
   });
 
-  it("says why a cell stopped, and when output was not all collected", () => {
-    expect(formatExecution(execution({ status: "timeout" }), limits).text).toBe(
-      "Stopped: the code ran longer than the limit of 60 s.",
-    );
-    expect(formatExecution(execution({ status: "oom" }), limits).text).toMatch(/ran out of memory/);
-    expect(formatExecution(execution({ stdout: "x", truncated: true }), limits).text).toMatch(
-      /only its start was kept/,
-    );
-    expect(formatExecution(execution({}), limits).text).toBe("(no output)");
-  });
-
-  it("describes output a model cannot see instead of dumping it", () => {
-    const out = formatExecution(execution({ results: [{ svg: "<svg/>", isMainResult: true }] }), limits);
-    expect(out.text).toMatch(/SVG output, 6 characters, not shown/);
-    expect(formatExecution(execution({ results: [{ json: { a: 1 }, isMainResult: true }] }), limits).text).toBe(
-      'Out:\n{\n  "a": 1\n}',
-    );
-  });
-});
-
-describe("formatCommand", () => {
-  const result = { exitCode: 0, stdout: "", stderr: "", status: "ok" as const, truncated: false, durationMs: 1 };
-  it("leads with the exit code", () => {
-    expect(formatCommand({ ...result, stdout: "hi\n" }, limits)).toEqual({
-      ok: true,
-      text: "exit code 0\n\nstdout:\nhi",
-    });
-    expect(formatCommand({ ...result, exitCode: 2, status: "error", stderr: "nope" }, limits)).toEqual({
-      ok: false,
-      text: "exit code 2\n\nstdout: (empty)\n\nstderr:\nnope",
-    });
-    expect(formatCommand({ ...result, exitCode: 137, status: "timeout" }, limits).text).toMatch(
-      /Stopped: the command ran longer than the limit of 60 s\.$/,
-    );
+  it("marks a failed command not ok, its output still readable", () => {
+    const result = {
+      exitCode: 2,
+      stdout: "",
+      stderr: "nope",
+      status: "error" as const,
+      truncated: false,
+      durationMs: 1,
+    };
+    expect(commandOutput(result, limits)).toEqual({ ok: false, text: "exit code: 2\n\nstderr:\nnope" });
+    expect(commandOutput({ ...result, exitCode: 0, status: "ok" }, limits).ok).toBe(true);
   });
 });
 
@@ -134,21 +74,6 @@ describe("files", () => {
     expect(long.text).toMatch(/^x{100}\n\[\.\.\. cut: showing the first 100 of 500 characters; read further/);
     expect(formatFile("/workspace/e", Buffer.alloc(0), limits, { maxImageBytes: 1 }).text).toBe(
       "/workspace/e is empty.",
-    );
-  });
-
-  it("lists directories first and stops at the entry limit", () => {
-    const entry = (name: string, type: FileEntry["type"]): FileEntry => ({
-      name,
-      path: `/workspace/${name}`,
-      type,
-      size: 3,
-      mode: 0o644,
-      modifiedAt: "",
-    });
-    const out = formatListing("/workspace", [entry("b.txt", "file"), entry("a", "directory"), entry("c", "file")], 2);
-    expect(out.text).toBe(
-      "/workspace (3 entries)\ndir   a/\nfile  b.txt  (3 bytes)\n[... 1 more entries not shown; narrow down with run_command (e.g. find, ls | grep)]",
     );
   });
 });

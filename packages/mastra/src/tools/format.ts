@@ -1,24 +1,31 @@
 /**
- * Turns Kiln results into what a model reads: compact text with each section cut to a size,
- * images kept apart so they reach the model as image parts. Pure functions, no I/O.
+ * Mastra's side of what a model reads: @kiln/core formats results as `{ text, images }`; this
+ * file wraps them in the tools' `{ ok, text, images? }` output, reads files for read_file, turns
+ * mistakes the model can fix into text, and hands images to Mastra as media parts (toModelOutput).
+ * Pure functions, no I/O.
  */
-import type { CommandResult, Execution, FileEntry, Result, RunStatus } from "@kiln/core";
-import { KilnError } from "@kiln/core";
+import type { CommandResult, Execution, FileEntry, FormatOptions, ToolImage } from "@kiln/core";
+import { formatCommand, formatExecution, formatListing, KilnError } from "@kiln/core";
 import type { KilnImage, KilnToolOutput } from "./schemas.ts";
 
-export interface FormatLimits {
-  maxOutputChars: number;
-  timeoutMs: number;
+function withImages(ok: boolean, text: string, images: ToolImage[]): KilnToolOutput {
+  return { ok, text, ...(images.length ? { images } : {}) };
 }
 
-const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]/g;
+/** run_code's output; `ok` is false when the code raised, timed out or was killed. */
+export function executionOutput(execution: Execution, limits: FormatOptions): KilnToolOutput {
+  const { text, images } = formatExecution(execution, limits);
+  return withImages(execution.status === "ok" && !execution.error, text, images);
+}
 
-/** Keeps the start and the end (where errors and totals usually are), with a note in between. */
-export function cutMiddle(text: string, max: number): string {
-  if (text.length <= max) return text;
-  const head = safeEnd(text, Math.ceil(max / 2));
-  const tail = safeStart(text, text.length - Math.floor(max / 2));
-  return `${text.slice(0, head)}\n[... ${tail - head} characters cut ...]\n${text.slice(tail)}`;
+/** run_command's output; `ok` is false when the command failed (non-zero exit), timed out or was killed. */
+export function commandOutput(result: CommandResult, limits: FormatOptions): KilnToolOutput {
+  return { ok: result.status === "ok", text: formatCommand(result, limits) };
+}
+
+/** list_files' output. */
+export function listingOutput(path: string, entries: FileEntry[], maxEntries: number): KilnToolOutput {
+  return { ok: true, text: formatListing(path, entries, maxEntries) };
 }
 
 /** Keeps the start, for files read top to bottom. */
@@ -32,97 +39,6 @@ export function cutHead(text: string, max: number, hint: string): string {
 function safeEnd(text: string, index: number): number {
   const code = text.charCodeAt(index - 1);
   return code >= 0xd800 && code <= 0xdbff ? index - 1 : index;
-}
-function safeStart(text: string, index: number): number {
-  const code = text.charCodeAt(index);
-  return code >= 0xdc00 && code <= 0xdfff ? index + 1 : index;
-}
-
-function section(label: string, body: string, max: number): string | undefined {
-  const clean = body.replace(ANSI, "").replace(/\s+$/, "");
-  return clean === "" ? undefined : `${label}:\n${cutMiddle(clean, max)}`;
-}
-
-function seconds(ms: number): string {
-  return `${Math.round(ms / 100) / 10} s`;
-}
-
-function statusNote(status: RunStatus, limits: FormatLimits, what: "code" | "command"): string | undefined {
-  switch (status) {
-    case "timeout":
-      return `Stopped: the ${what} ran longer than the limit of ${seconds(limits.timeoutMs)}.`;
-    case "oom":
-      return what === "code"
-        ? "Killed: the sandbox ran out of memory. Variables from earlier cells may be gone; use less data at once."
-        : "Killed: the sandbox ran out of memory.";
-    case "killed":
-      return `Killed before the ${what} finished (cancelled, or the sandbox stopped).`;
-    default:
-      return undefined;
-  }
-}
-
-const TRUNCATED_NOTE =
-  "Note: the output was larger than the sandbox collects (1 MiB per stream); only its start was kept.";
-
-function imageOf(result: Result): KilnImage | undefined {
-  if (result.png) return { mediaType: "image/png", data: result.png };
-  if (result.jpeg) return { mediaType: "image/jpeg", data: result.jpeg };
-  return undefined;
-}
-
-function textOf(result: Result): string | undefined {
-  if (result.text !== undefined) return result.text;
-  if (result.markdown !== undefined) return result.markdown;
-  if (result.json !== undefined) return JSON.stringify(result.json, null, 2);
-  if (result.html !== undefined) return result.html;
-  if (result.svg !== undefined) {
-    return `[SVG output, ${result.svg.length} characters, not shown: save the figure as PNG to see it]`;
-  }
-  return undefined;
-}
-
-export function formatExecution(execution: Execution, limits: FormatLimits): KilnToolOutput {
-  const max = limits.maxOutputChars;
-  const parts: (string | undefined)[] = [
-    section("stdout", execution.stdout, max),
-    section("stderr", execution.stderr, max),
-  ];
-  const images: KilnImage[] = [];
-  for (const result of execution.results) {
-    const image = imageOf(result);
-    if (image) {
-      images.push(image);
-      parts.push(`[image ${images.length}: ${image.mediaType}, attached]`);
-      continue;
-    }
-    const text = textOf(result);
-    if (text !== undefined) parts.push(section(result.isMainResult ? "Out" : "Display", text, max));
-  }
-  const error = execution.error;
-  if (error) {
-    const traceback = error.traceback.replace(ANSI, "").trim();
-    parts.push(`Error: ${error.name}: ${error.value}`);
-    // Python's traceback names itself; other languages' stacks get a label.
-    if (traceback.startsWith("Traceback")) parts.push(cutMiddle(traceback, max));
-    else parts.push(section("Traceback", traceback, max));
-  }
-  parts.push(statusNote(execution.status, limits, "code"));
-  if (execution.truncated) parts.push(TRUNCATED_NOTE);
-  const text = parts.filter((p) => p !== undefined).join("\n\n") || "(no output)";
-  return { ok: execution.status === "ok" && !error, text, ...(images.length ? { images } : {}) };
-}
-
-export function formatCommand(result: CommandResult, limits: FormatLimits): KilnToolOutput {
-  const max = limits.maxOutputChars;
-  const parts = [
-    `exit code ${result.exitCode}`,
-    section("stdout", result.stdout, max) ?? "stdout: (empty)",
-    section("stderr", result.stderr, max),
-    statusNote(result.status, limits, "command"),
-    result.truncated ? TRUNCATED_NOTE : undefined,
-  ];
-  return { ok: result.status === "ok", text: parts.filter((p) => p !== undefined).join("\n\n") };
 }
 
 const IMAGE_SIGNATURES: { mediaType: KilnImage["mediaType"]; test: (b: Uint8Array) => boolean }[] = [
@@ -166,7 +82,7 @@ function trimPartial(bytes: Uint8Array): Uint8Array {
 export function formatFile(
   path: string,
   bytes: Uint8Array,
-  limits: FormatLimits,
+  limits: FormatOptions,
   options: { totalBytes?: number; maxImageBytes: number },
 ): KilnToolOutput {
   const total = options.totalBytes ?? bytes.length;
@@ -197,27 +113,6 @@ export function formatFile(
     shown = `${text}\n[... cut: showing the first ${bytes.length} of ${total} bytes; ${hint}]`;
   }
   return { ok: true, text: shown === "" ? `${path} is empty.` : shown };
-}
-
-function describeEntry(entry: FileEntry): string {
-  if (entry.type === "directory") return `dir   ${entry.name}/`;
-  if (entry.type === "symlink") return `link  ${entry.name}`;
-  if (entry.type === "other") return `other ${entry.name}`;
-  return `file  ${entry.name}  (${entry.size} bytes)`;
-}
-
-export function formatListing(path: string, entries: FileEntry[], maxEntries: number): KilnToolOutput {
-  if (entries.length === 0) return { ok: true, text: `${path} is empty.` };
-  const sorted = [...entries].sort(
-    (a, b) => Number(b.type === "directory") - Number(a.type === "directory") || a.name.localeCompare(b.name),
-  );
-  const lines = sorted.slice(0, maxEntries).map(describeEntry);
-  if (sorted.length > maxEntries) {
-    lines.push(
-      `[... ${sorted.length - maxEntries} more entries not shown; narrow down with run_command (e.g. find, ls | grep)]`,
-    );
-  }
-  return { ok: true, text: `${path} (${entries.length} entries)\n${lines.join("\n")}` };
 }
 
 /** Arguments the model wrote (a bad `options.timeoutMs` is the developer's, and throws). */

@@ -1,29 +1,29 @@
 /**
  * The tools' zod schemas: the five model-facing inputs and the one output shape they share.
  */
+import { INPUT_DESCRIPTIONS } from "@kiln/core";
 import { z } from "zod";
-import { FIELD_DESCRIPTIONS } from "./descriptions.ts";
 
 export const runCodeInput = z.object({
-  code: z.string().min(1).describe(FIELD_DESCRIPTIONS.code),
-  language: z.enum(["python", "javascript", "typescript"]).optional().describe(FIELD_DESCRIPTIONS.language),
+  code: z.string().min(1).describe(INPUT_DESCRIPTIONS.code),
+  language: z.enum(["python", "javascript", "typescript"]).optional().describe(INPUT_DESCRIPTIONS.language),
 });
 
 export const runCommandInput = z.object({
-  command: z.string().min(1).describe(FIELD_DESCRIPTIONS.command),
+  command: z.string().min(1).describe(INPUT_DESCRIPTIONS.command),
 });
 
 export const readFileInput = z.object({
-  path: z.string().min(1).describe(FIELD_DESCRIPTIONS.path),
+  path: z.string().min(1).describe(INPUT_DESCRIPTIONS.path),
 });
 
 export const writeFileInput = z.object({
-  path: z.string().min(1).describe(FIELD_DESCRIPTIONS.path),
-  content: z.string().describe(FIELD_DESCRIPTIONS.content),
+  path: z.string().min(1).describe(INPUT_DESCRIPTIONS.path),
+  content: z.string().describe(INPUT_DESCRIPTIONS.content),
 });
 
 export const listFilesInput = z.object({
-  path: z.string().optional().describe(FIELD_DESCRIPTIONS.listPath),
+  path: z.string().optional().describe(INPUT_DESCRIPTIONS.directory),
 });
 
 export const imageSchema = z.object({

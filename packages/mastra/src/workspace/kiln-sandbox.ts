@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { CreateSandboxOptions, Kiln, Sandbox } from "@kiln/core";
-import { KilnError } from "@kiln/core";
+import { DEFAULT_TOOL_TIMEOUT_MS, KilnError } from "@kiln/core";
 import {
   type CommandResult,
   type ExecuteCommandOptions,
@@ -22,7 +22,7 @@ import {
   type WriteFilesOptions,
 } from "@mastra/core/workspace";
 import { sandboxNameFor } from "../binding/sandbox-binding.ts";
-import { DEFAULT_TIMEOUT_MS, WORKDIR } from "../defaults.ts";
+import { WORKDIR } from "../defaults.ts";
 import { checkpointVersion, latestCheckpoint, pruneCheckpoint } from "./checkpoints.ts";
 import { KilnProcessManager, toMastraResult } from "./process-manager.ts";
 import { commandLine, definedEnv } from "./shell.ts";
@@ -161,7 +161,7 @@ export class KilnSandbox extends MastraSandbox<Sandbox> {
       sandbox.exec(line, {
         cwd: options.cwd ?? this.workingDirectory ?? WORKDIR,
         env: definedEnv(this.getEnv(), options.env),
-        timeoutMs: options.timeout ?? this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        timeoutMs: options.timeout ?? this.#options.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS,
         ...(options.onStdout ? { onStdout: options.onStdout } : {}),
         ...(options.onStderr ? { onStderr: options.onStderr } : {}),
         ...(options.abortSignal ? { signal: options.abortSignal } : {}),
