@@ -30,7 +30,7 @@ export type { EnsureOptions } from "./images/runtime-image.ts";
 export { Kiln } from "./kiln.ts";
 export type { SandboxFiles } from "./sandbox/files.ts";
 export { Sandbox } from "./sandbox/sandbox.ts";
-export { describeTools, INPUT_DESCRIPTIONS, type Limits } from "./tools/descriptions.ts";
+export { declaredNetwork, describeTools, INPUT_DESCRIPTIONS, type Limits } from "./tools/descriptions.ts";
 export {
   clip,
   type FormatOptions,

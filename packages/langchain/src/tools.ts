@@ -7,6 +7,7 @@ import {
   type CreateSandboxOptions,
   DEFAULT_MAX_OUTPUT_CHARS,
   DEFAULT_TOOL_TIMEOUT_MS,
+  declaredNetwork,
   formatCommand,
   formatExecution,
   formatListing,
@@ -153,6 +154,7 @@ export function createKilnTools(options: KilnToolsOptions): KilnTools {
     use = (threadId, work) => sandboxes.use(threadId, work);
     close = () => sandboxes.close();
     limits.defaultLanguage = options.sandboxOptions?.language ?? "python";
+    limits.network = declaredNetwork(options.sandboxOptions);
   } else {
     throw new InvalidArgumentError("options", "pass { sandbox } or { kiln, sandboxOptions? }");
   }

@@ -8,6 +8,7 @@ import {
   clip,
   DEFAULT_MAX_OUTPUT_CHARS,
   DEFAULT_TOOL_TIMEOUT_MS,
+  declaredNetwork,
   describeTools,
   formatCommand,
   formatExecution,
@@ -215,7 +216,10 @@ export function kilnTools(options: KilnToolsOptions): KilnToolSet {
     timeoutMs: options.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS,
     maxOutputChars: options.maxOutputChars ?? DEFAULT_MAX_OUTPUT_CHARS,
   };
-  const descriptions = describeTools(limits);
+  const descriptions = describeTools({
+    ...limits,
+    network: "kiln" in options ? declaredNetwork(options.sandboxOptions) : undefined,
+  });
 
   const tools = {
     run_code: tool({

@@ -8,14 +8,28 @@ import { WORKDIR } from "../defaults.ts";
 export interface Limits {
   timeoutMs: number;
   maxOutputChars: number;
+  /** The sandboxes' network when the tool set creates them; unknown (a given sandbox): said vaguely. */
+  network?: "none" | "egress";
+}
+
+/** What the descriptions may promise about the network: only what `sandboxOptions` set explicitly. */
+export function declaredNetwork(sandboxOptions: { network?: unknown } | undefined): Limits["network"] {
+  const network = sandboxOptions?.network;
+  return network === "none" || network === "egress" ? network : undefined;
 }
 
 const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
 
-function sandbox({ timeoutMs, maxOutputChars }: Limits): string {
+const NETWORK: Record<"none" | "egress" | "unknown", string> = {
+  none: "it has no network access (installing packages from the internet will fail)",
+  egress: "it can reach the internet, but not private networks or cloud metadata",
+  unknown: "it has no network access unless it was enabled for you",
+};
+
+function sandbox({ timeoutMs, maxOutputChars, network }: Limits): string {
   return (
     `The sandbox is an isolated Linux container with Python 3 (numpy, pandas, matplotlib) and Node.js 24; ` +
-    `it has no network access unless it was enabled for you. Files live in ${WORKDIR} (relative paths resolve ` +
+    `${NETWORK[network ?? "unknown"]}. Files live in ${WORKDIR} (relative paths resolve ` +
     `there) and stay for the whole conversation. Each call may run for ${seconds(timeoutMs)} at most; stdout, ` +
     `stderr and tracebacks are cut to ${maxOutputChars} characters each, with a note saying so, so print ` +
     `summaries rather than whole datasets.`

@@ -6,6 +6,7 @@ import { posix } from "node:path";
 import {
   DEFAULT_MAX_OUTPUT_CHARS,
   DEFAULT_TOOL_TIMEOUT_MS,
+  declaredNetwork,
   type FormatOptions,
   MAX_LIST_ENTRIES,
   RESTARTED_NOTES,
@@ -76,6 +77,7 @@ export function createKilnTools(options: KilnToolsOptions) {
   const descriptions = describeTools({
     ...limits,
     idleTimeoutMs: perConversation ? idleTimeoutOf(options.idleTimeoutMs) : undefined,
+    network: perConversation ? declaredNetwork(options.sandboxOptions) : undefined,
   });
 
   /** Runs one call in the conversation's sandbox; errors the model can fix come back as text. */
