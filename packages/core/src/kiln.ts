@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { AgentConnections } from "./agent/connections.ts";
 import { SWEEP_INTERVAL_MS } from "./defaults.ts";
 import { DockerEngine } from "./engine/docker/docker-engine.ts";
-import type { Engine } from "./engine/engine.ts";
+import type { ContainerStatus, Engine } from "./engine/engine.ts";
 import { containerNameFor, KIND_SANDBOX, LABEL, NAMED_PREFIX, prefixUserLabels } from "./engine/labels.ts";
 import { ConflictError, InvalidArgumentError, SandboxNotFoundError, throwIfAborted } from "./errors.ts";
 import { type EnsureOptions, RuntimeImages } from "./images/runtime-image.ts";
@@ -238,6 +238,13 @@ export class Kiln implements AsyncDisposable {
     if (typeof idOrName !== "string" || idOrName.length === 0 || idOrName.includes("\0")) {
       throw new InvalidArgumentError("idOrName", `must be a non-empty string, got ${describe(idOrName)}`);
     }
+    const found = await this.#lookup(idOrName);
+    if (!found) throw new SandboxNotFoundError(idOrName);
+    return found.sandbox;
+  }
+
+  /** The sandbox and its engine status (from the same inspect), or undefined. */
+  async #lookup(idOrName: string): Promise<{ sandbox: Sandbox; status: ContainerStatus } | undefined> {
     this.#startSweeper();
     const candidates: string[] = [];
     if (/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(idOrName)) candidates.push(`${NAMED_PREFIX}${idOrName}`);
@@ -248,9 +255,9 @@ export class Kiln implements AsyncDisposable {
       // An id lookup must not resolve to a named sandbox's container name by accident, and vice versa.
       if (candidate === idOrName && !details.id.startsWith(idOrName)) continue;
       const record = await this.#records.read(details);
-      if (record) return new Sandbox(details.id, record, this.#services);
+      if (record) return { sandbox: new Sandbox(details.id, record, this.#services), status: details.status };
     }
-    throw new SandboxNotFoundError(idOrName);
+    return undefined;
   }
 
   /**
@@ -274,15 +281,9 @@ export class Kiln implements AsyncDisposable {
   }
 
   async #findNamed(name: string): Promise<Sandbox | undefined> {
-    let sandbox: Sandbox;
-    try {
-      sandbox = await this.get(name);
-    } catch (err) {
-      if (err instanceof SandboxNotFoundError) return undefined;
-      throw err;
-    }
-    if ((await sandbox.info()).state !== "running") await sandbox.start();
-    return sandbox;
+    const found = await this.#lookup(name);
+    if (found && found.status !== "running") await found.sandbox.start();
+    return found?.sandbox;
   }
 
   /** Every sandbox (running or not) carrying all the given labels. */

@@ -43,14 +43,16 @@ export async function sweep(engine: Engine, records: RecordReader, now = Date.no
       if (ownerGone && (await engine.removeContainer(c.id))) report.orphansRemoved.push(c.id);
       continue;
     }
+    const stopped = c.status === "exited" || c.status === "created";
+    // Records cost an archive read for claimed pool sandboxes: read one only when it decides something.
+    if (!stopped && !ownerGone) continue;
     const record = await records.read(c).catch(() => undefined);
     // Claimed, but its owner died before the claim's record landed: nobody can reach it.
     if (pooled && !record && ownerGone) {
       if (await engine.removeContainer(c.id)) report.orphansRemoved.push(c.id);
       continue;
     }
-    if (c.status !== "exited" && c.status !== "created") continue;
-    if (record?.autoDeleteMs === undefined) continue;
+    if (!stopped || record?.autoDeleteMs === undefined) continue;
     const details = await engine.inspectContainer(c.id);
     const stoppedAt = Date.parse(details?.finishedAt ?? "");
     const since = Number.isNaN(stoppedAt) || stoppedAt <= 0 ? Date.parse(c.createdAt) : stoppedAt;

@@ -98,23 +98,10 @@ export class RuntimeImages {
     const node = await sandboxNodeBinary(arch, (line) => progress("build", line));
     progress("build", `building ${tag} from ${base}`);
     await this.#engine.buildImage(await buildContext(base, node), tag, (line) => progress("build", line));
-    await this.#removeOlder(tag);
+    await removeOlderRuntimeImages(this.#engine, tag);
     progress("done", tag);
     this.#ready = tag;
     return tag;
-  }
-
-  /** Earlier runtime images are ~130 MB each on top of the shared layers: drop those no sandbox uses. */
-  async #removeOlder(current: string): Promise<void> {
-    const images = await this.#engine.listImages({ [LABEL.image]: "runtime" });
-    for (const image of images) {
-      for (const tag of image.tags) {
-        if (tag !== current && tag.startsWith(`${RUNTIME_REPO}:`)) {
-          // In use by a sandbox or a snapshot: the engine refuses, and the image stays.
-          await this.#engine.removeImage(tag).catch(() => {});
-        }
-      }
-    }
   }
 
   /** A Debian bookworm base: ours, else a local or pullable debian image, else debootstrap one. */
@@ -128,6 +115,27 @@ export class RuntimeImages {
     await bootstrapDebianBase(this.#engine, BOOTSTRAPPED_BASE, (line) => progress("base", line));
     return BOOTSTRAPPED_BASE;
   }
+}
+
+/**
+ * Earlier runtime images are ~130 MB each on top of the shared layers: drop those no sandbox
+ * uses. Returns the tags removed. One in use by a sandbox or a snapshot is refused by the engine and stays.
+ */
+export async function removeOlderRuntimeImages(engine: Engine, current: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const image of await engine.listImages({ [LABEL.image]: "runtime" })) {
+    for (const tag of image.tags) {
+      if (tag === current || !tag.startsWith(`${RUNTIME_REPO}:`)) continue;
+      if (
+        await engine.removeImage(tag).then(
+          () => true,
+          () => false,
+        )
+      )
+        removed.push(tag);
+    }
+  }
+  return removed;
 }
 
 /** kiln-runtime:<hash of the Dockerfile, the runtime files and the Node major>. */
