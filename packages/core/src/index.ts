@@ -7,6 +7,7 @@ export {
   type UseInfo,
 } from "./conversations/conversation-sandboxes.ts";
 export { checkNamePrefix, sandboxNameFor } from "./conversations/sandbox-names.ts";
+export type * from "./engine/engine.ts";
 export {
   AbortedError,
   AgentUnavailableError,

@@ -70,7 +70,9 @@ export class Kiln implements AsyncDisposable {
       o.pool === undefined || o.pool === false
         ? 0
         : (optionalNumber("options.pool.size", optionalObject("options.pool", o.pool).size, { min: 0, max: 256 }) ?? 0);
-    this.engine = new DockerEngine(options.docker, { firewallImage: () => this.#runtime.ensure() });
+    this.engine =
+      (o.engine as Engine | undefined) ??
+      new DockerEngine(options.docker, { firewallImage: () => this.#runtime.ensure() });
     this.#connections = new AgentConnections(this.engine);
     this.#records = new RecordReader(this.engine);
     this.#snapshots = new Snapshots(this.engine);

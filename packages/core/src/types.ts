@@ -2,6 +2,7 @@
  * The public shapes of @kiln/core (design/api.md). Every option documents its default.
  */
 import type Dockerode from "dockerode";
+import type { Engine } from "./engine/engine.ts";
 
 export type Language = "python" | "javascript" | "typescript";
 export const LANGUAGES: readonly Language[] = ["python", "javascript", "typescript"];
@@ -13,6 +14,11 @@ export type RunStatus = "ok" | "error" | "timeout" | "oom" | "killed";
 export interface KilnOptions {
   /** A dockerode instance or its options. @default DOCKER_HOST, else the local socket */
   docker?: Dockerode | Dockerode.DockerOptions;
+  /**
+   * The container engine behind every sandbox (any `Engine` implementation: a fake in tests, a
+   * Kubernetes engine). When set, `docker` is ignored. @default a Docker engine (see `docker`)
+   */
+  engine?: Engine;
   /** Runtime image for new sandboxes. @default the built-in runtime image (built by images.ensure()) */
   image?: string;
   /** Warm pool of started sandboxes of the default shape. @default false */

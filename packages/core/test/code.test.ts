@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { InvalidArgumentError, type Sandbox } from "../src/index.ts";
-import { sandbox, testKiln } from "./helpers.ts";
+import { sandbox, TEST_LABELS, testKiln } from "./helpers.ts";
 
 const kiln = testKiln();
 let sb: Sandbox;
@@ -127,7 +127,7 @@ describe("runCode: Python", () => {
   });
 
   it("kills a memory bomb with status oom", async () => {
-    const bomb = await kiln.create({ resources: { memoryMb: 200 }, labels: { "test-run": "kiln" } });
+    const bomb = await kiln.create({ resources: { memoryMb: 200 }, labels: TEST_LABELS });
     try {
       const result = await bomb.runCode("b = []\nwhile True: b.append(bytearray(20 * 1024 * 1024))", {
         timeoutMs: 30_000,

@@ -1,7 +1,8 @@
 // Builds (or finds) the runtime image once before any integration test runs, and removes
-// containers a previous crashed test run left behind (labelled kiln.label.test-run).
+// containers a previous crashed test run left behind (labelled with this checkout's test-run).
 import type { TestProject } from "vitest/node";
 import { Kiln } from "../src/index.ts";
+import { testRunLabel } from "./test-run-label.ts";
 
 export default async function setup(project: TestProject): Promise<void> {
   const kiln = new Kiln();
@@ -9,7 +10,7 @@ export default async function setup(project: TestProject): Promise<void> {
     onProgress: (e) => process.stderr.write(`[image] ${e.message.slice(0, 120)}\n`),
   });
   project.provide("runtimeImage", tag);
-  for (const info of await kiln.list({ labels: { "test-run": "kiln" } })) {
+  for (const info of await kiln.list({ labels: { "test-run": testRunLabel(import.meta.dirname) } })) {
     await (await kiln.get(info.id)).delete().catch(() => {});
   }
   await kiln.close();

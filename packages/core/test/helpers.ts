@@ -2,8 +2,13 @@
 // labelled, deleted afterwards, and its id printed when the test fails.
 import { afterAll, inject, onTestFailed } from "vitest";
 import { type CreateSandboxOptions, Kiln, type Sandbox } from "../src/index.ts";
+import { testRunLabel } from "./test-run-label.ts";
 
-export const TEST_LABELS = { "test-run": "kiln" };
+/**
+ * On every sandbox a test makes. The value names this checkout, so the global setup of one
+ * checkout's run never deletes the sandboxes of another checkout's tests running beside it.
+ */
+export const TEST_LABELS = { "test-run": testRunLabel(import.meta.dirname) };
 
 export function testKiln(options: ConstructorParameters<typeof Kiln>[0] = {}): Kiln {
   const kiln = new Kiln({ image: inject("runtimeImage"), ...options });

@@ -1,5 +1,4 @@
-// Builds (or finds) the runtime image once before the integration tests, and removes sandboxes
-// a previous crashed run left behind (labelled test-run=kiln).
+// Builds (or finds) the runtime image once before the integration tests.
 import { Kiln } from "@kiln/core";
 import type { TestProject } from "vitest/node";
 

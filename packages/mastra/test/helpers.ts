@@ -1,10 +1,17 @@
 // Fixtures: real Kiln sandboxes (labelled, deleted after the file's tests, id printed on
 // failure) and a scripted AI SDK model that records every prompt Mastra sends it.
+import { createHash } from "node:crypto";
+import { resolve } from "node:path";
 import { type CreateSandboxOptions, Kiln, type Sandbox } from "@kiln/core";
 import { MockLanguageModelV4 } from "ai/test";
 import { afterAll, inject, onTestFailed } from "vitest";
 
-export const TEST_LABELS = { "test-run": "kiln" };
+// The value names this checkout: another checkout's run beside this one keeps its sandboxes.
+const checkout = createHash("sha256")
+  .update(resolve(import.meta.dirname, "../../.."))
+  .digest("hex")
+  .slice(0, 10);
+export const TEST_LABELS = { "test-run": `kiln-${checkout}` };
 
 export function testKiln(): Kiln {
   const kiln = new Kiln({ image: inject("runtimeImage") });

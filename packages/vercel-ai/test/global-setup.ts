@@ -2,11 +2,12 @@
 // package's tests left behind (only ours: other packages' suites may be running).
 import { Kiln } from "@kiln/core";
 import type { TestProject } from "vitest/node";
+import { TEST_LABELS } from "./labels.ts";
 
 export default async function setup(project: TestProject): Promise<void> {
   const kiln = new Kiln();
   project.provide("runtimeImage", await kiln.images.ensure());
-  for (const info of await kiln.list({ labels: { "test-run": "kiln", "test-package": "vercel-ai" } })) {
+  for (const info of await kiln.list({ labels: TEST_LABELS })) {
     await (await kiln.get(info.id)).delete().catch(() => {});
   }
   await kiln.close();

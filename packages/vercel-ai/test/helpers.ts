@@ -4,7 +4,9 @@ import { type CreateSandboxOptions, Kiln, type Sandbox } from "@kiln/core";
 import { convertArrayToReadableStream, MockLanguageModelV4 } from "ai/test";
 import { afterAll, inject, onTestFailed } from "vitest";
 
-export const TEST_LABELS = { "test-run": "kiln", "test-package": "vercel-ai" };
+import { TEST_LABELS } from "./labels.ts";
+
+export { TEST_LABELS };
 
 export function testKiln(): Kiln {
   const kiln = new Kiln({ image: inject("runtimeImage") });

@@ -98,7 +98,6 @@ export class RuntimeImages {
     const node = await sandboxNodeBinary(arch, (line) => progress("build", line));
     progress("build", `building ${tag} from ${base}`);
     await this.#engine.buildImage(await buildContext(base, node), tag, (line) => progress("build", line));
-    await removeOlderRuntimeImages(this.#engine, tag);
     progress("done", tag);
     this.#ready = tag;
     return tag;
