@@ -31,10 +31,12 @@ export function ownerAlive(owner: string | undefined): boolean {
 export interface SweepReport {
   orphansRemoved: string[];
   autoDeleted: string[];
+  /** Engine helpers (egress network holders and guards) whose sandbox or owner is gone. */
+  helpersRemoved: string[];
 }
 
 export async function sweep(engine: Engine, records: RecordReader, now = Date.now()): Promise<SweepReport> {
-  const report: SweepReport = { orphansRemoved: [], autoDeleted: [] };
+  const report: SweepReport = { orphansRemoved: [], autoDeleted: [], helpersRemoved: [] };
   const containers = await engine.listContainers({ [LABEL.kind]: "" });
   for (const c of containers) {
     const pooled = c.labels[LABEL.kind] === KIND_POOL;
@@ -61,5 +63,11 @@ export async function sweep(engine: Engine, records: RecordReader, now = Date.no
       report.autoDeleted.push(c.id);
     }
   }
+  report.helpersRemoved = await sweepHelpers(engine);
   return report;
+}
+
+/** The engine's helper containers (egress network holders, guards) that outlived their use. */
+export async function sweepHelpers(engine: Engine): Promise<string[]> {
+  return (await engine.reclaimHelpers?.(ownerAlive)) ?? [];
 }

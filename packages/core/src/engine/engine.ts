@@ -139,4 +139,11 @@ export interface Engine {
   /** undefined when there is no such volume. */
   inspectVolume(name: string): Promise<VolumeSummary | undefined>;
   removeVolume(name: string): Promise<void>;
+
+  /**
+   * Removes the engine's own helper containers nobody needs any more (Docker: the network
+   * holders of egress sandboxes whose sandbox is gone, guards a dead process left), given how to
+   * tell whether a "<hostname>/<pid>" owner still lives. Returns the ids removed.
+   */
+  reclaimHelpers?(ownerAlive: (owner: string | undefined) => boolean): Promise<string[]>;
 }

@@ -23,7 +23,8 @@ import type {
   VolumeSummary,
 } from "../engine.ts";
 import { StreamDemuxer } from "./demux.ts";
-import { containerCreateOptions, EGRESS_NETWORK, egressFirewallScript } from "./host-config.ts";
+import { EGRESS_LABEL, EGRESS_NETWORK, EgressNetworks } from "./egress.ts";
+import { containerCreateOptions } from "./host-config.ts";
 
 /** How much of a process's stderr we keep for diagnostics. */
 const STDERR_KEEP_BYTES = 8 * 1024;
@@ -48,19 +49,18 @@ function engineMessage(err: EngineHttpError): string {
 }
 
 export interface DockerEngineOptions {
-  /** An image with iptables, used once per start of an egress sandbox to install its packet filter. */
+  /** An image with iptables and setpriv, for the network holders of egress sandboxes (see egress.ts). */
   firewallImage?: () => Promise<string>;
 }
 
 export class DockerEngine implements Engine {
   readonly docker: Dockerode;
-  readonly #firewallImage: (() => Promise<string>) | undefined;
+  readonly #egress: EgressNetworks;
   #info?: Promise<EngineInfo>;
-  #egressNetwork?: Promise<void>;
 
   constructor(connection?: DockerConnection, options: DockerEngineOptions = {}) {
     this.docker = connection instanceof Dockerode ? connection : new Dockerode(connection);
-    this.#firewallImage = options.firewallImage;
+    this.#egress = new EgressNetworks(this.docker, options.firewallImage, (err, what) => this.#fail(err, what));
   }
 
   /** Maps a dockerode failure to Kiln's errors: one table for every status the engine returns. */
@@ -120,11 +120,15 @@ export class DockerEngine implements Engine {
         );
       }
     }
-    if (spec.network === "egress") await this.#ensureEgressNetwork();
+    // An egress sandbox lives in its network holder's namespace (egress.ts).
+    const holder = spec.network === "egress" ? await this.#egress.createHolder() : undefined;
     try {
-      const container = await this.docker.createContainer(containerCreateOptions(spec));
+      const options = containerCreateOptions(spec, holder);
+      if (holder !== undefined) options.Labels = { ...options.Labels, [EGRESS_LABEL.holder]: holder };
+      const container = await this.docker.createContainer(options);
       return container.id;
     } catch (err) {
+      if (holder !== undefined) await this.#egress.removeHolder(holder);
       if ((err as EngineHttpError).statusCode === 409) {
         throw new ConflictError(`The name "${spec.name}" is already taken`, { cause: err });
       }
@@ -134,96 +138,54 @@ export class DockerEngine implements Engine {
 
   async startContainer(id: string): Promise<void> {
     const container = this.docker.getContainer(id);
+    let holder: string | undefined;
     try {
+      const raw = await container.inspect();
+      if (raw.HostConfig.NetworkMode === EGRESS_NETWORK) {
+        throw new NotSupportedError(
+          `${id} is an egress sandbox made by an older Kiln, whose packet filter came only after the sandbox's own code started: delete it and create it again`,
+        );
+      }
+      holder = raw.Config.Labels?.[EGRESS_LABEL.holder];
+      // Nothing of the sandbox's runs before its network is confined: the holder's namespace is
+      // filtered before the sandbox joins it, on every start.
+      if (holder !== undefined && !raw.State.Running) await this.#egress.startHolder(holder);
       await container.start();
     } catch (err) {
       if ((err as EngineHttpError).statusCode === 304) return; // already running
+      if (holder !== undefined) await this.#egress.stopHolder(holder);
       this.#fail(err, "start container");
     }
-    // A started container has a new network namespace: an egress sandbox gets its filter again.
-    const network = (await container.inspect().catch(() => undefined))?.HostConfig.NetworkMode;
-    if (network === EGRESS_NETWORK) {
-      try {
-        await this.#isolateEgress(id);
-      } catch (err) {
-        // Never leave an egress sandbox running without its filter.
-        await container.stop({ t: 0 }).catch(() => {});
-        throw err;
-      }
-    }
   }
 
-  async #ensureEgressNetwork(): Promise<void> {
-    this.#egressNetwork ??= (async () => {
-      const existing = await this.docker.listNetworks({ filters: { name: [EGRESS_NETWORK] } });
-      if (existing.some((n) => n.Name === EGRESS_NETWORK)) return;
-      try {
-        await this.docker.createNetwork({
-          Name: EGRESS_NETWORK,
-          Driver: "bridge",
-          Labels: { "kiln.network": "egress" },
-          Options: { "com.docker.network.bridge.enable_icc": "false" },
-        });
-      } catch (err) {
-        if ((err as EngineHttpError).statusCode !== 409) throw err; // another process made it first
-      }
-    })().catch((err) => {
-      this.#egressNetwork = undefined;
-      this.#fail(err, "create the egress network");
-    });
-    return this.#egressNetwork;
-  }
-
-  /** Installs the egress packet filter inside the sandbox's network namespace with a one-shot helper. */
-  async #isolateEgress(id: string): Promise<void> {
-    if (!this.#firewallImage) {
-      throw new NotSupportedError('network: "egress" needs the runtime image (for its packet filter helper)');
-    }
-    const helper = await this.docker.createContainer({
-      Image: await this.#firewallImage(),
-      User: "0:0",
-      Entrypoint: ["/bin/sh", "-c", egressFirewallScript()],
-      Cmd: [],
-      Labels: { "kiln.firewall-for": id },
-      HostConfig: {
-        NetworkMode: `container:${id}`,
-        CapDrop: ["ALL"],
-        CapAdd: ["NET_ADMIN", "NET_RAW"],
-        SecurityOpt: ["no-new-privileges:true"],
-        LogConfig: { Type: "json-file", Config: { "max-size": "64k" } },
-      },
-    });
-    try {
-      await helper.start();
-      const { StatusCode } = (await helper.wait()) as { StatusCode: number };
-      if (StatusCode !== 0) {
-        const logs = await helper.logs({ stdout: true, stderr: true }).catch(() => "");
-        throw new EngineError(
-          `installing the egress filter of ${id} failed (${StatusCode}): ${String(logs).slice(-500)}`,
-        );
-      }
-    } finally {
-      await helper.remove({ force: true }).catch(() => {});
-    }
+  /** Holders, guards and legacy firewall helpers nobody needs any more (the sweeper calls this). */
+  reclaimHelpers(ownerAlive: (owner: string | undefined) => boolean): Promise<string[]> {
+    return this.#egress.reclaim(ownerAlive).catch((err) => this.#fail(err, "reclaim network helpers"));
   }
 
   async stopContainer(id: string, timeoutMs: number): Promise<void> {
+    let holder: string | undefined;
     try {
       const container = this.docker.getContainer(id);
       // A paused container cannot receive SIGTERM; unpause first.
-      const state = (await container.inspect()).State;
-      if (state.Paused) await container.unpause();
+      const raw = await container.inspect();
+      holder = raw.Config.Labels?.[EGRESS_LABEL.holder];
+      if (raw.State.Paused) await container.unpause();
       await container.stop({ t: Math.ceil(timeoutMs / 1000) });
     } catch (err) {
       const status = (err as EngineHttpError).statusCode;
-      if (status === 304 || status === 404) return;
-      this.#fail(err, "stop container");
+      if (status !== 304 && status !== 404) this.#fail(err, "stop container");
     }
+    // The network holder's lifecycle follows its sandbox's.
+    if (holder !== undefined) await this.#egress.stopHolder(holder);
   }
 
   async removeContainer(id: string): Promise<boolean> {
+    // An egress sandbox's network holder goes with it.
+    const holder = await this.#egress.holderOf(id);
     try {
       await this.docker.getContainer(id).remove({ force: true, v: false });
+      if (holder !== undefined) await this.#egress.removeHolder(holder);
       return true;
     } catch (err) {
       const e = err as EngineHttpError;

@@ -11,40 +11,10 @@ import type { ContainerSpec } from "../engine.ts";
 const MIB = 1024 * 1024;
 
 /**
- * The bridge network sandboxes with `network: "egress"` join: Kiln's own, with inter-container
- * traffic disabled, so egress sandboxes cannot reach each other.
+ * `networkHolder`: for `network: "egress"`, the container whose network namespace (filtered
+ * before the sandbox ever starts, see egress.ts) the sandbox shares.
  */
-export const EGRESS_NETWORK = "kiln-egress";
-
-/**
- * Destinations an egress sandbox may never reach, enforced by packet filter rules inside its own
- * network namespace (the sandbox has no CAP_NET_ADMIN to undo them): link-local (cloud metadata
- * at 169.254.169.254), the private ranges the host and its neighbours live on (the bridge gateway
- * is the host), carrier-grade NAT, multicast. Loopback stays open, and so does DNS (port 53):
- * the engine's resolver forwards queries from inside the sandbox's namespace to the host's
- * resolvers, which often sit on a private address.
- */
-export const EGRESS_BLOCKED_V4 = [
-  "169.254.0.0/16",
-  "10.0.0.0/8",
-  "172.16.0.0/12",
-  "192.168.0.0/16",
-  "100.64.0.0/10",
-  "224.0.0.0/4",
-];
-export const EGRESS_BLOCKED_V6 = ["fc00::/7", "fe80::/10", "ff00::/8"];
-
-/** The shell script a one-shot helper runs in the sandbox's network namespace. */
-export function egressFirewallScript(): string {
-  const v4 = EGRESS_BLOCKED_V4.map((net) => `iptables -A OUTPUT -d ${net} -j REJECT`).join(" && ");
-  const v6 = EGRESS_BLOCKED_V6.map((net) => `ip6tables -A OUTPUT -d ${net} -j REJECT`).join(" && ");
-  // IPv6 may be disabled in the namespace; then there is nothing to filter there.
-  const open = (tool: string) =>
-    `${tool} -A OUTPUT -o lo -j ACCEPT && ${tool} -A OUTPUT -p udp --dport 53 -j ACCEPT && ${tool} -A OUTPUT -p tcp --dport 53 -j ACCEPT`;
-  return `${open("iptables")} && ${v4} && { ! ip6tables -L OUTPUT >/dev/null 2>&1 || { ${open("ip6tables")} && ${v6}; }; }`;
-}
-
-export function containerCreateOptions(spec: ContainerSpec): Dockerode.ContainerCreateOptions {
+export function containerCreateOptions(spec: ContainerSpec, networkHolder?: string): Dockerode.ContainerCreateOptions {
   const memoryBytes = spec.memoryMb * MIB;
   // CgroupnsMode (engine API 1.41+) is missing from dockerode's types.
   const hostConfig: Dockerode.HostConfig & { CgroupnsMode: "private" } = {
@@ -60,7 +30,7 @@ export function containerCreateOptions(spec: ContainerSpec): Dockerode.Container
     ],
     CapDrop: ["ALL"],
     SecurityOpt: ["no-new-privileges:true"],
-    NetworkMode: spec.network === "none" ? "none" : EGRESS_NETWORK,
+    NetworkMode: networkHolder === undefined ? "none" : `container:${networkHolder}`,
     IpcMode: "private",
     CgroupnsMode: "private",
     Privileged: false,
@@ -88,7 +58,8 @@ export function containerCreateOptions(spec: ContainerSpec): Dockerode.Container
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
     User: SANDBOX_USER,
     WorkingDir: WORKDIR,
-    Hostname: "sandbox",
+    // A sandbox in its holder's namespace has the holder's hostname (also "sandbox").
+    ...(networkHolder === undefined ? { Hostname: "sandbox" } : {}),
     AttachStdin: false,
     AttachStdout: false,
     AttachStderr: false,
