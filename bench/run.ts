@@ -216,6 +216,25 @@ console.error(`benchmarking with ${image}, ${ITERATIONS} iterations (+${WARMUP} 
   await source.delete();
 }
 
+{
+  // An egress sandbox starts a network holder (which filters its namespace) before the sandbox.
+  const coldCreate = (network: "none" | "egress") =>
+    series(`kiln.create({ network: "${network}" }) + exec('echo hi')`, async () => {
+      let sandbox: Awaited<ReturnType<Kiln["create"]>> | undefined;
+      return timeOnly(
+        async () => {
+          sandbox = await kiln.create({ network, labels: { bench: "1" } });
+          const result = await sandbox.exec("echo hi");
+          if (result.stdout !== "hi\n") throw new Error(`exec printed ${JSON.stringify(result.stdout)}`);
+        },
+        () => sandbox?.delete() ?? Promise.resolve(),
+      );
+    });
+  const none = await coldCreate("none");
+  const egress = await coldCreate("egress");
+  sections.push(table('Cold start with network "egress" (holder + filter) vs "none"', [egress, none], none));
+}
+
 await kiln.close();
 
 function parseMiB(text: string): number {

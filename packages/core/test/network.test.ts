@@ -300,6 +300,7 @@ def _kiln_probe():
         os.close(os.open("/tmp/.kiln-probe-started", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except OSError:
         return
+    parent = "kernel" if "kernel_python" in open("/proc/self/cmdline").read() else "other"
     r, w = os.pipe()
     if os.fork() != 0:
         os.read(r, 1)  # the child has left this process group, which is killed when a command ends
@@ -314,14 +315,16 @@ def _kiln_probe():
             f = line.split()
             if f[1] == "00000000":
                 gateway = ".".join(str(int(f[2][i:i + 2], 16)) for i in (6, 4, 2, 0))
-        log.write(f"started {time.time()} gateway {gateway}\n")
+        log.write(f"started {time.time()} gateway {gateway} by {parent}\n")
         attempts, deadline = 0, time.time() + 3
         while time.time() < deadline:
             attempts += 1
             try:
                 socket.create_connection((gateway, PORT), timeout=0.05).close()
                 log.write(f"reached {time.time()}\n")
-            except Exception:
+            except Exception as e:
+                if attempts == 1:
+                    log.write(f"first attempt {time.time()}: {e}\n")
                 time.sleep(0.001)
         log.write(f"done {attempts}\n")
     finally:
@@ -330,11 +333,12 @@ _kiln_probe()
 `;
 
   async function plantedLog(sb: Sandbox): Promise<string> {
-    // Make sure the probe has run (the agent's kernel normally started it at boot), then let it finish.
-    await sb.exec("python3 -c pass");
-    for (let i = 0; i < 100; i++) {
+    // The agent's kernel runs it at boot; no other Python may start before it does. Only if it
+    // never starts is it run by hand (and then the "by kernel" expectation fails, as it should).
+    for (let i = 0; i < 150; i++) {
       const log = (await sb.exec("cat /home/kiln/.kiln-probe.log 2>/dev/null || true")).stdout;
       if (/^done \d+$/m.test(log)) return log;
+      if (i === 100) await sb.exec("python3 -c pass");
       await new Promise((r) => setTimeout(r, 200));
     }
     throw new Error("the planted probe never finished");
@@ -352,8 +356,9 @@ _kiln_probe()
     await planted.stop();
     await planted.start();
     const restarted = await plantedLog(planted);
-    expect(restarted).toMatch(/^started .* gateway \d+\.\d+\.\d+\.\d+$/m);
-    expect(restarted).not.toMatch(/reached/);
+    // The agent's kernel ran it at boot, before anyone asked for anything.
+    expect(restarted).toMatch(/^started .* gateway \d+\.\d+\.\d+\.\d+ by kernel$/m);
+    expect(restarted, restarted).not.toMatch(/reached/);
 
     // Fresh create: a new sandbox from a snapshot that carries the plant.
     await planted.exec("rm -f /home/kiln/.kiln-probe.log");
@@ -362,8 +367,8 @@ _kiln_probe()
     try {
       const fresh = await sandbox(kiln, { network: "egress", snapshot: snap });
       const log = await plantedLog(fresh);
-      expect(log).toMatch(/^started /m);
-      expect(log).not.toMatch(/reached/);
+      expect(log, log).toMatch(/^started .* by kernel$/m);
+      expect(log, log).not.toMatch(/reached/);
       await fresh.delete();
     } finally {
       await kiln.snapshots.delete(snap).catch(() => {});
@@ -414,9 +419,9 @@ describe("helper containers are reclaimed", () => {
       const left = await leftovers(pid);
       expect(left.length, stage).toBeGreaterThan(0);
       await removeLeftSandboxes(left.map((c) => c.Id));
-      const report = await kiln.sweep();
-      for (const c of left) expect(report.helpersRemoved, stage).toContain(c.Id);
-      expect(await leftovers(pid)).toEqual([]);
+      // (Another process's sweeper may get there first: what counts is that they are gone.)
+      await kiln.sweep();
+      expect(await leftovers(pid), stage).toEqual([]);
     }
   });
 
