@@ -14,6 +14,7 @@ import type { DockerEngine } from "../src/engine/docker/docker-engine.ts";
 import { EGRESS_LABEL, HELPER_HOLDER } from "../src/engine/docker/egress.ts";
 import { debianMirror } from "../src/images/debian-base.ts";
 import type { Sandbox } from "../src/index.ts";
+import { sweepHelpers } from "../src/sweeper.ts";
 import { sandbox, TEST_LABELS, testKiln, uniqueName } from "./helpers.ts";
 
 const kiln = testKiln();
@@ -377,6 +378,8 @@ _kiln_probe()
   });
 });
 
+// sweepHelpers is the part of sweep() that reclaims helpers; a full sweep here would also
+// auto-delete and reclaim the sandboxes of the test files running beside this one.
 describe("helper containers are reclaimed", () => {
   const ownedBy = (pid: number) => [`${EGRESS_LABEL.owner}=${hostname()}/${pid}`];
 
@@ -420,7 +423,7 @@ describe("helper containers are reclaimed", () => {
       expect(left.length, stage).toBeGreaterThan(0);
       await removeLeftSandboxes(left.map((c) => c.Id));
       // (Another process's sweeper may get there first: what counts is that they are gone.)
-      await kiln.sweep();
+      await sweepHelpers(kiln.engine);
       expect(await leftovers(pid), stage).toEqual([]);
     }
   });
@@ -435,7 +438,8 @@ describe("helper containers are reclaimed", () => {
     });
     await legacy.start();
     await legacy.wait();
-    expect((await kiln.sweep()).helpersRemoved).toContain(legacy.id);
+    await sweepHelpers(kiln.engine);
+    await expect(legacy.inspect()).rejects.toMatchObject({ statusCode: 404 });
   });
 
   it("stops the holder of a sandbox that stopped on its own; the sandbox starts again confined", async () => {
@@ -444,7 +448,7 @@ describe("helper containers are reclaimed", () => {
     await docker.getContainer(sb.id).kill(); // as if it crashed, or stopped itself when idle
     await docker.getContainer(sb.id).wait();
     expect((await docker.getContainer(holderId).inspect()).State.Running).toBe(true);
-    await kiln.sweep();
+    await sweepHelpers(kiln.engine);
     expect((await docker.getContainer(holderId).inspect()).State.Running).toBe(false);
     await sb.start();
     const result = await probe(sb, hostAddresses);
