@@ -457,3 +457,31 @@ describe("helper containers are reclaimed", () => {
     await expect(docker.getContainer(holderId).inspect()).rejects.toMatchObject({ statusCode: 404 });
   });
 });
+
+describe("a pooled egress sandbox", () => {
+  it("is confined when claimed, and its holder goes with it and with the pool", async () => {
+    const pooled = testKiln({ image, pool: { size: 1 }, defaults: { network: "egress" } });
+    await pooled.pool?.filled();
+    expect(pooled.pool?.lastError).toBeUndefined();
+    const holderOf = async (id: string) =>
+      (await docker.getContainer(id).inspect()).Config.Labels[EGRESS_LABEL.holder] ?? "";
+    const claimed = await sandbox(pooled, { network: "egress" });
+    const holder = await holderOf(claimed.id);
+    expect(holder).not.toBe("");
+    const result = await probe(claimed, hostAddresses);
+    for (const address of hostAddresses) expect(result[address]?.tcp, address).not.toBe("reached");
+    await claimed.delete();
+    await expect(docker.getContainer(holder).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    // The refilled member's holder is removed with it when the pool closes.
+    await pooled.pool?.filled();
+    const members = await docker.listContainers({
+      all: true,
+      filters: { label: [`kiln.owner=${hostname()}/${process.pid}`, "kiln.kind=pool"] },
+    });
+    const memberHolders = await Promise.all(members.map((m) => holderOf(m.Id)));
+    expect(memberHolders.length).toBeGreaterThan(0);
+    await pooled.close();
+    for (const h of memberHolders)
+      await expect(docker.getContainer(h).inspect()).rejects.toMatchObject({ statusCode: 404 });
+  });
+});
