@@ -99,7 +99,7 @@ function filterRules(blocked: string[], globalOnly?: string): string {
   }
   lines.push("-A OUTPUT -p udp --dport 53 -j REJECT", "-A OUTPUT -p tcp --dport 53 -j REJECT --reject-with tcp-reset");
   if (globalOnly) lines.push(`-A OUTPUT ! -d ${globalOnly} -j REJECT`);
-  for (const net of blocked) lines.push(`-A OUTPUT -d ${net} -j REJECT`);
+  for (const net of new Set(blocked)) lines.push(`-A OUTPUT -d ${net} -j REJECT`);
   lines.push("COMMIT", "");
   return lines.join("\n");
 }
