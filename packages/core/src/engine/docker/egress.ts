@@ -247,6 +247,8 @@ const statusOf = (err: unknown) => (err as HttpError).statusCode;
 const HELPER_TIMEOUT_MS = 30_000;
 /** A holder without its sandbox, or a guard, older than this is garbage even if its owner lives. */
 export const HELPER_MAX_AGE_MS = 10 * 60_000;
+/** Longer than any start takes: a holder running this long for a stopped sandbox is left over. */
+const HOLDER_START_GRACE_MS = 2 * 60_000;
 
 /**
  * The Docker side of egress: the network, the host guard, holders and their lifecycle. A
@@ -443,7 +445,7 @@ export class EgressNetworks {
         if (orphaned) await remove(h.Id);
         continue;
       }
-      if (h.State === "running" && user.State !== "running") await this.#stopIfSandboxEnded(h.Id, user.Id);
+      if (h.State === "running" && user.State !== "running") await this.#stopIfSandboxEnded(h.Id, user.Id, now);
     }
     for (const c of legacy) {
       if (c.State !== "running" || now - c.Created * 1000 > HELPER_MAX_AGE_MS) await remove(c.Id);
@@ -451,15 +453,21 @@ export class EgressNetworks {
     return removed;
   }
 
-  /** Stops a holder whose sandbox ended after the holder's start (not one being started right now). */
-  async #stopIfSandboxEnded(holderId: string, sandboxId: string): Promise<void> {
+  /**
+   * Stops a holder whose sandbox ended after the holder's start, or that has run for minutes
+   * without its sandbox (a start that died halfway); not one whose sandbox is being started now.
+   */
+  async #stopIfSandboxEnded(holderId: string, sandboxId: string, now: number): Promise<void> {
     try {
       const [holder, sandbox] = await Promise.all([
         this.#docker.getContainer(holderId).inspect(),
         this.#docker.getContainer(sandboxId).inspect(),
       ]);
       if (sandbox.State.Running) return;
-      if (Date.parse(holder.State.StartedAt) < Date.parse(sandbox.State.FinishedAt)) await this.stopHolder(holderId);
+      const started = Date.parse(holder.State.StartedAt);
+      if (started < Date.parse(sandbox.State.FinishedAt) || now - started > HOLDER_START_GRACE_MS) {
+        await this.stopHolder(holderId);
+      }
     } catch {
       // either is gone: the next sweep sees the new state
     }
