@@ -63,11 +63,11 @@ export async function sweep(engine: Engine, records: RecordReader, now = Date.no
       report.autoDeleted.push(c.id);
     }
   }
-  report.helpersRemoved = await sweepHelpers(engine);
+  report.helpersRemoved = await sweepHelpers(engine, now);
   return report;
 }
 
 /** The engine's helper containers (egress network holders, guards) that outlived their use. */
-export async function sweepHelpers(engine: Engine): Promise<string[]> {
-  return (await engine.reclaimHelpers?.(ownerAlive)) ?? [];
+export async function sweepHelpers(engine: Engine, now = Date.now()): Promise<string[]> {
+  return (await engine.reclaimHelpers?.(ownerAlive, now)) ?? [];
 }

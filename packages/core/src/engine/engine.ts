@@ -143,7 +143,8 @@ export interface Engine {
   /**
    * Removes the engine's own helper containers nobody needs any more (Docker: the network
    * holders of egress sandboxes whose sandbox is gone, guards a dead process left), given how to
-   * tell whether a "<hostname>/<pid>" owner still lives. Returns the ids removed.
+   * tell whether a "<hostname>/<pid>" owner still lives and the time to judge ages by. Returns
+   * the ids removed.
    */
-  reclaimHelpers?(ownerAlive: (owner: string | undefined) => boolean): Promise<string[]>;
+  reclaimHelpers?(ownerAlive: (owner: string | undefined) => boolean, now?: number): Promise<string[]>;
 }

@@ -159,8 +159,8 @@ export class DockerEngine implements Engine {
   }
 
   /** Holders, guards and legacy firewall helpers nobody needs any more (the sweeper calls this). */
-  reclaimHelpers(ownerAlive: (owner: string | undefined) => boolean): Promise<string[]> {
-    return this.#egress.reclaim(ownerAlive).catch((err) => this.#fail(err, "reclaim network helpers"));
+  reclaimHelpers(ownerAlive: (owner: string | undefined) => boolean, now = Date.now()): Promise<string[]> {
+    return this.#egress.reclaim(ownerAlive, now).catch((err) => this.#fail(err, "reclaim network helpers"));
   }
 
   async stopContainer(id: string, timeoutMs: number): Promise<void> {

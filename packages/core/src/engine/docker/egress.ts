@@ -247,6 +247,8 @@ const statusOf = (err: unknown) => (err as HttpError).statusCode;
 const HELPER_TIMEOUT_MS = 30_000;
 /** A holder without its sandbox, or a guard, older than this is garbage even if its owner lives. */
 export const HELPER_MAX_AGE_MS = 10 * 60_000;
+/** Far longer than an older Kiln's one-shot firewall helper lives (about a second). */
+export const LEGACY_HELPER_GRACE_MS = 30_000;
 /** Longer than any start takes: a holder running this long for a stopped sandbox is left over. */
 const HOLDER_START_GRACE_MS = 2 * 60_000;
 
@@ -447,8 +449,10 @@ export class EgressNetworks {
       }
       if (h.State === "running" && user.State !== "running") await this.#stopIfSandboxEnded(h.Id, user.Id, now);
     }
+    // An older Kiln's helper lives for a second or two, created, running, then removed by that
+    // process: only one well past that is left over (never one an older Kiln is still using).
     for (const c of legacy) {
-      if (c.State !== "running" || now - c.Created * 1000 > HELPER_MAX_AGE_MS) await remove(c.Id);
+      if (now - c.Created * 1000 > LEGACY_HELPER_GRACE_MS) await remove(c.Id);
     }
     return removed;
   }
