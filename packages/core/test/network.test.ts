@@ -365,13 +365,14 @@ _kiln_probe()
     await planted.exec("rm -f /home/kiln/.kiln-probe.log");
     const snap = uniqueName("planted");
     await planted.snapshot(snap);
+    let fresh: Sandbox | undefined;
     try {
-      const fresh = await sandbox(kiln, { network: "egress", snapshot: snap });
+      fresh = await sandbox(kiln, { network: "egress", snapshot: snap });
       const log = await plantedLog(fresh);
       expect(log, log).toMatch(/^started .* by kernel$/m);
       expect(log, log).not.toMatch(/reached/);
-      await fresh.delete();
     } finally {
+      await fresh?.delete().catch(() => {});
       await kiln.snapshots.delete(snap).catch(() => {});
     }
     expect(egressPeers()).toEqual([]);
