@@ -73,13 +73,18 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     scheme: "bearer",
     description: "An API key: kiln_...",
   });
-  app.doc31(OPENAPI_PATH, {
-    openapi: "3.1.0",
-    info: {
-      title: "Kiln",
-      version: deps.version,
-      description: "Sandboxes for AI-generated code, as a service. Errors: { error: { code, message, field? } }.",
-    },
+  // Generated once, on first request: every route is registered by then.
+  let document: unknown;
+  app.get(OPENAPI_PATH, (c) => {
+    document ??= app.getOpenAPI31Document({
+      openapi: "3.1.0",
+      info: {
+        title: "Kiln",
+        version: deps.version,
+        description: "Sandboxes for AI-generated code, as a service. Errors: { error: { code, message, field? } }.",
+      },
+    });
+    return c.json(document);
   });
 
   app.openapi(
