@@ -107,7 +107,11 @@ export async function serverBenchmarks(kiln: Kiln): Promise<string[]> {
       timeOnly(() => sandbox.runCode("print(1+1)")),
     );
     sections.push(
-      table("A further runCode in a running sandbox, through the server", [overHttp, localOverHttp, inProcess], inProcess),
+      table(
+        "A further runCode in a running sandbox, through the server",
+        [overHttp, localOverHttp, inProcess],
+        inProcess,
+      ),
     );
 
     // 200 concurrent exec requests across 20 sandboxes, a few waves; RSS sampled throughout.
