@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kiln, type KilnOptions } from "@kiln/core";
-import { afterAll, inject } from "vitest";
+import { afterAll, inject, onTestFinished } from "vitest";
 import { type RunningServer, type ServerConfig, startServer } from "../src/index.ts";
 import { TEST_RUN } from "./test-run.ts";
 
@@ -94,13 +94,19 @@ export async function testServer(
       server = await start();
     },
   };
-  afterAll(async () => {
+  const cleanup = async () => {
     await server.close();
     for (const id of made) await (await kiln.get(id).catch(() => undefined))?.delete().catch(() => {});
     if (!config.kiln) await kiln.close();
     if (!config.dataDir) await rm(dataDir, { recursive: true, force: true });
     if (logs.some((l) => l.startsWith("error"))) console.error(logs.join("\n"));
-  });
+  };
+  // Made inside a test: cleaned up when that test ends; made at file level: after the file.
+  try {
+    onTestFinished(cleanup);
+  } catch {
+    afterAll(cleanup);
+  }
   return t;
 }
 
