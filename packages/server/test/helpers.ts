@@ -16,6 +16,8 @@ export interface TestServer {
   dataDir: string;
   server: RunningServer;
   kiln: Kiln;
+  /** What the server logged (access lines, errors). */
+  logs: string[];
   /** JSON in, { status, body, headers } out; `key: null` sends no Authorization. */
   api(method: string, path: string, options?: ApiOptions): Promise<ApiResponse>;
   /** POST /v1/sandboxes with the test labels; deleted after the file. */
@@ -61,6 +63,7 @@ export async function testServer(
       return server;
     },
     kiln,
+    logs,
     async api(method, path, o = {}) {
       const headers: Record<string, string> = { ...o.headers };
       const k = o.key === undefined ? key : o.key;
@@ -99,7 +102,8 @@ export async function testServer(
     for (const id of made) await (await kiln.get(id).catch(() => undefined))?.delete().catch(() => {});
     if (!config.kiln) await kiln.close();
     if (!config.dataDir) await rm(dataDir, { recursive: true, force: true });
-    if (logs.some((l) => l.startsWith("error"))) console.error(logs.join("\n"));
+    const errors = logs.filter((l) => l.startsWith("error"));
+    if (errors.length > 0) console.error(errors.join("\n"));
   };
   // Made inside a test: cleaned up when that test ends; made at file level: after the file.
   try {
