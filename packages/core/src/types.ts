@@ -14,7 +14,7 @@ export type RunStatus = "ok" | "error" | "timeout" | "oom" | "killed";
 export interface KilnOptions {
   /**
    * A Kiln server's URL (`kiln serve`): this Kiln then works over HTTP, with the same API.
-   * Without it, KILN_URL is used unless `engine` or `docker` is given. @default KILN_URL, else in-process
+   * Without it, KILN_URL is used unless `engine`, `docker` or `pool` is given. @default KILN_URL, else in-process
    */
   url?: string;
   /** The server's API key (`kiln_...`). @default KILN_API_KEY */

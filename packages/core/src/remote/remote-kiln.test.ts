@@ -10,17 +10,21 @@ describe("which Kiln: remoteTarget", () => {
     expect(remoteTarget({ url: "http://h:1" }, { KILN_API_KEY: "e" })).toEqual({ url: "http://h:1", apiKey: "e" });
   });
 
-  it("uses KILN_URL + KILN_API_KEY unless the options name a local engine", () => {
+  it("uses KILN_URL + KILN_API_KEY unless the options ask for a local engine or pool", () => {
     const env = { KILN_URL: "http://h:2", KILN_API_KEY: "e" };
     expect(remoteTarget({}, env)).toEqual({ url: "http://h:2", apiKey: "e" });
     expect(remoteTarget(undefined, env)).toEqual({ url: "http://h:2", apiKey: "e" });
     expect(remoteTarget({ docker: {} }, env)).toBeUndefined();
     expect(remoteTarget({ engine: {} }, env)).toBeUndefined();
+    // The server's own Kiln passes pool: it must stay local even where KILN_URL is set.
+    expect(remoteTarget({ pool: false }, env)).toBeUndefined();
+    expect(remoteTarget({ pool: { size: 1 } }, env)).toBeUndefined();
     expect(remoteTarget({}, {})).toBeUndefined();
   });
 
   it("refuses url together with a local engine", () => {
     expect(() => remoteTarget({ url: "http://h:1", docker: {} }, {})).toThrow(InvalidArgumentError);
+    expect(() => remoteTarget({ url: "http://h:1", pool: { size: 1 } }, {})).toThrow(/options.pool/);
   });
 });
 

@@ -24,14 +24,19 @@ export interface RemoteTarget {
 
 /**
  * The server a Kiln should talk to: `options.url` (with `options.apiKey`, else KILN_API_KEY),
- * else KILN_URL + KILN_API_KEY from the environment when the options name no local engine
- * (`engine`, `docker`); undefined for an in-process Kiln.
+ * else KILN_URL + KILN_API_KEY from the environment when the options ask for nothing local
+ * (`engine`, `docker`, `pool`); undefined for an in-process Kiln. A `pool` keeps a Kiln local
+ * so that the server's own Kiln (`new Kiln({ pool })`) never turns into a client of itself
+ * when KILN_URL happens to be set where `kiln serve` runs.
  */
 export function remoteTarget(options: unknown, env: NodeJS.ProcessEnv = process.env): RemoteTarget | undefined {
   const o = isRecord(options) ? options : {};
   if (o.url !== undefined) {
     if (o.engine !== undefined || o.docker !== undefined) {
       throw new InvalidArgumentError("options.url", "give either url (a Kiln server) or engine/docker, not both");
+    }
+    if (o.pool !== undefined && o.pool !== false) {
+      throw new InvalidArgumentError("options.pool", "a Kiln server keeps its own warm pool (kiln serve --pool)");
     }
     if (typeof o.url !== "string")
       throw new InvalidArgumentError("options.url", `must be a string, got ${describe(o.url)}`);
@@ -41,7 +46,7 @@ export function remoteTarget(options: unknown, env: NodeJS.ProcessEnv = process.
     }
     return { url: o.url, apiKey: apiKey ?? "" };
   }
-  if (o.engine !== undefined || o.docker !== undefined) return undefined;
+  if (o.engine !== undefined || o.docker !== undefined || o.pool !== undefined) return undefined;
   const url = env.KILN_URL?.trim();
   if (!url) return undefined;
   return { url, apiKey: typeof o.apiKey === "string" ? o.apiKey : (env.KILN_API_KEY ?? "") };
