@@ -65,8 +65,10 @@ export function checkUrl(text: string): string {
 
 /** A Kiln for the target. Remote: the HTTP client in @kiln/core, the same Kiln API over server.md's routes. */
 export function connect(target: Target): Kiln {
-  if (target.mode === "local") return new Kiln();
-  return new Kiln({ url: target.url, apiKey: target.apiKey } as ConstructorParameters<typeof Kiln>[0]);
+  // `pool: false` keeps core's Kiln in this process even when KILN_URL is set (core reads it
+  // only when the options ask for nothing local): --local must mean local.
+  if (target.mode === "local") return new Kiln({ pool: false });
+  return new Kiln({ url: target.url, apiKey: target.apiKey });
 }
 
 /** Runs fn with a Kiln for the command's options and closes it afterwards (the pool, connections). */
