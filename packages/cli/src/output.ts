@@ -36,7 +36,7 @@ export function terminalColumns(): number | undefined {
 
 /**
  * A borderless table like `docker ps`: a header row, columns two spaces apart. On a terminal,
- * the widest columns shrink (and wrap) until the table fits its width.
+ * the widest columns shrink (their cells cut with …) until the table fits its width.
  */
 export function renderTable(head: string[], rows: string[][], width = terminalColumns()): string {
   const natural = head.map((h, i) => Math.max(h.length, ...rows.map((r) => visibleLength(r[i] ?? ""))) + 2);
@@ -44,8 +44,8 @@ export function renderTable(head: string[], rows: string[][], width = terminalCo
   const table = new Table({
     head: head.map((h) => out.bold(h)),
     colWidths: widths,
-    wordWrap: true,
-    wrapOnWordBoundary: false,
+    // Cut with "…" rather than wrapped: cli-table3's hard wrap splits colour codes.
+    wordWrap: false,
     style: { head: [], border: [], "padding-left": 0, "padding-right": 2, compact: true },
     chars: {
       top: "",

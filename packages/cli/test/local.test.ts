@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CommandResult, Execution, SandboxInfo, SnapshotInfo, VolumeInfo } from "@kiln/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectOneLineError, kiln, kilnJson } from "./helpers.ts";
+import { BIN, baseEnv, expectOneLineError, kiln, kilnJson } from "./helpers.ts";
 import { LABEL_FLAGS, TEST_LABELS } from "./labels.ts";
 
 const suffix = `${process.pid}-${Date.now().toString(36)}`;
@@ -288,6 +288,37 @@ describe("usage errors and failures", () => {
     expectOneLineError(await kiln(["ls", "--url", "http://127.0.0.1:9"]), 2, /needs an API key/);
     expectOneLineError(await kiln(["ls"], { env: { KILN_URL: "http://127.0.0.1:9" } }), 2, /needs an API key/);
     expectOneLineError(await kiln(["--url", "not a url", "--api-key", "k", "ls"]), 2, /not a URL/);
+  });
+});
+
+describe("on a terminal", () => {
+  // script(1) gives the child a pseudo-terminal, as a person's shell would.
+  const inTerminal = (command: string, env: NodeJS.ProcessEnv = {}) =>
+    execFileSync("script", ["-qec", command, "/dev/null"], {
+      encoding: "utf8",
+      env: baseEnv({ TERM: "xterm", ...env }),
+    });
+  const kilnCommand = (args: string[]) => [process.execPath, BIN, ...args].map((a) => `'${a}'`).join(" ");
+
+  it("colours a table on a TTY, never with NO_COLOR", () => {
+    const args = ["ls", "--label", "purpose=local", ...LABEL_FLAGS];
+    const coloured = inTerminal(kilnCommand(args), { NO_COLOR: "" }); // empty counts as unset (no-color.org)
+    expect(coloured).toContain("\u001b[32mrunning");
+    // The pseudo-terminal reports no size, so kiln assumes 80 columns.
+    for (const line of coloured.split(/\r?\n/))
+      expect(line.replace(/\u001b\[[0-9;]*m/g, "").length).toBeLessThanOrEqual(80);
+    const plain = inTerminal(kilnCommand(args), { NO_COLOR: "1" });
+    expect(plain).toContain("running");
+    expect(plain).not.toContain("\u001b[32m");
+  });
+
+  it("shows progress for a large copy", async () => {
+    const big = join(work, "big.bin");
+    await writeFile(big, Buffer.alloc(9 * 1024 * 1024, 7));
+    const screen = inTerminal(kilnCommand(["cp", big, `${name}:/tmp/big.bin`]));
+    expect(screen).toMatch(/copied 1 file, 9\.0 MiB/);
+    const size = await kiln(["exec", name, "--", "stat", "-c", "%s", "/tmp/big.bin"]);
+    expect(size.stdout.trim()).toBe(String(9 * 1024 * 1024));
   });
 });
 
