@@ -19,6 +19,8 @@ export interface RunOptions {
   /** Called with each stdout chunk and the ms since start, to see that output streams. */
   onStdout?: (chunk: string, atMs: number) => void;
   timeoutMs?: number;
+  /** Sent to the child once its first stdout arrives (a Ctrl-C, say). */
+  signalOnOutput?: NodeJS.Signals;
 }
 
 /** A config dir of its own, so a developer's `kiln login` never leaks into a test. */
@@ -47,6 +49,7 @@ export function kiln(args: string[], options: RunOptions = {}): Promise<Run> {
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
       stdout += chunk;
       options.onStdout?.(chunk, Date.now() - started);
+      if (options.signalOnOutput) child.kill(options.signalOnOutput);
     });
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
       stderr += chunk;

@@ -96,6 +96,15 @@ describe("exec", () => {
     expect(killed.code).toBe(137);
   });
 
+  it("Ctrl-C stops the command in the sandbox and exits 130", async () => {
+    const run = await kiln(["exec", name, "--", "sh", "-c", "echo started; exec sleep 41"], {
+      signalOnOutput: "SIGINT",
+    });
+    expectOneLineError(run, 130, /interrupted/);
+    const left = await kiln(["exec", name, "--", "sh", "-c", "ps -eo args | grep -c '^sleep 41' || true"]);
+    expect(left.stdout.trim()).toBe("0");
+  });
+
   it("-i forwards stdin; without it the command reads nothing", async () => {
     const piped = await kiln(["exec", "-i", name, "--", "wc", "-c"], { input: "hello kiln\n" });
     expect(piped).toMatchObject({ code: 0 });
@@ -271,6 +280,9 @@ describe("usage errors and failures", () => {
     expectOneLineError(await kiln(["create", "--language", "cobol"]), 2, /Allowed choices/);
     expectOneLineError(await kiln(["create", "--label", "novalue"]), 2, /KEY=VALUE/);
     expectOneLineError(await kiln(["exec", name]), 2, /missing required argument/);
+    const flagInCommand = await kiln(["exec", name, "ls", "-la"]);
+    expectOneLineError(flagInCommand, 2, /unknown option/);
+    expect(flagInCommand.stderr).toContain("after --");
     expectOneLineError(await kiln(["completion", "fish"]), 2, /bash or zsh/);
   });
 

@@ -5,7 +5,7 @@ import { type CommonOptions, collect, pairs, withCommonOptions, withKiln } from 
 import { formatDuration, parseDuration } from "../duration.ts";
 import { EXIT_INTERRUPTED, EXIT_KILLED, EXIT_TIMEOUT, ExitCode } from "../errors.ts";
 import { examples } from "../help.ts";
-import { printJson } from "../output.ts";
+import { note, printJson } from "../output.ts";
 
 /** No timeout unless --timeout: the longest core accepts (a day). */
 const NO_TIMEOUT_MS = 24 * 60 * 60 * 1000;
@@ -30,6 +30,7 @@ export function registerExec(program: Command): void {
       .option("--timeout <duration>", "kill it after this long (30s, 5m, 1h) and exit 124", parseDuration)
       .option("-w, --cwd <dir>", "working directory (default /workspace)")
       .option("-e, --env <KEY=VALUE>", "an environment variable (repeatable)", collect)
+      .showHelpAfterError("(kiln's flags go before ID, the command and its flags after --: kiln exec ID -- CMD ARGS…)")
       .addHelpText(
         "after",
         `${examples(
@@ -65,7 +66,9 @@ Exit code: the command's own; 124 when --timeout ran out; 137 when it was killed
               }),
         });
       });
+      if (controller.signal.aborted) throw new ExitCode(EXIT_INTERRUPTED, "interrupted: the command was stopped");
       if (flags.json) printJson(result);
+      else if (result.truncated) note(`(output beyond ${MAX_OUTPUT_BYTES / 1024 / 1024} MiB per stream was cut)`);
       const code = exitCodeOf(result);
       if (code !== 0) throw new ExitCode(code, flags.json ? "" : explain(result, flags.timeout));
     } catch (error) {
