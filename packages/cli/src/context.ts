@@ -3,7 +3,7 @@
  * Docker engine through @kiln/core) by default; remote (a Kiln server over HTTP) with --url /
  * KILN_URL / a saved `kiln login`, each with its API key. --local forces local.
  */
-import { Kiln } from "@kiln/core";
+import type { Kiln } from "@kiln/core";
 import { type Command, Option } from "commander";
 import { readLogin } from "./config.ts";
 import { UsageError } from "./errors.ts";
@@ -64,7 +64,9 @@ export function checkUrl(text: string): string {
 }
 
 /** A Kiln for the target. Remote: the HTTP client in @kiln/core, the same Kiln API over server.md's routes. */
-export function connect(target: Target): Kiln {
+export async function connect(target: Target): Promise<Kiln> {
+  // Loaded on first use: commands that need no Kiln start without it.
+  const { Kiln } = await import("@kiln/core");
   // `pool: false` keeps core's Kiln in this process even when KILN_URL is set (core reads it
   // only when the options ask for nothing local): --local must mean local.
   if (target.mode === "local") return new Kiln({ pool: false });
@@ -74,7 +76,7 @@ export function connect(target: Target): Kiln {
 /** Runs fn with a Kiln for the command's options and closes it afterwards (the pool, connections). */
 export async function withKiln<T>(options: CommonOptions, fn: (kiln: Kiln, target: Target) => Promise<T>): Promise<T> {
   const target = await resolveTarget(options);
-  const kiln = connect(target);
+  const kiln = await connect(target);
   try {
     return await fn(kiln, target);
   } finally {

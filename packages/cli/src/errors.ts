@@ -27,3 +27,15 @@ export const EXIT_TIMEOUT = 124;
 export const EXIT_KILLED = 137;
 /** 128 + SIGINT. */
 export const EXIT_INTERRUPTED = 130;
+
+/**
+ * The `code` of a KilnError from any copy of @kiln/core (core marks them with
+ * Symbol.for("kiln.error") for exactly this), else undefined. Checked without importing core, so
+ * --help, --version, completion and usage errors never pay core's start-up (about 1 s on a busy machine).
+ */
+export function kilnErrorCode(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  if ((error as Record<symbol, unknown>)[Symbol.for("kiln.error")] !== true) return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" ? code : undefined;
+}

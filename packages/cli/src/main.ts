@@ -2,7 +2,6 @@
  * Runs the program and turns every outcome into an exit code: 0 success, 1 failure (one line on
  * stderr, never a stack trace), 2 usage error; commands like exec choose their own through ExitCode.
  */
-import { KilnError } from "@kiln/core";
 import { CommanderError } from "commander";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ExitCode, UsageError } from "./errors.ts";
 import { err } from "./output.ts";
@@ -33,11 +32,6 @@ export function report(error: unknown): number {
   if (error instanceof UsageError) {
     fail(error.message);
     return EXIT_USAGE;
-  }
-  if (KilnError.isInstance(error)) {
-    fail(error.message);
-    if (process.env.KILN_DEBUG) process.stderr.write(`${error.stack}\n`);
-    return EXIT_FAILURE;
   }
   const message = error instanceof Error ? error.message : String(error);
   fail(message);

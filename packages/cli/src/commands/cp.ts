@@ -7,10 +7,10 @@
 import { lstat, mkdir, readdir, stat } from "node:fs/promises";
 import { basename, join, posix, relative, resolve, sep } from "node:path";
 import { progress } from "@clack/prompts";
-import { type FileEntry, KilnError, type Sandbox } from "@kiln/core";
+import type { FileEntry, Sandbox } from "@kiln/core";
 import type { Command } from "commander";
 import { type CommonOptions, withCommonOptions, withKiln } from "../context.ts";
-import { UsageError } from "../errors.ts";
+import { kilnErrorCode, UsageError } from "../errors.ts";
 import { examples } from "../help.ts";
 import { formatBytes, note, printJson } from "../output.ts";
 
@@ -157,7 +157,7 @@ async function walk(sandbox: Sandbox, remote: string, local: string, job: Job): 
 
 async function sandboxEntry(sandbox: Sandbox, path: string): Promise<FileEntry | undefined> {
   return sandbox.files.stat(path.replace(/\/\.$/, "") || "/").catch((error) => {
-    if (KilnError.isInstance(error) && error.code === "FILE_NOT_FOUND") return undefined;
+    if (kilnErrorCode(error) === "FILE_NOT_FOUND") return undefined;
     throw error;
   });
 }

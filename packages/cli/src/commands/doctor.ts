@@ -8,10 +8,10 @@ import { statfs } from "node:fs/promises";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import { spinner } from "@clack/prompts";
-import { type Kiln, KilnError } from "@kiln/core";
+import type { Kiln } from "@kiln/core";
 import type { Command } from "commander";
 import { type CommonOptions, connect, resolveTarget, type Target, withCommonOptions } from "../context.ts";
-import { EXIT_FAILURE, ExitCode } from "../errors.ts";
+import { EXIT_FAILURE, ExitCode, kilnErrorCode } from "../errors.ts";
 import { examples } from "../help.ts";
 import { formatBytes, out, printJson } from "../output.ts";
 import { VERSION } from "../version.ts";
@@ -42,7 +42,7 @@ export function registerDoctor(program: Command): void {
       .addHelpText("after", examples("kiln doctor", "kiln doctor --url http://host:7420 --api-key $KEY --json")),
   ).action(async (flags: CommonOptions & { fix?: boolean }) => {
     const target = await resolveTarget(flags);
-    const kiln = connect(target);
+    const kiln = await connect(target);
     let checks: Check[];
     try {
       checks = [
@@ -214,8 +214,8 @@ async function remoteChecks(kiln: Kiln, target: Extract<Target, { mode: "remote"
       detail: `accepted (${target.apiKey.slice(0, 9)}…, from ${target.source})`,
     });
   } catch (error) {
-    const code = KilnError.isInstance(error) ? error.code : undefined;
-    if ((code as string | undefined) === "FORBIDDEN") {
+    const code = kilnErrorCode(error);
+    if (code === "FORBIDDEN") {
       checks.push({
         name: "api key",
         ok: true,
@@ -225,8 +225,7 @@ async function remoteChecks(kiln: Kiln, target: Extract<Target, { mode: "remote"
       checks.push({
         name: "api key",
         ok: false,
-        detail:
-          (code as string | undefined) === "UNAUTHORIZED" ? "refused (unknown, revoked or expired)" : oneLine(error),
+        detail: code === "UNAUTHORIZED" ? "refused (unknown, revoked or expired)" : oneLine(error),
         fix: "get a valid key (the admin key is in <data-dir>/admin.key on the server) and run kiln login",
       });
     }

@@ -1,9 +1,9 @@
 /** exec ID -- CMD…: a command in a sandbox, output streamed live, its exit code passed through. */
-import { type CommandResult, KilnError } from "@kiln/core";
+import type { CommandResult } from "@kiln/core";
 import type { Command } from "commander";
 import { type CommonOptions, collect, pairs, withCommonOptions, withKiln } from "../context.ts";
 import { formatDuration, parseDuration } from "../duration.ts";
-import { EXIT_INTERRUPTED, EXIT_KILLED, EXIT_TIMEOUT, ExitCode } from "../errors.ts";
+import { EXIT_INTERRUPTED, EXIT_KILLED, EXIT_TIMEOUT, ExitCode, kilnErrorCode } from "../errors.ts";
 import { examples } from "../help.ts";
 import { note, printJson } from "../output.ts";
 
@@ -72,7 +72,7 @@ Exit code: the command's own; 124 when --timeout ran out; 137 when it was killed
       const code = exitCodeOf(result);
       if (code !== 0) throw new ExitCode(code, flags.json ? "" : explain(result, flags.timeout));
     } catch (error) {
-      if (controller.signal.aborted && KilnError.isInstance(error) && error.code === "ABORTED") {
+      if (controller.signal.aborted && kilnErrorCode(error) === "ABORTED") {
         throw new ExitCode(EXIT_INTERRUPTED, "interrupted");
       }
       throw error;

@@ -1,11 +1,10 @@
 /** login / logout: remember a Kiln server and its API key for every later command. */
 import { text as readAll } from "node:stream/consumers";
 import { isCancel, password, text } from "@clack/prompts";
-import { KilnError } from "@kiln/core";
 import { type Command, Option } from "commander";
 import { configFile, forgetLogin, saveLogin } from "../config.ts";
 import { checkUrl, connect } from "../context.ts";
-import { UsageError } from "../errors.ts";
+import { kilnErrorCode, UsageError } from "../errors.ts";
 import { examples } from "../help.ts";
 import { note, printJson } from "../output.ts";
 
@@ -65,11 +64,11 @@ export function registerLogin(program: Command): void {
 }
 
 async function verify(url: string, apiKey: string): Promise<void> {
-  const kiln = connect({ mode: "remote", url, apiKey, source: "flag" });
+  const kiln = await connect({ mode: "remote", url, apiKey, source: "flag" });
   try {
     await kiln.list();
   } catch (error) {
-    const code = KilnError.isInstance(error) ? (error.code as string) : undefined;
+    const code = kilnErrorCode(error);
     if (code === "FORBIDDEN") return; // a valid key without sandboxes:read
     if (code === "UNAUTHORIZED") throw new Error(`${url} refused the key (unknown, revoked or expired); nothing saved`);
     throw new Error(
