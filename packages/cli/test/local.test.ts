@@ -324,6 +324,33 @@ describe("on a terminal", () => {
     expect(plain).not.toContain("\u001b[32m");
   });
 
+  it("kiln login asks for the URL and the key (hidden) on a terminal", async () => {
+    // tmux: a real terminal whose screen the test reads and whose keys it types.
+    const socket = `kiln-cli-test-${suffix}`;
+    const configHome = join(work, "login-config");
+    const tmux = (...args: string[]) => execFileSync("tmux", ["-L", socket, ...args], { encoding: "utf8" });
+    const screen = () => tmux("capture-pane", "-p", "-t", "login");
+    const waitFor = async (pattern: RegExp) => {
+      for (let i = 0; i < 150 && !pattern.test(screen()); i++) await new Promise((r) => setTimeout(r, 200));
+      expect(screen()).toMatch(pattern);
+    };
+    const command = `${kilnCommand(["login", "--no-verify"])}; echo "exit=$?"; sleep 30`;
+    tmux("new-session", "-d", "-s", "login", "-x", "100", "-y", "30", "-e", `XDG_CONFIG_HOME=${configHome}`, "-e", "NO_COLOR=1", command);
+    try {
+      await waitFor(/Kiln server URL/);
+      tmux("send-keys", "-t", "login", "http://127.0.0.1:7420", "Enter");
+      await waitFor(/API key/);
+      tmux("send-keys", "-t", "login", "kiln_typed_secret", "Enter");
+      await waitFor(/exit=\d+/);
+      expect(screen()).toContain("exit=0");
+      expect(screen()).not.toContain("kiln_typed_secret"); // masked while typed
+      const saved = JSON.parse(await readFile(join(configHome, "kiln", "config.json"), "utf8"));
+      expect(saved).toEqual({ url: "http://127.0.0.1:7420", apiKey: "kiln_typed_secret" });
+    } finally {
+      tmux("kill-server");
+    }
+  });
+
   it("shows progress for a large copy", async () => {
     const big = join(work, "big.bin");
     await writeFile(big, Buffer.alloc(9 * 1024 * 1024, 7));
