@@ -39,3 +39,12 @@ export function kilnErrorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown }).code;
   return typeof code === "string" ? code : undefined;
 }
+
+/** 128 + SIGPIPE, as a shell reports a writer whose reader went away (kiln exec … | head -1). */
+export const EXIT_PIPE = 141;
+
+/**
+ * Aborted when stdout's reader goes away (EPIPE). bin.ts exits 141 at once unless a command
+ * listens (exec does: it stops the command in the sandbox first).
+ */
+export const stdoutClosed = new AbortController();

@@ -21,6 +21,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Sent to the child once its first stdout arrives (a Ctrl-C, say). */
   signalOnOutput?: NodeJS.Signals;
+  /** Close the read end of the child's stdout once output arrives (as `| head -1` does). */
+  closeOnOutput?: boolean;
 }
 
 /** A config dir of its own, so a developer's `kiln login` never leaks into a test. */
@@ -50,6 +52,7 @@ export function kiln(args: string[], options: RunOptions = {}): Promise<Run> {
       stdout += chunk;
       options.onStdout?.(chunk, Date.now() - started);
       if (options.signalOnOutput) child.kill(options.signalOnOutput);
+      if (options.closeOnOutput) child.stdout.destroy();
     });
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
       stderr += chunk;

@@ -105,6 +105,14 @@ describe("exec", () => {
     expect(left.stdout.trim()).toBe("0");
   });
 
+  it("a reader that goes away (| head) stops the command: exit 141, no stack trace", async () => {
+    const run = await kiln(["exec", name, "--", "sh", "-c", "while true; do echo y; done"], { closeOnOutput: true });
+    expect(run.code).toBe(141);
+    expect(run.stderr).toBe("");
+    const left = await kiln(["exec", name, "--", "sh", "-c", "ps -eo args | grep -c '^sh -c while' || true"]);
+    expect(left.stdout.trim()).toBe("0");
+  });
+
   it("-i forwards stdin; without it the command reads nothing", async () => {
     const piped = await kiln(["exec", "-i", name, "--", "wc", "-c"], { input: "hello kiln\n" });
     expect(piped).toMatchObject({ code: 0 });
@@ -335,7 +343,21 @@ describe("on a terminal", () => {
       expect(screen()).toMatch(pattern);
     };
     const command = `${kilnCommand(["login", "--no-verify"])}; echo "exit=$?"; sleep 30`;
-    tmux("new-session", "-d", "-s", "login", "-x", "100", "-y", "30", "-e", `XDG_CONFIG_HOME=${configHome}`, "-e", "NO_COLOR=1", command);
+    tmux(
+      "new-session",
+      "-d",
+      "-s",
+      "login",
+      "-x",
+      "100",
+      "-y",
+      "30",
+      "-e",
+      `XDG_CONFIG_HOME=${configHome}`,
+      "-e",
+      "NO_COLOR=1",
+      command,
+    );
     try {
       await waitFor(/Kiln server URL/);
       tmux("send-keys", "-t", "login", "http://127.0.0.1:7420", "Enter");

@@ -3,7 +3,15 @@ import type { CommandResult } from "@kiln/core";
 import type { Command } from "commander";
 import { type CommonOptions, collect, pairs, withCommonOptions, withKiln } from "../context.ts";
 import { formatDuration, parseDuration } from "../duration.ts";
-import { EXIT_INTERRUPTED, EXIT_KILLED, EXIT_TIMEOUT, ExitCode, kilnErrorCode } from "../errors.ts";
+import {
+  EXIT_INTERRUPTED,
+  EXIT_KILLED,
+  EXIT_PIPE,
+  EXIT_TIMEOUT,
+  ExitCode,
+  kilnErrorCode,
+  stdoutClosed,
+} from "../errors.ts";
 import { examples } from "../help.ts";
 import { note, printJson } from "../output.ts";
 
@@ -54,7 +62,7 @@ Exit code: the command's own; 124 when --timeout ran out; 137 when it was killed
         return sandbox.exec(command, {
           timeoutMs: flags.timeout ?? NO_TIMEOUT_MS,
           maxOutputBytes: MAX_OUTPUT_BYTES,
-          signal: controller.signal,
+          signal: AbortSignal.any([controller.signal, stdoutClosed.signal]),
           ...(flags.cwd === undefined ? {} : { cwd: flags.cwd }),
           ...(flags.env ? { env } : {}),
           ...(flags.interactive ? { stdin: process.stdin } : {}),
@@ -66,12 +74,14 @@ Exit code: the command's own; 124 when --timeout ran out; 137 when it was killed
               }),
         });
       });
+      if (stdoutClosed.signal.aborted) throw new ExitCode(EXIT_PIPE);
       if (controller.signal.aborted) throw new ExitCode(EXIT_INTERRUPTED, "interrupted: the command was stopped");
       if (flags.json) printJson(result);
       else if (result.truncated) note(`(output beyond ${MAX_OUTPUT_BYTES / 1024 / 1024} MiB per stream was cut)`);
       const code = exitCodeOf(result);
       if (code !== 0) throw new ExitCode(code, flags.json ? "" : explain(result, flags.timeout));
     } catch (error) {
+      if (stdoutClosed.signal.aborted && kilnErrorCode(error) === "ABORTED") throw new ExitCode(EXIT_PIPE);
       if (controller.signal.aborted && kilnErrorCode(error) === "ABORTED") {
         throw new ExitCode(EXIT_INTERRUPTED, "interrupted");
       }
