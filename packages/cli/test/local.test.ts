@@ -11,30 +11,34 @@ import { LABEL_FLAGS, TEST_LABELS } from "./labels.ts";
 
 const suffix = `${process.pid}-${Date.now().toString(36)}`;
 const name = `cli-test-${suffix}`;
+const mounted = `cli-test-mounted-${suffix}`;
 let info: SandboxInfo;
 let work: string;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "kiln-cli-test-"));
+  await kilnJson(["volume", "create", mounted]);
   info = await kilnJson<SandboxInfo>([
-    "create",
-    "--name",
-    name,
-    ...LABEL_FLAGS,
-    "--label",
-    "purpose=local",
-    "--memory",
-    "512",
+    ...["create", "--name", name, ...LABEL_FLAGS, "--label", "purpose=local", "--memory", "512"],
+    ...["--env", "STAGE=test", "--volume", `${mounted}:/data`, "--auto-stop", "30m"],
   ]);
 });
 
 afterAll(async () => {
   if (info) await kiln(["rm", info.id]);
+  await kiln(["volume", "rm", mounted]);
 });
 
 describe("sandbox lifecycle", () => {
   it("create prints the SandboxInfo with --json, and its id otherwise", async () => {
-    expect(info).toMatchObject({ name, state: "running", labels: { ...TEST_LABELS, purpose: "local" } });
+    expect(info).toMatchObject({
+      name,
+      state: "running",
+      labels: { ...TEST_LABELS, purpose: "local" },
+      language: "python",
+      network: "none",
+      resources: { memoryMb: 512 },
+    });
     expect(info.id).toMatch(/^[0-9a-f]{12,64}$/);
   });
 
@@ -119,6 +123,18 @@ describe("exec", () => {
     expect(piped.stdout.trim()).toBe("11");
     const closed = await kiln(["exec", name, "--", "wc", "-c"], { input: "ignored" });
     expect(closed.stdout.trim()).toBe("0");
+  });
+
+  it("create's --env and --volume reach the sandbox", async () => {
+    const run = await kiln([
+      "exec",
+      name,
+      "--",
+      "sh",
+      "-c",
+      'echo "$STAGE" > /data/stage && cat /data/stage && mountpoint -q /data && echo mounted',
+    ]);
+    expect(run).toMatchObject({ code: 0, stdout: "test\nmounted\n" });
   });
 
   it("--cwd and --env", async () => {
