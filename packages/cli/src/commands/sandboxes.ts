@@ -146,7 +146,7 @@ export function renderInfo(info: SandboxInfo): string {
   const extra = info as SandboxInfo & { language?: string; network?: unknown; resources?: Record<string, unknown> };
   const rows: [string, string][] = [
     ["id", info.id],
-    ["name", info.name ?? ""],
+    ...(info.name ? [["name", info.name] as [string, string]] : []),
     ["state", stateColor(info.state)],
     ["image", info.image],
     ["created", `${info.createdAt} (${ago(info.createdAt)})`],
