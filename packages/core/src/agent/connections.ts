@@ -9,6 +9,7 @@ import {
   AgentUnavailableError,
   ConflictError,
   EngineError,
+  EngineUnavailableError,
   SandboxNotFoundError,
   SandboxNotRunningError,
 } from "../errors.ts";
@@ -69,7 +70,7 @@ export class AgentConnections {
     try {
       channel = await this.#engine.openProcess(id, bridgeCommand(AGENT_READY_TIMEOUT_MS));
     } catch (err) {
-      const details = await this.#engine.inspectContainer(id).catch(() => undefined);
+      const details = await this.#engine.inspectContainer(id).catch(unlessEngineUnavailable);
       if (!details) throw new SandboxNotFoundError(id, { cause: err });
       if (details.status !== "running")
         throw new SandboxNotRunningError(id, details.status === "paused" ? "paused" : "stopped", { cause: err });
@@ -84,11 +85,17 @@ export class AgentConnections {
       if (reply.header.type !== "ok") throw new AgentUnavailableError(`the agent of sandbox ${id} refused hello`);
     } catch (err) {
       connection.close();
-      const details = await this.#engine.inspectContainer(id).catch(() => undefined);
+      const details = await this.#engine.inspectContainer(id).catch(unlessEngineUnavailable);
       if (!details) throw new SandboxNotFoundError(id, { cause: err });
       if (details.status !== "running") throw new SandboxNotRunningError(id, "stopped", { cause: err });
       throw err;
     }
     return connection;
   }
+}
+
+/** An engine outage is reported as such, never as "no such sandbox". */
+function unlessEngineUnavailable(err: unknown): undefined {
+  if (err instanceof EngineUnavailableError) throw err;
+  return undefined;
 }
