@@ -59,8 +59,7 @@ RUN apt-get update \\
  && chmod 0755 /etc/kiln
 COPY node /usr/local/bin/node
 COPY ${RUNTIME_FILES.join(" ")} /opt/kiln/
-# The debootstrapped root directory comes in as 0700; overlay2 hides that, btrfs and others do not.
-RUN python3 -m compileall -q /opt/kiln && chmod 0755 /
+RUN python3 -m compileall -q /opt/kiln
 ENV HOME=/home/kiln LANG=C.UTF-8 MPLBACKEND=Agg PYTHONDONTWRITEBYTECODE=1
 LABEL ${LABEL.image}=runtime
 USER kiln
