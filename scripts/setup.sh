@@ -82,7 +82,9 @@ daemon_json() {
     const config = fs.existsSync(FILE) ? JSON.parse(fs.readFileSync(FILE, "utf8") || "{}") : {};
     if (!VALUE) { const v = config[KEY]; process.stdout.write(v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v)); process.exit(0); }
     const next = JSON.parse(VALUE);
-    const merged = typeof next === "object" && !Array.isArray(next) && typeof config[KEY] === "object" ? { ...config[KEY], ...next } : next;
+    const old = config[KEY];
+    const merged = Array.isArray(next) && Array.isArray(old) ? [...new Set([...old, ...next])]
+      : typeof next === "object" && !Array.isArray(next) && typeof old === "object" ? { ...old, ...next } : next;
     if (JSON.stringify(config[KEY]) === JSON.stringify(merged)) process.exit(0);
     config[KEY] = merged;
     fs.mkdirSync(require("node:path").dirname(FILE), { recursive: true });
@@ -142,6 +144,8 @@ ensure_storage() {
   fi
   daemon_json data-root "\"$want\""
   daemon_json storage-driver '"btrfs"'
+  # Tells Kiln this engine's quotas are simple quotas it may apply to every sandbox (the default disk cap).
+  daemon_json labels '["kiln.storage=btrfs-squota"]'
   if [ -n "$pid" ] && [ "$(docker -H "unix://$DOCKER_SOCK" info --format '{{.DockerRootDir}}' 2>/dev/null)" != "$want" ]; then
     say "restarting the dockerd Kiln's setup started (pid $pid) on the btrfs data root $want; its containers stop, its images stay in the old data root"
     kill "$pid"

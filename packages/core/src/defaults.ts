@@ -53,8 +53,8 @@ export const FILE_CHUNK_BYTES = 1024 * 1024;
 export const SWEEP_INTERVAL_MS = 30_000;
 
 /**
- * Writable-layer cap of every sandbox whose engine can enforce one (btrfs data root, see
- * docs/developing.md): 4 GiB holds a venv with torch and a few datasets, and keeps one sandbox
+ * Writable-layer cap of every sandbox on an engine set up for it (setup.sh's btrfs data root with
+ * simple quotas, or overlay2 on XFS with pquota; see docs/developing.md): 4 GiB holds a venv with torch and a few datasets, and keeps one sandbox
  * from filling the host. On btrfs each inode is metadata charged to the same cap (about 2,800
  * empty files per MiB), so inodes are bounded too. Engines without quotas apply none.
  */

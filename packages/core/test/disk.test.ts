@@ -8,7 +8,7 @@ import { NotSupportedError } from "../src/index.ts";
 import { sandbox, TEST_LABELS, testKiln } from "./helpers.ts";
 
 const kiln = testKiln();
-const { supportsDiskQuota, storage } = await kiln.engine.info();
+const { supportsDiskQuota, capsDiskByDefault, storage } = await kiln.engine.info();
 
 describe(`disk caps (engine storage: ${storage})`, () => {
   it.runIf(!supportsDiskQuota)("refuses diskMb, saying how to get an engine that can cap it", async () => {
@@ -58,7 +58,7 @@ except OSError as e:
     },
   );
 
-  it.runIf(supportsDiskQuota)(`caps every sandbox at ${DEFAULT_DISK_MB} MiB by default, pooled ones too`, async () => {
+  it.runIf(capsDiskByDefault)(`caps every sandbox at ${DEFAULT_DISK_MB} MiB by default, pooled ones too`, async () => {
     const pooled = testKiln({ pool: { size: 1 } });
     await pooled.pool?.filled();
     const cold = await sandbox(kiln);

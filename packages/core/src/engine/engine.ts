@@ -13,6 +13,8 @@ export interface EngineInfo {
   os: string;
   /** True when the engine can cap a container's writable layer (diskMb). */
   supportsDiskQuota: boolean;
+  /** True when every sandbox gets DEFAULT_DISK_MB unless it asks otherwise (see docker-engine.ts). */
+  capsDiskByDefault: boolean;
   /** Human-readable description of the storage backend, for error messages. */
   storage: string;
   /** Container runtimes the engine has registered (e.g. "runc", "runsc"). */
@@ -40,7 +42,7 @@ export interface ContainerSpec {
   cpus: number;
   memoryMb: number;
   pids: number;
-  /** Writable-layer cap; undefined = the engine's default (DEFAULT_DISK_MB where it can cap, else none). */
+  /** Writable-layer cap; undefined = the engine's default (DEFAULT_DISK_MB where capsDiskByDefault, else none). */
   diskMb?: number;
   /** @default "runc" */
   runtime?: RuntimeTier;

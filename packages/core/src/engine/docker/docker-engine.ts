@@ -92,6 +92,9 @@ const UNAVAILABLE_CODES = new Set([
   "ENOTSOCK",
 ]);
 
+/** The engine label `scripts/setup.sh storage` sets on a dockerd whose data root is btrfs with simple quotas. */
+export const SQUOTA_ENGINE_LABEL = "kiln.storage=btrfs-squota";
+
 /** The runtime name each isolation tier is registered under in the engine (setup.sh registers runsc). */
 export const RUNTIME_NAMES = { runc: "runc", gvisor: "runsc" } as const;
 
@@ -156,6 +159,7 @@ export class DockerEngine implements Engine {
         Runtimes?: Record<string, unknown>;
         MemTotal?: number;
         NCPU?: number;
+        Labels?: string[];
       }) => {
         const backing = raw.DriverStatus?.find(([k]) => k === "Backing Filesystem")?.[1] ?? raw.Driver;
         // Docker caps a writable layer only with overlay2 on XFS mounted with pquota, or btrfs
@@ -166,6 +170,11 @@ export class DockerEngine implements Engine {
           arch: raw.Architecture,
           os: raw.OSType,
           supportsDiskQuota,
+          // A default cap only where its meaning is exact and turning it on changes nothing else:
+          // XFS project quotas, or a btrfs data root Kiln's setup made with simple quotas (labelled so).
+          // On other btrfs engines a size would switch on qgroups for the whole filesystem.
+          capsDiskByDefault:
+            (raw.Driver === "overlay2" && backing === "xfs") || (raw.Labels ?? []).includes(SQUOTA_ENGINE_LABEL),
           storage: `${raw.Driver} on ${backing}`,
           runtimes: Object.keys(raw.Runtimes ?? {}),
           memoryBytes: raw.MemTotal ?? 0,
@@ -190,7 +199,7 @@ export class DockerEngine implements Engine {
       );
     }
     // Where the engine can cap the writable layer, every sandbox gets a cap (bytes, and inodes: on btrfs every inode is metadata charged to the same quota).
-    if (diskMb === undefined && info.supportsDiskQuota) diskMb = DEFAULT_DISK_MB;
+    if (diskMb === undefined && info.capsDiskByDefault) diskMb = DEFAULT_DISK_MB;
     const runtime = RUNTIME_NAMES[spec.runtime ?? "runc"];
     if (spec.runtime === "gvisor" && !info.runtimes.includes(runtime)) {
       throw new NotSupportedError(
