@@ -156,13 +156,12 @@ describe("crash safety", () => {
       });
       child.on("exit", (code) => reject(new Error(`crash child exited early with ${code}`)));
     });
-    child.kill("SIGKILL");
-    await new Promise((r) => child.once("exit", r));
-
     const after = new Kiln();
     const owner = `${hostname()}/${ready.pid}`;
-    // Listed before the new Kiln starts working: its first sweep runs a second later on its own.
+    // Listed while the child lives: once it is dead, any Kiln's sweep on this host may reclaim them.
     const orphans = await after.engine.listContainers({ "kiln.kind": "pool", "kiln.owner": owner });
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
     try {
       const sb = await after.get(name);
       expect(sb.id).toBe(ready.sandboxId);
@@ -171,7 +170,13 @@ describe("crash safety", () => {
       expect((await after.snapshots.list()).map((s) => s.name)).toContain(snap);
       expect(orphans.length).toBeGreaterThan(0);
       await after.sweep();
-      for (const o of orphans) expect(await after.engine.inspectContainer(o.id)).toBeUndefined();
+      // Another sweep (this Kiln's first, or another process's) may be removing one right now.
+      for (const o of orphans) {
+        for (let i = 0; i < 50 && (await after.engine.inspectContainer(o.id)); i++) {
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        expect(await after.engine.inspectContainer(o.id)).toBeUndefined();
+      }
       expect(await after.engine.listContainers({ "kiln.kind": "pool", "kiln.owner": owner })).toEqual([]);
       await sb.delete();
       await after.snapshots.delete(snap);
