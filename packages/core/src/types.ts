@@ -1,5 +1,5 @@
 /**
- * The public shapes of @kiln/core (design/api.md). Every option documents its default.
+ * The public shapes of @kiln/core (docs/api.md). Every option documents its default.
  */
 import type { Engine } from "./engine/engine.ts";
 

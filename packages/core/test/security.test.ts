@@ -1,4 +1,4 @@
-// The hostile probes of design/security.md, each run inside a real sandbox.
+// The hostile probes of docs/security.md, each run inside a real sandbox.
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Sandbox } from "../src/index.ts";
 import { sandbox, testKiln } from "./helpers.ts";
