@@ -1,5 +1,6 @@
 // Unknown options are refused with the field named, wherever options are checked.
 import { describe, expect, it } from "vitest";
+import { ConversationSandboxes } from "./conversations/conversation-sandboxes.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { Kiln } from "./kiln.ts";
 import { validateCreate } from "./sandbox/create-options.ts";
@@ -33,6 +34,14 @@ describe("unknown options", () => {
 
   it("new Kiln(): an option it does not know", () => {
     expect(refused(() => new Kiln({ socketPath: "/x" } as KilnOptions)).field).toBe("options.socketPath");
+  });
+
+  it("ConversationSandboxes' options", () => {
+    const kiln = new Kiln();
+    expect(refused(() => new ConversationSandboxes({ kiln, namePrefix: "t-", idleMs: 5 } as never)).field).toBe(
+      "options.idleMs",
+    );
+    void kiln.close();
   });
 
   it("the tools' options", () => {
