@@ -72,7 +72,7 @@ for variant in ${KILN_PACKED_VARIANTS:-floors latest}; do
   for p in core langchain vercel-ai mastra; do
     { cat "scripts/packed/$p.prelude.ts"; echo; snippet "$p"; } >"$dir/readme-$p.ts"
     t0=$(date +%s%N)
-    (cd "$dir" && timeout "$SNIPPET_TIMEOUT" node "readme-$p.ts" >"readme-$p.log" 2>&1)
+    (cd "$dir" && KILN_PACKED_CHAT="packed-$$" timeout "$SNIPPET_TIMEOUT" node "readme-$p.ts" >"readme-$p.log" 2>&1)
     code=$?
     ms=$((($(date +%s%N) - t0) / 1000000))
     if [ $code -eq 124 ]; then

@@ -3,7 +3,8 @@
 // one run_code call, then an answer), a chat id and a user id.
 import { MockLanguageModelV4 } from "ai/test";
 
-const chatId = `packed-${process.pid}`;
+// scripts/test-packed.sh names it, so it can delete the sandbox afterwards.
+const chatId = process.env.KILN_PACKED_CHAT ?? `packed-${process.pid}`;
 const userId = "packed-user";
 const usage = {
   inputTokens: { total: 1, noCache: 1, cacheRead: undefined, cacheWrite: undefined },

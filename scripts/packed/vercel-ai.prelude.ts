@@ -3,7 +3,8 @@
 // one run_code call, then an answer) and a chat id.
 import { MockLanguageModelV4 } from "ai/test";
 
-const chatId = `packed-${process.pid}`;
+// scripts/test-packed.sh names it, so it can delete the sandbox afterwards.
+const chatId = process.env.KILN_PACKED_CHAT ?? `packed-${process.pid}`;
 const usage = {
   inputTokens: { total: 1, noCache: 1, cacheRead: undefined, cacheWrite: undefined },
   outputTokens: { total: 1, text: 1, reasoning: undefined },
