@@ -58,6 +58,12 @@ kp=${kp:-0} kf=${kf:-0} ks=${ks:-0}
 if [ "$kp" -eq 0 ] && [ "$kf" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the kernel tests did not run"; fi
 passed=$((passed + kp)); failed=$((failed + kf)); skipped=$((skipped + ks))
 
+# Whole-flow checks, each counted as one test: setup with a newer global pnpm, the adapters
+# against their oldest framework versions, and the packed packages installed from npm.
+check "setup with a global pnpm 12 (scripts/test-setup.sh)" bash scripts/test-setup.sh
+check "adapters on their peer floors (scripts/test-peer-floors.sh)" bash scripts/test-peer-floors.sh
+check "packed packages installed with npm (scripts/test-packed.sh)" bash scripts/test-packed.sh
+
 echo
 if [ "$skipped" -gt 0 ]; then echo "$passed passed, $failed failed, $skipped skipped"; else echo "$passed passed, $failed failed"; fi
 [ "$failed" -eq 0 ]

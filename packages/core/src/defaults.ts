@@ -1,5 +1,6 @@
 /**
- * Every default in one place, each with the reason for its value.
+ * The runtime's defaults, each with the reason for its value. The model-facing tools' defaults
+ * are in tools/tool-defaults.ts, each adapter's own in its package's defaults.ts.
  */
 
 /** Where relative paths resolve and commands start; owned by the sandbox user. */
@@ -46,7 +47,10 @@ export const AGENT_READY_TIMEOUT_MS = 15_000;
 /** Extra time the host waits past timeoutMs before it gives up on the agent answering. */
 export const HOST_TIMEOUT_SLACK_MS = 5_000;
 
-/** File transfers move in chunks of this size: large files stream, never buffered whole. */
+/**
+ * Writes into a sandbox move in chunks of this size (`fs_write` frames); the agent streams reads
+ * back in 256 KiB chunks (runtime/PROTOCOL.md). Large files stream, never buffered whole.
+ */
 export const FILE_CHUNK_BYTES = 1024 * 1024;
 
 /** The sweeper runs this often in every Kiln process (orphans, auto-stop, auto-delete). */

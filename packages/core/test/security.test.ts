@@ -1,4 +1,4 @@
-// The hostile probes of design/security.md, each run inside a real sandbox, under both isolation
+// The hostile probes of docs/security.md, each run inside a real sandbox, under both isolation
 // tiers: runc (namespaces, cgroups, seccomp) and gVisor (runsc, a user-space kernel). gVisor must
 // be registered with the engine (scripts/setup.sh gvisor); without it the gvisor half fails with
 // NotSupportedError saying so.

@@ -72,7 +72,7 @@ export class RemoteKiln {
     list(): Promise<VolumeInfo[]>;
     delete(name: string): Promise<void>;
   };
-  readonly images: { ensure(options?: EnsureOptions): Promise<string> };
+  readonly images: { ensure(options?: EnsureOptions): Promise<string>; prune(): Promise<string[]> };
 
   constructor(target: RemoteTarget, options: { image?: unknown; defaults?: unknown } = {}) {
     this.client = new HttpClient(target.url, target.apiKey);
@@ -112,7 +112,13 @@ export class RemoteKiln {
         });
       },
     };
-    this.images = { ensure: (opts) => this.#ensure(opts) };
+    this.images = {
+      ensure: (opts) => this.#ensure(opts),
+      // The server's runtime images are the server's to prune: nothing to remove on this machine.
+      prune: async () => {
+        throw new NotSupportedError(`images.prune() runs on the Kiln server's machine, not through ${this.client.url}`);
+      },
+    };
   }
 
   /**

@@ -16,8 +16,11 @@ import { resolveSandboxPath } from "./paths.ts";
 export interface SandboxFiles {
   /** Creates parent directories; replaces the file atomically. */
   write(path: string, content: string | Uint8Array): Promise<void>;
-  /** FileNotFoundError when absent. */
-  read(path: string): Promise<Uint8Array>;
+  /**
+   * FileNotFoundError when absent. `maxBytes` bounds what leaves the sandbox: a larger file throws
+   * SandboxFileError (FILE_ERROR), or with `truncate: true` its first maxBytes bytes come back.
+   */
+  read(path: string, options?: { maxBytes?: number; truncate?: boolean }): Promise<Uint8Array>;
   readText(path: string): Promise<string>;
   list(path: string): Promise<FileEntry[]>;
   stat(path: string): Promise<FileEntry>;

@@ -127,7 +127,7 @@ export class DockerEngine implements Engine {
       const hint =
         e.code === "EACCES"
           ? "this user may not use it: add the user to the docker group or run as root"
-          : "start Docker (on Linux: `sudo dockerd &` or `sudo systemctl start docker`; elsewhere Docker Desktop or colima), or set DOCKER_HOST; `bash scripts/setup.sh` does this on Debian";
+          : "start Docker (on Linux: `sudo dockerd &` or `sudo systemctl start docker`; elsewhere Docker Desktop or colima), or set DOCKER_HOST to an engine that runs";
       throw new EngineUnavailableError(`No Docker engine at ${target} (${e.code}): ${hint}`, { cause: err });
     }
     const message = `${what}: ${engineMessage(e)}`;

@@ -1,6 +1,6 @@
 /**
  * The hardened container configuration every sandbox gets on Docker. Security defaults from
- * design/security.md live here and nowhere else: non-root, no capabilities, no-new-privileges,
+ * docs/security.md live here and nowhere else: non-root, no capabilities, no-new-privileges,
  * the engine's default seccomp profile (applied by not overriding it), no network unless asked,
  * limits always on, bounded engine logs, no restart policy (a sweeper owns cleanup).
  */
