@@ -63,6 +63,16 @@ describe("remote exec", () => {
     await expect(sb.exec("echo", { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(AbortedError);
   });
 
+  it("refuses a live stdin at once (the server takes stdin as one string)", async () => {
+    async function* lines() {
+      yield "never sent\n";
+    }
+    await expect(sb.exec("cat", { stdin: lines() })).rejects.toMatchObject({ code: "NOT_SUPPORTED" });
+    await expect(sb.exec("cat", { stdin: new Uint8Array([0xff, 0xfe]) })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+    });
+  });
+
   it("checks arguments on this side with the in-process messages", async () => {
     await expect(sb.exec("")).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "command" });
     await expect(sb.exec("x", { timeoutMs: -1 })).rejects.toMatchObject({ field: "options.timeoutMs" });
