@@ -6,7 +6,9 @@
  *                                      failures rate-limited per client address; sets `tenant`,
  *                                      the organisation's view of Kiln that routes call
  *   ROUTE_STEPS (per route, in order)  each route declares a RoutePolicy; v1Route() attaches the
- *                                      steps to it, so a route cannot be registered without them
+ *                                      steps (and the bearer security the OpenAPI document shows);
+ *                                      test/openapi.test.ts walks the document and fails on any
+ *                                      /v1 route registered another way
  *
  * Issue 11 adds its steps to ROUTE_STEPS: admission hook (before create/exec/code), quotas
  * (before create, atomically in the store), audit (around the handler, recording outcome and
@@ -17,6 +19,7 @@ import type { Kiln } from "@kiln/core";
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { HttpError } from "../errors.ts";
 import type { Store } from "../store/store.ts";
+import type { HandleCache } from "../tenancy/handle-cache.ts";
 import { OrgScope } from "../tenancy/org-scope.ts";
 import { KeyHasher } from "./keys.ts";
 import { hasScope, type Principal, type Scope } from "./principal.ts";
@@ -66,6 +69,7 @@ export interface AuthDeps {
   hasher: KeyHasher;
   limiter: FailureLimiter;
   kiln: Kiln;
+  handles: HandleCache;
 }
 
 /** Resolves the caller of every /v1 request, or ends it with 401/429. */
@@ -85,7 +89,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     }
     touch(deps, principal.keyId);
     c.set("principal", principal);
-    c.set("tenant", new OrgScope(deps.kiln, principal));
+    c.set("tenant", new OrgScope(deps.kiln, principal, deps.handles));
     await next();
   };
 }
