@@ -6,7 +6,7 @@
 // sides see the same machine load. The server runs in this process (startServer).
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Kiln, type Sandbox } from "@kiln/core";
@@ -114,7 +114,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const report = [
     "# Kiln remote client benchmarks",
     "",
-    `Date: ${new Date().toISOString()}, Node ${process.versions.node}, a Kiln server on loopback in the same process`,
+    `Date: ${new Date().toISOString()}, Node ${process.versions.node}, a Kiln server on loopback in the same process, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}`,
     "",
     ...sections.flatMap((s) => [s, ""]),
   ].join("\n");
