@@ -40,6 +40,17 @@ describe("remote exec", () => {
     expect(seen[0]?.at ?? Infinity).toBeLessThan(result.durationMs - 500);
   });
 
+  it("passes a throw from the caller's own callback on as it is", async () => {
+    const mine = new Error("my callback failed");
+    await expect(
+      sb.exec("echo a; sleep 5", {
+        onStdout: () => {
+          throw mine;
+        },
+      }),
+    ).rejects.toBe(mine);
+  });
+
   it("cuts output at maxOutputBytes and reports timeouts", async () => {
     const big = await sb.exec("head -c 100000 /dev/zero | tr '\\0' x", { maxOutputBytes: 1000 });
     expect(big.truncated).toBe(true);
