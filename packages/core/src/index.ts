@@ -29,7 +29,7 @@ export {
 } from "./errors.ts";
 export type { EnsureOptions } from "./images/runtime-image.ts";
 export { Kiln } from "./kiln.ts";
-export type { SandboxFiles } from "./sandbox/files.ts";
+export type { DownloadOptions, ReadOptions, SandboxFiles } from "./sandbox/files.ts";
 export { Sandbox } from "./sandbox/sandbox.ts";
 export { declaredNetwork, describeTools, INPUT_DESCRIPTIONS, type Limits } from "./tools/descriptions.ts";
 export {
