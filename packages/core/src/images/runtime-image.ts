@@ -37,6 +37,7 @@ const AGENT_MODULES = [
   "loop.py",
   "main.py",
   "pipes.py",
+  "privileges.py",
   "request.py",
   "run_code.py",
   "state.py",
@@ -76,7 +77,8 @@ RUN apt-get update \\
  && rm -rf /var/lib/apt/lists/* \\
  && useradd --uid 1000 --user-group --create-home --home-dir /home/kiln --shell /bin/bash kiln \\
  && mkdir -p /workspace /etc/kiln /opt/kiln /run/kiln \\
- && chown kiln:kiln /workspace /run/kiln \\
+ && chown kiln:kiln /workspace \\
+ && chmod 0700 /run/kiln \\
  && chmod 0755 /etc/kiln
 COPY node /usr/local/bin/node
 COPY kernel_python.py kernel_js.mjs /opt/kiln/
