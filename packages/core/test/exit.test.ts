@@ -1,6 +1,7 @@
 // A script exits on its own (issue 21): idle agent connections and pool timers never keep
 // Node's event loop alive; a call in flight does.
 import { spawn } from "node:child_process";
+import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { TEST_LABELS, testKiln } from "./helpers.ts";
@@ -8,9 +9,15 @@ import { TEST_LABELS, testKiln } from "./helpers.ts";
 const kiln = testKiln();
 const SCRIPT = fileURLToPath(new URL("./fixtures/script-exits.ts", import.meta.url));
 const left: string[] = [];
+const owners: number[] = [];
 afterAll(async () => {
   for (const id of left) await (await kiln.get(id).catch(() => undefined))?.delete().catch(() => {});
-  await kiln.sweep(); // the dead scripts' pool members
+  // The dead scripts' pool members, and only those (a sweep would race pool.test.ts's orphans).
+  for (const pid of owners) {
+    for (const c of await kiln.engine.listContainers({ "kiln.kind": "pool", "kiln.owner": `${hostname()}/${pid}` })) {
+      await kiln.engine.removeContainer(c.id).catch(() => {});
+    }
+  }
 });
 
 /** Runs the script; resolves with its output once it exits, or its state after `withinMs`. */
@@ -23,6 +30,7 @@ function run(
     const child = spawn(process.execPath, [SCRIPT, inject("runtimeImage"), TEST_LABELS["test-run"], mode], {
       stdio: ["ignore", "pipe", "inherit"],
     });
+    if (child.pid) owners.push(child.pid);
     let stdout = "";
     child.stdout.on("data", (d: Buffer) => {
       stdout += d.toString();
