@@ -36,7 +36,7 @@ export {
 } from "./errors.ts";
 export type { EnsureOptions } from "./images/runtime-image.ts";
 export { Kiln } from "./kiln.ts";
-export type { SandboxFiles } from "./sandbox/files.ts";
+export type { DownloadOptions, ReadOptions, SandboxFiles } from "./sandbox/files.ts";
 export { Sandbox } from "./sandbox/sandbox.ts";
 export type { SweepReport } from "./sweeper.ts";
 export type {

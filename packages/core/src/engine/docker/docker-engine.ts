@@ -2,6 +2,7 @@
  * The Docker implementation of Engine. This folder is the only place that imports dockerode.
  */
 import { existsSync } from "node:fs";
+import type { Socket } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { Duplex, type Readable } from "node:stream";
@@ -606,5 +607,8 @@ function hijackedChannel(socket: Duplex): ProcessChannel {
     stream,
     stderr: () => stderr,
     close: () => socket.destroy(),
+    // The hijacked exec stream is a net.Socket: idle, it must not keep Node's event loop alive.
+    ref: () => (socket as Partial<Socket>).ref?.(),
+    unref: () => (socket as Partial<Socket>).unref?.(),
   };
 }
