@@ -15,6 +15,7 @@ import { type ValidCreate, validateCreate } from "./sandbox/create-options.ts";
 import {
   isUnclaimedPool,
   RecordReader,
+  recordInfo,
   type SandboxRecord,
   sandboxState,
   writeSandboxFiles,
@@ -178,6 +179,8 @@ export class Kiln implements AsyncDisposable {
       createdAt: new Date().toISOString(),
       ...(v.autoStopMs === undefined ? {} : { autoStopMs: v.autoStopMs }),
       ...(v.autoDeleteMs === undefined ? {} : { autoDeleteMs: v.autoDeleteMs }),
+      network: v.network,
+      resources: { ...v.resources },
     };
   }
 
@@ -195,6 +198,8 @@ export class Kiln implements AsyncDisposable {
       [LABEL.createdAt]: record.createdAt,
       ...(v.autoStopMs === undefined ? {} : { [LABEL.autoStopMs]: String(v.autoStopMs) }),
       ...(v.autoDeleteMs === undefined ? {} : { [LABEL.autoDeleteMs]: String(v.autoDeleteMs) }),
+      [LABEL.network]: typeof v.network === "string" ? v.network : JSON.stringify(v.network),
+      [LABEL.resources]: JSON.stringify(v.resources),
       ...prefixUserLabels(v.labels),
     };
     let id: string;
@@ -307,6 +312,7 @@ export class Kiln implements AsyncDisposable {
             labels: record.labels,
             createdAt: record.createdAt,
             image: c.image,
+            ...recordInfo(record),
           };
         }),
     );

@@ -78,6 +78,12 @@ export interface SandboxInfo {
   labels: Record<string, string>;
   createdAt: string;
   image: string;
+  /** The default language of runCode. */
+  language: Language;
+  /** The network policy it was created with. */
+  network: "none" | "egress" | { allow: string[] };
+  /** The limits it runs with (defaults filled in). */
+  resources: { cpus: number; memoryMb: number; pids: number; diskMb?: number };
 }
 
 export interface ExecOptions {
@@ -119,6 +125,8 @@ export interface RunCodeOptions {
   timeoutMs?: number;
   onStdout?: (chunk: string) => void;
   onStderr?: (chunk: string) => void;
+  /** Each display output and the final value, as it appears (they are in Execution.results too). */
+  onResult?: (result: Result) => void;
   signal?: AbortSignal;
 }
 

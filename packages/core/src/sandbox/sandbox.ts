@@ -10,7 +10,7 @@ import type { CommandResult, ExecOptions, Execution, RunCodeOptions, SandboxInfo
 import { runCode, validateRunCode } from "./code.ts";
 import { execCommand, validateExec } from "./exec.ts";
 import { AgentFiles, type SandboxFiles } from "./files.ts";
-import { type RecordReader, type SandboxRecord, sandboxState } from "./records.ts";
+import { type RecordReader, recordInfo, type SandboxRecord, sandboxState } from "./records.ts";
 
 /** What a Sandbox needs from the Kiln that made it. */
 export interface SandboxServices {
@@ -53,6 +53,7 @@ export class Sandbox implements AsyncDisposable {
       labels: { ...this.#record.labels },
       createdAt: this.#record.createdAt,
       image: details.image,
+      ...recordInfo(this.#record),
     };
   }
 
