@@ -12,6 +12,13 @@ export type SandboxState = "running" | "paused" | "stopped" | "error";
 export type RunStatus = "ok" | "error" | "timeout" | "oom" | "killed";
 
 export interface KilnOptions {
+  /**
+   * A Kiln server's URL (`kiln serve`): this Kiln then works over HTTP, with the same API.
+   * Without it, KILN_URL is used unless `engine`, `docker` or `pool` is given. @default KILN_URL, else in-process
+   */
+  url?: string;
+  /** The server's API key (`kiln_...`). @default KILN_API_KEY */
+  apiKey?: string;
   /** A dockerode instance or its options. @default DOCKER_HOST, else the local socket */
   docker?: Dockerode | Dockerode.DockerOptions;
   /**
