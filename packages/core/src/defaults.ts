@@ -51,3 +51,8 @@ export const FILE_CHUNK_BYTES = 1024 * 1024;
 
 /** The sweeper runs this often in every Kiln process (orphans, auto-stop, auto-delete). */
 export const SWEEP_INTERVAL_MS = 30_000;
+
+/** A preview URL's life unless previewUrl() says otherwise: long enough to click around an app. */
+export const DEFAULT_PREVIEW_EXPIRES_MS = 60 * 60 * 1000;
+/** The longest a preview URL may live (a leaked one should not work for ever). */
+export const MAX_PREVIEW_EXPIRES_MS = 30 * 24 * 60 * 60 * 1000;

@@ -213,6 +213,8 @@ class Ptys:
         follower = Follower(conn, rid, session, {"data": session.ring}, {"data": offset}, follow=True)
         conn.active[rid] = follower
         session.followers.add(follower)
+        # Where the replay starts (the oldest byte kept, if offset is older) and how far it goes.
+        follower.send("attached", start=max(offset, session.ring.start), end=session.ring.end)
         follower.pump()
 
     def req_pty_input(self, conn, header, body):

@@ -94,6 +94,7 @@ class Follower(Request):
     def cancel(self):
         self.done = True
         self.source.followers.discard(self)
+        self.send("detached")  # the last frame of a reader that stopped (nothing if its connection closed)
         self.retire()
 
 
@@ -116,6 +117,7 @@ class Waiter(Request):
 
     def cancel(self):
         self.source.waiters.discard(self)
+        self.send("detached")
         self.retire()
 
 

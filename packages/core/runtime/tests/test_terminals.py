@@ -26,7 +26,7 @@ def read_until(client, rid, needle, timeout=10):
         header, body = client.next_for(rid)
         if header["type"] == "data":
             seen += body
-        elif header["type"] != "data":
+        elif header["type"] != "attached":
             raise AssertionError(f"unexpected {header}")
     return seen
 

@@ -37,9 +37,13 @@ const AGENT_MODULES = [
   "loop.py",
   "main.py",
   "pipes.py",
+  "port_forward.py",
+  "processes.py",
+  "pty.py",
   "request.py",
   "run_code.py",
   "state.py",
+  "streams.py",
   "util.py",
   "validate.py",
 ];
