@@ -38,7 +38,7 @@ export type { EnsureOptions } from "./images/runtime-image.ts";
 export { Kiln } from "./kiln.ts";
 export type { Previews } from "./preview/previews.ts";
 export { PREVIEW_COOKIE, PREVIEW_HEADER } from "./preview/proxy.ts";
-export type { SandboxFiles } from "./sandbox/files.ts";
+export type { DownloadOptions, ReadOptions, SandboxFiles } from "./sandbox/files.ts";
 export type { SandboxProcesses } from "./sandbox/processes.ts";
 export type { SandboxPty } from "./sandbox/pty.ts";
 export { Sandbox } from "./sandbox/sandbox.ts";

@@ -166,8 +166,21 @@ export interface Execution {
   /** The user's code failed: data, not a throw. */
   error?: ExecutionError;
   status: RunStatus;
+  /**
+   * Output or results were cut: stdout/stderr past maxOutputBytes each, or results past
+   * DEFAULT_MAX_RESULT_BYTES (16 MiB) in all, after which later results are dropped.
+   */
   truncated: boolean;
+  /** Wall time of the call as the host saw it (queueing and transport included). */
   durationMs: number;
+  /**
+   * The context's interpreter was restarted, so its variables are gone: during this execution
+   * (it crashed, ran out of memory, or ignored an interrupt), or since the previous execution on
+   * this context (its process died while idle). Callers need not parse error text for this.
+   */
+  contextRestarted?: boolean;
+  /** How long the code ran inside the sandbox, measured by the agent (no queueing or transport). */
+  agentDurationMs?: number;
 }
 
 export interface FileEntry {

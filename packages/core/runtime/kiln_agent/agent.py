@@ -307,6 +307,15 @@ class Agent:
             return
         kind = header.get("type")
         rid = header.get("id") if is_id(header.get("id")) else None
+        if header.get("fieldsInBody") is True:  # a request too big for a header: fields in the body
+            try:
+                fields = json.loads(body)
+            except (ValueError, RecursionError, UnicodeDecodeError):
+                fields = None
+            if not isinstance(fields, dict):
+                conn.error(rid, "EPROTO", "fieldsInBody: the body is not a JSON object")
+                return
+            header, body = {**fields, "type": kind, "id": header.get("id")}, b""
         try:
             self._dispatch(conn, kind, rid, header, body)
         except ProtocolError as exc:
@@ -379,8 +388,9 @@ class Agent:
         code = field(header, "code", is_str)
         timeout_ms = field(header, "timeoutMs", is_count, 0)
         cap = int(field(header, "maxOutputBytes", is_count, sys.maxsize))
+        result_cap = int(field(header, "maxResultBytes", is_count, sys.maxsize))
         context = self.context(language, name)
-        run = RunCode(self, conn, rid, context, code, timeout_ms, cap)
+        run = RunCode(self, conn, rid, context, code, timeout_ms, cap, result_cap)
         conn.active[rid] = run
         context.submit(run)
 
@@ -395,7 +405,10 @@ class Agent:
         write.chunk(offset, body, final)
 
     def req_fs_read(self, conn, rid, header, body):
-        read = FileRead(conn, rid, open_regular(field(header, "path", is_path)))
+        path = field(header, "path", is_path)
+        limit = field(header, "maxBytes", is_count, None)
+        truncate = field(header, "truncate", is_bool, False)
+        read = FileRead(conn, rid, open_regular(path), None if limit is None else int(limit), truncate)
         conn.active[rid] = read
         read.resume()
 

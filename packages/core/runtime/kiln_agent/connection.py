@@ -5,8 +5,9 @@ import json
 import selectors
 import struct
 
-from .limits import CONGESTED, MAX_BODY, MAX_HEADER, RECV_SIZE, STDIN_BACKLOG_MAX
+from .limits import CONGESTED, MAX_HEADER, MAX_REQUEST_BODY, RECV_SIZE, STDIN_BACKLOG_MAX
 from .util import log
+from .validate import is_id
 
 
 class Connection:
@@ -26,6 +27,7 @@ class Connection:
         self.reading = True
         self.events = 0
         self.closed = False
+        self.skipping = 0  # bytes of a refused frame still to drop
         self._update_interest()
 
     @property
@@ -107,12 +109,23 @@ class Connection:
 
     def _parse(self):
         buf, pos = self.inbuf, 0
+        if self.skipping:  # the rest of a frame over the limits, read and dropped
+            dropped = min(self.skipping, len(buf))
+            self.skipping -= dropped
+            pos = dropped
         while len(buf) - pos >= 8 and not self.closed:
             head_len, body_len = struct.unpack_from(">II", buf, pos)
-            if head_len > MAX_HEADER or body_len > MAX_BODY:
-                log(f"closing a connection: frame of {head_len}+{body_len} bytes is over the limits")
-                self.close()
-                return
+            if head_len > MAX_HEADER or body_len > MAX_REQUEST_BODY:
+                # Refused alone: the connection and the other requests on it go on.
+                if head_len <= MAX_HEADER and len(buf) - pos < 8 + head_len:
+                    break  # answer under the request's id once its header is in
+                head = bytes(buf[pos + 8 : pos + 8 + head_len]) if head_len <= MAX_HEADER else None
+                self._refuse(head, head_len, body_len)
+                size = 8 + head_len + body_len
+                dropped = min(size, len(buf) - pos)
+                self.skipping = size - dropped
+                pos += dropped
+                continue
             end = pos + 8 + head_len + body_len
             if len(buf) < end:
                 break
@@ -121,6 +134,18 @@ class Connection:
             pos = end
             self.agent.handle(self, head, body)
         del buf[:pos]
+
+    def _refuse(self, head, head_len, body_len):
+        message = f"frame of {head_len}+{body_len} bytes is over the limits ({MAX_HEADER}+{MAX_REQUEST_BODY})"
+        log(f"refusing a request: {message}")
+        rid = None
+        if head is not None:
+            try:
+                header = json.loads(head)
+                rid = header.get("id") if isinstance(header, dict) and is_id(header.get("id")) else None
+            except (ValueError, RecursionError):
+                pass
+        self.error(rid, "E2BIG", message)
 
     def _flush(self):
         while self.outq:

@@ -20,6 +20,11 @@ class Context:
         self.current = None  # the RunCode the kernel is running
         self.saving = None  # the StateSave the kernel is busy with (runs wait for it)
         self.kernel = None
+        # A kernel holding state died while idle; the next run reports contextRestarted.
+        self.lost_unreported = False
+        # The kernel was restarted after holding state and no cell has succeeded since: a
+        # NameError then says why the names are gone.
+        self.fresh_after_loss = False
 
     @property
     def holds_state(self):
@@ -96,6 +101,8 @@ class Context:
             current.result(message["result"])
         elif kind == "done" and is_current:
             kernel.drain_output()
+            if message.get("truncated") is True:  # the kernel itself dropped results past the budget
+                current.truncated = True
             self.current = None
             current.kernel_done(message.get("error"))
             self._advance()
@@ -104,6 +111,10 @@ class Context:
         if kernel is not self.kernel:
             return
         self.kernel = None
+        if kernel.used:
+            self.fresh_after_loss = True
+            if self.current is None:
+                self.lost_unreported = True
         what = f"the {self.label} exited ({describe_returncode(returncode)})"
         if kernel.restoring:
             self.agent.restored(self.name, {"restored": [], "failed": [], "error": f"{what} while restoring"})
@@ -139,6 +150,7 @@ class Context:
             return
         stuck, self.kernel, self.current = self.kernel, None, None
         stuck.kill()
+        self.fresh_after_loss = True
         run.finish(run.reason, run.interrupt_error(None, state_kept=False), restarted=True)
         self.start()
 

@@ -87,12 +87,21 @@ class FileWrite(Request):
 
 
 class FileRead(Request):
-    """`fs_read`: `data` frames of FILE_CHUNK bytes, produced as fast as the client takes them."""
+    """`fs_read`: `data` frames of FILE_CHUNK bytes, produced as fast as the client takes them.
 
-    def __init__(self, conn, rid, fd):
+    With a `limit`, never more than that many bytes: past it the read ends with `ok {truncated}`
+    (`truncate`) or `error EFBIG`, so a pseudo-file that never ends (/proc, /sys) stops."""
+
+    def __init__(self, conn, rid, fd, limit=None, truncate=False):
         super().__init__(conn, rid)
         self.fd = fd
         self.size = 0
+        self.limit, self.truncate = limit, truncate
+        if limit is not None and not truncate:
+            size = os.fstat(fd).st_size
+            if size > limit:
+                self.cancel()
+                raise OSError(errno.EFBIG, f"the file is {size} bytes, over the limit of {limit} bytes (maxBytes)")
 
     def resume(self):
         while self.fd is not None:
@@ -100,6 +109,8 @@ class FileRead(Request):
                 self.conn.wait_drain(self)
                 return
             try:
+                # Whole chunks, even near the limit: some pseudo-files (pagemap) only take
+                # reads of a multiple of their record size.
                 data = os.read(self.fd, FILE_CHUNK)
             except OSError as exc:
                 self.cancel()
@@ -108,11 +119,26 @@ class FileRead(Request):
                 return
             if not data:
                 self.cancel()
-                self.send("ok", size=self.size)
+                self.send("ok", size=self.size, truncated=False)
                 self.retire()
+                return
+            if self.limit is not None and self.size + len(data) > self.limit:
+                self._over_limit(data[: self.limit - self.size])
                 return
             self.size += len(data)
             self.send("data", data)
+
+    def _over_limit(self, last):
+        self.cancel()
+        if self.truncate:
+            if last:
+                self.size += len(last)
+                self.send("data", last)
+            self.send("ok", size=self.size, truncated=True)
+        else:
+            message = f"the file holds more than {self.limit} bytes, the limit (maxBytes)"
+            self.send("error", code="EFBIG", message=message)
+        self.retire()
 
     def cancel(self):
         if self.fd is not None:

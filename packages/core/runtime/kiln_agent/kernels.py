@@ -10,6 +10,10 @@ from .pipes import PipeReader, PipeWriter
 from .util import close_fds, kill_group, log
 
 
+# How a kernel's `result` line starts (json.dumps of a dict whose first key is "type").
+RESULT_PREFIX = b'{"type": "result"'
+
+
 class Kernel:
     """One kernel process and its pipes (PROTOCOL.md, "Agent <-> kernel")."""
 
@@ -62,7 +66,13 @@ class Kernel:
 
     def run(self, run):
         self.used = True
-        message = {"type": "run", "id": run.seq, "code": run.code, "language": self.context.language}
+        message = {
+            "type": "run",
+            "id": run.seq,
+            "code": run.code,
+            "language": self.context.language,
+            "maxResultBytes": run.result_room,
+        }
         self.requests.write(json.dumps(message).encode() + b"\n")
         self.resume_readers()
 
@@ -105,12 +115,14 @@ class Kernel:
 
     def _parse_events(self, data):
         lines = self.lines
+        scan = len(lines)  # the bytes before hold no newline: look only at the new ones
         lines += data
         start = 0
         while True:
-            end = lines.find(b"\n", start)
+            end = lines.find(b"\n", scan)
             if end < 0:
                 break
+            scan = end + 1
             line = bytes(lines[start:end])
             start = end + 1
             if self.skipping_line:
@@ -126,6 +138,10 @@ class Kernel:
                 self.context.current.truncated = True
 
     def _message(self, line):
+        run = self.context.current
+        if run is not None and run.result_room <= 0 and line.startswith(RESULT_PREFIX):
+            run.truncated = True  # over the run's result budget: not even parsed
+            return
         try:
             message = json.loads(line)
         except (ValueError, RecursionError):

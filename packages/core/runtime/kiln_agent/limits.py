@@ -3,7 +3,8 @@
 VERSION = "1"
 
 MAX_HEADER = 1 << 20  # frame limits, both directions
-MAX_BODY = 4 << 20
+MAX_BODY = 4 << 20  # what the agent sends (the host refuses more)
+MAX_REQUEST_BODY = 32 << 20  # what the agent takes: a big cell, argv or env travels in the body
 CONGESTED = 4 << 20  # unsent bytes above which a connection's producers pause
 STDIN_BACKLOG_MAX = 4 << 20  # unwritten stdin bytes above which a connection is not read
 RECV_SIZE = 256 << 10

@@ -2,6 +2,7 @@
 
 import json
 import signal
+import sys
 import time
 
 from .limits import ERROR_TRACEBACK_MAX, ERROR_VALUE_MAX, MAX_HEADER
@@ -56,13 +57,18 @@ def clean_error(error):
     }
 
 
+# What a cell raises for a name it does not know (Python, JavaScript).
+UNDEFINED_NAME_ERRORS = ("NameError", "UnboundLocalError", "ReferenceError")
+
+
 class RunCode(OutputRequest):
     """`run_code`: one request queued on, then run by, a Context."""
 
     sequence = 0  # kernel-side ids: unique across connections, so stale answers never match
 
-    def __init__(self, agent, conn, rid, context, code, timeout_ms, cap):
+    def __init__(self, agent, conn, rid, context, code, timeout_ms, cap, result_cap=sys.maxsize):
         super().__init__(conn, rid, cap)
+        self.result_room = result_cap  # bytes of encoded results still allowed (maxResultBytes)
         RunCode.sequence += 1
         self.seq = RunCode.sequence
         self.agent, self.context, self.code, self.timeout_ms = agent, context, code, timeout_ms
@@ -71,9 +77,12 @@ class RunCode(OutputRequest):
         self.oom_before = None
         self.timer = None
         self.kill_timer = None
+        self.restarted_before = False
 
     def begin(self, kernel):
         self.started = time.monotonic()
+        # State lost while the context was idle: this run is the first to find out.
+        self.restarted_before, self.context.lost_unreported = self.context.lost_unreported, False
         self.oom_before = self.agent.oom_kills()
         if self.timeout_ms:
             self.timer = self.agent.loop.call_later(
@@ -85,17 +94,34 @@ class RunCode(OutputRequest):
         self.context.interrupt(self, "killed")
 
     def result(self, raw):
+        if self.result_room <= 0:
+            self.truncated = True
+            return
         result = clean_result(raw)
         if fit_result(result):
             self.truncated = True
+        size = encoded_size(result)
+        if size > self.result_room:  # over the total: this one and every later one are dropped
+            self.result_room = 0
+            self.truncated = True
+            return
+        self.result_room -= size
         self.send("result", result=result)
 
     def kernel_done(self, error):
         error = clean_error(error)
+        if error is None:
+            self.context.fresh_after_loss = False
+        elif error["name"] in UNDEFINED_NAME_ERRORS and self.context.fresh_after_loss:
+            error["value"] += (
+                f"\n[the {self.context.label} was restarted since it held these names"
+                " (its process died or was killed), so earlier variables, imports and functions are gone]"
+            )
+        restarted = self.restarted_before
         if self.reason:
-            self.finish(self.reason, self.interrupt_error(error, state_kept=True))
+            self.finish(self.reason, self.interrupt_error(error, state_kept=True), restarted=restarted)
         else:
-            self.finish("error" if error else "ok", error)
+            self.finish("error" if error else "ok", error, restarted=restarted)
 
     def crashed(self, returncode):
         if self.reason:

@@ -5,6 +5,8 @@ import unittest
 
 from harness import AgentTest, agent, start_shared, stop_shared
 
+FILE_CHUNK = 256 << 10  # the agent's fs_read frame size
+
 
 def setUpModule():
     start_shared()
@@ -38,7 +40,7 @@ class FilesTest(AgentTest):
         self.assertEqual((reply["type"], reply["size"]), ("ok", len(data)))
         read, frames = self.read(path)
         self.assertEqual(read, data)
-        self.assertEqual(frames[-1][0], {"type": "ok", "id": frames[-1][0]["id"], "size": len(data)})
+        self.assertEqual(frames[-1][0], {"type": "ok", "id": frames[-1][0]["id"], "size": len(data), "truncated": False})
         self.assertGreater(len(frames), 5)  # streamed in 256 KiB chunks
         self.assertEqual([n for n in os.listdir(os.path.dirname(path))], ["blob.bin"])  # no temp left
 
@@ -66,6 +68,32 @@ class FilesTest(AgentTest):
         for kind in ("fs_stat", "fs_list", "fs_walk", "fs_remove"):
             reply = self.client.final(kind, path=self.path("missing"))
             self.assertEqual((kind, reply["type"], reply["code"]), (kind, "error", "ENOENT"))
+
+    def test_read_limit(self):
+        data = os.urandom(3 * FILE_CHUNK + 5)
+        with open(self.path("limited.bin"), "wb") as f:
+            f.write(data)
+        reply = self.client.final("fs_read", path=self.path("limited.bin"), maxBytes=1000)
+        self.assertEqual((reply["type"], reply["code"]), ("error", "EFBIG"))
+        self.assertIn(f"{len(data)} bytes, over the limit of 1000", reply["message"])
+        for limit in (0, 1000, FILE_CHUNK, 2 * FILE_CHUNK + 1):
+            frames = self.client.call("fs_read", path=self.path("limited.bin"), maxBytes=limit, truncate=True)
+            body = b"".join(b for h, b in frames if h["type"] == "data")
+            self.assertEqual(body, data[:limit])
+            self.assertEqual((frames[-1][0]["size"], frames[-1][0]["truncated"]), (limit, True))
+        frames = self.client.call("fs_read", path=self.path("limited.bin"), maxBytes=len(data), truncate=True)
+        self.assertEqual(frames[-1][0]["truncated"], False)
+        reply = self.client.final("fs_read", path=self.path("limited.bin"), maxBytes=len(data))
+        self.assertEqual((reply["type"], reply["size"]), ("ok", len(data)))
+
+    def test_endless_pseudo_file_stops_at_the_limit(self):
+        # /proc/<pid>/pagemap has st_size 0 and reads for gigabytes.
+        path = f"/proc/{agent().proc.pid}/pagemap"
+        frames = self.client.call("fs_read", path=path, maxBytes=3 << 20, truncate=True)
+        self.assertEqual(sum(len(b) for h, b in frames if h["type"] == "data"), 3 << 20)
+        self.assertEqual(frames[-1][0]["truncated"], True)
+        reply = self.client.final("fs_read", path=path, maxBytes=1 << 20)
+        self.assertEqual((reply["type"], reply["code"]), ("error", "EFBIG"))
 
     def test_stat_list_walk(self):
         root = self.path("tree")

@@ -1,12 +1,13 @@
 """`run_code` and the Python kernel: results, errors, timeouts, restarts."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
 import unittest
 
-from harness import HAVE_MATPLOTLIB, HAVE_PANDAS, AgentTest, agent, output, start_shared, stop_shared
+from harness import HAVE_MATPLOTLIB, HAVE_PANDAS, AgentTest, agent, output, process_gone, start_shared, stop_shared
 
 
 def setUpModule():
@@ -149,6 +150,35 @@ class RunCodeTest(AgentTest):
         self.assertIn("exit code 3", done["error"]["value"])
         _, results, done = self.client.run("'alive'", context="crash")
         self.assertEqual((done["status"], results[0]["text"]), ("ok", "'alive'"))
+
+    def test_killed_idle_kernel_says_the_context_restarted(self):
+        _, results, _ = self.client.run("import os\nx = 41\nos.getpid()", context="idle-kill")
+        pid = int(results[0]["text"])
+        os.kill(pid, signal.SIGKILL)
+        self.assertTrue(process_gone(pid))
+        time.sleep(0.2)  # the agent reaps it and starts a new kernel
+        _, _, done = self.client.run("x + 1", context="idle-kill")
+        self.assertEqual((done["status"], done["contextRestarted"]), ("error", True))
+        self.assertEqual(done["error"]["name"], "NameError")
+        self.assertIn("was restarted", done["error"]["value"])
+        _, _, done = self.client.run("x + 1", context="idle-kill")  # reported once, explained until a cell succeeds
+        self.assertFalse(done["contextRestarted"])
+        self.assertIn("was restarted", done["error"]["value"])
+        self.assertEqual(self.client.run("x = 1", context="idle-kill")[2]["status"], "ok")
+        _, _, done = self.client.run("y", context="idle-kill")
+        self.assertEqual(done["error"]["name"], "NameError")
+        self.assertNotIn("was restarted", done["error"]["value"])
+
+    def test_results_are_capped_in_total(self):
+        code = "for i in range(40):\n    display('x' * 100_000)"
+        frames = self.client.call(
+            "run_code", language="python", context="cap", code=code, maxResultBytes=1_000_000
+        )
+        results = [header["result"] for header, _ in frames if header["type"] == "result"]
+        self.assertEqual(len(results), 9)  # each ~100 KB encoded; the 10th would pass 1 MB
+        self.assertEqual((frames[-1][0]["status"], frames[-1][0]["truncated"]), ("ok", True))
+        frames = self.client.call("run_code", language="python", context="cap", code=code)
+        self.assertEqual(sum(1 for header, _ in frames if header["type"] == "result"), 40)
 
     def test_cancel(self):
         self.client.run("survivor = 1", context="cancel")

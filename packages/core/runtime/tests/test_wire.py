@@ -73,10 +73,26 @@ class FramingTest(AgentTest):
         self.assertEqual((header["code"], header["id"]), ("EPROTO", None))
         self.assertEqual(self.client.final("hello")["type"], "ok")
 
-    def test_oversized_frame_closes_only_that_connection(self):
-        self.client.sock.sendall(struct.pack(">II", 2 << 20, 0))
-        with self.assertRaises((EOFError, ConnectionResetError)):
-            self.client.read_frame()
-        other = Client(agent().socket)
-        self.assertEqual(other.final("hello")["type"], "ok")
-        other.close()
+    def test_oversized_frame_is_refused_alone(self):
+        # A cell running on this connection must survive a neighbour's oversized request.
+        running = self.client.send("run_code", language="python", code="import time\ntime.sleep(0.5)\n'still here'")
+        big = self.client.send("exec", body=b"x" * (33 << 20), argv=["true"])
+        reply = self.client.next_for(big)[0]
+        self.assertEqual((reply["type"], reply["code"]), ("error", "E2BIG"))
+        self.client.sock.sendall(struct.pack(">II", 2 << 20, 0) + b"y" * (2 << 20))  # header over 1 MiB
+        reply = self.client.next_for(None)[0]
+        self.assertEqual((reply["type"], reply["code"]), ("error", "E2BIG"))
+        frames = self.client.collect(running)
+        self.assertEqual(frames[-1][0]["status"], "ok")
+        self.assertEqual(frames[-2][0]["result"]["text"], "'still here'")
+        self.assertEqual(self.client.final("hello")["type"], "ok")
+
+    def test_fields_in_body(self):
+        code = "x = '" + "a" * (2 << 20) + "'\nlen(x)"  # a 2 MB cell
+        fields = json.dumps({"language": "python", "context": "big", "code": code}).encode()
+        rid = self.client.send("run_code", body=fields, fieldsInBody=True)
+        frames = self.client.collect(rid)
+        self.assertEqual(frames[-1][0]["status"], "ok")
+        self.assertEqual(frames[-2][0]["result"]["text"], str(2 << 20))
+        reply = self.client.final("exec", body=b"[1, 2]", fieldsInBody=True)
+        self.assertEqual((reply["type"], reply["code"]), ("error", "EPROTO"))
