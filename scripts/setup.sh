@@ -7,6 +7,7 @@
 #   2. pnpm and the workspace's dependencies
 #   3. a Docker engine answering (Linux as root: Debian's docker.io, dockerd started in the background)
 #   4. the runtime image (kiln.images.ensure(): built once, then found in milliseconds)
+#   (on request) postgres: PostgreSQL binaries for the server's storage tests (`setup.sh postgres`)
 set -euo pipefail
 
 KILN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -90,6 +91,14 @@ ensure_image_tools() {
   # Building the runtime image without a registry bootstraps a Debian base: debootstrap on Linux.
   command -v debootstrap >/dev/null && return 0
   is_root_linux && apt_install debootstrap || true
+}
+
+ensure_postgres() {
+  # Only installs: the server's PostgreSQL tests start their own server (initdb + pg_ctl in a
+  # temp dir, on a free port) and stop it. Not in the default steps; test.sh asks for it.
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && return 0
+  say "installing PostgreSQL (Debian's postgresql) for the server's storage tests"
+  apt_install postgresql || die "could not install postgresql: the server's PostgreSQL tests need initdb and pg_ctl"
 }
 
 ensure_runtime_image() {

@@ -54,7 +54,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
 
   const fail = (c: Context<AppEnv>, err: unknown) => {
     const mapped = mapError(translate(err), (m) => c.var.tenant?.scrub(m) ?? m);
-    if (mapped.internal) deps.log(`error: ${c.req.method} ${c.req.path}: ${(err as Error)?.stack ?? String(err)}`);
+    // A client that went away aborts its call: nobody reads the answer, and it is not a fault.
+    if (mapped.internal && !c.req.raw.signal.aborted)
+      deps.log(`error: ${c.req.method} ${c.req.path}: ${(err as Error)?.stack ?? String(err)}`);
     return mapped;
   };
 

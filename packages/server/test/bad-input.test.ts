@@ -123,7 +123,7 @@ describe("uploads over the limit", () => {
 describe("authentication", () => {
   it("a missing, malformed or unknown key is 401", async () => {
     for (const headers of [
-      {},
+      {} as Record<string, string>,
       { authorization: "Basic abc" },
       { authorization: `Bearer ${t.key}x` },
       { authorization: "Bearer kiln_nope" },

@@ -27,7 +27,7 @@ export interface TestServer {
 export interface ApiOptions {
   body?: unknown;
   /** A raw body (sent as is). */
-  raw?: BodyInit;
+  raw?: string | Uint8Array | ReadableStream<Uint8Array>;
   key?: string | null;
   headers?: Record<string, string>;
 }
@@ -65,7 +65,7 @@ export async function testServer(
       const headers: Record<string, string> = { ...o.headers };
       const k = o.key === undefined ? key : o.key;
       if (k !== null) headers.authorization = `Bearer ${k}`;
-      let body: BodyInit | undefined = o.raw;
+      let body: string | Uint8Array | ReadableStream<Uint8Array> | undefined = o.raw;
       if (o.body !== undefined) {
         body = JSON.stringify(o.body);
         headers["content-type"] ??= "application/json";
