@@ -73,6 +73,9 @@ export class AgentPty implements Pty {
   #paused = false;
   #closed = false;
   #exit: Promise<{ exitCode: number }> | undefined;
+  #exitCode: number | undefined;
+  #exitWaiters: { resolve: (r: { exitCode: number }) => void; reject: (err: Error) => void }[] = [];
+  #waitingByRequest = false;
 
   constructor(connect: Connect, id: string) {
     this.#connect = connect;
@@ -109,11 +112,18 @@ export class AgentPty implements Pty {
         refused(agentError(frame, "id"));
         return true;
       }
-      return h.type === "exit";
+      if (h.type === "exit") {
+        this.#settleExit(Number(h.exitCode));
+        return true;
+      }
+      return false;
     });
     this.#attachId = request.id;
     current = () => this.#attachId === request.id;
-    request.finished.catch((err: Error) => refused(err));
+    request.finished.catch((err: Error) => {
+      refused(err);
+      if (current()) this.#failExit(err);
+    });
     await ready;
   }
 
@@ -160,15 +170,41 @@ export class AgentPty implements Pty {
     if (reply.header.type !== "ok") throw agentError(reply, "id");
   }
 
-  /** Resolves with the program's exit code once it has ended (128 + signal if killed). */
+  /**
+   * Resolves with the program's exit code once it has ended (128 + signal if killed). While this
+   * handle is attached, that is after the last output has reached its onData listeners.
+   */
   wait(): Promise<{ exitCode: number }> {
-    this.#exit ??= (async () => {
+    if (this.#exitCode !== undefined) return Promise.resolve({ exitCode: this.#exitCode });
+    this.#exit ??= new Promise<{ exitCode: number }>((resolve, reject) => {
+      this.#exitWaiters.push({ resolve, reject });
+    });
+    if (this.#attachId === undefined) this.#waitByRequest();
+    return this.#exit;
+  }
+
+  #waitByRequest(): void {
+    if (this.#waitingByRequest || this.#exitWaiters.length === 0) return;
+    this.#waitingByRequest = true;
+    (async () => {
       const connection = this.#connection ?? (await this.#connect());
       const reply = await connection.call({ type: "pty_wait", ptyId: this.id });
       if (reply.header.type !== "exit") throw agentError(reply, "id");
-      return { exitCode: Number(reply.header.exitCode) };
-    })();
-    return this.#exit;
+      this.#settleExit(Number(reply.header.exitCode));
+    })().catch((err: Error) => this.#failExit(err));
+  }
+
+  #settleExit(exitCode: number): void {
+    this.#exitCode ??= exitCode;
+    for (const waiter of this.#exitWaiters.splice(0)) waiter.resolve({ exitCode: this.#exitCode });
+  }
+
+  #failExit(err: Error): void {
+    if (this.#exitCode !== undefined) return;
+    this.#waitingByRequest = false;
+    const waiters = this.#exitWaiters.splice(0);
+    this.#exit = undefined;
+    for (const waiter of waiters) waiter.reject(err);
   }
 
   /**
@@ -179,7 +215,7 @@ export class AgentPty implements Pty {
   pause(): void {
     if (this.#paused || this.#closed) return;
     this.#paused = true;
-    this.#detach();
+    this.#detach(); // wait() meanwhile resolves once resume() has delivered the rest
   }
 
   resume(): void {
@@ -193,6 +229,7 @@ export class AgentPty implements Pty {
     if (this.#closed) return;
     this.#closed = true;
     this.#detach();
+    this.#waitByRequest();
     this.#listeners.clear();
   }
 
