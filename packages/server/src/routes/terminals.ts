@@ -97,6 +97,31 @@ export function terminalRoutes(app: App, deps: TerminalDeps): void {
     v1Route(
       { scope: "sandboxes:exec" },
       createRoute({
+        method: "delete",
+        path: "/v1/sandboxes/{id}/pty/{ptyId}",
+        tags: ["terminals"],
+        summary: "End a terminal's program (SIGKILL, its foreground job too); attached clients get the exit frame",
+        request: { params: PtyParam },
+        responses: { 204: { description: "Killed" }, ...ERRORS, ...CONFLICT },
+      }),
+    ),
+    async (c) => {
+      const { id, ptyId } = c.req.valid("param");
+      const sandbox = await c.var.tenant.get(id);
+      const pty = await sandbox.pty.connect(ptyId);
+      try {
+        await pty.kill();
+      } finally {
+        pty.close();
+      }
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    v1Route(
+      { scope: "sandboxes:exec" },
+      createRoute({
         method: "post",
         path: "/v1/sandboxes/{id}/processes",
         tags: ["processes"],
