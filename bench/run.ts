@@ -5,6 +5,7 @@ import { writeFile } from "node:fs/promises";
 import { cpus, release, totalmem } from "node:os";
 import { promisify } from "node:util";
 import { Kiln } from "@kiln/core";
+import { serverBenchmarks } from "./server.ts";
 import { measure, type Series, table, timeOnly } from "./stats.ts";
 
 const run = promisify(execFile);
@@ -215,6 +216,8 @@ console.error(`benchmarking with ${image}, ${ITERATIONS} iterations (+${WARMUP} 
   await kiln.snapshots.delete(kept);
   await source.delete();
 }
+
+sections.push(...(await serverBenchmarks(kiln)));
 
 await kiln.close();
 

@@ -99,7 +99,9 @@ export function fileRoutes(app: App, deps: RouteDeps): void {
             done(received > deps.maxUploadBytes ? tooLarge() : null, chunk);
           },
         });
-        const source = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
+        // The Node request itself: its backpressure reaches the client's socket (a web stream
+        // converted from it would read ahead without bound).
+        const source = c.env.incoming;
         try {
           await pipeline(source, limit, createWriteStream(local, { mode: 0o644 }));
         } catch (err) {
