@@ -42,7 +42,7 @@ export class RemoteFiles implements SandboxFiles {
     await this.#put(target, bytes, bytes.length, "files.write");
   }
 
-  async #put(target: string, body: Uint8Array | AsyncIterable<Uint8Array>, length: number, what: string) {
+  async #put(target: string, body: Uint8Array, length: number, what: string) {
     await this.#client.empty("PUT", this.#base, {
       query: { path: target },
       body,
@@ -152,9 +152,14 @@ export class RemoteFiles implements SandboxFiles {
     }
   }
 
-  /** Streams the file from disk as it is sent; the declared length lets the server refuse it up front. */
+  /** Streams the file from disk as the socket takes it; the declared length lets the server refuse it up front. */
   #uploadFile(local: string, remote: string, size: number): Promise<void> {
-    return this.#put(remote, createReadStream(local, { highWaterMark: FILE_CHUNK_BYTES }), size, "files.upload");
+    return this.#client.upload(this.#base, createReadStream(local, { highWaterMark: FILE_CHUNK_BYTES }), {
+      query: { path: remote },
+      contentLength: size,
+      context: this.#context(remote),
+      what: "files.upload",
+    });
   }
 
   async download(remotePath: string, localPath: string): Promise<void> {

@@ -4,6 +4,8 @@
  * which are `Sandbox`es. The server validates every request; this side checks only what cannot
  * cross the wire (callbacks, signals) and what it must read itself (names, paths).
  */
+
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   ConflictError,
   InvalidArgumentError,
@@ -16,6 +18,13 @@ import type { CreateSandboxOptions, SandboxInfo, SnapshotInfo, VolumeInfo } from
 import { describe, isRecord, optionalLabels, optionalObject, requireName } from "../validate.ts";
 import { HttpClient } from "./http-client.ts";
 import { RemoteSandbox, type RemoteSandboxInfo } from "./remote-sandbox.ts";
+
+/**
+ * getOrCreate racing another caller: how long to wait for the winner's sandbox to become
+ * visible. The engine reserves a name before the container can be looked up, and over HTTP the
+ * loser's lookup can land in that window.
+ */
+const RACE_WAIT_MS = 5_000;
 
 export interface RemoteTarget {
   url: string;
@@ -180,8 +189,14 @@ export class RemoteKiln {
       return await this.create({ ...options, name: valid });
     } catch (err) {
       if (err instanceof ConflictError) {
-        const raced = await this.#findNamed(valid);
-        if (raced) return raced;
+        // Another caller's create holds the name; the engine shows its container a moment later.
+        const deadline = Date.now() + RACE_WAIT_MS;
+        for (;;) {
+          const raced = await this.#findNamed(valid);
+          if (raced) return raced;
+          if (Date.now() > deadline) break;
+          await sleep(100);
+        }
       }
       throw err;
     }

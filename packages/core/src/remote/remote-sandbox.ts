@@ -162,8 +162,10 @@ export class RemoteSandbox extends Sandbox {
           } else if (event.type === "stderr") {
             stderr += String(event.data ?? "");
             valid.onStderr?.(String(event.data ?? ""));
-          } else if (event.type === "display") results.push(event.result as Result);
-          else if (event.type === "execution") return event.execution as Execution;
+          } else if (event.type === "display") {
+            results.push(event.result as Result);
+            valid.onResult?.(event.result as Result);
+          } else if (event.type === "execution") return event.execution as Execution;
           return undefined;
         },
       );
