@@ -39,3 +39,4 @@ PTY_INPUT_MAX = 4 << 20  # unwritten PTY input above which more input is dropped
 PORT_INPUT_MAX = 4 << 20  # unwritten bytes towards a forwarded port above which the connection pauses
 EXITED_KEPT = 64  # ended PTY sessions and background processes remembered (oldest forgotten first)
 TERM_GRACE = 1.0  # seconds between SIGTERM and SIGKILL for processes and terminals at shutdown
+FORWARD_READ_SIZE = 256 << 10  # bytes read from a forwarded socket per `data` frame

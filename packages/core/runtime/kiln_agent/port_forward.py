@@ -14,7 +14,7 @@ import os
 import selectors
 import socket
 
-from .limits import PIPE_READ_SIZE
+from .limits import FORWARD_READ_SIZE
 from .request import Request
 from .validate import field, is_count, is_id
 
@@ -87,7 +87,7 @@ class PortForward(Request):
             self._interest()
             return
         try:
-            data = self.sock.recv(PIPE_READ_SIZE)
+            data = self.sock.recv(FORWARD_READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
