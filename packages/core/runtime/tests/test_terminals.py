@@ -79,6 +79,36 @@ class PtyTest(AgentTest):
         read_until(self.client, rid, b"INTERRUPTED")
         self.assertEqual(self.client.final("pty_wait", ptyId=pty)["exitCode"], 3)
 
+    def test_slow_reader_skips_and_never_stalls_the_program_or_others(self):
+        total = 12 << 20  # well past the 4 MiB a connection may hold unsent, and the 1 MiB ring
+        pty = self.create(argv=["/bin/sh", "-c", f"stty raw -echo; sleep 0.3; head -c {total} /dev/zero; sleep 0.2"])
+        slow = Client(agent().socket)
+        try:
+            slow_rid = slow.send("pty_attach", ptyId=pty)  # ...and does not read for now
+            fast_rid = self.client.send("pty_attach", ptyId=pty)
+            received, started = 0, time.monotonic()
+            while True:
+                header, body = self.client.next_for(fast_rid)
+                if header["type"] == "exit":
+                    break
+                received += len(body)
+            self.assertEqual(received, total)
+            self.assertLess(time.monotonic() - started, 20)
+            offsets, slow_bytes = [], 0
+            while True:
+                header, body = slow.next_for(slow_rid)
+                if header["type"] == "exit":
+                    break
+                if header["type"] == "data":
+                    offsets.append((header["offset"], len(body)))
+                    slow_bytes += len(body)
+            self.assertLess(slow_bytes, total)  # it skipped what the ring no longer held
+            gaps = [b for (a, n), (b, _) in zip(offsets, offsets[1:]) if a + n != b]
+            self.assertEqual(len(gaps), 1)
+            self.assertEqual(offsets[-1][0] + offsets[-1][1], total)  # and caught up to the end
+        finally:
+            slow.close()
+
     def test_unknown_session(self):
         reply = self.client.final("pty_attach", ptyId="nope")
         self.assertEqual((reply["type"], reply["code"]), ("error", "ENOENT"))
