@@ -71,7 +71,7 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
       // WebSocket routes (the PTY) go through the app, and so through the pipeline, before upgrading.
       websocket: { server: new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 }) },
     }) as Server;
-    servePreviews(server, kiln);
+    const upgraded = servePreviews(server, kiln);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(config.port, config.host, () => {
@@ -94,6 +94,9 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
         closing ??= (async () => {
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
           server.closeIdleConnections();
+          // Upgraded sockets (terminals, preview WebSockets) never finish on their own: end them now
+          // (a terminal lives on in its sandbox; its clients reconnect to the next server).
+          for (const socket of upgraded) socket.destroy();
           let timer: NodeJS.Timeout | undefined;
           const grace = new Promise<void>((resolve) => {
             timer = setTimeout(resolve, SHUTDOWN_GRACE_MS);
@@ -120,13 +123,18 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
  * /preview/{id}/{port}/... (HTTP and WebSocket upgrades) is core's token-checked proxy, outside
  * /v1 and its key pipeline: the preview token is the credential. Everything else goes to the app.
  */
-function servePreviews(server: Server, kiln: Kiln): void {
+function servePreviews(server: Server, kiln: Kiln): Set<Duplex> {
+  const upgraded = new Set<Duplex>();
   for (const event of ["request", "upgrade"] as const) {
     // biome-ignore lint/suspicious/noExplicitAny: node's listeners are untyped
     const listeners = server.listeners(event) as ((...args: any[]) => void)[];
     server.removeAllListeners(event);
     // biome-ignore lint/suspicious/noExplicitAny: request (req, res) and upgrade (req, socket, head)
     server.on(event, (req: IncomingMessage, second: any, head: any) => {
+      if (event === "upgrade") {
+        upgraded.add(second);
+        second.once("close", () => upgraded.delete(second));
+      }
       const handled =
         event === "request"
           ? kiln.previews.handleRequest(req, second as ServerResponse)
@@ -139,6 +147,7 @@ function servePreviews(server: Server, kiln: Kiln): void {
       for (const listener of listeners) listener(req, second, head);
     });
   }
+  return upgraded;
 }
 
 async function version(): Promise<string> {

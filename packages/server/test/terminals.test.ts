@@ -276,3 +276,33 @@ describe("previews through the server", () => {
     expect(await refusedStatus(`${t.url.replace("http", "ws")}/preview/${web}/8765/`)).toBe(401);
   });
 });
+
+describe("a server restart", () => {
+  it("closes attached terminals at once; the terminal and preview URLs live on into the next server", async () => {
+    const created = await t.api("POST", `/v1/sandboxes/${sandboxId}/pty`, { body: { cols: 80, rows: 24 } });
+    const ptyId = created.body.ptyId as string;
+    const term = await terminal(sandboxId, ptyId);
+    term.ws.send(Buffer.from("export MARK=before-$((2*3))\n"), { binary: true });
+    await sleep(200);
+    await t.api("POST", `/v1/sandboxes/${sandboxId}/processes`, {
+      body: { command: "python3 -m http.server 8001 --bind 127.0.0.1" },
+    });
+    const preview = (await t.api("POST", `/v1/sandboxes/${sandboxId}/ports/8001/preview`)).body as { url: string };
+    const started = Date.now();
+    await t.restart();
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await term.closed).not.toBe(1000);
+    const again = await terminal(sandboxId, ptyId);
+    again.ws.send(Buffer.from("echo $MARK\n"), { binary: true });
+    await again.until("before-6\r\n");
+    again.ws.send(Buffer.from("exit\n"), { binary: true });
+    await again.closed;
+    const url = preview.url.replace(/^http:\/\/[^/]+/, t.url);
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      status = (await fetch(url)).status;
+      if (status !== 200) await sleep(100);
+    }
+    expect(status).toBe(200);
+  });
+});
