@@ -52,9 +52,10 @@ describe("pty", () => {
   it("gives a shell the terminal size, applies a resize before the bytes after it, and delivers Ctrl-C to the foreground job", async () => {
     const pty = await sb.pty.create({ cols: 80, rows: 24 });
     const out = collect(pty);
-    pty.write("stty size; tty\n");
+    pty.write("stty size; tty; echo uid-$(id -u)\n");
     await out.until("24 80");
     await out.until("/dev/pts/");
+    await out.until("uid-1000"); // the sandbox user, like exec
     void pty.resize(132, 50); // not awaited: the write below must still see it
     pty.write("stty size\n");
     await out.until("50 132");

@@ -1,14 +1,12 @@
-// The remote client (new Kiln({ url, apiKey })) drives terminals, processes and previews
-// through a real server: the same Sandbox API as in-process.
+// Terminals (over the PTY WebSocket, with a ticket), background processes and preview URLs
+// through a real Kiln server: the same Sandbox API as in-process.
 import { setTimeout as sleep } from "node:timers/promises";
-import { Kiln, NotFoundError } from "@kiln/core";
-import { afterAll, describe, expect, it } from "vitest";
-import { testServer } from "./helpers.ts";
+import { NotFoundError } from "@kiln/core";
+import { describe, expect, it } from "vitest";
+import { sandbox as made, remoteKiln, server } from "./helpers.ts";
 
-const t = await testServer();
-const remote = new Kiln({ url: t.url, apiKey: t.key });
-afterAll(() => remote.close());
-const sandbox = await remote.get((await t.create()).id as string);
+const kiln = remoteKiln();
+const sandbox = await made(kiln);
 
 describe("the remote client", () => {
   it("opens a terminal, resizes it, types into it, kills it", async () => {
@@ -44,7 +42,7 @@ describe("the remote client", () => {
       "for i in $(seq 100); do python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 8123))' 2>/dev/null && exit 0; sleep 0.1; done",
     );
     const preview = await sandbox.previewUrl(8123);
-    expect(preview.url.startsWith(`${t.url}/preview/${sandbox.id}/8123/`)).toBe(true);
+    expect(preview.url.startsWith(`${server().url}/preview/${sandbox.id}/8123/`)).toBe(true);
     expect((await fetch(preview.url)).status).toBe(200);
   });
 });
