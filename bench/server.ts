@@ -147,6 +147,12 @@ export async function serverBenchmarks(kiln: Kiln): Promise<string[]> {
 
 if (import.meta.main) {
   const kiln = new Kiln();
-  console.log((await serverBenchmarks(kiln)).join("\n\n"));
+  const { loadavg } = await import("node:os");
+  const before = loadavg()[0]?.toFixed(1);
+  const body = (await serverBenchmarks(kiln)).join("\n\n");
+  const report = `# Kiln server benchmarks\n\nDate: ${new Date().toISOString()}, load average ${before} at start (2 cores shared with other work)\n\n${body}\n`;
+  console.log(report);
+  const { writeFile } = await import("node:fs/promises");
+  await writeFile(new URL("./results/server-latest.md", import.meta.url), report);
   await kiln.close();
 }

@@ -22,6 +22,7 @@ import { storageRoutes } from "./routes/storage.ts";
 import { terminalRoutes } from "./routes/terminals.ts";
 import { Health } from "./schemas.ts";
 import type { Store } from "./store/store.ts";
+import { HandleCache } from "./tenancy/handle-cache.ts";
 
 /** JSON bodies larger than this are refused with 413 (exec stdin and code are capped at 8 MiB each). */
 export const MAX_JSON_BODY_BYTES = 16 * 1024 * 1024;
@@ -75,13 +76,18 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     scheme: "bearer",
     description: "An API key: kiln_...",
   });
-  app.doc31(OPENAPI_PATH, {
-    openapi: "3.1.0",
-    info: {
-      title: "Kiln",
-      version: deps.version,
-      description: "Sandboxes for AI-generated code, as a service. Errors: { error: { code, message, field? } }.",
-    },
+  // Generated once, on first request: every route is registered by then.
+  let document: unknown;
+  app.get(OPENAPI_PATH, (c) => {
+    document ??= app.getOpenAPI31Document({
+      openapi: "3.1.0",
+      info: {
+        title: "Kiln",
+        version: deps.version,
+        description: "Sandboxes for AI-generated code, as a service. Errors: { error: { code, message, field? } }.",
+      },
+    });
+    return c.json(document);
   });
 
   app.openapi(
@@ -101,9 +107,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     },
   );
 
+  const auth = authenticate({ ...deps, handles: new HandleCache() });
   app.use("/v1/*", async (c, next) => {
     if (c.req.path === OPENAPI_PATH) return next();
-    return authenticate(deps)(c, next);
+    return auth(c, next);
   });
   // File uploads stream with their own limit (routes/files.ts); every other body is small JSON.
   const jsonLimit = bodyLimit({

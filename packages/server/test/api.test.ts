@@ -97,6 +97,20 @@ describe("exec and code", async () => {
     await reader.cancel();
   });
 
+  it("a failure once the stream has begun ends it with an error event", async () => {
+    const stopped = await t.create();
+    await t.api("POST", `/v1/sandboxes/${stopped.id}/stop`);
+    const res = await fetch(`${t.url}/v1/sandboxes/${stopped.id}/exec`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${t.key}`, "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ command: "echo never" }),
+    });
+    const events = await sseEvents(res);
+    expect(events).toEqual([
+      { type: "error", error: { code: "SANDBOX_NOT_RUNNING", message: expect.stringContaining("stopped") } },
+    ]);
+  });
+
   it("code keeps state, streams display events, and reports errors as data", async () => {
     const set = await t.api("POST", `/v1/sandboxes/${id}/code`, { body: { code: "x = 20" } });
     expect(set.body.status).toBe("ok");

@@ -17,6 +17,7 @@ import type { Kiln } from "@kiln/core";
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { HttpError } from "../errors.ts";
 import type { Store } from "../store/store.ts";
+import type { HandleCache } from "../tenancy/handle-cache.ts";
 import { OrgScope } from "../tenancy/org-scope.ts";
 import { KeyHasher } from "./keys.ts";
 import { hasScope, type Principal, type Scope } from "./principal.ts";
@@ -68,6 +69,7 @@ export interface AuthDeps {
   limiter: FailureLimiter;
   kiln: Kiln;
   tickets: Tickets;
+  handles: HandleCache;
 }
 
 /** Resolves the caller of every /v1 request, or ends it with 401/429. */
@@ -92,7 +94,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     }
     touch(deps, principal.keyId);
     c.set("principal", principal);
-    c.set("tenant", new OrgScope(deps.kiln, principal));
+    c.set("tenant", new OrgScope(deps.kiln, principal, deps.handles));
     await next();
   };
 }

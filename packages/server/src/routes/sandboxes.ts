@@ -81,8 +81,8 @@ export function sandboxRoutes(app: App): void {
       }),
     ),
     async (c) => {
-      const sandbox = await c.var.tenant.get(c.req.valid("param").idOrName);
-      await sandbox.delete();
+      const tenant = c.var.tenant;
+      await tenant.delete(await tenant.get(c.req.valid("param").idOrName));
       return c.body(null, 204);
     },
   );

@@ -21,21 +21,27 @@ import {
   VolumeNotFoundError,
 } from "@kiln/core";
 import type { Principal } from "../pipeline/principal.ts";
+import { HandleCache } from "./handle-cache.ts";
 
 /** Labels under this prefix are the server's own. */
 export const RESERVED_LABEL_PREFIX = "kiln.";
 export const ORG_LABEL = "kiln.org";
 const ID = /^[0-9a-f]{12,64}$/;
+/** Container id -> owning organisation, per Kiln. Ids are never reused, so entries never go stale. */
+const OWNERS = new WeakMap<Kiln, Map<string, string | undefined>>();
+const MAX_CACHED_OWNERS = 10_000;
 
 export class OrgScope {
   readonly #kiln: Kiln;
   readonly #principal: Principal;
   readonly #prefix: string;
+  readonly #handles: HandleCache;
 
-  constructor(kiln: Kiln, principal: Principal) {
+  constructor(kiln: Kiln, principal: Principal, handles: HandleCache = new HandleCache()) {
     this.#kiln = kiln;
     this.#principal = principal;
     this.#prefix = `${principal.orgId}.`;
+    this.#handles = handles;
   }
 
   /** A message from core with this organisation's core names turned back into its own. */
@@ -76,11 +82,28 @@ export class OrgScope {
 
   /** This organisation's sandbox by id (or a 12+ character id prefix) or by name; else SandboxNotFoundError. */
   async get(idOrName: string): Promise<Sandbox> {
-    const found = (await this.#byName(idOrName)) ?? (ID.test(idOrName) ? await this.#byId(idOrName) : undefined);
+    const key = `${this.#principal.orgId}\0${idOrName}`;
+    let found = this.#handles.get(key);
+    if (!found) {
+      // Ids first when it looks like one (what clients use most): one engine call.
+      found = ID.test(idOrName)
+        ? ((await this.#byId(idOrName)) ?? (await this.#byName(idOrName)))
+        : await this.#byName(idOrName);
+      if (found) this.#handles.set(key, found);
+    }
     if (!found || (this.#principal.sandboxId !== undefined && found.id !== this.#principal.sandboxId)) {
       throw new SandboxNotFoundError(idOrName);
     }
     return found;
+  }
+
+  async delete(sandbox: Sandbox): Promise<void> {
+    this.#handles.forget(sandbox.id);
+    try {
+      await sandbox.delete();
+    } finally {
+      this.#handles.forget(sandbox.id);
+    }
   }
 
   async #byName(name: string): Promise<Sandbox | undefined> {
@@ -90,8 +113,23 @@ export class OrgScope {
   async #byId(id: string): Promise<Sandbox | undefined> {
     const sandbox = await this.#kiln.get(id).catch(notFoundAsUndefined);
     if (!sandbox) return undefined;
+    return (await this.#owner(sandbox)) === this.#principal.orgId ? sandbox : undefined;
+  }
+
+  /** The owning organisation: a label fixed at creation, so it is cached by container id. */
+  async #owner(sandbox: Sandbox): Promise<string | undefined> {
+    let owners = OWNERS.get(this.#kiln);
+    if (!owners) {
+      owners = new Map();
+      OWNERS.set(this.#kiln, owners);
+    }
+    if (owners.has(sandbox.id)) return owners.get(sandbox.id);
     const info = await sandbox.info().catch(notFoundAsUndefined);
-    return info?.labels[ORG_LABEL] === this.#principal.orgId ? sandbox : undefined;
+    if (!info) return undefined;
+    const owner = info.labels[ORG_LABEL];
+    if (owners.size >= MAX_CACHED_OWNERS) owners.clear();
+    owners.set(sandbox.id, owner);
+    return owner;
   }
 
   /** The sandbox's info in this organisation's terms: its own name, no reserved labels. */
