@@ -6,12 +6,13 @@ pipes are always read, so a process never waits for a reader. When the agent shu
 (sandbox stop, auto-stop) they get SIGTERM and TERM_GRACE seconds before SIGKILL (main.py).
 """
 
+import errno
 import os
 import shlex
 import subprocess
 import time
 
-from .limits import EXIT_DRAIN_GRACE, EXITED_KEPT, PROCESS_LOG_MAX, TERM_GRACE
+from .limits import EXIT_DRAIN_GRACE, EXITED_KEPT, MAX_PROCESSES, PROCESS_LOG_MAX, TERM_GRACE
 from .pipes import PipeReader
 from .pty import signal_number
 from .streams import Follower, Ring, Waiter, ended, exit_code_of
@@ -142,6 +143,8 @@ class Processes:
         cwd = field(header, "cwd", is_path, self.agent.config.workdir)
         env = self.agent.sandbox_env(field(header, "env", is_env, {}))
         tag = field(header, "tag", is_tag, None)
+        if sum(1 for p in self.by_pid.values() if not p.reaped) >= MAX_PROCESSES:
+            raise BlockingIOError(errno.EAGAIN, f"{MAX_PROCESSES} background processes are running already")
         process = BackgroundProcess(self.agent, argv, cwd, env, tag)
         # A pid reused after an earlier process ended replaces that one.
         if process.pid in self.exited:

@@ -7,6 +7,7 @@ is always read, so the program never waits for a reader. Ended sessions are reme
 (EXITED_KEPT) so a late reader still gets the scrollback and the exit code.
 """
 
+import errno
 import fcntl
 import os
 import secrets
@@ -14,7 +15,7 @@ import signal
 import struct
 import termios
 
-from .limits import EXIT_DRAIN_GRACE, EXITED_KEPT, PTY_INPUT_MAX, PTY_SCROLLBACK
+from .limits import EXIT_DRAIN_GRACE, EXITED_KEPT, MAX_TERMINALS, PTY_INPUT_MAX, PTY_SCROLLBACK
 from .pipes import PipeReader, PipeWriter
 from .streams import Follower, Ring, Waiter, ended, exit_code_of
 from .util import close_fds, kill_group, log
@@ -204,6 +205,8 @@ class Ptys:
         argv = field(header, "argv", is_argv, None) or self.default_shell()
         cwd = field(header, "cwd", is_path, self.agent.config.workdir)
         extra = {"TERM": DEFAULT_TERM, **field(header, "env", is_env, {})}
+        if len(self.running()) >= MAX_TERMINALS:  # their scrollback is the agent's memory
+            raise BlockingIOError(errno.EAGAIN, f"{MAX_TERMINALS} terminals are running already: end one first")
         pty_id = "pty_" + secrets.token_hex(8)
         session = PtySession(self.agent, pty_id, argv, cwd, self.agent.sandbox_env(extra), cols, rows)
         self.sessions[pty_id] = session

@@ -1,11 +1,15 @@
 """Terminals (`pty_*`), background processes (`proc_*`) and port forwarding (`port_*`)."""
 
 import socket
+import sys
 import threading
 import time
 import unittest
 
-from harness import AgentTest, Client, agent, output, start_shared, stop_shared
+from harness import RUNTIME, AgentTest, Client, agent, output, start_shared, stop_shared
+
+sys.path.insert(0, RUNTIME)
+from kiln_agent.limits import MAX_TERMINALS  # noqa: E402
 
 
 def setUpModule():
@@ -108,6 +112,15 @@ class PtyTest(AgentTest):
             self.assertEqual(offsets[-1][0] + offsets[-1][1], total)  # and caught up to the end
         finally:
             slow.close()
+
+    def test_running_terminals_are_bounded(self):
+        running = sum(1 for s in self.client.final("pty_list")["sessions"] if s["running"])
+        made = [self.create(argv=["sleep", "60"]) for _ in range(MAX_TERMINALS - running)]
+        reply = self.client.final("pty_create", cols=80, rows=24, argv=["sleep", "60"])
+        self.assertEqual((reply["type"], reply["code"]), ("error", "EAGAIN"))
+        for pty in made:
+            self.client.final("pty_kill", ptyId=pty)
+            self.client.final("pty_wait", ptyId=pty)
 
     def test_unknown_session(self):
         reply = self.client.final("pty_attach", ptyId="nope")

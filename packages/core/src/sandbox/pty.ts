@@ -5,7 +5,7 @@
  */
 import type { AgentConnection } from "../agent/connection.ts";
 import type { Frame } from "../agent/frames.ts";
-import { AgentUnavailableError, InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { AgentUnavailableError, InvalidArgumentError, NotFoundError, QuotaExceededError } from "../errors.ts";
 import type { Pty, PtyCreateOptions } from "../types.ts";
 import { describe, optionalEnv, optionalObject, requireString } from "../validate.ts";
 import { resolveSandboxPath } from "./paths.ts";
@@ -299,6 +299,7 @@ export function agentError(frame: Frame, field: string): Error {
     return new NotFoundError(`No terminal "${frame.header.message ? message.split(": ").pop() : ""}" in this sandbox`);
   if (code === "ESRCH") return new NotFoundError(`No background process ${message.split(": ").pop()} in this sandbox`);
   if (code === "EPROTO") return new InvalidArgumentError(field, message);
+  if (code === "EAGAIN") return new QuotaExceededError(`The sandbox refused: ${message}`);
   if (code === "ENOENT" || code === "EACCES" || code === "ENOTDIR")
     return new InvalidArgumentError(field, `the program could not start: ${message}`);
   return new AgentUnavailableError(`the sandbox's agent refused: ${code} ${message}`);
