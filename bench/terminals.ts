@@ -211,6 +211,13 @@ export type { Series };
 
 if (import.meta.main) {
   const kiln = new Kiln();
-  console.log((await terminalBenchmarks(kiln)).join("\n\n"));
+  const { loadavg } = await import("node:os");
+  const before = loadavg()[0]?.toFixed(1);
+  const body = (await terminalBenchmarks(kiln)).join("\n\n");
+  const after = loadavg()[0]?.toFixed(1);
+  const report = `# Kiln terminal and preview benchmarks\n\nDate: ${new Date().toISOString()}, load average ${before} at start and ${after} at the end (2 cores shared with other work)\n\n${body}\n`;
+  console.log(report);
+  const { writeFile } = await import("node:fs/promises");
+  await writeFile(new URL("./results/terminals-latest.md", import.meta.url), report);
   await kiln.close();
 }

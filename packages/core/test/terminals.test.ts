@@ -99,7 +99,7 @@ describe("pty", () => {
     const pty = await sb.pty.create({
       cols: 80,
       rows: 24,
-      command: "sleep 0.3; head -c 3145728 /dev/zero | tr '\\0' x; echo; echo END; sleep 2",
+      command: "sleep 0.3; head -c 3145728 /dev/zero | tr '\\0' x; echo; echo END; sleep 60",
     });
     const fast = collect(pty);
     const slowHandle = await sb.pty.connect(pty.id);
