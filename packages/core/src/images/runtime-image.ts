@@ -38,6 +38,7 @@ const AGENT_MODULES = [
   "main.py",
   "pipes.py",
   "port_forward.py",
+  "privileges.py",
   "processes.py",
   "pty.py",
   "request.py",
@@ -80,7 +81,8 @@ RUN apt-get update \\
  && rm -rf /var/lib/apt/lists/* \\
  && useradd --uid 1000 --user-group --create-home --home-dir /home/kiln --shell /bin/bash kiln \\
  && mkdir -p /workspace /etc/kiln /opt/kiln /run/kiln \\
- && chown kiln:kiln /workspace /run/kiln \\
+ && chown kiln:kiln /workspace \\
+ && chmod 0700 /run/kiln \\
  && chmod 0755 /etc/kiln
 COPY node /usr/local/bin/node
 COPY kernel_python.py kernel_js.mjs /opt/kiln/

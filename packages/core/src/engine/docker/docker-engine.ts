@@ -1,6 +1,7 @@
 /**
  * The Docker implementation of Engine. This folder is the only place that imports dockerode.
  */
+import type { Socket } from "node:net";
 import { Duplex, type Readable } from "node:stream";
 import Dockerode from "dockerode";
 import {
@@ -558,5 +559,8 @@ function hijackedChannel(socket: Duplex): ProcessChannel {
     stream,
     stderr: () => stderr,
     close: () => socket.destroy(),
+    // The hijacked exec stream is a net.Socket: idle, it must not keep Node's event loop alive.
+    ref: () => (socket as Partial<Socket>).ref?.(),
+    unref: () => (socket as Partial<Socket>).unref?.(),
   };
 }
