@@ -86,11 +86,32 @@ export async function serverBenchmarks(kiln: Kiln): Promise<string[]> {
         if (out.stdout !== "2\n") throw new Error(`printed ${JSON.stringify(out.stdout)}`);
       }),
     );
+    // The same server in this process: its own cost without a second process competing for the cores.
+    const { startServer } = await import("../packages/server/src/index.ts");
+    const dataDir = await mkdtemp(join(tmpdir(), "kiln-bench-server-inproc-"));
+    const local = await startServer({ port: 0, dataDir, kiln, log: () => {} });
+    const localOverHttp = await series("the same, server in the bench's process", () =>
+      timeOnly(async () => {
+        const res = await fetch(`${local.url}/v1/sandboxes/${id}/code`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${local.createdAdminKey}`, "content-type": "application/json" },
+          body: JSON.stringify({ code: "print(1+1)" }),
+        });
+        const out = (await res.json()) as { stdout?: string };
+        if (out.stdout !== "2\n") throw new Error(`printed ${JSON.stringify(out)}`);
+      }),
+    );
+    await local.close();
+    await rm(dataDir, { recursive: true, force: true });
     const inProcess = await series("sandbox.runCode('print(1+1)') (in-process, same sandbox)", () =>
       timeOnly(() => sandbox.runCode("print(1+1)")),
     );
     sections.push(
-      table("A further runCode in a running sandbox, through the server", [overHttp, inProcess], inProcess),
+      table(
+        "A further runCode in a running sandbox, through the server",
+        [overHttp, localOverHttp, inProcess],
+        inProcess,
+      ),
     );
 
     // 200 concurrent exec requests across 20 sandboxes, a few waves; RSS sampled throughout.

@@ -64,6 +64,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     return mapped;
   };
 
+  // One access-log line per request (the audit log of issue 11 is a separate, durable record).
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    await next();
+    const key = c.var.principal?.keyId ?? "-";
+    deps.log(`${c.req.method} ${c.req.path} ${c.res.status} ${Math.round(performance.now() - started)}ms ${key}`);
+  });
+
   app.onError((err, c) => {
     const mapped = fail(c, err);
     for (const [k, v] of Object.entries(mapped.headers)) c.header(k, v);

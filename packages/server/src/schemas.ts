@@ -35,7 +35,7 @@ const Network = z.union([
   z.enum(["none", "egress"]),
   z.strictObject({ allow: z.array(z.string().min(1).max(253)).max(256) }),
 ]);
-const Millis = (max: number) => z.number().int().min(0).max(max);
+const Millis = (max: number, min = 0) => z.number().int().min(min).max(max);
 
 export const Resources = z.strictObject({
   cpus: z.number().min(0.01).max(1024).optional(),
@@ -68,7 +68,7 @@ export const CreateSandboxBody = z
       .array(z.strictObject({ volume: Name, mountPath: z.string().min(1).max(4096), readOnly: z.boolean().optional() }))
       .max(32)
       .optional(),
-    autoStopMs: Millis(YEAR_MS).min(1000).optional(),
+    autoStopMs: Millis(YEAR_MS, 1000).optional(),
     autoDeleteMs: Millis(YEAR_MS).optional(),
   })
   .openapi("CreateSandboxOptions");
@@ -127,9 +127,7 @@ export const ExecBody = z
       .string()
       .max(8 * 1024 * 1024)
       .optional(),
-    timeoutMs: Millis(24 * 60 * 60 * 1000)
-      .min(1)
-      .optional(),
+    timeoutMs: Millis(24 * 60 * 60 * 1000, 1).optional(),
     maxOutputBytes: z
       .number()
       .int()
@@ -155,9 +153,7 @@ export const CodeBody = z
     code: z.string().max(8 * 1024 * 1024),
     language: Language.optional(),
     context: Name.optional(),
-    timeoutMs: Millis(24 * 60 * 60 * 1000)
-      .min(1)
-      .optional(),
+    timeoutMs: Millis(24 * 60 * 60 * 1000, 1).optional(),
   })
   .openapi("RunCodeRequest");
 

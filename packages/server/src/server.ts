@@ -27,6 +27,12 @@ export interface RunningServer {
 
 /** A request may take this long to arrive in full (a large upload on a slow link). */
 const REQUEST_TIMEOUT_MS = 60 * 60 * 1000;
+/**
+ * Idle keep-alive connections close after this long. Longer than clients' and proxies' own
+ * idle timeouts (undici 4 s, load balancers 60 s), so that the client, not the server, closes an
+ * idle connection: otherwise a request sent just as the server closes gets ECONNRESET.
+ */
+const KEEP_ALIVE_MS = 65_000;
 
 export async function startServer(partial: Partial<ServerConfig> = {}): Promise<RunningServer> {
   const given = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined));
@@ -67,7 +73,11 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
     });
     const server = createAdaptorServer({
       fetch: app.fetch,
-      serverOptions: { requestTimeout: REQUEST_TIMEOUT_MS },
+      serverOptions: {
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        keepAliveTimeout: KEEP_ALIVE_MS,
+        headersTimeout: KEEP_ALIVE_MS + 1000,
+      },
       // WebSocket routes (the PTY) go through the app, and so through the pipeline, before upgrading.
       websocket: { server: new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 }) },
     }) as Server;
@@ -93,16 +103,19 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
       close: () => {
         closing ??= (async () => {
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+          // A keep-alive connection whose request just finished is idle: close it at once.
           server.closeIdleConnections();
           // Upgraded sockets (terminals, preview WebSockets) never finish on their own: end them now
           // (a terminal lives on in its sandbox; its clients reconnect to the next server).
           for (const socket of upgraded) socket.destroy();
+          const idle = setInterval(() => server.closeIdleConnections(), 50);
           let timer: NodeJS.Timeout | undefined;
           const grace = new Promise<void>((resolve) => {
             timer = setTimeout(resolve, SHUTDOWN_GRACE_MS);
           });
           await Promise.race([closed, grace]);
           clearTimeout(timer);
+          clearInterval(idle);
           server.closeAllConnections();
           await closed;
           await store.close();

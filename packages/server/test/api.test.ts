@@ -269,6 +269,13 @@ describe("organisations", () => {
     ]);
   });
 
+  it("logs one access line per request, with the key's id and never the key", async () => {
+    await t.api("GET", "/v1/snapshots");
+    const line = t.logs.findLast((l) => l.startsWith("GET /v1/snapshots "));
+    expect(line).toMatch(/^GET \/v1\/snapshots 200 \d+ms key_\S+$/);
+    expect(t.logs.join("\n")).not.toContain(t.key);
+  });
+
   it("a key without the route's scope is 403", async () => {
     const reader = await addOrgKey(t.dataDir, "default", { scopes: ["sandboxes:read"] });
     expect((await t.api("GET", "/v1/sandboxes", { key: reader })).status).toBe(200);

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kiln, type KilnOptions } from "@kiln/core";
-import { afterAll, inject } from "vitest";
+import { afterAll, inject, onTestFinished } from "vitest";
 import { type RunningServer, type ServerConfig, startServer } from "../src/index.ts";
 import { TEST_RUN } from "./test-run.ts";
 
@@ -16,6 +16,8 @@ export interface TestServer {
   dataDir: string;
   server: RunningServer;
   kiln: Kiln;
+  /** What the server logged (access lines, errors). */
+  logs: string[];
   /** JSON in, { status, body, headers } out; `key: null` sends no Authorization. */
   api(method: string, path: string, options?: ApiOptions): Promise<ApiResponse>;
   /** POST /v1/sandboxes with the test labels; deleted after the file. */
@@ -61,6 +63,7 @@ export async function testServer(
       return server;
     },
     kiln,
+    logs,
     async api(method, path, o = {}) {
       const headers: Record<string, string> = { ...o.headers };
       const k = o.key === undefined ? key : o.key;
@@ -94,13 +97,20 @@ export async function testServer(
       server = await start();
     },
   };
-  afterAll(async () => {
+  const cleanup = async () => {
     await server.close();
     for (const id of made) await (await kiln.get(id).catch(() => undefined))?.delete().catch(() => {});
     if (!config.kiln) await kiln.close();
     if (!config.dataDir) await rm(dataDir, { recursive: true, force: true });
-    if (logs.some((l) => l.startsWith("error"))) console.error(logs.join("\n"));
-  });
+    const errors = logs.filter((l) => l.startsWith("error"));
+    if (errors.length > 0) console.error(errors.join("\n"));
+  };
+  // Made inside a test: cleaned up when that test ends; made at file level: after the file.
+  try {
+    onTestFinished(cleanup);
+  } catch {
+    afterAll(cleanup);
+  }
   return t;
 }
 

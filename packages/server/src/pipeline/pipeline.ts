@@ -6,7 +6,9 @@
  *                                      failures rate-limited per client address; sets `tenant`,
  *                                      the organisation's view of Kiln that routes call
  *   ROUTE_STEPS (per route, in order)  each route declares a RoutePolicy; v1Route() attaches the
- *                                      steps to it, so a route cannot be registered without them
+ *                                      steps (and the bearer security the OpenAPI document shows);
+ *                                      test/openapi.test.ts walks the document and fails on any
+ *                                      /v1 route registered another way
  *
  * Issue 11 adds its steps to ROUTE_STEPS: admission hook (before create/exec/code), quotas
  * (before create, atomically in the store), audit (around the handler, recording outcome and
