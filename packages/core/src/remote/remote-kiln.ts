@@ -8,6 +8,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   ConflictError,
+  ForbiddenError,
   InvalidArgumentError,
   NotSupportedError,
   SandboxNotFoundError,
@@ -131,8 +132,11 @@ export class RemoteKiln {
         ...(options?.signal ? { signal: options.signal } : {}),
       },
     );
-    // /healthz needs no key: a cheap authenticated call makes a wrong key fail here, not later.
-    await this.client.json("GET", "/v1/volumes", { what: "images.ensure" });
+    // /healthz needs no key: a cheap authenticated call makes a wrong key fail here, not later
+    // (a valid key without the scope to list volumes is fine).
+    await this.client.json("GET", "/v1/volumes", { what: "images.ensure" }).catch((err: unknown) => {
+      if (!(err instanceof ForbiddenError)) throw err;
+    });
     const tag = this.#image ?? health.runtimeImage ?? health.image ?? "";
     options?.onProgress?.({
       phase: "done",
