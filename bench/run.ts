@@ -8,6 +8,7 @@ import { Kiln } from "@kiln/core";
 import { remoteClientBenchmarks } from "./remote.ts";
 import { serverBenchmarks } from "./server.ts";
 import { measure, type Series, table, timeOnly } from "./stats.ts";
+import { terminalBenchmarks } from "./terminals.ts";
 
 const run = promisify(execFile);
 const ITERATIONS = Number(process.env.KILN_BENCH_ITERATIONS ?? 30);
@@ -241,6 +242,7 @@ if (want("snapshot")) {
 }
 
 sections.push(...(await serverBenchmarks(kiln)));
+sections.push(...(await terminalBenchmarks(kiln)));
 sections.push(...(await remoteClientBenchmarks()));
 
 if (want("runtimes")) {

@@ -113,3 +113,8 @@ export const MAX_PIDS = 32_768;
 
 /** The first sweep runs this soon after a Kiln starts working, so short scripts reclaim orphans too. */
 export const FIRST_SWEEP_DELAY_MS = 1_000;
+
+/** A preview URL's life unless previewUrl() says otherwise: long enough to click around an app. */
+export const DEFAULT_PREVIEW_EXPIRES_MS = 60 * 60 * 1000;
+/** The longest a preview URL may live (a leaked one should not work for ever). */
+export const MAX_PREVIEW_EXPIRES_MS = 30 * 24 * 60 * 60 * 1000;

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { AgentConnections } from "./agent/connections.ts";
+import { PortTunnel } from "./agent/port-tunnel.ts";
 import { FIRST_SWEEP_DELAY_MS, SWEEP_INTERVAL_MS } from "./defaults.ts";
 import { type DockerConnection, DockerEngine } from "./engine/docker/docker-engine.ts";
 import type { ContainerStatus, Engine } from "./engine/engine.ts";
@@ -18,6 +19,7 @@ import {
 import { ConflictError, InvalidArgumentError, SandboxNotFoundError, throwIfAborted } from "./errors.ts";
 import { type EnsureOptions, RuntimeImages } from "./images/runtime-image.ts";
 import { compatible, WarmPool } from "./pool/warm-pool.ts";
+import { Previews } from "./preview/previews.ts";
 import { RemoteKiln, remoteTarget } from "./remote/remote-kiln.ts";
 import { type ValidCreate, validateCreate } from "./sandbox/create-options.ts";
 import {
@@ -82,6 +84,8 @@ export class Kiln implements AsyncDisposable {
     readonly lastError: unknown;
   };
 
+  /** Preview URLs (sandbox.previewUrl): the local proxy, or serveAt() for a Kiln server's own routes. */
+  readonly previews: Previews;
   /** @internal the engine behind this client (for tests and benchmarks). */
   readonly engine: Engine;
   readonly #image: string | undefined;
@@ -132,7 +136,10 @@ export class Kiln implements AsyncDisposable {
       ensure: (opts) => this.#runtime.ensure(opts),
       prune: () => this.#runtime.prune({ keep: this.#image === undefined ? [] : [this.#image] }),
     };
+    // A preview hit reaches the agent as a port_open frame, which is activity for autoStopMs.
+    this.previews = new Previews(async (id, port) => PortTunnel.open(await this.#connections.get(id), port));
     this.#services = {
+      previewUrl: (sandbox, port, opts) => this.previews.url(sandbox.id, port, opts),
       engine: this.engine,
       connections: this.#connections,
       records: this.#records,
@@ -397,6 +404,7 @@ export class Kiln implements AsyncDisposable {
     if (this.#remote) return this.#remote.close();
     if (this.#closed) return;
     this.#closed = true;
+    await this.previews.close();
     clearInterval(this.#sweeper);
     const pool = await this.#warm?.catch(() => undefined);
     await pool?.close();

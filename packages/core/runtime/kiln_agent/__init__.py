@@ -23,6 +23,10 @@ Modules, one per concern:
     contexts    a code context: queue + kernel, interrupts, restarts
     run_code    `run_code` requests, result and error cleaning
     state       saving/restoring Python interpreter state for snapshots
+    streams     output rings and the readers that follow them (terminals, processes)
+    pty         `pty_*`: terminal sessions that outlive their connection
+    processes   `proc_*`: background processes, their logs, clean shutdown
+    port_forward `port_*`: TCP to 127.0.0.1:port inside the sandbox (preview URLs)
     limits      sizes and time limits
     util        logging and small helpers
 """

@@ -23,6 +23,9 @@ from .files import (
 )
 from .limits import OOM_COUNTER_FILES, UNANSWERED, VERSION
 from .loop import Loop
+from . import port_forward
+from .processes import Processes
+from .pty import Ptys
 from .privileges import drop_privileges
 from .run_code import RunCode
 from .state import STATE_SUFFIX, SnapshotPrepare, discard, state_file_context, state_file_name
@@ -70,6 +73,11 @@ class Agent:
                 "state_report",
             )
         }  # fmt: skip
+        # Terminals, background processes, port forwarding: their own modules and requests.
+        self.ptys = Ptys(self)
+        self.processes = Processes(self)
+        for handlers in (self.ptys.handlers(), self.processes.handlers(), port_forward.handlers(self)):
+            self.handlers.update(handlers)
 
     def serve(self):
         try:
@@ -89,6 +97,7 @@ class Agent:
         self.loop.run()
 
     def shutdown(self):
+        self.processes.terminate_all(self.ptys.running())  # SIGTERM, a grace, then SIGKILL
         self.loop.kill_children()
         # State files written for a snapshot (committed while the agent runs) must not be
         # restored when this sandbox starts again.
@@ -374,7 +383,7 @@ class Agent:
 
     def req_cancel(self, conn, header, body):
         target = conn.active.get(field(header, "target", is_id))
-        if target is not None and target.cancellable:
+        if target is not None and (target.cancellable or getattr(target, "detachable", False)):
             target.cancel()
 
     def req_run_code(self, conn, rid, header, body):

@@ -25,8 +25,20 @@ SAVE_TIMEOUT = 30.0  # seconds a kernel gets to save its state for snapshot_prep
 
 LANGUAGES = ("python", "javascript", "typescript")
 # Requests that name their target in `target`, carry id 0 and never get a reply.
-UNANSWERED = ("stdin", "stdin_end", "cancel")
+UNANSWERED = ("stdin", "stdin_end", "cancel", "pty_input", "port_data", "port_end", "port_pause", "port_resume")
 OOM_COUNTER_FILES = (
     "/sys/fs/cgroup/memory.events",  # cgroup v2
     "/sys/fs/cgroup/memory/memory.oom_control",  # cgroup v1
 )
+
+# Terminals, background processes, port forwarding (pty.py, processes.py, port_forward.py).
+PTY_SCROLLBACK = 1 << 20  # bytes of a PTY session's output kept for replay (re-attach)
+PROCESS_LOG_MAX = 1 << 20  # bytes of each stream of a background process kept
+FOLLOW_CHUNK = 256 << 10  # largest body of a `data`/`stdout`/`stderr` frame sent to a follower
+PTY_INPUT_MAX = 4 << 20  # unwritten PTY input above which more input is dropped
+PORT_INPUT_MAX = 4 << 20  # unwritten bytes towards a forwarded port above which the connection pauses
+MAX_TERMINALS = 64  # running PTY sessions per sandbox (each keeps up to PTY_SCROLLBACK in the agent)
+MAX_PROCESSES = 256  # running background processes per sandbox (each keeps 2 x PROCESS_LOG_MAX)
+EXITED_KEPT = 64  # ended PTY sessions and background processes remembered (oldest forgotten first)
+TERM_GRACE = 1.0  # seconds between SIGTERM and SIGKILL for processes and terminals at shutdown
+FORWARD_READ_SIZE = 64 << 10  # per `data` frame of a forwarded socket: 256 KiB was no faster, and small frames keep keystrokes on the same connection prompt
