@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { Kiln } from "@kiln/core";
 import { serverBenchmarks } from "./server.ts";
 import { measure, type Series, table, timeOnly } from "./stats.ts";
+import { terminalBenchmarks } from "./terminals.ts";
 
 const run = promisify(execFile);
 const ITERATIONS = Number(process.env.KILN_BENCH_ITERATIONS ?? 30);
@@ -237,6 +238,7 @@ console.error(`benchmarking with ${image}, ${ITERATIONS} iterations (+${WARMUP} 
 }
 
 sections.push(...(await serverBenchmarks(kiln)));
+sections.push(...(await terminalBenchmarks(kiln)));
 
 await kiln.close();
 

@@ -46,8 +46,34 @@ export const AGENT_READY_TIMEOUT_MS = 15_000;
 /** Extra time the host waits past timeoutMs before it gives up on the agent answering. */
 export const HOST_TIMEOUT_SLACK_MS = 5_000;
 
+/**
+ * Most bytes `files.read()` returns (the whole file sits in the host's memory): 64 MiB. A bigger
+ * file is refused with SandboxFileError (code FILE_ERROR, errno EFBIG) naming its size and the
+ * limit, unless `truncate: true` asks for its first `maxBytes` bytes. Pseudo-files that never
+ * end (/proc, /sys) stop at the limit.
+ */
+export const DEFAULT_MAX_READ_BYTES = 64 * 1024 * 1024;
+
+/** Upper bound accepted for `files.read`'s maxBytes: one Buffer on the host. */
+export const MAX_READ_BYTES_LIMIT = 1024 * 1024 * 1024;
+
+/** Most bytes one `files.download()` writes to the host's disk (all files together): 1 GiB. */
+export const DEFAULT_MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * Most bytes of results (display() outputs, figures, the final value; as encoded JSON) one
+ * runCode execution returns: 16 MiB. Later results are dropped and the Execution says
+ * `truncated: true`. stdout and stderr are bounded separately (DEFAULT_MAX_OUTPUT_BYTES each).
+ */
+export const DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024;
+
 /** File transfers move in chunks of this size: large files stream, never buffered whole. */
 export const FILE_CHUNK_BYTES = 1024 * 1024;
 
 /** The sweeper runs this often in every Kiln process (orphans, auto-stop, auto-delete). */
 export const SWEEP_INTERVAL_MS = 30_000;
+
+/** A preview URL's life unless previewUrl() says otherwise: long enough to click around an app. */
+export const DEFAULT_PREVIEW_EXPIRES_MS = 60 * 60 * 1000;
+/** The longest a preview URL may live (a leaked one should not work for ever). */
+export const MAX_PREVIEW_EXPIRES_MS = 30 * 24 * 60 * 60 * 1000;

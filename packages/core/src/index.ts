@@ -36,7 +36,11 @@ export {
 } from "./errors.ts";
 export type { EnsureOptions } from "./images/runtime-image.ts";
 export { Kiln } from "./kiln.ts";
-export type { SandboxFiles } from "./sandbox/files.ts";
+export type { Previews } from "./preview/previews.ts";
+export { PREVIEW_COOKIE, PREVIEW_HEADER } from "./preview/proxy.ts";
+export type { DownloadOptions, ReadOptions, SandboxFiles } from "./sandbox/files.ts";
+export type { SandboxProcesses } from "./sandbox/processes.ts";
+export type { SandboxPty } from "./sandbox/pty.ts";
 export { Sandbox } from "./sandbox/sandbox.ts";
 export { declaredNetwork, describeTools, INPUT_DESCRIPTIONS, type Limits } from "./tools/descriptions.ts";
 export {
@@ -66,6 +70,13 @@ export type {
   ImageProgressEvent,
   KilnOptions,
   Language,
+  PreviewUrl,
+  PreviewUrlOptions,
+  ProcessInfo,
+  ProcessLogsOptions,
+  ProcessStartOptions,
+  Pty,
+  PtyCreateOptions,
   Result,
   RunCodeOptions,
   RunStatus,

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { AgentConnections } from "./agent/connections.ts";
+import { PortTunnel } from "./agent/port-tunnel.ts";
 import { SWEEP_INTERVAL_MS } from "./defaults.ts";
 import { DockerEngine } from "./engine/docker/docker-engine.ts";
 import type { ContainerStatus, Engine } from "./engine/engine.ts";
@@ -11,6 +12,7 @@ import { containerNameFor, KIND_SANDBOX, LABEL, NAMED_PREFIX, prefixUserLabels }
 import { ConflictError, InvalidArgumentError, SandboxNotFoundError, throwIfAborted } from "./errors.ts";
 import { type EnsureOptions, RuntimeImages } from "./images/runtime-image.ts";
 import { compatible, WarmPool } from "./pool/warm-pool.ts";
+import { Previews } from "./preview/previews.ts";
 import { RemoteKiln, remoteTarget } from "./remote/remote-kiln.ts";
 import { type ValidCreate, validateCreate } from "./sandbox/create-options.ts";
 import {
@@ -47,6 +49,8 @@ export class Kiln implements AsyncDisposable {
     readonly lastError: unknown;
   };
 
+  /** Preview URLs (sandbox.previewUrl): the local proxy, or serveAt() for a Kiln server's own routes. */
+  readonly previews: Previews;
   /** @internal the engine behind this client (for tests and benchmarks). */
   readonly engine: Engine;
   readonly #image: string | undefined;
@@ -92,7 +96,10 @@ export class Kiln implements AsyncDisposable {
       delete: (name) => this.#volumes.delete(name),
     };
     this.images = { ensure: (opts) => this.#runtime.ensure(opts) };
+    // A preview hit reaches the agent as a port_open frame, which is activity for autoStopMs.
+    this.previews = new Previews(async (id, port) => PortTunnel.open(await this.#connections.get(id), port));
     this.#services = {
+      previewUrl: (sandbox, port, opts) => this.previews.url(sandbox.id, port, opts),
       engine: this.engine,
       connections: this.#connections,
       records: this.#records,
@@ -347,6 +354,7 @@ export class Kiln implements AsyncDisposable {
     if (this.#remote) return this.#remote.close();
     if (this.#closed) return;
     this.#closed = true;
+    await this.previews.close();
     clearInterval(this.#sweeper);
     const pool = await this.#warm?.catch(() => undefined);
     await pool?.close();

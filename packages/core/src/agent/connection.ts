@@ -4,8 +4,8 @@
  * cost is a message round trip, not a process start.
  */
 import type { ProcessChannel } from "../engine/engine.ts";
-import { AgentUnavailableError } from "../errors.ts";
-import { encodeFrame, type Frame, FrameDecoder, type FrameHeader } from "./frames.ts";
+import { AgentUnavailableError, InvalidArgumentError } from "../errors.ts";
+import { encodeRequest, type Frame, FrameDecoder, type FrameHeader, RequestTooLargeError } from "./frames.ts";
 
 export const AGENT_SOCKET = "/run/kiln/agent.sock";
 
@@ -64,6 +64,15 @@ export class AgentConnection {
     body?: Uint8Array,
   ): { id: number; finished: Promise<void> } {
     const id = this.#nextId++;
+    let frame: Buffer;
+    try {
+      frame = encodeRequest({ ...header, id } as FrameHeader, body);
+    } catch (err) {
+      // Too big to send: this call fails alone; the connection and other calls are untouched.
+      const error =
+        err instanceof RequestTooLargeError ? new InvalidArgumentError(err.field, err.message, { cause: err }) : err;
+      return { id, finished: Promise.reject(error) };
+    }
     const finished = new Promise<void>((resolve, reject) => {
       if (this.#closedError) {
         reject(this.#closedError);
@@ -89,14 +98,26 @@ export class AgentConnection {
       });
     });
     // A send that fails means the connection closed, which already failed `finished`.
-    this.send({ ...header, id } as FrameHeader, body).catch(() => {});
+    this.#write(frame).catch(() => {});
     return { id, finished };
   }
 
   /** Writes one frame; resolves once the stream can take more (backpressure for large uploads). */
   async send(header: FrameHeader, body?: Uint8Array): Promise<void> {
     if (this.#closedError) throw this.#closedError;
-    if (!this.#channel.stream.write(encodeFrame(header, body))) await this.#writable();
+    let frame: Buffer;
+    try {
+      frame = encodeRequest(header, body);
+    } catch (err) {
+      if (err instanceof RequestTooLargeError) throw new InvalidArgumentError(err.field, err.message, { cause: err });
+      throw err;
+    }
+    await this.#write(frame);
+  }
+
+  async #write(frame: Buffer): Promise<void> {
+    if (this.#closedError) throw this.#closedError;
+    if (!this.#channel.stream.write(frame)) await this.#writable();
   }
 
   /** One shared wait for "drain" (or close) however many senders are waiting: no listener piles up. */

@@ -16,6 +16,8 @@ import {
 import { validateRunCode } from "../sandbox/code.ts";
 import { validateExec } from "../sandbox/exec.ts";
 import type { SandboxFiles } from "../sandbox/files.ts";
+import type { SandboxProcesses } from "../sandbox/processes.ts";
+import type { SandboxPty } from "../sandbox/pty.ts";
 import type { SandboxRecord } from "../sandbox/records.ts";
 import { Sandbox, type SandboxServices } from "../sandbox/sandbox.ts";
 import type {
@@ -23,6 +25,8 @@ import type {
   ExecOptions,
   Execution,
   Language,
+  PreviewUrl,
+  PreviewUrlOptions,
   Result,
   RunCodeOptions,
   SandboxInfo,
@@ -32,6 +36,7 @@ import { describe, requireName } from "../validate.ts";
 import { type StreamEvent, streamCall } from "./event-stream.ts";
 import type { HttpClient } from "./http-client.ts";
 import { RemoteFiles } from "./remote-files.ts";
+import { RemoteProcesses, RemotePtys, remotePreviewUrl } from "./remote-terminals.ts";
 
 /** SandboxInfo as a server answers it: with the sandbox's language (and network, resources). */
 export type RemoteSandboxInfo = SandboxInfo & { language?: Language };
@@ -47,6 +52,8 @@ const detachedServices = new Proxy({} as SandboxServices, {
 
 export class RemoteSandbox extends Sandbox {
   override readonly files: SandboxFiles;
+  override readonly pty: SandboxPty;
+  override readonly processes: SandboxProcesses;
   readonly #client: HttpClient;
   /** `/v1/sandboxes/<id>` */
   readonly #path: string;
@@ -64,6 +71,8 @@ export class RemoteSandbox extends Sandbox {
     this.#client = client;
     this.#path = `/v1/sandboxes/${encodeURIComponent(info.id)}`;
     this.files = new RemoteFiles(client, info.id);
+    this.pty = new RemotePtys(client, info.id);
+    this.processes = new RemoteProcesses(client, info.id);
   }
 
   override info(): Promise<SandboxInfo> {
@@ -172,6 +181,10 @@ export class RemoteSandbox extends Sandbox {
         durationMs: Math.round(performance.now() - started),
       };
     }
+  }
+
+  override previewUrl(port: number, options?: PreviewUrlOptions): Promise<PreviewUrl> {
+    return remotePreviewUrl(this.#client, this.id, port, options);
   }
 
   override snapshot(name: string): Promise<SnapshotInfo> {
