@@ -573,3 +573,72 @@ def list_volumes() -> Op[List[VolumeInfo]]:
 
 def delete_volume(name: str) -> Op[None]:
     return (yield Call("DELETE", f"/v1/volumes/{_seg(name)}"))
+
+
+# Background processes and previews
+
+
+def _command(command: Union[str, Sequence[str]]) -> Union[str, List[str]]:
+    return command if isinstance(command, str) else list(command)
+
+
+def start_process(
+    sandbox_id: str,
+    command: Union[str, Sequence[str]],
+    *,
+    cwd: Optional[str] = None,
+    env: Optional[Mapping[str, str]] = None,
+    tag: Optional[str] = None,
+) -> Op[ProcessStarted]:
+    body: Dict[str, Any] = {"command": _command(command)}
+    if cwd is not None:
+        body["cwd"] = cwd
+    if env is not None:
+        body["env"] = dict(env)
+    if tag is not None:
+        body["tag"] = tag
+    return (yield Call("POST", f"{_sandbox(sandbox_id)}/processes", json=body, receiver=_json(ProcessStarted.from_json)))
+
+
+def list_processes(sandbox_id: str) -> Op[List[ProcessInfo]]:
+    return (
+        yield Call(
+            "GET",
+            f"{_sandbox(sandbox_id)}/processes",
+            receiver=_json(lambda d: [ProcessInfo.from_json(x) for x in d["processes"]]),
+        )
+    )
+
+
+def process_logs(
+    sandbox_id: str,
+    pid: int,
+    *,
+    follow: bool = False,
+    on_stdout: Optional[Callable[[str], Any]] = None,
+    on_stderr: Optional[Callable[[str], Any]] = None,
+) -> Op[ProcessLogs]:
+    path = f"{_sandbox(sandbox_id)}/processes/{int(pid)}/logs"
+    params = [("follow", "true" if follow else "false")]
+    if on_stdout is None and on_stderr is None:
+        return (yield Call("GET", path, params=params, receiver=_json(ProcessLogs.from_json)))
+    handler = _stream_handler("result", ProcessLogs.from_json, on_stdout, on_stderr)
+    return (yield Call("GET", path, params=params, accept="text/event-stream", receiver=lambda: SSEReceiver(handler)))
+
+
+def signal_process(sandbox_id: str, pid: int, signal: str = "SIGTERM") -> Op[None]:
+    return (yield Call("POST", f"{_sandbox(sandbox_id)}/processes/{int(pid)}/signal", json={"signal": signal}))
+
+
+def wait_process(sandbox_id: str, pid: int) -> Op[int]:
+    logs = yield from process_logs(sandbox_id, pid, follow=True)
+    if logs.exit_code is None:
+        raise errors.ServerUnavailableError(f"The server did not say how process {pid} ended")
+    return logs.exit_code
+
+
+def preview_url(sandbox_id: str, port: int, expires_in_ms: Optional[int] = None) -> Op[Preview]:
+    body: Dict[str, Any] = {} if expires_in_ms is None else {"expiresInMs": expires_in_ms}
+    return (
+        yield Call("POST", f"{_sandbox(sandbox_id)}/ports/{int(port)}/preview", json=body, receiver=_json(Preview.from_json))
+    )

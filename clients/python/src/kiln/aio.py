@@ -19,6 +19,10 @@ from .types import (
     FileEntry,
     Health,
     Language,
+    Preview,
+    ProcessInfo,
+    ProcessLogs,
+    ProcessStarted,
     NetworkPolicy,
     Result,
     SandboxInfo,
@@ -26,7 +30,7 @@ from .types import (
     VolumeInfo,
 )
 
-__all__ = ["AsyncKiln", "AsyncSandbox", "AsyncSandboxFiles", "AsyncSnapshots", "AsyncVolumes"]
+__all__ = ["AsyncKiln", "AsyncSandbox", "AsyncSandboxFiles", "AsyncSandboxProcesses", "AsyncSnapshots", "AsyncVolumes"]
 
 
 class AsyncKiln:
@@ -134,6 +138,7 @@ class AsyncSandbox:
         self.name = info.name
         self.last_info = info
         self.files = AsyncSandboxFiles(transport, info.id)
+        self.processes = AsyncSandboxProcesses(transport, info.id)
 
     def __repr__(self) -> str:
         return f"AsyncSandbox(id={self.id!r}, name={self.name!r})"
@@ -192,6 +197,11 @@ class AsyncSandbox:
             )
         )
 
+    async def preview_url(self, port: int, *, expires_in_ms: Optional[int] = None) -> Preview:
+        """A signed, expiring URL (default 1 h) for a server on ``port`` inside the sandbox;
+        ``url`` carries the token."""
+        return await self._t.run(p.preview_url(self.id, port, expires_in_ms))
+
     async def snapshot(self, name: str) -> SnapshotInfo:
         return await self._t.run(p.snapshot(self.id, name))
 
@@ -247,6 +257,50 @@ class AsyncSandboxFiles:
 
     async def download(self, remote_path: str, local_path: str) -> None:
         await self._t.run(p.download(self._id, remote_path, local_path))
+
+
+class AsyncSandboxProcesses:
+    """Background processes: they outlive the call that started them (stopped with the sandbox)."""
+
+    def __init__(self, transport: AsyncTransport, sandbox_id: str) -> None:
+        self._t = transport
+        self._id = sandbox_id
+
+    async def start(
+        self,
+        command: Union[str, Sequence[str]],
+        *,
+        cwd: Optional[str] = None,
+        env: Optional[Mapping[str, str]] = None,
+        tag: Optional[str] = None,
+    ) -> ProcessStarted:
+        """Starts ``command`` (a string through ``sh -c``, a list as argv; ``cwd`` default
+        ``/workspace``) and returns its pid at once."""
+        return await self._t.run(p.start_process(self._id, command, cwd=cwd, env=env, tag=tag))
+
+    async def list(self) -> List[ProcessInfo]:
+        """Background processes, running and recently ended."""
+        return await self._t.run(p.list_processes(self._id))
+
+    async def logs(
+        self,
+        pid: int,
+        *,
+        follow: bool = False,
+        on_stdout: Optional[Callable[[str], Any]] = None,
+        on_stderr: Optional[Callable[[str], Any]] = None,
+    ) -> ProcessLogs:
+        """Its output so far (the last 1 MiB per stream); ``follow=True`` returns when it ends,
+        ``on_stdout``/``on_stderr`` receive output as it arrives."""
+        return await self._t.run(p.process_logs(self._id, pid, follow=follow, on_stdout=on_stdout, on_stderr=on_stderr))
+
+    async def signal(self, pid: int, signal: str = "SIGTERM") -> None:
+        """Signals the process's group."""
+        await self._t.run(p.signal_process(self._id, pid, signal))
+
+    async def wait(self, pid: int) -> int:
+        """Waits for the process to end; its exit code."""
+        return await self._t.run(p.wait_process(self._id, pid))
 
 
 class AsyncSnapshots:

@@ -296,8 +296,16 @@ class ProcessInfo:
 
 @dataclass(frozen=True)
 class ProcessLogs:
+    """A background process's output (the last 1 MiB per stream); ``exit_code`` once it ended
+    (with ``follow=True``)."""
+
     stdout: str
     stderr: str
+    exit_code: Optional[int] = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProcessLogs:
+        return cls(stdout=data["stdout"], stderr=data["stderr"], exit_code=data.get("exitCode"))
 
 
 @dataclass(frozen=True)
