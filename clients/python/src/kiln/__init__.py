@@ -9,6 +9,7 @@
 
 from .aio import AsyncKiln, AsyncSandbox, AsyncSandboxFiles
 from .client import Kiln, Sandbox, SandboxFiles
+from .pty import AsyncPty, Pty
 from .errors import (
     AgentUnavailableError,
     ConflictError,
@@ -53,6 +54,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AgentUnavailableError",
     "AsyncKiln",
+    "AsyncPty",
     "AsyncSandbox",
     "AsyncSandboxFiles",
     "CommandResult",
@@ -77,6 +79,7 @@ __all__ = [
     "ProcessInfo",
     "ProcessLogs",
     "ProcessStarted",
+    "Pty",
     "QuotaExceededError",
     "RateLimitedError",
     "Result",

@@ -642,3 +642,18 @@ def preview_url(sandbox_id: str, port: int, expires_in_ms: Optional[int] = None)
     return (
         yield Call("POST", f"{_sandbox(sandbox_id)}/ports/{int(port)}/preview", json=body, receiver=_json(Preview.from_json))
     )
+
+
+# Terminals (the WebSocket itself is _websocket.py's)
+
+
+def pty_path(sandbox_id: str, pty_id: str) -> str:
+    return f"{_sandbox(sandbox_id)}/pty/{_seg(pty_id)}"
+
+
+def create_pty(sandbox_id: str, body: Mapping[str, Any]) -> Op[str]:
+    return (yield Call("POST", f"{_sandbox(sandbox_id)}/pty", json=dict(body), receiver=_json(lambda d: str(d["ptyId"]))))
+
+
+def kill_pty(sandbox_id: str, pty_id: str) -> Op[None]:
+    return (yield Call("DELETE", pty_path(sandbox_id, pty_id)))

@@ -45,7 +45,7 @@ def _headers(call: Call, api_key: str) -> Dict[str, str]:
 class SyncTransport:
     def __init__(self, url: str, api_key: str, timeout: Optional[float], limits: httpx.Limits) -> None:
         self.url = url
-        self._api_key = api_key
+        self.api_key = api_key
         self._client = httpx.Client(base_url=url, timeout=_timeout(timeout), limits=limits)
 
     def perform(self, call: Call) -> Any:
@@ -54,7 +54,7 @@ class SyncTransport:
         receiver: Optional[Receiver] = None
         try:
             with self._client.stream(
-                call.method, call.path, params=list(call.params), headers=_headers(call, self._api_key), content=body
+                call.method, call.path, params=list(call.params), headers=_headers(call, self.api_key), content=body
             ) as response:
                 receiver = call.receive(response.status_code, response.headers)
                 for chunk in response.iter_bytes():
@@ -100,7 +100,7 @@ async def _achunks(source: StreamSource) -> AsyncIterator[bytes]:
 class AsyncTransport:
     def __init__(self, url: str, api_key: str, timeout: Optional[float], limits: httpx.Limits) -> None:
         self.url = url
-        self._api_key = api_key
+        self.api_key = api_key
         self._client = httpx.AsyncClient(base_url=url, timeout=_timeout(timeout), limits=limits)
 
     async def perform(self, call: Call) -> Any:
@@ -109,7 +109,7 @@ class AsyncTransport:
         receiver: Optional[Receiver] = None
         try:
             async with self._client.stream(
-                call.method, call.path, params=list(call.params), headers=_headers(call, self._api_key), content=body
+                call.method, call.path, params=list(call.params), headers=_headers(call, self.api_key), content=body
             ) as response:
                 receiver = call.receive(response.status_code, response.headers)
                 async for chunk in response.aiter_bytes():

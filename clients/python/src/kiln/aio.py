@@ -12,6 +12,7 @@ from typing import IO, Any, Awaitable, Callable, Generator, List, Mapping, Optio
 import httpx
 
 from . import _protocol as p
+from .pty import AsyncSandboxPty
 from ._transport import AsyncTransport, resolve_settings
 from .types import (
     CommandResult,
@@ -139,6 +140,8 @@ class AsyncSandbox:
         self.last_info = info
         self.files = AsyncSandboxFiles(transport, info.id)
         self.processes = AsyncSandboxProcesses(transport, info.id)
+        #: terminals: ``pty.create(cols=, rows=, on_data=)``, ``pty.connect(id)``
+        self.pty = AsyncSandboxPty(transport, info.id)
 
     def __repr__(self) -> str:
         return f"AsyncSandbox(id={self.id!r}, name={self.name!r})"

@@ -12,6 +12,7 @@ from typing import IO, Any, Callable, List, Mapping, Optional, Sequence, Type, U
 import httpx
 
 from . import _protocol as p
+from .pty import SandboxPty
 from ._transport import SyncTransport, resolve_settings
 from .types import (
     CommandResult,
@@ -126,6 +127,8 @@ class Sandbox:
         self.last_info = info
         self.files = SandboxFiles(transport, info.id)
         self.processes = SandboxProcesses(transport, info.id)
+        #: terminals: ``pty.create(cols=, rows=, on_data=)``, ``pty.connect(id)``
+        self.pty = SandboxPty(transport, info.id)
 
     def __repr__(self) -> str:
         return f"Sandbox(id={self.id!r}, name={self.name!r})"
