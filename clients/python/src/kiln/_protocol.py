@@ -1,3 +1,5 @@
+# An operation receives each answer through `yield` (typed Any): its return is its declared type.
+# mypy: disable-error-code="no-any-return"
 """The protocol, once, without I/O (sans-IO): what to send and what an answer means.
 
 Every SDK call is an *operation*: a generator that yields :class:`Call` objects (one HTTP
