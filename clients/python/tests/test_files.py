@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import hashlib
 import io
@@ -13,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import HERE, Server
+from conftest import HERE, LABELS, Server, start_server
 
 import kiln
 
@@ -126,3 +127,33 @@ def test_100_mb_round_trip_never_holds_the_file(server: Server, sandbox: kiln.Sa
     assert stats["peak_kb"] - stats["before_kb"] < 30 * 1024, stats
     assert stats["peak_kb"] * 1024 < size, stats
     sandbox.files.remove("big.bin")
+
+
+def test_an_upload_over_the_servers_limit_is_payload_too_large(tmp_path: Path) -> None:
+    # A server of its own with a 1 MiB limit. It answers 413 before reading the body and closes
+    # the connection: the SDK reports that answer, not the broken pipe after it.
+    srv = start_server({"KILN_MAX_UPLOAD_MB": "1"})
+    try:
+        big = tmp_path / "big.bin"
+        big.write_bytes(os.urandom(8 << 20))
+        with kiln.Kiln(url=srv.url, api_key=srv.admin_key) as k, k.create(labels=LABELS) as sb:
+            with pytest.raises(kiln.PayloadTooLargeError) as err:
+                sb.files.upload(str(big), "big.bin")  # declared length: refused before the body
+            assert err.value.code == "PAYLOAD_TOO_LARGE" and err.value.status == 413
+            with open(big, "rb") as f, pytest.raises(kiln.PayloadTooLargeError):
+                sb.files.write("big.bin", f)  # chunked: cut off once past the limit
+
+            async def over_async() -> None:
+                async with kiln.AsyncKiln(url=srv.url, api_key=srv.admin_key) as ak:
+                    asb = await ak.get(sb.id)
+                    with pytest.raises(kiln.PayloadTooLargeError):
+                        await asb.files.upload(str(big), "big.bin")
+                    small = tmp_path / "small.bin"
+                    small.write_bytes(b"s" * 1000)
+                    await asb.files.upload(str(small), "small.bin")  # under the limit: fine
+
+            asyncio.run(over_async())
+            assert sb.files.stat("small.bin").size == 1000
+            assert not sb.files.exists("big.bin")
+    finally:
+        srv.stop()

@@ -33,7 +33,9 @@ from typing import (
     TypeVar,
     Union,
 )
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
+
+import h11
 
 from . import errors
 from .types import (
@@ -230,6 +232,70 @@ class StreamSource:
                 yield from iter(lambda: f.read(CHUNK_BYTES), b"")
         elif self.file is not None:
             yield from iter(lambda: self.file.read(CHUNK_BYTES), b"")  # type: ignore[union-attr]
+
+
+class UploadExchange:
+    """A streamed upload as one HTTP/1.1 exchange on its own connection (h11, sans-IO).
+
+    Unlike a general HTTP client, it notices an answer that comes *before* the body is sent
+    (the server refuses an upload over its limit, or to a missing sandbox, without reading it)
+    and reports that answer instead of the broken pipe that follows it.
+    """
+
+    def __init__(self, base_url: str, api_key: str, call: Call) -> None:
+        u = urlsplit(base_url)
+        target = u.path.rstrip("/") + call.path + ("?" + urlencode(list(call.params)) if call.params else "")
+        self.host = u.hostname or "127.0.0.1"
+        self.tls = u.scheme == "https"
+        self.port = u.port or (443 if self.tls else 80)
+        self._call = call
+        self._conn = h11.Connection(h11.CLIENT)
+        self._receiver: Optional[Receiver] = None
+        headers = {
+            "host": u.netloc,
+            "authorization": f"Bearer {api_key}",
+            "connection": "close",
+            **call.headers(),
+        }
+        if "content-length" not in headers:
+            headers["transfer-encoding"] = "chunked"
+        self.head = self._conn.send(h11.Request(method=call.method, target=target or "/", headers=list(headers.items())))
+        self.done = False
+        self.result: Any = None
+
+    def chunk(self, data: bytes) -> bytes:
+        return self._conn.send(h11.Data(data=data)) or b""
+
+    def end(self) -> bytes:
+        return self._conn.send(h11.EndOfMessage()) or b""
+
+    @property
+    def answered(self) -> bool:
+        """The answer's head has arrived (perhaps early: stop sending)."""
+        return self._receiver is not None
+
+    def receive(self, data: bytes) -> None:
+        """Bytes from the socket (``b""`` at its end); sets ``done`` and ``result`` at the end."""
+        self._conn.receive_data(data)
+        while not self.done:
+            try:
+                event = self._conn.next_event()
+            except h11.RemoteProtocolError as err:
+                raise errors.ServerUnavailableError(f"The server's answer to the upload was cut off ({err})") from err
+            if event is h11.NEED_DATA:
+                if data == b"" and self._receiver is None:
+                    raise errors.ServerUnavailableError("The server closed the connection without answering the upload")
+                return
+            if isinstance(event, h11.Response):
+                headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
+                self._receiver = self._call.receive(event.status_code, headers)
+            elif isinstance(event, h11.Data) and self._receiver is not None:
+                self._receiver.feed(bytes(event.data))
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                if self._receiver is None:
+                    raise errors.ServerUnavailableError("The server closed the connection without answering the upload")
+                self.done = True
+                self.result = self._receiver.finish()
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
+import socket
+import ssl
 from typing import Any, AsyncIterator, Dict, Optional, Union
 
 import httpx
 
 from . import errors
-from ._protocol import Call, Op, Receiver, StreamSource, T, unavailable
+from ._protocol import Call, Op, Receiver, StreamSource, T, UploadExchange, unavailable
 
 DEFAULT_URL = "http://127.0.0.1:7420"
 
@@ -46,11 +49,14 @@ class SyncTransport:
     def __init__(self, url: str, api_key: str, timeout: Optional[float], limits: httpx.Limits) -> None:
         self.url = url
         self.api_key = api_key
+        self._read_timeout = timeout
         self._client = httpx.Client(base_url=url, timeout=_timeout(timeout), limits=limits)
 
     def perform(self, call: Call) -> Any:
         content = call.content()
-        body: Union[bytes, Any, None] = content.chunks() if isinstance(content, StreamSource) else content
+        if isinstance(content, StreamSource):
+            return self._upload(call, content)
+        body: Union[bytes, Any, None] = content
         receiver: Optional[Receiver] = None
         try:
             with self._client.stream(
@@ -68,6 +74,40 @@ class SyncTransport:
             if receiver is not None:
                 receiver.abort()
             raise
+
+    def _upload(self, call: Call, source: StreamSource) -> Any:
+        ex = UploadExchange(self.url, self.api_key, call)
+        try:
+            sock = socket.create_connection((ex.host, ex.port), timeout=30)
+        except OSError as err:
+            raise unavailable(self.url, err) from err
+        try:
+            if ex.tls:
+                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=ex.host)
+            sock.settimeout(self._read_timeout)
+            try:
+                sock.sendall(ex.head)
+                for chunk in source.chunks():
+                    if select.select([sock], [], [], 0)[0]:
+                        break  # the server answered before the whole body: read that answer
+                    sock.sendall(ex.chunk(chunk))
+                else:
+                    sock.sendall(ex.end())
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # it stopped reading: its answer (if any) is waiting to be read
+            while not ex.done:
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError:
+                    data = b""
+                ex.receive(data)
+            return ex.result
+        except errors.KilnError:
+            raise  # (kiln.FileNotFoundError is an OSError too)
+        except OSError as err:
+            raise unavailable(self.url, err) from err
+        finally:
+            sock.close()
 
     def run(self, op: Op[T]) -> T:
         """Drives an operation: each yielded call performed, its answer (or error) sent back."""
@@ -101,11 +141,14 @@ class AsyncTransport:
     def __init__(self, url: str, api_key: str, timeout: Optional[float], limits: httpx.Limits) -> None:
         self.url = url
         self.api_key = api_key
+        self._read_timeout = timeout
         self._client = httpx.AsyncClient(base_url=url, timeout=_timeout(timeout), limits=limits)
 
     async def perform(self, call: Call) -> Any:
         content = call.content()
-        body: Any = _achunks(content) if isinstance(content, StreamSource) else content
+        if isinstance(content, StreamSource):
+            return await self._upload(call, content)
+        body: Any = content
         receiver: Optional[Receiver] = None
         try:
             async with self._client.stream(
@@ -123,6 +166,46 @@ class AsyncTransport:
             if receiver is not None:
                 receiver.abort()
             raise
+
+    async def _upload(self, call: Call, source: StreamSource) -> Any:
+        ex = UploadExchange(self.url, self.api_key, call)
+        try:
+            reader, writer = await asyncio.open_connection(
+                ex.host, ex.port, ssl=ssl.create_default_context() if ex.tls else None
+            )
+        except OSError as err:
+            raise unavailable(self.url, err) from err
+        pending = asyncio.ensure_future(reader.read(65536))
+        try:
+            try:
+                writer.write(ex.head)
+                async for chunk in _achunks(source):
+                    if pending.done():
+                        break  # the server answered before the whole body: read that answer
+                    writer.write(ex.chunk(chunk))
+                    await writer.drain()
+                else:
+                    writer.write(ex.end())
+                    await writer.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # it stopped reading: its answer (if any) is waiting to be read
+            while not ex.done:
+                try:
+                    data = await asyncio.wait_for(pending, self._read_timeout)
+                except ConnectionResetError:
+                    data = b""
+                ex.receive(data)
+                if not ex.done:
+                    pending = asyncio.ensure_future(reader.read(65536))
+            return ex.result
+        except errors.KilnError:
+            raise  # (kiln.FileNotFoundError is an OSError too)
+        except (OSError, asyncio.TimeoutError) as err:
+            raise unavailable(self.url, err) from err
+        finally:
+            if not pending.done():
+                pending.cancel()
+            writer.close()
 
     async def run(self, op: Op[T]) -> T:
         try:
