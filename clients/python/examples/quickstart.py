@@ -1,6 +1,6 @@
 """Kiln from Python: run with KILN_URL and KILN_API_KEY set (`pnpm kiln serve` prints both).
 
-    KILN_URL=http://127.0.0.1:7420 KILN_API_KEY=kiln_... python3 clients/python/examples/quickstart.py
+KILN_URL=http://127.0.0.1:7420 KILN_API_KEY=kiln_... python3 clients/python/examples/quickstart.py
 """
 
 import os

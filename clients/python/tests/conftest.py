@@ -29,7 +29,11 @@ LABELS: Dict[str, str] = {"pysdk-test": RUN_ID}
 
 
 def _node() -> str:
-    for candidate in (os.environ.get("KILN_NODE"), str(REPO / ".tools" / "node" / "bin" / "node"), shutil.which("node")):
+    for candidate in (
+        os.environ.get("KILN_NODE"),
+        str(REPO / ".tools" / "node" / "bin" / "node"),
+        shutil.which("node"),
+    ):
         if candidate and os.path.exists(candidate):
             return candidate
     raise RuntimeError("node (>= 22) not found: run `source scripts/setup.sh` first")
@@ -63,7 +67,15 @@ def start_server(extra_env: Optional[Dict[str, str]] = None) -> Server:
     log = os.path.join(data_dir, "server.log")
     with open(log, "wb") as err:
         process = subprocess.Popen(
-            [_node(), str(REPO / "packages" / "cli" / "src" / "bin.ts"), "serve", "--port", "0", "--data-dir", data_dir],
+            [
+                _node(),
+                str(REPO / "packages" / "cli" / "src" / "bin.ts"),
+                "serve",
+                "--port",
+                "0",
+                "--data-dir",
+                data_dir,
+            ],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,

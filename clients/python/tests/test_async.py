@@ -43,7 +43,7 @@ def test_async_client_end_to_end(server: Server) -> None:
 
 
 def test_fifty_concurrent_calls_take_about_as_long_as_one(server: Server, sandbox: kiln.Sandbox) -> None:
-    async def main() -> "tuple[float, float]":
+    async def main() -> tuple[float, float]:
         async with kiln.AsyncKiln(url=server.url, api_key=server.admin_key) as k:
             sb = await k.get(sandbox.id)
             t = time.monotonic()

@@ -10,9 +10,18 @@ from conftest import HERE, Server
 
 
 def test_quickstart_runs(server: Server) -> None:
-    env = {**os.environ, "KILN_URL": server.url, "KILN_API_KEY": server.admin_key, "PYTHONPATH": str(HERE.parent / "src")}
+    env = {
+        **os.environ,
+        "KILN_URL": server.url,
+        "KILN_API_KEY": server.admin_key,
+        "PYTHONPATH": str(HERE.parent / "src"),
+    }
     out = subprocess.run(
-        [sys.executable, str(HERE.parent / "examples" / "quickstart.py")], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(HERE.parent / "examples" / "quickstart.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     assert "run_code: 42 ok" in out.stdout

@@ -112,7 +112,17 @@ def test_100_mb_round_trip_never_holds_the_file(server: Server, sandbox: kiln.Sa
     back = tmp_path / "back.bin"
     # Its own Python process, so its peak RSS is the SDK's alone.
     out = subprocess.run(
-        [sys.executable, "-c", ROUND_TRIP, str(HERE.parent / "src"), server.url, server.admin_key, sandbox.id, str(local), str(back)],
+        [
+            sys.executable,
+            "-c",
+            ROUND_TRIP,
+            str(HERE.parent / "src"),
+            server.url,
+            server.admin_key,
+            sandbox.id,
+            str(local),
+            str(back),
+        ],
         check=True,
         capture_output=True,
         text=True,

@@ -18,7 +18,9 @@ def _events(*events: Dict[str, Any]) -> bytes:
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 100_000])
 def test_sse_events_split_anywhere_arrive_whole_and_in_order(size: int) -> None:
     seen: List[Any] = []
-    handler = p._stream_handler("result", kiln.CommandResult.from_json, lambda s: seen.append(("out", s)), lambda s: seen.append(("err", s)))
+    handler = p._stream_handler(
+        "result", kiln.CommandResult.from_json, lambda s: seen.append(("out", s)), lambda s: seen.append(("err", s))
+    )
     receiver = p.SSEReceiver(handler)
     final = {"exitCode": 0, "stdout": "é\n", "stderr": "x", "status": "ok", "truncated": False, "durationMs": 5}
     stream = b": comment\n\n" + _events(

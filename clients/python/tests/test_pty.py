@@ -67,7 +67,9 @@ def test_an_async_terminal(server: Server, sandbox: kiln.Sandbox) -> None:
         async with kiln.AsyncKiln(url=server.url, api_key=server.admin_key) as k:
             sb = await k.get(sandbox.id)
             out = bytearray()
-            pty = await sb.pty.create(command=["sh", "-c", "echo async-$((2+2)); read x; echo got-$x; exit 5"], on_data=out.extend)
+            pty = await sb.pty.create(
+                command=["sh", "-c", "echo async-$((2+2)); read x; echo got-$x; exit 5"], on_data=out.extend
+            )
             await pty.write("zz\n")
             assert await pty.wait(timeout=15) == 5
             await pty.close()

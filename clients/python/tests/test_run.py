@@ -94,7 +94,9 @@ def test_a_timeout_is_a_status(sandbox: kiln.Sandbox) -> None:
 
 
 def test_background_processes(sandbox: kiln.Sandbox) -> None:
-    started = sandbox.processes.start("for i in 1 2 3; do echo line$i; sleep 0.3; done; echo e >&2; exit 4", tag="count")
+    started = sandbox.processes.start(
+        "for i in 1 2 3; do echo line$i; sleep 0.3; done; echo e >&2; exit 4", tag="count"
+    )
     assert started.pid > 0 and started.tag == "count"
     listed = {p.pid: p for p in sandbox.processes.list()}
     assert listed[started.pid].tag == "count"

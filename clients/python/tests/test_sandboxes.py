@@ -37,7 +37,9 @@ def test_a_missing_key_is_an_invalid_argument(monkeypatch: pytest.MonkeyPatch) -
 
 def test_create_get_list_and_the_context_manager_deletes(client: kiln.Kiln) -> None:
     name = f"py-{secrets.token_hex(4)}"
-    with client.create(name=name, language="python", labels={**LABELS, "case": name}, resources={"memory_mb": 256}) as sb:
+    with client.create(
+        name=name, language="python", labels={**LABELS, "case": name}, resources={"memory_mb": 256}
+    ) as sb:
         assert sb.name == name
         info = sb.info()
         assert info.state == "running"

@@ -9,7 +9,6 @@
 
 from .aio import AsyncKiln, AsyncSandbox, AsyncSandboxFiles
 from .client import Kiln, Sandbox, SandboxFiles
-from .pty import AsyncPty, Pty
 from .errors import (
     AgentUnavailableError,
     ConflictError,
@@ -33,6 +32,7 @@ from .errors import (
     UnauthorizedError,
     VolumeNotFoundError,
 )
+from .pty import AsyncPty, Pty
 from .types import (
     CommandResult,
     Execution,

@@ -167,7 +167,9 @@ class SSEReceiver(Receiver):
             return
         if event.get("type") == "error":
             body = event.get("error") or {}
-            raise _error(body.get("code") or "INTERNAL", body.get("message") or "the stream failed", None, body.get("field"))
+            raise _error(
+                body.get("code") or "INTERNAL", body.get("message") or "the stream failed", None, body.get("field")
+            )
         final = self._on_event(event)
         if final is not None:
             self._final = final
@@ -259,7 +261,8 @@ class UploadExchange:
         }
         if "content-length" not in headers:
             headers["transfer-encoding"] = "chunked"
-        self.head = self._conn.send(h11.Request(method=call.method, target=target or "/", headers=list(headers.items())))
+        request = h11.Request(method=call.method, target=target or "/", headers=list(headers.items()))
+        self.head: bytes = self._conn.send(request) or b""
         self.done = False
         self.result: Any = None
 
@@ -320,7 +323,9 @@ def _parse_retry_after(value: Optional[str]) -> Optional[float]:
     return seconds if seconds >= 0 else None
 
 
-def _error(code: str, message: str, status: Optional[int], field: Optional[str] = None, retry_after: Optional[float] = None) -> errors.KilnError:
+def _error(
+    code: str, message: str, status: Optional[int], field: Optional[str] = None, retry_after: Optional[float] = None
+) -> errors.KilnError:
     cls = errors.error_class_for(code)
     return cls(message, code=code, status=status, field=field, retry_after=retry_after)
 
@@ -388,9 +393,7 @@ def create_body(options: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def health() -> Op[Health]:
-    return (
-        yield Call("GET", "/healthz", receiver=_json(lambda d: Health(d["status"], d["engine"], d["version"])))
-    )
+    return (yield Call("GET", "/healthz", receiver=_json(lambda d: Health(d["status"], d["engine"], d["version"]))))
 
 
 def create(options: Mapping[str, Any]) -> Op[SandboxInfo]:
@@ -551,7 +554,9 @@ def list_files(sandbox_id: str, path: str) -> Op[List[FileEntry]]:
 
 
 def stat(sandbox_id: str, path: str) -> Op[FileEntry]:
-    return (yield Call("GET", _files(sandbox_id, "/stat"), params=[("path", path)], receiver=_json(FileEntry.from_json)))
+    return (
+        yield Call("GET", _files(sandbox_id, "/stat"), params=[("path", path)], receiver=_json(FileEntry.from_json))
+    )
 
 
 def exists(sandbox_id: str, path: str) -> Op[bool]:
@@ -620,11 +625,19 @@ def download(sandbox_id: str, remote: str, local: str) -> Op[None]:
 
 
 def snapshot(sandbox_id: str, name: str) -> Op[SnapshotInfo]:
-    return (yield Call("POST", f"{_sandbox(sandbox_id)}/snapshots", json={"name": name}, receiver=_json(SnapshotInfo.from_json)))
+    return (
+        yield Call(
+            "POST", f"{_sandbox(sandbox_id)}/snapshots", json={"name": name}, receiver=_json(SnapshotInfo.from_json)
+        )
+    )
 
 
 def list_snapshots() -> Op[List[SnapshotInfo]]:
-    return (yield Call("GET", "/v1/snapshots", receiver=_json(lambda d: [SnapshotInfo.from_json(s) for s in d["snapshots"]])))
+    return (
+        yield Call(
+            "GET", "/v1/snapshots", receiver=_json(lambda d: [SnapshotInfo.from_json(s) for s in d["snapshots"]])
+        )
+    )
 
 
 def delete_snapshot(name: str) -> Op[None]:
@@ -665,7 +678,9 @@ def start_process(
         body["env"] = dict(env)
     if tag is not None:
         body["tag"] = tag
-    return (yield Call("POST", f"{_sandbox(sandbox_id)}/processes", json=body, receiver=_json(ProcessStarted.from_json)))
+    return (
+        yield Call("POST", f"{_sandbox(sandbox_id)}/processes", json=body, receiver=_json(ProcessStarted.from_json))
+    )
 
 
 def list_processes(sandbox_id: str) -> Op[List[ProcessInfo]]:
@@ -708,7 +723,9 @@ def wait_process(sandbox_id: str, pid: int) -> Op[int]:
 def preview_url(sandbox_id: str, port: int, expires_in_ms: Optional[int] = None) -> Op[Preview]:
     body: Dict[str, Any] = {} if expires_in_ms is None else {"expiresInMs": expires_in_ms}
     return (
-        yield Call("POST", f"{_sandbox(sandbox_id)}/ports/{int(port)}/preview", json=body, receiver=_json(Preview.from_json))
+        yield Call(
+            "POST", f"{_sandbox(sandbox_id)}/ports/{int(port)}/preview", json=body, receiver=_json(Preview.from_json)
+        )
     )
 
 
@@ -720,7 +737,9 @@ def pty_path(sandbox_id: str, pty_id: str) -> str:
 
 
 def create_pty(sandbox_id: str, body: Mapping[str, Any]) -> Op[str]:
-    return (yield Call("POST", f"{_sandbox(sandbox_id)}/pty", json=dict(body), receiver=_json(lambda d: str(d["ptyId"]))))
+    return (
+        yield Call("POST", f"{_sandbox(sandbox_id)}/pty", json=dict(body), receiver=_json(lambda d: str(d["ptyId"])))
+    )
 
 
 def kill_pty(sandbox_id: str, pty_id: str) -> Op[None]:

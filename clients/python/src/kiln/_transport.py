@@ -20,7 +20,7 @@ from ._protocol import Call, Op, Receiver, StreamSource, T, UploadExchange, unav
 DEFAULT_URL = "http://127.0.0.1:7420"
 
 
-def resolve_settings(url: Optional[str], api_key: Optional[str]) -> "tuple[str, str]":
+def resolve_settings(url: Optional[str], api_key: Optional[str]) -> tuple[str, str]:
     url = url if url is not None else os.environ.get("KILN_URL", DEFAULT_URL)
     api_key = api_key if api_key is not None else os.environ.get("KILN_API_KEY")
     if not url or not url.strip():

@@ -171,7 +171,9 @@ class PtySession:
                 self._fragments = bytearray(payload)
 
 
-def pty_body(cols: int, rows: int, command: Any, cwd: Optional[str], env: Optional[Mapping[str, str]]) -> Dict[str, Any]:
+def pty_body(
+    cols: int, rows: int, command: Any, cwd: Optional[str], env: Optional[Mapping[str, str]]
+) -> Dict[str, Any]:
     body: Dict[str, Any] = {"cols": cols, "rows": rows}
     if command is not None:
         body["command"] = command if isinstance(command, str) else list(command)

@@ -12,19 +12,19 @@ from typing import IO, Any, Awaitable, Callable, Generator, List, Mapping, Optio
 import httpx
 
 from . import _protocol as p
-from .pty import AsyncSandboxPty
 from ._transport import AsyncTransport, resolve_settings
+from .pty import AsyncSandboxPty
 from .types import (
     CommandResult,
     Execution,
     FileEntry,
     Health,
     Language,
+    NetworkPolicy,
     Preview,
     ProcessInfo,
     ProcessLogs,
     ProcessStarted,
-    NetworkPolicy,
     Result,
     SandboxInfo,
     SnapshotInfo,

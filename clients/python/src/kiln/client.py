@@ -12,19 +12,19 @@ from typing import IO, Any, Callable, List, Mapping, Optional, Sequence, Type, U
 import httpx
 
 from . import _protocol as p
-from .pty import SandboxPty
 from ._transport import SyncTransport, resolve_settings
+from .pty import SandboxPty
 from .types import (
     CommandResult,
     Execution,
     FileEntry,
     Health,
     Language,
+    NetworkPolicy,
     Preview,
     ProcessInfo,
     ProcessLogs,
     ProcessStarted,
-    NetworkPolicy,
     Result,
     SandboxInfo,
     SnapshotInfo,
@@ -329,4 +329,3 @@ class Volumes:
 
     def delete(self, name: str) -> None:
         self._t.run(p.delete_volume(name))
-
