@@ -52,6 +52,7 @@ def test_create_get_list_and_the_context_manager_deletes(client: kiln.Kiln) -> N
         listed = client.list(labels={"case": name})
         assert [s.id for s in listed] == [sb.id]
         assert client.list(labels={"case": "no-such-" + name}) == []
+        sb.delete()  # deleted inside the block: leaving it is still fine
     with pytest.raises(kiln.SandboxNotFoundError) as err:
         client.get(name)
     assert err.value.code == "SANDBOX_NOT_FOUND"

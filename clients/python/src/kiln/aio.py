@@ -13,6 +13,7 @@ import httpx
 
 from . import _protocol as p
 from ._transport import AsyncTransport, resolve_settings
+from .errors import SandboxNotFoundError
 from .pty import AsyncSandboxPty
 from .types import (
     CommandResult,
@@ -127,7 +128,7 @@ class _Creating:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._sandbox is not None:
-            await self._sandbox.delete()
+            await self._sandbox.__aexit__(None, None, None)
 
 
 class AsyncSandbox:
@@ -223,7 +224,10 @@ class AsyncSandbox:
     async def __aexit__(
         self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
-        await self.delete()
+        try:
+            await self.delete()
+        except SandboxNotFoundError:
+            pass  # already deleted inside the block
 
 
 class AsyncSandboxFiles:

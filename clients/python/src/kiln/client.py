@@ -13,6 +13,7 @@ import httpx
 
 from . import _protocol as p
 from ._transport import SyncTransport, resolve_settings
+from .errors import SandboxNotFoundError
 from .pty import SandboxPty
 from .types import (
     CommandResult,
@@ -216,7 +217,10 @@ class Sandbox:
     def __exit__(
         self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
-        self.delete()
+        try:
+            self.delete()
+        except SandboxNotFoundError:
+            pass  # already deleted inside the block
 
 
 class SandboxFiles:
