@@ -1,7 +1,6 @@
 /**
- * The public shapes of @kiln/core (design/api.md). Every option documents its default.
+ * The public shapes of @kiln/core (docs/api.md). Every option documents its default.
  */
-import type Dockerode from "dockerode";
 import type { Engine } from "./engine/engine.ts";
 
 export type Language = "python" | "javascript" | "typescript";
@@ -11,6 +10,35 @@ export type SandboxState = "running" | "paused" | "stopped" | "error";
 
 export type RunStatus = "ok" | "error" | "timeout" | "oom" | "killed";
 
+/**
+ * Where the Docker engine is: the connection fields of dockerode's `DockerOptions`, declared here
+ * so that consumers need no `@types/dockerode` (the engine folder is the only dockerode importer).
+ */
+export interface DockerConnectionOptions {
+  /** A Unix socket (or Windows named pipe). @default DOCKER_HOST, else /var/run/docker.sock */
+  socketPath?: string;
+  host?: string;
+  port?: number | string;
+  protocol?: "http" | "https" | "ssh";
+  /** TLS material for https (PEM strings or buffers). */
+  ca?: string | string[] | Uint8Array | Uint8Array[];
+  cert?: string | string[] | Uint8Array | Uint8Array[];
+  key?: string | string[] | Uint8Array | Uint8Array[];
+  /** Engine API version, e.g. "v1.43". @default negotiated */
+  version?: string;
+  /** Request timeout in ms. @default none */
+  timeout?: number;
+  username?: string;
+  headers?: Record<string, string>;
+  sshOptions?: Record<string, unknown>;
+}
+
+/** A dockerode instance you made yourself (Kiln uses it as is). Only its shape matters here. */
+export interface DockerClient {
+  modem: object;
+  ping(...args: never[]): unknown;
+}
+
 export interface KilnOptions {
   /**
    * A Kiln server's URL (`kiln serve`): this Kiln then works over HTTP, with the same API.
@@ -19,8 +47,8 @@ export interface KilnOptions {
   url?: string;
   /** The server's API key (`kiln_...`). @default KILN_API_KEY */
   apiKey?: string;
-  /** A dockerode instance or its options. @default DOCKER_HOST, else the local socket */
-  docker?: Dockerode | Dockerode.DockerOptions;
+  /** A dockerode instance or its connection options. @default DOCKER_HOST, else the local socket */
+  docker?: DockerClient | DockerConnectionOptions;
   /**
    * The container engine behind every sandbox (any `Engine` implementation: a fake in tests, a
    * Kubernetes engine). When set, `docker` is ignored. @default a Docker engine (see `docker`)

@@ -53,9 +53,14 @@ describe("bounded reads", () => {
     await expect(sb.files.read("r.bin", { maxBytes: 2 ** 40 })).rejects.toThrow(/options\.maxBytes/);
   });
 
-  it("files.read('/proc/self/pagemap') stops at the limit and keeps host memory flat", async () => {
+  it("files.read('/proc/self/pagemap') and an endless pseudo-file stop at the limit; host memory stays flat", async () => {
+    // The agent's own /proc is root's (it runs as effective uid 1000, non-dumpable): refused at once.
+    await expect(sb.files.read("/proc/self/pagemap")).rejects.toBeInstanceOf(SandboxFileError);
+    // A process of the sandbox user: its pagemap reads as long as it is asked (st_size 0).
+    const pid = (await sb.runCode("import os\nos.getpid()")).results[0]?.text;
+    const pagemap = `/proc/${pid}/pagemap`;
     const { value, rssMiB, heapMiB } = await peakGrowth(() =>
-      sb.files.read("/proc/self/pagemap").then(
+      sb.files.read(pagemap).then(
         () => undefined,
         (e: unknown) => e,
       ),
@@ -65,7 +70,7 @@ describe("bounded reads", () => {
     // The default limit is 64 MiB; without it this grew past 3 GB.
     expect(rssMiB).toBeLessThan(400);
     expect(heapMiB).toBeLessThan(300);
-    const start = await sb.files.read("/proc/self/pagemap", { maxBytes: 4 * MIB, truncate: true });
+    const start = await sb.files.read(pagemap, { maxBytes: 4 * MIB, truncate: true });
     expect(start.length).toBe(4 * MIB);
     // The sandbox still answers.
     expect((await sb.exec("echo ok")).stdout).toBe("ok\n");

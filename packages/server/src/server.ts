@@ -105,10 +105,10 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
           // A keep-alive connection whose request just finished is idle: close it at once.
           server.closeIdleConnections();
-          const idle = setInterval(() => server.closeIdleConnections(), 50);
           // Upgraded sockets (terminals, preview WebSockets) never finish on their own: end them now
           // (a terminal lives on in its sandbox; its clients reconnect to the next server).
           for (const socket of upgraded) socket.destroy();
+          const idle = setInterval(() => server.closeIdleConnections(), 50);
           let timer: NodeJS.Timeout | undefined;
           const grace = new Promise<void>((resolve) => {
             timer = setTimeout(resolve, SHUTDOWN_GRACE_MS);

@@ -26,6 +26,7 @@ from .loop import Loop
 from . import port_forward
 from .processes import Processes
 from .pty import Ptys
+from .privileges import drop_privileges
 from .run_code import RunCode
 from .state import STATE_SUFFIX, SnapshotPrepare, discard, state_file_context, state_file_name
 from .util import describe_os_error, errno_name, log, log_exception
@@ -59,6 +60,8 @@ class Agent:
         self.active_at = self.last_frame  # last frame received or work ended: auto-stop's clock
         self.auto_stop_ms = None
         self.auto_stop_timer = None
+        self.orphan_stop_ms = None  # set on unclaimed pool members (configure orphanStopMs)
+        self.orphan_timer = None
         self.restores = {}  # Python context name -> what restoring its saved state brought back
         self.state_reports = []  # (conn, rid) of state_report requests waiting for restores
         self.handlers = {
@@ -85,11 +88,12 @@ class Agent:
             self.set_auto_stop(self.read_agent_file())
         except (OSError, ValueError, ProtocolError) as exc:
             log(f"ignoring {self.config.agent_file}: {exc}")
+        self.listen()  # as root, if started as root: the socket directory is root's
+        self.loop.child_uid = drop_privileges()
         # Contexts with a saved state (from a snapshot) start now, so state_report can tell.
         saved = self.take_saved_states()
         for name in sorted({"default", *saved}):
             self.context("python", name).start(saved.get(name))
-        self.listen()
         self.loop.run()
 
     def shutdown(self):
@@ -449,7 +453,34 @@ class Agent:
         # Like set_env: the settings arrive inline while the host writes /etc/kiln/agent.json
         # in the background, where a restarted agent finds them.
         self.set_auto_stop(field(header, "autoStopMs", is_count, None))
+        self.set_orphan_stop(field(header, "orphanStopMs", is_count, None))
         conn.reply(rid, "ok")
+
+    # an unclaimed pool member whose owner is gone
+
+    def set_orphan_stop(self, ms):
+        """Stop once no client has been connected for ms milliseconds (None or 0: never).
+
+        The warm pool sets this on the members it starts (its process keeps a connection open
+        to each); a claim's `configure` replaces the settings and so clears it. A member whose
+        owner process died (its connection closed) then stops itself instead of using CPU and
+        memory until some Kiln sweeps it."""
+        self.orphan_stop_ms = ms or None
+        if self.orphan_timer is not None:
+            self.orphan_timer.cancel()
+            self.orphan_timer = None
+        self.connection_closed()
+
+    def connection_closed(self):
+        """Called when a connection closes: with none left, start the orphan clock."""
+        if self.orphan_stop_ms and not self.connections and self.orphan_timer is None:
+            self.orphan_timer = self.loop.call_later(self.orphan_stop_ms / 1000, self._check_orphan)
+
+    def _check_orphan(self):
+        self.orphan_timer = None
+        if self.orphan_stop_ms and not self.connections:
+            log(f"stopping: an unclaimed pool member with no client for {self.orphan_stop_ms:g} ms")
+            self.loop.stop()
 
     def req_snapshot_prepare(self, conn, rid, header, body):
         os.makedirs(self.python_state_dir(), exist_ok=True)

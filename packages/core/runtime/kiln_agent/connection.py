@@ -75,6 +75,7 @@ class Connection:
         for feeder in feeders:
             feeder.resume()
         self.agent.connections.discard(self)
+        self.agent.connection_closed()
 
     def _update_interest(self):
         backlog = sum(request.input_backlog() for request in self.active.values())

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 
+from .privileges import become_sandbox_user
 from .util import kill_group, log_exception, raise_oom_score
 
 
@@ -40,6 +41,7 @@ class Loop:
         self._compact_at = 64
         self._children = {}  # pid -> (Popen, on_exit)
         self._stopping = False
+        self.child_uid = None  # the uid children switch to before exec (privileges.py)
         self.watch(self._wakeup.fileno(), selectors.EVENT_READ, self._on_wakeup)
 
     def watch(self, fd, events, callback=None):
@@ -108,7 +110,11 @@ class Loop:
     def spawn(self, argv, on_exit, *, stdin, stdout, stderr, cwd, env, pass_fds=(), setup=None):
         """Start argv in its own session and process group; on_exit(returncode) once reaped."""
 
+        child_uid = self.child_uid
+
         def preexec():
+            if child_uid is not None:
+                become_sandbox_user(child_uid)
             raise_oom_score()
             if setup is not None:
                 setup()

@@ -22,7 +22,6 @@ from .util import close_fds, kill_group, log
 from .validate import ProtocolError, field, is_argv, is_count, is_env, is_path, is_str
 
 DEFAULT_TERM = "xterm-256color"
-SANDBOX_UID = SANDBOX_GID = 1000  # the image's user `kiln` (runtime-image.ts)
 MAX_DIMENSION = 10_000
 
 
@@ -54,10 +53,6 @@ class PtySession:
         master, slave = os.openpty()
         try:
             set_size(master, cols, rows)
-            if os.geteuid() == 0:
-                # An agent running as root (user code dropped to the sandbox user in spawn) must
-                # hand the terminal to that user, or programs that reopen it by name fail.
-                os.fchown(slave, SANDBOX_UID, SANDBOX_GID)
             self.proc = self.loop.spawn(
                 argv,
                 self._on_exit,

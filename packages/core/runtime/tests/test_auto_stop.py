@@ -66,5 +66,40 @@ class AutoStopTest(unittest.TestCase):
         self.assertGreater(time.monotonic() - configured, 0.25)
 
 
+class OrphanStopTest(unittest.TestCase):
+    """orphanStopMs: an unclaimed pool member stops once no client has been connected that long."""
+
+    def start_agent(self):
+        agent = AgentProcess()
+        self.addCleanup(agent.stop)
+        return agent
+
+    def test_stops_when_its_owner_is_gone(self):
+        agent = self.start_agent()
+        owner = Client(agent.socket)
+        self.assertEqual(owner.final("configure", orphanStopMs=400)["type"], "ok")
+        time.sleep(0.8)  # the owner's connection is open: no stop, however long
+        self.assertIsNone(agent.proc.poll())
+        other = Client(agent.socket)
+        owner.close()
+        time.sleep(0.8)  # another client still connected
+        self.assertIsNone(agent.proc.poll())
+        other.close()
+        closed = time.monotonic()
+        self.assertEqual(agent.proc.wait(5), 0)
+        self.assertGreater(time.monotonic() - closed, 0.35)
+
+    def test_a_claim_clears_it(self):
+        agent = self.start_agent()
+        client = Client(agent.socket)
+        self.assertEqual(client.final("configure", orphanStopMs=300)["type"], "ok")
+        self.assertEqual(client.final("configure", autoStopMs=None)["type"], "ok")  # the claim's settings
+        client.close()
+        time.sleep(0.8)
+        self.assertIsNone(agent.proc.poll())
+        reply = Client(agent.socket).final("hello")
+        self.assertEqual(reply["type"], "ok")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -85,7 +85,11 @@ class PtyTest(AgentTest):
 
     def test_slow_reader_skips_and_never_stalls_the_program_or_others(self):
         total = 12 << 20  # well past the 4 MiB a connection may hold unsent, and the 1 MiB ring
-        pty = self.create(argv=["/bin/sh", "-c", f"stty raw -echo; sleep 0.3; head -c {total} /dev/zero; sleep 0.2"])
+        # Paced (1 MiB every 0.1 s) so that the fast reader can keep up even on a busy machine:
+        # a reader that falls 4 MiB behind is skipped too, by design.
+        pty = self.create(
+            argv=["/bin/sh", "-c", "stty raw -echo; sleep 0.3; for i in $(seq 12); do head -c 1048576 /dev/zero; sleep 0.1; done"]
+        )
         slow = Client(agent().socket)
         try:
             slow_rid = slow.send("pty_attach", ptyId=pty)  # ...and does not read for now

@@ -32,7 +32,7 @@ import type {
   SandboxInfo,
   SnapshotInfo,
 } from "../types.ts";
-import { describe, requireName } from "../validate.ts";
+import { requireName } from "../validate.ts";
 import { type StreamEvent, streamCall } from "./event-stream.ts";
 import type { HttpClient } from "./http-client.ts";
 import { RemoteFiles } from "./remote-files.ts";
@@ -230,24 +230,20 @@ function capped(current: string, more: string, max: number): string {
 }
 
 /**
- * stdin travels in the request's JSON as text. Bytes must be UTF-8; a stream (a live stdin
- * in-process) is read to its end first, since the request is sent whole.
+ * stdin travels in the request's JSON as text (UTF-8). A live stdin (an async iterable, fed
+ * while the command runs) needs a streaming exec route the server does not offer: refused at
+ * once rather than read to an end that may only come after the command's output.
  */
 async function stdinText(stdin: NonNullable<ExecOptions["stdin"]>): Promise<string> {
   if (typeof stdin === "string") return stdin;
-  const parts: Uint8Array[] = [];
-  if (stdin instanceof Uint8Array) parts.push(stdin);
-  else {
-    for await (const chunk of stdin as AsyncIterable<Uint8Array | string>) {
-      parts.push(typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk);
-    }
+  if (!(stdin instanceof Uint8Array)) {
+    throw new NotSupportedError(
+      "options.stdin: a live stdin (an async iterable) is not supported through a Kiln server yet; pass a string or bytes",
+    );
   }
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(parts));
+    return new TextDecoder("utf-8", { fatal: true }).decode(stdin);
   } catch {
-    throw new InvalidArgumentError(
-      "options.stdin",
-      `must be UTF-8 text over the remote client (got ${describe(stdin)} with other bytes)`,
-    );
+    throw new InvalidArgumentError("options.stdin", "must be UTF-8 text through a Kiln server (these bytes are not)");
   }
 }

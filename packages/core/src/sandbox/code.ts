@@ -112,6 +112,8 @@ export async function runCode(connection: AgentConnection, run: ValidRunCode): P
       }
       return false;
     },
+    undefined,
+    { deadlineMs: 0 }, // its own deadline: timeoutMs + HOST_TIMEOUT_SLACK_MS
   );
 
   const cancel = () => void connection.send({ type: "cancel", id: 0, target: request.id }).catch(() => {});

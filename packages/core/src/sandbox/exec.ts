@@ -117,6 +117,8 @@ export async function execCommand(connection: AgentConnection, exec: ValidExec):
       }
       return false;
     },
+    undefined,
+    { deadlineMs: 0 }, // its own deadline: timeoutMs + HOST_TIMEOUT_SLACK_MS
   );
 
   if (exec.stdin !== undefined) void sendStdin(connection, request.id, exec.stdin);
