@@ -29,6 +29,7 @@ export {
 } from "./errors.ts";
 export type { EnsureOptions } from "./images/runtime-image.ts";
 export { Kiln } from "./kiln.ts";
+export { NETWORK_PRESETS, type NetworkPolicy } from "./network/policy.ts";
 export type { SandboxFiles } from "./sandbox/files.ts";
 export { Sandbox } from "./sandbox/sandbox.ts";
 export { declaredNetwork, describeTools, INPUT_DESCRIPTIONS, type Limits } from "./tools/descriptions.ts";
@@ -59,6 +60,7 @@ export type {
   ImageProgressEvent,
   KilnOptions,
   Language,
+  NetworkDecision,
   Result,
   RunCodeOptions,
   RunStatus,

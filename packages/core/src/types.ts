@@ -60,7 +60,11 @@ export interface CreateSandboxOptions {
   /** Environment of every command and code context. @default {} */
   env?: Record<string, string>;
   resources?: SandboxResources;
-  /** "none": no network at all; "egress": outbound access. @default "none" */
+  /**
+   * "none": no network at all; "egress": outbound access; `{ allow: [...] }`: only the listed
+   * domains (`pypi.org`), wildcards (`*.example.org`), IPs, CIDRs and presets (`"pypi"`, `"npm"`,
+   * `"debian"`, `"github"`), through Kiln's egress proxy (HTTP and HTTPS). @default "none"
+   */
   network?: "none" | "egress" | { allow: string[] };
   /** Named volumes to mount. @default [] */
   volumes?: VolumeAttachment[];
@@ -190,4 +194,15 @@ export interface VolumeInfo {
 export interface ImageProgressEvent {
   phase: "base" | "build" | "done";
   message: string;
+}
+
+/** One decision of Kiln's egress proxy for an allow-list sandbox (`sandbox.networkLog()`). */
+export interface NetworkDecision {
+  /** ISO time of the decision. */
+  at: string;
+  host: string;
+  port: number;
+  allowed: boolean;
+  /** `allowed by "<rule>"`, or why not, naming the rule to add. */
+  reason: string;
 }

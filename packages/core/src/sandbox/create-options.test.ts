@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { InvalidArgumentError, NotSupportedError } from "../errors.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import { validateCreate } from "./create-options.ts";
 
 describe("validateCreate", () => {
@@ -51,7 +51,20 @@ describe("validateCreate", () => {
     expect((error as InvalidArgumentError).field).toBe(field);
   });
 
-  it("rejects network allow-lists as not supported yet", () => {
-    expect(() => validateCreate({ network: { allow: ["example.com"] } })).toThrow(NotSupportedError);
+  it("expands allow-list presets and normalises rules", () => {
+    const v = validateCreate({
+      network: { allow: ["PyPI.org.", "*.example.org", "10.1.2.3", "192.0.2.0/24", "pypi"] },
+    });
+    expect(v.network).toEqual({
+      allow: ["pypi.org", "*.example.org", "10.1.2.3", "192.0.2.0/24", "files.pythonhosted.org"],
+    });
+  });
+
+  it("names the bad allow-list rule", () => {
+    for (const bad of ["", "*", "*.org", "exa mple.org", "http://x.org", "1.2.3.4/33", "foo", "*.*.x.org", 7]) {
+      expect(() => validateCreate({ network: { allow: [bad] } }), String(bad)).toThrow(/options\.network\.allow\[0\]/);
+    }
+    expect(() => validateCreate({ network: { allow: "pypi.org" } })).toThrow(InvalidArgumentError);
+    expect(() => validateCreate({ network: { allow: [], deny: [] } })).toThrow(InvalidArgumentError);
   });
 });

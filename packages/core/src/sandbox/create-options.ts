@@ -4,7 +4,8 @@
  */
 import { posix } from "node:path";
 import { DEFAULT_RESOURCES } from "../defaults.ts";
-import { InvalidArgumentError, NotSupportedError } from "../errors.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import { type ValidNetwork, validateNetwork } from "../network/policy.ts";
 import { type CreateSandboxOptions, LANGUAGES, type Language } from "../types.ts";
 import {
   describe,
@@ -47,7 +48,7 @@ export interface ValidCreate {
   labels: Record<string, string>;
   env: Record<string, string>;
   resources: { cpus: number; memoryMb: number; pids: number; diskMb?: number };
-  network: "none" | "egress";
+  network: ValidNetwork;
   volumes: { volume: string; mountPath: string; readOnly: boolean }[];
   autoStopMs?: number;
   autoDeleteMs?: number;
@@ -77,7 +78,7 @@ export function validateCreate(options: unknown, defaults: Partial<CreateSandbox
         DEFAULT_RESOURCES.memoryMb,
       pids: optionalNumber("options.resources.pids", r.pids, { min: 16, max: 1_000_000 }) ?? DEFAULT_RESOURCES.pids,
     },
-    network: validateNetwork(o.network),
+    network: validateNetwork("options.network", o.network),
     volumes: validateVolumes(o.volumes),
   };
   const diskMb = optionalNumber("options.resources.diskMb", r.diskMb, { min: 16, max: 1024 * 1024 * 1024 });
@@ -95,18 +96,6 @@ export function validateCreate(options: unknown, defaults: Partial<CreateSandbox
   const signal = optionalSignal("options.signal", o.signal);
   if (signal) v.signal = signal;
   return v;
-}
-
-function validateNetwork(value: unknown): "none" | "egress" {
-  if (value === undefined || value === "none") return "none";
-  if (value === "egress") return "egress";
-  if (typeof value === "object" && value !== null && "allow" in value) {
-    throw new NotSupportedError('options.network: allow-lists are not supported yet; use "none" or "egress"');
-  }
-  throw new InvalidArgumentError(
-    "options.network",
-    `must be "none", "egress" or { allow: [...] }, got ${describe(value)}`,
-  );
 }
 
 function validateVolumes(value: unknown): ValidCreate["volumes"] {

@@ -5,8 +5,17 @@
 import type { AgentConnections } from "../agent/connections.ts";
 import { STOP_TIMEOUT_MS } from "../defaults.ts";
 import type { Engine } from "../engine/engine.ts";
-import { SandboxNotFoundError } from "../errors.ts";
-import type { CommandResult, ExecOptions, Execution, RunCodeOptions, SandboxInfo, SnapshotInfo } from "../types.ts";
+import { NotSupportedError, SandboxNotFoundError } from "../errors.ts";
+import { type NetworkPolicy, validateNetwork } from "../network/policy.ts";
+import type {
+  CommandResult,
+  ExecOptions,
+  Execution,
+  NetworkDecision,
+  RunCodeOptions,
+  SandboxInfo,
+  SnapshotInfo,
+} from "../types.ts";
 import { runCode, validateRunCode } from "./code.ts";
 import { execCommand, validateExec } from "./exec.ts";
 import { AgentFiles, type SandboxFiles } from "./files.ts";
@@ -70,6 +79,26 @@ export class Sandbox implements AsyncDisposable {
 
   snapshot(name: string): Promise<SnapshotInfo> {
     return this.#services.snapshot(this, name);
+  }
+
+  /**
+   * Changes the sandbox's network policy, running or stopped: an allow-list sandbox takes new
+   * rules (or "none") for its next connection; connections already open stay open. A sandbox
+   * created with "none" or "egress" cannot switch mode in place (NotSupportedError says why).
+   */
+  async setNetwork(policy: NetworkPolicy): Promise<void> {
+    const valid = validateNetwork("policy", policy);
+    const engine = this.#services.engine;
+    if (!engine.setNetwork) throw new NotSupportedError("setNetwork: this engine cannot change a sandbox's network");
+    this.#services.connections.touch(this.id);
+    await engine.setNetwork(this.id, valid);
+  }
+
+  /** Recent decisions of the sandbox's egress proxy, oldest first (allow-list sandboxes; else []). */
+  async networkLog(): Promise<NetworkDecision[]> {
+    await this.#existing();
+    this.#services.connections.touch(this.id);
+    return (await this.#services.engine.networkLog?.(this.id)) ?? [];
   }
 
   /** Stops the sandbox, keeping its filesystem. Idempotent. */
