@@ -5,6 +5,7 @@ import { writeFile } from "node:fs/promises";
 import { cpus, release, totalmem } from "node:os";
 import { promisify } from "node:util";
 import { Kiln } from "@kiln/core";
+import { serverBenchmarks } from "./server.ts";
 import { measure, type Series, table, timeOnly } from "./stats.ts";
 
 const run = promisify(execFile);
@@ -234,6 +235,8 @@ console.error(`benchmarking with ${image}, ${ITERATIONS} iterations (+${WARMUP} 
   const egress = await coldCreate("egress");
   sections.push(table('Cold start with network "egress" (holder + filter) vs "none"', [egress, none], none));
 }
+
+sections.push(...(await serverBenchmarks(kiln)));
 
 await kiln.close();
 

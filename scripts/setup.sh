@@ -7,6 +7,8 @@
 #   2. pnpm and the workspace's dependencies
 #   3. a Docker engine answering (Linux as root: Debian's docker.io, dockerd started in the background)
 #   4. the runtime image (kiln.images.ensure(): built once, then found in milliseconds)
+#   (on request) postgres: PostgreSQL binaries for the server's storage tests (`setup.sh postgres`)
+#   (on request) terminal_tools: tmux and script(1) for the CLI's terminal tests (`setup.sh terminal_tools`)
 set -euo pipefail
 
 KILN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -90,6 +92,21 @@ ensure_image_tools() {
   # Building the runtime image without a registry bootstraps a Debian base: debootstrap on Linux.
   command -v debootstrap >/dev/null && return 0
   is_root_linux && apt_install debootstrap || true
+}
+
+ensure_postgres() {
+  # Only installs: the server's PostgreSQL tests start their own server (initdb + pg_ctl in a
+  # temp dir, on a free port) and stop it. Not in the default steps; test.sh asks for it.
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && return 0
+  say "installing PostgreSQL (Debian's postgresql) for the server's storage tests"
+  apt_install postgresql || die "could not install postgresql: the server's PostgreSQL tests need initdb and pg_ctl"
+}
+
+ensure_terminal_tools() {
+  # The CLI's tests drive a real terminal: tmux (type keys, read the screen) and script(1) (a pty).
+  command -v tmux >/dev/null && command -v script >/dev/null && return 0
+  say "installing tmux and script(1) for the CLI's terminal tests"
+  apt_install tmux bsdutils || die "the CLI's terminal tests need tmux and script(1): install them"
 }
 
 ensure_runtime_image() {

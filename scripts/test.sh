@@ -5,6 +5,8 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh || exit 1
+ensure_postgres || exit 1   # the server's storage tests start their own PostgreSQL
+ensure_terminal_tools || exit 1   # the CLI's tests drive a real terminal (tmux, script)
 # setup.sh turns on errexit; here every step must run and be counted.
 set +e
 

@@ -21,7 +21,15 @@ export type KilnErrorCode =
   | "AGENT_UNAVAILABLE"
   | "ABORTED"
   | "FILE_ERROR"
-  | "ENGINE_ERROR";
+  | "ENGINE_ERROR"
+  // The remote client (new Kiln({ url })): codes a Kiln server answers with, and its own.
+  | "UNAUTHORIZED"
+  | "FORBIDDEN"
+  | "RATE_LIMITED"
+  | "PAYLOAD_TOO_LARGE"
+  | "NOT_FOUND"
+  | "INTERNAL"
+  | "SERVER_UNAVAILABLE";
 
 export class KilnError extends Error {
   readonly code: KilnErrorCode;
@@ -146,4 +154,60 @@ export class EngineError extends KilnError {
 /** Throws AbortedError when `signal` is already aborted. */
 export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new AbortedError(what, { cause: signal.reason });
+}
+
+// --- Errors of the remote client (new Kiln({ url })): what a Kiln server answers over HTTP ---
+
+/** The server refused the API key: missing, unknown, revoked or expired. */
+export class UnauthorizedError extends KilnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("UNAUTHORIZED", message, options);
+  }
+}
+
+/** The key is valid but may not do this (a scope it lacks, another sandbox, an admission hook said no). */
+export class ForbiddenError extends KilnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("FORBIDDEN", message, options);
+  }
+}
+
+/** Too many requests (e.g. failed logins from this address); try again after `retryAfterMs`. */
+export class RateLimitedError extends KilnError {
+  /** From the server's Retry-After header, when it sent one. */
+  readonly retryAfterMs?: number;
+  constructor(message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+    super("RATE_LIMITED", message, options);
+    if (options?.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/** A body (an upload) over the server's limit (`kiln serve --max-upload-mb`). */
+export class PayloadTooLargeError extends KilnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("PAYLOAD_TOO_LARGE", message, options);
+  }
+}
+
+/** The server has no such route or resource (one without a more specific *_NOT_FOUND code). */
+export class NotFoundError extends KilnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("NOT_FOUND", message, options);
+  }
+}
+
+/** The server failed in a way it does not explain (HTTP 500); its log says more. */
+export class InternalServerError extends KilnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("INTERNAL", message, options);
+  }
+}
+
+/** No Kiln server answers at the URL (refused, unknown host, connection cut). The message names the URL. */
+export class ServerUnavailableError extends KilnError {
+  readonly url: string;
+  constructor(url: string, message: string, options?: { cause?: unknown }) {
+    super("SERVER_UNAVAILABLE", message, options);
+    this.url = url;
+  }
 }

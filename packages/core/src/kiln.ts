@@ -11,10 +11,12 @@ import { containerNameFor, KIND_SANDBOX, LABEL, NAMED_PREFIX, prefixUserLabels }
 import { ConflictError, InvalidArgumentError, SandboxNotFoundError, throwIfAborted } from "./errors.ts";
 import { type EnsureOptions, RuntimeImages } from "./images/runtime-image.ts";
 import { compatible, WarmPool } from "./pool/warm-pool.ts";
+import { RemoteKiln, remoteTarget } from "./remote/remote-kiln.ts";
 import { type ValidCreate, validateCreate } from "./sandbox/create-options.ts";
 import {
   isUnclaimedPool,
   RecordReader,
+  recordInfo,
   type SandboxRecord,
   sandboxState,
   writeSandboxFiles,
@@ -59,9 +61,14 @@ export class Kiln implements AsyncDisposable {
   #closed = false;
   #warm?: Promise<WarmPool>;
   #poolError: unknown;
+  /** Set for `new Kiln({ url })` (or KILN_URL): every public method delegates to the server. */
+  readonly #remote: RemoteKiln | undefined;
 
   constructor(options: KilnOptions = {}) {
-    const o = optionalObject("options", options);
+    const remote = remoteTarget(options);
+    this.#remote = remote && new RemoteKiln(remote, options);
+    // A remote Kiln does no engine work in this process: no pool, no local defaults to check.
+    const o = remote ? {} : optionalObject("options", options);
     this.#image = optionalString("options.image", o.image);
     this.#defaults = optionalObject("options.defaults", o.defaults) as Partial<CreateSandboxOptions>;
     // Fail fast on bad defaults rather than at the first create().
@@ -116,6 +123,11 @@ export class Kiln implements AsyncDisposable {
         filled: async () => (await warm).filled(),
       };
     }
+    if (this.#remote) {
+      this.snapshots = this.#remote.snapshots;
+      this.volumes = this.#remote.volumes;
+      this.images = this.#remote.images;
+    }
   }
 
   async #startPool(size: number, shape: ValidCreate): Promise<WarmPool> {
@@ -148,6 +160,7 @@ export class Kiln implements AsyncDisposable {
 
   /** Creates a sandbox, started and ready: its agent answers before this resolves. */
   async create(options?: CreateSandboxOptions): Promise<Sandbox> {
+    if (this.#remote) return this.#remote.create(options);
     const valid = validateCreate(options, this.#defaults);
     throwIfAborted(valid.signal, "create");
     this.#startSweeper();
@@ -178,6 +191,8 @@ export class Kiln implements AsyncDisposable {
       createdAt: new Date().toISOString(),
       ...(v.autoStopMs === undefined ? {} : { autoStopMs: v.autoStopMs }),
       ...(v.autoDeleteMs === undefined ? {} : { autoDeleteMs: v.autoDeleteMs }),
+      network: v.network,
+      resources: { ...v.resources },
     };
   }
 
@@ -195,6 +210,8 @@ export class Kiln implements AsyncDisposable {
       [LABEL.createdAt]: record.createdAt,
       ...(v.autoStopMs === undefined ? {} : { [LABEL.autoStopMs]: String(v.autoStopMs) }),
       ...(v.autoDeleteMs === undefined ? {} : { [LABEL.autoDeleteMs]: String(v.autoDeleteMs) }),
+      [LABEL.network]: typeof v.network === "string" ? v.network : JSON.stringify(v.network),
+      [LABEL.resources]: JSON.stringify(v.resources),
       ...prefixUserLabels(v.labels),
     };
     let id: string;
@@ -237,6 +254,7 @@ export class Kiln implements AsyncDisposable {
 
   /** Finds a sandbox by id (or unique id prefix of 12+ characters) or by name. */
   async get(idOrName: string): Promise<Sandbox> {
+    if (this.#remote) return this.#remote.get(idOrName);
     if (typeof idOrName !== "string" || idOrName.length === 0 || idOrName.includes("\0")) {
       throw new InvalidArgumentError("idOrName", `must be a non-empty string, got ${describe(idOrName)}`);
     }
@@ -267,6 +285,7 @@ export class Kiln implements AsyncDisposable {
    * there is none. Agents key a conversation's sandbox on this to continue across processes.
    */
   async getOrCreate(name: string, options: Omit<CreateSandboxOptions, "name"> = {}): Promise<Sandbox> {
+    if (this.#remote) return this.#remote.getOrCreate(name, options);
     const valid = requireName("name", name);
     const existing = await this.#findNamed(valid);
     if (existing) return existing;
@@ -290,6 +309,7 @@ export class Kiln implements AsyncDisposable {
 
   /** Every sandbox (running or not) carrying all the given labels. */
   async list(filter?: { labels?: Record<string, string> }): Promise<SandboxInfo[]> {
+    if (this.#remote) return this.#remote.list(filter);
     const wanted = optionalLabels("filter.labels", optionalObject("filter", filter).labels) ?? {};
     this.#startSweeper();
     const containers = await this.engine.listContainers({ [LABEL.kind]: "" });
@@ -307,6 +327,7 @@ export class Kiln implements AsyncDisposable {
             labels: record.labels,
             createdAt: record.createdAt,
             image: c.image,
+            ...recordInfo(record),
           };
         }),
     );
@@ -317,11 +338,13 @@ export class Kiln implements AsyncDisposable {
 
   /** One sweep now: orphaned pool containers and expired auto-delete timers. */
   sweep() {
+    if (this.#remote) return this.#remote.sweep();
     return sweep(this.engine, this.#records);
   }
 
   /** Drains the warm pool and closes connections; user sandboxes keep running. */
   async close(): Promise<void> {
+    if (this.#remote) return this.#remote.close();
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweeper);

@@ -12,6 +12,13 @@ export type SandboxState = "running" | "paused" | "stopped" | "error";
 export type RunStatus = "ok" | "error" | "timeout" | "oom" | "killed";
 
 export interface KilnOptions {
+  /**
+   * A Kiln server's URL (`kiln serve`): this Kiln then works over HTTP, with the same API.
+   * Without it, KILN_URL is used unless `engine`, `docker` or `pool` is given. @default KILN_URL, else in-process
+   */
+  url?: string;
+  /** The server's API key (`kiln_...`). @default KILN_API_KEY */
+  apiKey?: string;
   /** A dockerode instance or its options. @default DOCKER_HOST, else the local socket */
   docker?: Dockerode | Dockerode.DockerOptions;
   /**
@@ -82,6 +89,12 @@ export interface SandboxInfo {
   labels: Record<string, string>;
   createdAt: string;
   image: string;
+  /** The default language of runCode. */
+  language: Language;
+  /** The network policy it was created with. */
+  network: "none" | "egress" | { allow: string[] };
+  /** The limits it runs with (defaults filled in). */
+  resources: { cpus: number; memoryMb: number; pids: number; diskMb?: number };
 }
 
 export interface ExecOptions {
@@ -123,6 +136,8 @@ export interface RunCodeOptions {
   timeoutMs?: number;
   onStdout?: (chunk: string) => void;
   onStderr?: (chunk: string) => void;
+  /** Each display output and the final value, as it appears (they are in Execution.results too). */
+  onResult?: (result: Result) => void;
   signal?: AbortSignal;
 }
 

@@ -8,7 +8,9 @@ import { TEST_LABELS } from "./labels.ts";
 export { TEST_LABELS };
 
 export function testKiln(): Kiln {
-  const kiln = new Kiln({ image: inject("runtimeImage") });
+  // Remote mode (tests/remote/vitest.config.ts): the same suite through a real Kiln server.
+  const server = process.env.KILN_TEST_REMOTE === "1" ? inject("kilnServer") : undefined;
+  const kiln = server ? new Kiln(server) : new Kiln({ image: inject("runtimeImage") });
   afterAll(() => kiln.close());
   return kiln;
 }
@@ -72,3 +74,10 @@ export function textOf(message: ToolMessage): string {
 }
 
 export const done = (text = "Done.") => new AIMessage(text);
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Set only in remote mode (tests/remote/vitest.config.ts): the server to test against. */
+    kilnServer?: { url: string; apiKey: string };
+  }
+}

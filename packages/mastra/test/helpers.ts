@@ -14,7 +14,9 @@ const checkout = createHash("sha256")
 export const TEST_LABELS = { "test-run": `kiln-${checkout}` };
 
 export function testKiln(): Kiln {
-  const kiln = new Kiln({ image: inject("runtimeImage") });
+  // Remote mode (tests/remote/vitest.config.ts): the same suite through a real Kiln server.
+  const server = process.env.KILN_TEST_REMOTE === "1" ? inject("kilnServer") : undefined;
+  const kiln = server ? new Kiln(server) : new Kiln({ image: inject("runtimeImage") });
   afterAll(() => kiln.close());
   return kiln;
 }
@@ -132,4 +134,11 @@ export function textOf(result: ReceivedToolResult): string {
       .join("\n");
   }
   return JSON.stringify(output.value);
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Set only in remote mode (tests/remote/vitest.config.ts): the server to test against. */
+    kilnServer?: { url: string; apiKey: string };
+  }
 }

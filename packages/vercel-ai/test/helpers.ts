@@ -9,7 +9,9 @@ import { TEST_LABELS } from "./labels.ts";
 export { TEST_LABELS };
 
 export function testKiln(): Kiln {
-  const kiln = new Kiln({ image: inject("runtimeImage") });
+  // Remote mode (tests/remote/vitest.config.ts): the same suite through a real Kiln server.
+  const server = process.env.KILN_TEST_REMOTE === "1" ? inject("kilnServer") : undefined;
+  const kiln = server ? new Kiln(server) : new Kiln({ image: inject("runtimeImage") });
   afterAll(() => kiln.close());
   return kiln;
 }
@@ -141,4 +143,11 @@ export function textOf(output: ToolResultOutput | undefined): string {
       .filter(Boolean)
       .join("\n");
   return JSON.stringify(output);
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Set only in remote mode (tests/remote/vitest.config.ts): the server to test against. */
+    kilnServer?: { url: string; apiKey: string };
+  }
 }

@@ -9,6 +9,7 @@ import {
   AgentUnavailableError,
   ConflictError,
   EngineError,
+  EngineUnavailableError,
   SandboxNotFoundError,
   SandboxNotRunningError,
 } from "../errors.ts";
@@ -64,12 +65,21 @@ export class AgentConnections {
     if (this.#open.get(id) === pending) this.#open.delete(id);
   }
 
+  /** Why the connection failed: the engine being down is not "not found". */
+  async #inspectAfterFailure(id: string, err: unknown) {
+    if (err instanceof EngineUnavailableError) throw err;
+    return this.#engine.inspectContainer(id).catch((inspectErr: unknown) => {
+      if (inspectErr instanceof EngineUnavailableError) throw inspectErr;
+      return undefined;
+    });
+  }
+
   async #connect(id: string): Promise<AgentConnection> {
     let channel: Awaited<ReturnType<Engine["openProcess"]>>;
     try {
       channel = await this.#engine.openProcess(id, bridgeCommand(AGENT_READY_TIMEOUT_MS));
     } catch (err) {
-      const details = await this.#engine.inspectContainer(id).catch(() => undefined);
+      const details = await this.#inspectAfterFailure(id, err);
       if (!details) throw new SandboxNotFoundError(id, { cause: err });
       if (details.status !== "running")
         throw new SandboxNotRunningError(id, details.status === "paused" ? "paused" : "stopped", { cause: err });
@@ -84,7 +94,7 @@ export class AgentConnections {
       if (reply.header.type !== "ok") throw new AgentUnavailableError(`the agent of sandbox ${id} refused hello`);
     } catch (err) {
       connection.close();
-      const details = await this.#engine.inspectContainer(id).catch(() => undefined);
+      const details = await this.#inspectAfterFailure(id, err);
       if (!details) throw new SandboxNotFoundError(id, { cause: err });
       if (details.status !== "running") throw new SandboxNotRunningError(id, "stopped", { cause: err });
       throw err;

@@ -12,6 +12,10 @@ export const LABEL = {
   createdAt: "kiln.created-at",
   autoStopMs: "kiln.auto-stop-ms",
   autoDeleteMs: "kiln.auto-delete-ms",
+  /** The network policy at creation ("none" | "egress" | JSON of { allow }). */
+  network: "kiln.network",
+  /** JSON of the resource limits at creation ({ cpus, memoryMb, pids, diskMb? }). */
+  resources: "kiln.resources",
   /** Pool containers: the shape key a claim must match. */
   shape: "kiln.shape",
   /** Pool containers: "<hostname>/<pid>" of the process whose pool holds it. */

@@ -34,6 +34,7 @@ export interface ValidRunCode {
   timeoutMs: number;
   onStdout?: (chunk: string) => void;
   onStderr?: (chunk: string) => void;
+  onResult?: (result: Result) => void;
   signal?: AbortSignal;
 }
 
@@ -46,6 +47,7 @@ export function validateRunCode(code: unknown, options: unknown, defaultLanguage
     timeoutMs: optionalNumber("options.timeoutMs", o.timeoutMs, { min: 1, max: DAY_MS }) ?? DEFAULT_RUN_CODE_TIMEOUT_MS,
     onStdout: optionalFunction("options.onStdout", o.onStdout),
     onStderr: optionalFunction("options.onStderr", o.onStderr),
+    onResult: optionalFunction("options.onResult", o.onResult),
     signal: optionalSignal("options.signal", o.signal),
   };
 }
@@ -71,8 +73,10 @@ export async function runCode(connection: AgentConnection, run: ValidRunCode): P
       const h = frame.header;
       if (h.type === "stdout") stdout.push(frame.body);
       else if (h.type === "stderr") stderr.push(frame.body);
-      else if (h.type === "result") results.push(h.result as Result);
-      else if (h.type === "done") {
+      else if (h.type === "result") {
+        results.push(h.result as Result);
+        run.onResult?.(h.result as Result);
+      } else if (h.type === "done") {
         done = {
           status: h.status as RunStatus,
           error: (h.error ?? undefined) as ExecutionError | undefined,

@@ -9,9 +9,10 @@
 import { Readable } from "node:stream";
 import { json } from "node:stream/consumers";
 import { extract, pack } from "tar-stream";
+import { DEFAULT_RESOURCES } from "../defaults.ts";
 import type { ContainerSummary, Engine } from "../engine/engine.ts";
 import { KIND_POOL, LABEL, POOL_PREFIX, userLabels } from "../engine/labels.ts";
-import type { Language, SandboxState } from "../types.ts";
+import type { Language, SandboxInfo, SandboxState } from "../types.ts";
 
 export const RECORD_DIR = "/etc/kiln";
 const RECORD_FILE = "sandbox.json";
@@ -25,6 +26,27 @@ export interface SandboxRecord {
   createdAt: string;
   autoStopMs?: number;
   autoDeleteMs?: number;
+  /** Absent on sandboxes made before Kiln recorded it: read as the defaults. */
+  network?: SandboxInfo["network"];
+  resources?: SandboxInfo["resources"];
+}
+
+/** What info() and list() report beyond the record's own fields. */
+export function recordInfo(record: SandboxRecord): Pick<SandboxInfo, "language" | "network" | "resources"> {
+  return {
+    language: record.language,
+    network: record.network ?? "none",
+    resources: record.resources ?? { ...DEFAULT_RESOURCES },
+  };
+}
+
+function parseJsonLabel<T>(value: string | undefined): T | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(value) as T;
+  } catch {
+    return undefined;
+  }
 }
 
 /** True for a pool container no user has claimed yet: invisible to list()/get(). */
@@ -41,6 +63,11 @@ export function recordFromLabels(labels: Record<string, string>, createdAt: stri
     createdAt: labels[LABEL.createdAt] ?? createdAt,
     autoStopMs: number(LABEL.autoStopMs),
     autoDeleteMs: number(LABEL.autoDeleteMs),
+    network:
+      labels[LABEL.network] === "none" || labels[LABEL.network] === "egress"
+        ? (labels[LABEL.network] as "none" | "egress")
+        : parseJsonLabel(labels[LABEL.network]),
+    resources: parseJsonLabel(labels[LABEL.resources]),
   };
 }
 

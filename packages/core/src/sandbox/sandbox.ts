@@ -19,7 +19,7 @@ import type {
 import { runCode, validateRunCode } from "./code.ts";
 import { execCommand, validateExec } from "./exec.ts";
 import { AgentFiles, type SandboxFiles } from "./files.ts";
-import { type RecordReader, type SandboxRecord, sandboxState } from "./records.ts";
+import { type RecordReader, recordInfo, type SandboxRecord, sandboxState } from "./records.ts";
 
 /** What a Sandbox needs from the Kiln that made it. */
 export interface SandboxServices {
@@ -62,6 +62,7 @@ export class Sandbox implements AsyncDisposable {
       labels: { ...this.#record.labels },
       createdAt: this.#record.createdAt,
       image: details.image,
+      ...recordInfo(this.#record),
     };
   }
 

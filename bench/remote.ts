@@ -1,0 +1,114 @@
+// `node bench/remote.ts` (part of `pnpm bench`): the remote client over loopback HTTP next to
+// the same calls in-process, against the same engine, in one run. Target: a warm create + first
+// runCode through a Kiln server costs at most 5 ms more at p50 than in-process.
+// Iterations alternate in-process and remote, each after its warm pool is full again, so both
+// sides see the same machine load.
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Kiln, type Sandbox } from "@kiln/core";
+import { startServer } from "@kiln/server";
+import { percentile, type Series, table, timeOnly } from "./stats.ts";
+
+const ITERATIONS = Number(process.env.KILN_BENCH_ITERATIONS ?? 30);
+const WARMUP = 2;
+const LABELS = { bench: "1" };
+
+const local = new Kiln({ pool: { size: 2 } });
+const serverKiln = new Kiln({ pool: { size: 2 } });
+const dataDir = await mkdtemp(join(tmpdir(), "kiln-bench-server-"));
+const apiKey = `kiln_${randomBytes(24).toString("base64url")}`;
+const server = await startServer({ port: 0, dataDir, adminKey: apiKey, kiln: serverKiln, log: () => {} });
+const remote = new Kiln({ url: server.url, apiKey });
+console.error(`benchmarking the remote client against ${server.url}, ${ITERATIONS} iterations (+${WARMUP} warm-up)`);
+
+async function firstResult(kiln: Kiln, pool: Kiln): Promise<number> {
+  await pool.pool?.filled();
+  let sandbox: Sandbox | undefined;
+  return timeOnly(
+    async () => {
+      sandbox = await kiln.create({ labels: LABELS });
+      const run = await sandbox.runCode("print(1+1)");
+      if (run.stdout !== "2\n") throw new Error(`runCode printed ${JSON.stringify(run.stdout)}`);
+    },
+    () => sandbox?.delete() ?? Promise.resolve(),
+  );
+}
+
+/** Alternates the two sides, iteration by iteration. */
+async function sideBySide(
+  labels: [string, string],
+  a: () => Promise<number>,
+  b: () => Promise<number>,
+  iterations = ITERATIONS,
+): Promise<[Series, Series]> {
+  for (let i = 0; i < WARMUP; i++) {
+    await a();
+    await b();
+  }
+  const sa: Series = { label: labels[0], samples: [] };
+  const sb: Series = { label: labels[1], samples: [] };
+  for (let i = 0; i < iterations; i++) {
+    sa.samples.push(await a());
+    sb.samples.push(await b());
+  }
+  console.error(`  measured ${labels[0]} / ${labels[1]}`);
+  return [sa, sb];
+}
+
+const sections: string[] = [];
+try {
+  const [inProcess, overHttp] = await sideBySide(
+    ["in-process: warm kiln.create() + runCode('print(1+1)')", "remote client: the same through a Kiln server"],
+    () => firstResult(local, local),
+    () => firstResult(remote, serverKiln),
+  );
+  const extra = percentile(overHttp.samples, 50) - percentile(inProcess.samples, 50);
+  sections.push(
+    [
+      table("Remote client vs in-process: warm sandbox to first result", [inProcess, overHttp], inProcess),
+      "",
+      `Remote overhead at p50: ${extra.toFixed(1)} ms (target: at most 5 ms).`,
+    ].join("\n"),
+  );
+
+  const localBox = await local.create({ labels: LABELS });
+  const remoteBox = await remote.create({ labels: LABELS });
+  try {
+    const [cellLocal, cellRemote] = await sideBySide(
+      ["in-process: runCode('print(1+1)') in a running sandbox", "remote client: the same through a Kiln server"],
+      () => timeOnly(() => localBox.runCode("print(1+1)")),
+      () => timeOnly(() => remoteBox.runCode("print(1+1)")),
+      ITERATIONS * 3,
+    );
+    const [execLocal, execRemote] = await sideBySide(
+      ["in-process: exec('echo hi') in a running sandbox", "remote client: the same through a Kiln server"],
+      () => timeOnly(() => localBox.exec("echo hi")),
+      () => timeOnly(() => remoteBox.exec("echo hi")),
+      ITERATIONS * 3,
+    );
+    sections.push(
+      table("A further call in a running sandbox", [cellLocal, cellRemote, execLocal, execRemote], cellLocal),
+    );
+  } finally {
+    await localBox.delete();
+    await remoteBox.delete();
+  }
+} finally {
+  await remote.close();
+  await server.close();
+  await serverKiln.close();
+  await local.close();
+  await rm(dataDir, { recursive: true, force: true });
+}
+
+const report = [
+  "# Kiln remote client benchmarks",
+  "",
+  `Date: ${new Date().toISOString()}, Node ${process.versions.node}, server on loopback (${server.url})`,
+  "",
+  ...sections.flatMap((s) => [s, ""]),
+].join("\n");
+console.log(report);
+await writeFile(new URL("./results/remote-latest.md", import.meta.url), report);

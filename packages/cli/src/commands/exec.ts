@@ -1,0 +1,110 @@
+/** exec ID -- CMD…: a command in a sandbox, output streamed live, its exit code passed through. */
+import type { CommandResult } from "@kiln/core";
+import type { Command } from "commander";
+import { type CommonOptions, collect, pairs, withCommonOptions, withKiln } from "../context.ts";
+import { formatDuration, parseDuration } from "../duration.ts";
+import {
+  EXIT_INTERRUPTED,
+  EXIT_KILLED,
+  EXIT_PIPE,
+  EXIT_TIMEOUT,
+  ExitCode,
+  kilnErrorCode,
+  stdoutClosed,
+} from "../errors.ts";
+import { examples } from "../help.ts";
+import { note, printJson } from "../output.ts";
+
+/** No timeout unless --timeout: the longest core accepts (a day). */
+const NO_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+/** Kept output per stream when streaming (core's ceiling); the live stream is what people read. */
+const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
+
+interface ExecFlags extends CommonOptions {
+  interactive?: boolean;
+  timeout?: number;
+  cwd?: string;
+  env?: string[];
+}
+
+export function registerExec(program: Command): void {
+  withCommonOptions(
+    program
+      .command("exec")
+      .description("Run a command in a sandbox; streams its output and exits with its exit code")
+      .argument("<id>", "sandbox id or name")
+      .argument("<command...>", "the command as an argv, after -- (use -- sh -c '…' for a shell line)")
+      .option("-i, --interactive", "forward this process's stdin to the command")
+      .option("--timeout <duration>", "kill it after this long (30s, 5m, 1h) and exit 124", parseDuration)
+      .option("-w, --cwd <dir>", "working directory (default /workspace)")
+      .option("-e, --env <KEY=VALUE>", "an environment variable (repeatable)", collect)
+      .showHelpAfterError("(kiln's flags go before ID, the command and its flags after --: kiln exec ID -- CMD ARGS…)")
+      .addHelpText(
+        "after",
+        `${examples(
+          "kiln exec box -- ls -la /workspace",
+          "kiln exec box -- sh -c 'pip list | grep numpy'",
+          "echo hello | kiln exec -i box -- wc -c",
+          "kiln exec --timeout 30s box -- python3 train.py",
+        )}
+
+Exit code: the command's own; 124 when --timeout ran out; 137 when it was killed (or ran out of memory).`,
+      ),
+  ).action(async (id: string, command: string[], flags: ExecFlags) => {
+    const env = pairs(flags.env, "--env");
+    const controller = new AbortController();
+    const onSigint = () => controller.abort();
+    process.once("SIGINT", onSigint);
+    process.once("SIGTERM", onSigint);
+    try {
+      const result = await withKiln(flags, async (kiln) => {
+        const sandbox = await kiln.get(id);
+        return sandbox.exec(command, {
+          timeoutMs: flags.timeout ?? NO_TIMEOUT_MS,
+          maxOutputBytes: MAX_OUTPUT_BYTES,
+          signal: AbortSignal.any([controller.signal, stdoutClosed.signal]),
+          ...(flags.cwd === undefined ? {} : { cwd: flags.cwd }),
+          ...(flags.env ? { env } : {}),
+          ...(flags.interactive ? { stdin: process.stdin } : {}),
+          ...(flags.json
+            ? {}
+            : {
+                onStdout: (chunk: string) => void process.stdout.write(chunk),
+                onStderr: (chunk: string) => void process.stderr.write(chunk),
+              }),
+        });
+      });
+      if (stdoutClosed.signal.aborted) throw new ExitCode(EXIT_PIPE);
+      if (controller.signal.aborted) throw new ExitCode(EXIT_INTERRUPTED, "interrupted: the command was stopped");
+      if (flags.json) printJson(result);
+      else if (result.truncated) note(`(output beyond ${MAX_OUTPUT_BYTES / 1024 / 1024} MiB per stream was cut)`);
+      const code = exitCodeOf(result);
+      if (code !== 0) throw new ExitCode(code, flags.json ? "" : explain(result, flags.timeout));
+    } catch (error) {
+      if (stdoutClosed.signal.aborted && kilnErrorCode(error) === "ABORTED") throw new ExitCode(EXIT_PIPE);
+      if (controller.signal.aborted && kilnErrorCode(error) === "ABORTED") {
+        throw new ExitCode(EXIT_INTERRUPTED, "interrupted");
+      }
+      throw error;
+    } finally {
+      process.off("SIGINT", onSigint);
+      process.off("SIGTERM", onSigint);
+    }
+  });
+}
+
+export function exitCodeOf(result: CommandResult): number {
+  if (result.status === "timeout") return EXIT_TIMEOUT;
+  if (result.status === "oom" || result.status === "killed") return EXIT_KILLED;
+  return result.exitCode;
+}
+
+/** Only the cases the command itself cannot have said: a plain non-zero exit prints nothing. */
+function explain(result: CommandResult, timeoutMs: number | undefined): string {
+  if (result.status === "timeout")
+    return `the command ran longer than ${formatDuration(timeoutMs ?? NO_TIMEOUT_MS)} and was killed`;
+  if (result.status === "oom")
+    return "the command ran out of memory and was killed (create the sandbox with more --memory)";
+  if (result.status === "killed") return "the command was killed";
+  return "";
+}

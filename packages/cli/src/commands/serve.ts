@@ -1,0 +1,87 @@
+/**
+ * serve: the HTTP API (@kiln/server) in this process. Flags over KILN_* environment over the
+ * server's defaults. Prints the URL on stdout; a newly made admin key once on stderr.
+ * SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit 0 (sandboxes keep running).
+ */
+import { type Command, InvalidArgumentError } from "commander";
+import { EXIT_INTERRUPTED, ExitCode } from "../errors.ts";
+import { examples } from "../help.ts";
+import { err, note, printJson } from "../output.ts";
+
+interface ServeFlags {
+  host?: string;
+  port?: number;
+  dataDir?: string;
+  databaseUrl?: string;
+  pool?: number;
+  maxUploadMb?: number;
+  json?: boolean;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command("serve")
+    .description("Start the Kiln server: the HTTP API over this machine's Docker engine")
+    .option("--host <host>", "address to listen on (KILN_HOST, default 127.0.0.1)")
+    .option("--port <port>", "port, 0 for any free one (KILN_PORT, default 7420)", integer("--port", 0, 65_535))
+    .option("--data-dir <dir>", "keys, audit log and the SQLite database (KILN_DATA_DIR, default ~/.kiln)")
+    .option("--database-url <url>", "postgres://… for PostgreSQL (KILN_DATABASE_URL, default SQLite in the data dir)")
+    .option("--pool <n>", "warm sandboxes of the default shape (KILN_POOL, default 0)", integer("--pool", 0, 256))
+    .option(
+      "--max-upload-mb <mb>",
+      "largest upload accepted (KILN_MAX_UPLOAD_MB, default 4096)",
+      integer("--max-upload-mb", 1, 1 << 30),
+    )
+    .option("--json", 'print { "url" } on stdout once listening')
+    .addHelpText(
+      "after",
+      `${examples(
+        "kiln serve                                   # http://127.0.0.1:7420, data in ~/.kiln",
+        "kiln serve --host 0.0.0.0 --port 8080 --pool 2",
+        "KILN_ADMIN_KEY=kiln_secret kiln serve --data-dir /srv/kiln",
+      )}
+
+On the first start without KILN_ADMIN_KEY an admin key is made, printed once on stderr and written
+to <data-dir>/admin.key (mode 0600). Also read from the environment: KILN_PUBLIC_URL, KILN_ADMIN_KEY.`,
+    )
+    .action(async (flags: ServeFlags) => {
+      // Loaded here, not at the top: the server's dependencies stay out of every other command's start-up.
+      const { serverConfigFromEnv, startServer } = await import("@kiln/server");
+      const config = { ...serverConfigFromEnv(process.env), ...definedFlags(flags), log: (line: string) => note(line) };
+      const server = await startServer(config);
+      if (flags.json) printJson({ url: server.url });
+      else process.stdout.write(`${server.url}\n`);
+      note(`kiln serve: listening on ${server.url}; Ctrl-C stops it (sandboxes keep running)`);
+      if (server.createdAdminKey) {
+        note(`${err.bold("Admin key")} (shown once; also in the data dir's admin.key): ${server.createdAdminKey}`);
+      }
+      await new Promise<void>((resolve, reject) => {
+        let closing = false;
+        const stop = () => {
+          if (closing) {
+            reject(new ExitCode(EXIT_INTERRUPTED, "stopped without waiting for in-flight requests"));
+            return;
+          }
+          closing = true;
+          note("kiln serve: stopping (finishing in-flight requests)");
+          server.close().then(resolve, reject);
+        };
+        process.on("SIGINT", stop);
+        process.on("SIGTERM", stop);
+      });
+    });
+}
+
+function definedFlags(flags: ServeFlags) {
+  const { json: _json, ...rest } = flags;
+  return Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+}
+
+function integer(flag: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || n < min || n > max)
+      throw new InvalidArgumentError(`${flag} takes a whole number from ${min} to ${max}.`);
+    return n;
+  };
+}

@@ -1,0 +1,224 @@
+/**
+ * The one transport of the remote client: Node's built-in fetch (undici, which keeps
+ * connections alive between requests, so a call costs one loopback round trip, not a TCP
+ * handshake) with the Bearer key on every request, and node:http for streamed uploads (see
+ * upload()). Every failure leaves here as a KilnError:
+ * an error answer through the code table in http-errors.ts, a connection that fails as
+ * ServerUnavailableError naming the URL, an abort as AbortedError. Never a bare fetch error.
+ */
+import type { IncomingMessage } from "node:http";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { AbortedError, InvalidArgumentError, KilnError, ServerUnavailableError } from "../errors.ts";
+import { type ErrorContext, errorFromResponse } from "./http-errors.ts";
+
+/** An error body is read up to this much; anything beyond is not a Kiln error message. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+export interface RequestOptions {
+  query?: Record<string, string | string[] | undefined>;
+  /** A JSON body. */
+  json?: unknown;
+  /** A raw body (bytes, or a stream of them sent as it is read). */
+  body?: Uint8Array | AsyncIterable<Uint8Array>;
+  /** The raw body's length, when known: the server can then refuse an oversized upload before it is sent. */
+  contentLength?: number;
+  accept?: string;
+  signal?: AbortSignal;
+  /** What the request is about, for the error classes that carry it. */
+  context?: ErrorContext;
+  /** Names the call in an AbortedError ("exec", "files.read"). */
+  what: string;
+}
+
+export class HttpClient {
+  /** The server's base URL, without a trailing slash. */
+  readonly url: string;
+  readonly #authorization: string;
+
+  constructor(url: string, apiKey: string) {
+    this.url = normalizeUrl(url);
+    if (typeof apiKey !== "string" || apiKey.trim() === "") {
+      throw new InvalidArgumentError(
+        "options.apiKey",
+        `a Kiln server at ${this.url} needs an API key: pass { apiKey } or set KILN_API_KEY`,
+      );
+    }
+    if (/[\r\n\0]/.test(apiKey)) throw new InvalidArgumentError("options.apiKey", "must not contain line breaks");
+    this.#authorization = `Bearer ${apiKey.trim()}`;
+  }
+
+  /** Sends one request; a 2xx answer is returned with its body unread, anything else is thrown as a KilnError. */
+  async send(method: string, path: string, options: RequestOptions): Promise<Response> {
+    const target = this.#target(path, options.query);
+    const headers: Record<string, string> = { authorization: this.#authorization };
+    if (options.accept) headers.accept = options.accept;
+    let body: RequestInit["body"] | AsyncIterable<Uint8Array> | undefined;
+    if (options.json !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(options.json);
+    } else if (options.body !== undefined) {
+      headers["content-type"] = "application/octet-stream";
+      if (options.contentLength !== undefined) headers["content-length"] = String(options.contentLength);
+      body = options.body;
+    }
+    let response: Response;
+    try {
+      response = await fetch(target, {
+        method,
+        headers,
+        // A stream body needs half-duplex (undici sends it as it is read).
+        ...(body === undefined ? {} : { body: body as RequestInit["body"], duplex: "half" }),
+        ...(options.signal ? { signal: options.signal } : {}),
+      } as RequestInit);
+    } catch (err) {
+      throw this.failure(err, options);
+    }
+    if (response.ok) return response;
+    const text = await readBounded(response).catch(() => "");
+    throw errorFromResponse(response.status, text, response.headers, this.url, options.context);
+  }
+
+  /**
+   * PUTs a stream with backpressure: read from `source` only as fast as the socket takes it.
+   * Through node:http rather than fetch, because Node's fetch reads a streamed request body
+   * ahead of the socket (measured on Node 24: a 256 MiB upload to a slow reader held all 256 MiB
+   * in memory; node:http held 4 MiB). The declared length lets the server refuse an oversized
+   * upload before the body is sent; an answer that comes early (413) is the one reported.
+   */
+  async upload(
+    path: string,
+    source: Readable,
+    options: Omit<RequestOptions, "json" | "body"> & { contentLength: number },
+  ) {
+    const target = this.#target(path, options.query);
+    const send = target.protocol === "https:" ? httpsRequest : httpRequest;
+    const request = send(target, {
+      method: "PUT",
+      headers: {
+        authorization: this.#authorization,
+        "content-type": "application/octet-stream",
+        "content-length": String(options.contentLength),
+      },
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    const answered = new Promise<IncomingMessage>((resolve, reject) => {
+      request.once("response", resolve);
+      request.once("error", reject);
+    });
+    const sent = pipeline(source, request).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    let response: IncomingMessage;
+    try {
+      response = await answered;
+    } catch (err) {
+      source.destroy();
+      const local = await sent;
+      // A local read failure (it has a syscall) is the caller's to see as is, like in-process.
+      if ((local as NodeJS.ErrnoException | undefined)?.syscall === "read") throw local;
+      throw this.failure(err, options);
+    }
+    const status = response.statusCode ?? 0;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of response as AsyncIterable<Buffer>) {
+      if (size < MAX_ERROR_BODY_BYTES) chunks.push(chunk);
+      size += chunk.length;
+    }
+    if (status >= 200 && status < 300) {
+      const failed = await sent;
+      if (failed) throw this.failure(failed, options);
+      return;
+    }
+    source.destroy();
+    const headers = new Headers();
+    for (const [key, value] of Object.entries(response.headers)) {
+      if (typeof value === "string") headers.set(key, value);
+    }
+    throw errorFromResponse(status, Buffer.concat(chunks).toString("utf8"), headers, this.url, options.context);
+  }
+
+  #target(path: string, query: RequestOptions["query"]): URL {
+    const target = new URL(this.url + path);
+    for (const [key, value] of Object.entries(query ?? {})) {
+      if (value === undefined) continue;
+      for (const v of Array.isArray(value) ? value : [value]) target.searchParams.append(key, v);
+    }
+    return target;
+  }
+
+  /** A request whose answer is JSON. */
+  async json<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+    const response = await this.send(method, path, options);
+    try {
+      return (await response.json()) as T;
+    } catch (err) {
+      throw this.failure(err, options);
+    }
+  }
+
+  /** A request whose answer has no body worth reading (204, or a 201 we do not need). */
+  async empty(method: string, path: string, options: RequestOptions): Promise<void> {
+    const response = await this.send(method, path, options);
+    await response.body?.cancel().catch(() => {});
+  }
+
+  /** Turns whatever fetch or a body read threw into a KilnError. */
+  failure(err: unknown, options: { signal?: AbortSignal; what: string }): KilnError {
+    if (KilnError.isInstance(err)) return err;
+    if (options.signal?.aborted || (err as Error)?.name === "AbortError") {
+      return new AbortedError(options.what, { cause: options.signal?.reason ?? err });
+    }
+    const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
+    const code = cause?.code ?? (err as { code?: string })?.code;
+    const detail = code ?? cause?.message ?? (err as Error)?.message ?? String(err);
+    const hint =
+      code === "ECONNREFUSED"
+        ? "start one with `kiln serve`, or check KILN_URL"
+        : code === "ENOTFOUND" || code === "EAI_AGAIN"
+          ? "the host name does not resolve: check KILN_URL"
+          : "the connection failed or was cut: check that the server is running and reachable";
+    return new ServerUnavailableError(this.url, `No Kiln server answers at ${this.url} (${detail}): ${hint}`, {
+      cause: err,
+    });
+  }
+}
+
+function normalizeUrl(url: string): string {
+  if (typeof url !== "string" || url.trim() === "") {
+    throw new InvalidArgumentError("options.url", "must be the server's URL, e.g. http://127.0.0.1:7420");
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url.trim());
+  } catch {
+    throw new InvalidArgumentError("options.url", `is not a URL: ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new InvalidArgumentError("options.url", `must be http:// or https://, got ${parsed.protocol}`);
+  }
+  if (parsed.username || parsed.password) {
+    throw new InvalidArgumentError("options.url", "must not carry credentials: pass the key as apiKey");
+  }
+  if (parsed.search || parsed.hash) {
+    throw new InvalidArgumentError("options.url", "must not have a query or fragment");
+  }
+  return parsed.href.replace(/\/+$/, "");
+}
+
+async function readBounded(response: Response): Promise<string> {
+  if (!response.body) return "";
+  const decoder = new TextDecoder();
+  let text = "";
+  let bytes = 0;
+  for await (const chunk of response.body) {
+    bytes += chunk.length;
+    text += decoder.decode(chunk, { stream: true });
+    if (bytes >= MAX_ERROR_BODY_BYTES) break; // leaving the loop cancels the rest of the body
+  }
+  return text + decoder.decode();
+}

@@ -1,0 +1,240 @@
+/**
+ * A sandbox behind a Kiln server. It is a `Sandbox` (same class, same methods, `instanceof`
+ * holds), built on a second path: every method goes to the server's routes instead of the
+ * engine and the agent. A subclass rather than a branch in every method of sandbox.ts keeps
+ * the in-process code free of remote cases; a method added to Sandbox later and not yet
+ * mirrored here fails with NotSupportedError naming it (see `detachedServices`) instead of
+ * touching this machine's engine.
+ */
+import {
+  AbortedError,
+  InvalidArgumentError,
+  NotSupportedError,
+  SandboxNotFoundError,
+  throwIfAborted,
+} from "../errors.ts";
+import { validateRunCode } from "../sandbox/code.ts";
+import { validateExec } from "../sandbox/exec.ts";
+import type { SandboxFiles } from "../sandbox/files.ts";
+import type { SandboxRecord } from "../sandbox/records.ts";
+import { Sandbox, type SandboxServices } from "../sandbox/sandbox.ts";
+import type {
+  CommandResult,
+  ExecOptions,
+  Execution,
+  Language,
+  Result,
+  RunCodeOptions,
+  SandboxInfo,
+  SnapshotInfo,
+} from "../types.ts";
+import { describe, requireName } from "../validate.ts";
+import { type StreamEvent, streamCall } from "./event-stream.ts";
+import type { HttpClient } from "./http-client.ts";
+import { RemoteFiles } from "./remote-files.ts";
+
+/** SandboxInfo as a server answers it: with the sandbox's language (and network, resources). */
+export type RemoteSandboxInfo = SandboxInfo & { language?: Language };
+
+/** Stands in for the engine and agent a remote sandbox does not have: any use names what is missing. */
+const detachedServices = new Proxy({} as SandboxServices, {
+  get(_target, property) {
+    throw new NotSupportedError(
+      `This sandbox is behind a Kiln server, and the remote client does not offer this operation (${String(property)}) yet`,
+    );
+  },
+});
+
+export class RemoteSandbox extends Sandbox {
+  override readonly files: SandboxFiles;
+  readonly #client: HttpClient;
+  /** `/v1/sandboxes/<id>` */
+  readonly #path: string;
+  #deleting?: Promise<void>;
+
+  /** @internal Made by a remote Kiln from the server's SandboxInfo. */
+  constructor(client: HttpClient, info: RemoteSandboxInfo) {
+    const record: SandboxRecord = {
+      ...(info.name === undefined ? {} : { name: info.name }),
+      labels: info.labels ?? {},
+      language: info.language ?? "python",
+      createdAt: info.createdAt,
+    };
+    super(info.id, record, detachedServices);
+    this.#client = client;
+    this.#path = `/v1/sandboxes/${encodeURIComponent(info.id)}`;
+    this.files = new RemoteFiles(client, info.id);
+  }
+
+  override info(): Promise<SandboxInfo> {
+    return this.#client.json<SandboxInfo>("GET", this.#path, { context: this.#context, what: "info" });
+  }
+
+  get #context() {
+    return { sandbox: this.id };
+  }
+
+  override async exec(command: string | string[], options?: ExecOptions): Promise<CommandResult> {
+    // The same argument checks as in-process, before any request.
+    const valid = validateExec(command, options);
+    throwIfAborted(valid.signal, "exec");
+    const o = options ?? {};
+    const body = {
+      command,
+      ...(o.cwd === undefined ? {} : { cwd: o.cwd }),
+      ...(o.env === undefined ? {} : { env: o.env }),
+      ...(o.stdin === undefined ? {} : { stdin: await stdinText(o.stdin) }),
+      ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+      ...(o.maxOutputBytes === undefined ? {} : { maxOutputBytes: o.maxOutputBytes }),
+    };
+    const started = performance.now();
+    let stdout = "";
+    let stderr = "";
+    try {
+      return await streamCall<CommandResult>(
+        this.#client,
+        `${this.#path}/exec`,
+        body,
+        { signal: valid.signal, context: this.#context, what: "exec" },
+        (event) => {
+          if (event.type === "stdout" || event.type === "stderr") {
+            const data = String(event.data ?? "");
+            if (event.type === "stdout") {
+              stdout = capped(stdout, data, valid.maxOutputBytes);
+              valid.onStdout?.(data);
+            } else {
+              stderr = capped(stderr, data, valid.maxOutputBytes);
+              valid.onStderr?.(data);
+            }
+            return undefined;
+          }
+          return event.type === "result" ? (event.result as CommandResult) : undefined;
+        },
+      );
+    } catch (err) {
+      // Aborted mid-command: like in-process, a result with status "killed" (the server
+      // sees the connection close and kills the command), not a throw.
+      if (!(err instanceof AbortedError) || !valid.signal?.aborted) throw err;
+      return {
+        exitCode: 137,
+        stdout,
+        stderr,
+        status: "killed",
+        truncated: false,
+        durationMs: Math.round(performance.now() - started),
+      };
+    }
+  }
+
+  override async runCode(code: string, options?: RunCodeOptions): Promise<Execution> {
+    const valid = validateRunCode(code, options, this.language);
+    throwIfAborted(valid.signal, "runCode");
+    const o = options ?? {};
+    const body = {
+      code,
+      ...(o.language === undefined ? {} : { language: o.language }),
+      ...(o.context === undefined ? {} : { context: o.context }),
+      ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+    };
+    const started = performance.now();
+    let stdout = "";
+    let stderr = "";
+    const results: Result[] = [];
+    try {
+      return await streamCall<Execution>(
+        this.#client,
+        `${this.#path}/code`,
+        body,
+        { signal: valid.signal, context: this.#context, what: "runCode" },
+        (event: StreamEvent) => {
+          if (event.type === "stdout") {
+            stdout += String(event.data ?? "");
+            valid.onStdout?.(String(event.data ?? ""));
+          } else if (event.type === "stderr") {
+            stderr += String(event.data ?? "");
+            valid.onStderr?.(String(event.data ?? ""));
+          } else if (event.type === "display") {
+            results.push(event.result as Result);
+            valid.onResult?.(event.result as Result);
+          } else if (event.type === "execution") return event.execution as Execution;
+          return undefined;
+        },
+      );
+    } catch (err) {
+      if (!(err instanceof AbortedError) || !valid.signal?.aborted) throw err;
+      return {
+        results,
+        stdout,
+        stderr,
+        error: { name: "Cancelled", value: "execution was cancelled (aborted by the caller)", traceback: "" },
+        status: "killed",
+        truncated: false,
+        durationMs: Math.round(performance.now() - started),
+      };
+    }
+  }
+
+  override snapshot(name: string): Promise<SnapshotInfo> {
+    const valid = requireName("name", name);
+    return this.#client.json<SnapshotInfo>("POST", `${this.#path}/snapshots`, {
+      json: { name: valid },
+      context: { ...this.#context, name: valid },
+      what: "snapshot",
+    });
+  }
+
+  /** Stops the sandbox, keeping its filesystem. Idempotent. */
+  override async stop(): Promise<void> {
+    await this.#client.empty("POST", `${this.#path}/stop`, { context: this.#context, what: "stop" });
+  }
+
+  /** Starts a stopped sandbox; the server answers once its agent answers. Idempotent. */
+  override async start(): Promise<void> {
+    await this.#client.empty("POST", `${this.#path}/start`, { context: this.#context, what: "start" });
+  }
+
+  /**
+   * Deletes the sandbox. Calling it again on this handle is a no-op; a sandbox already deleted
+   * elsewhere gives SandboxNotFoundError.
+   */
+  override delete(): Promise<void> {
+    this.#deleting ??= this.#client.empty("DELETE", this.#path, { context: this.#context, what: "delete" });
+    return this.#deleting;
+  }
+
+  override async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      await this.delete();
+    } catch (err) {
+      if (!(err instanceof SandboxNotFoundError)) throw err;
+    }
+  }
+}
+
+/** Keeps at most about `max` bytes of a stream's text (the server cuts and reports; this is for an aborted call). */
+function capped(current: string, more: string, max: number): string {
+  return current.length >= max ? current : current + more;
+}
+
+/**
+ * stdin travels in the request's JSON as text. Bytes must be UTF-8; a stream (a live stdin
+ * in-process) is read to its end first, since the request is sent whole.
+ */
+async function stdinText(stdin: NonNullable<ExecOptions["stdin"]>): Promise<string> {
+  if (typeof stdin === "string") return stdin;
+  const parts: Uint8Array[] = [];
+  if (stdin instanceof Uint8Array) parts.push(stdin);
+  else {
+    for await (const chunk of stdin as AsyncIterable<Uint8Array | string>) {
+      parts.push(typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk);
+    }
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(parts));
+  } catch {
+    throw new InvalidArgumentError(
+      "options.stdin",
+      `must be UTF-8 text over the remote client (got ${describe(stdin)} with other bytes)`,
+    );
+  }
+}

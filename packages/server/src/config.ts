@@ -1,0 +1,87 @@
+/**
+ * The server's settings: defaults in one place, the environment read in one function.
+ * `kiln serve` puts its flags over serverConfigFromEnv() over these defaults.
+ */
+import { homedir } from "node:os";
+import { join } from "node:path";
+import type { Kiln } from "@kiln/core";
+
+export interface ServerConfig {
+  /** @default "127.0.0.1" (loopback only: exposing Kiln is a decision, not a default) */
+  host: string;
+  /** 0 picks any free port. @default 7420 */
+  port: number;
+  /** Database (SQLite), server secret and admin.key live here. @default ~/.kiln */
+  dataDir: string;
+  /** Unset: SQLite (node:sqlite) in dataDir; "postgres://...": PostgreSQL. */
+  databaseUrl?: string;
+  /** Warm pool size of the default shape. @default 0 */
+  pool: number;
+  /** Larger uploads get 413. @default 4096 */
+  maxUploadMb: number;
+  /** The address clients reach this server at (preview URLs). @default the listening address */
+  publicUrl?: string;
+  /** The admin key to store on first start. @default a new random key written to <dataDir>/admin.key */
+  adminKey?: string;
+  /** Inject a Kiln (tests). @default new Kiln({ pool }) */
+  kiln?: Kiln;
+  /** Where the server's log lines go. @default stderr */
+  log?: (line: string) => void;
+}
+
+export const DEFAULT_PORT = 7420;
+export const DEFAULT_MAX_UPLOAD_MB = 4096;
+/** How long close() waits for in-flight requests before cutting them off. */
+export const SHUTDOWN_GRACE_MS = 10_000;
+
+export function defaultConfig(): ServerConfig {
+  return {
+    host: "127.0.0.1",
+    port: DEFAULT_PORT,
+    dataDir: join(homedir(), ".kiln"),
+    pool: 0,
+    maxUploadMb: DEFAULT_MAX_UPLOAD_MB,
+  };
+}
+
+/** KILN_HOST, KILN_PORT, KILN_DATA_DIR, KILN_DATABASE_URL, KILN_POOL, KILN_MAX_UPLOAD_MB, KILN_PUBLIC_URL, KILN_ADMIN_KEY. */
+export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<ServerConfig> {
+  const out: Partial<ServerConfig> = {};
+  const set = (name: string, apply: (value: string) => void) => {
+    const value = env[name];
+    if (value !== undefined && value !== "") apply(value);
+  };
+  set("KILN_HOST", (v) => {
+    out.host = v;
+  });
+  set("KILN_PORT", (v) => {
+    out.port = integer("KILN_PORT", v, 0, 65_535);
+  });
+  set("KILN_DATA_DIR", (v) => {
+    out.dataDir = v;
+  });
+  set("KILN_DATABASE_URL", (v) => {
+    out.databaseUrl = v;
+  });
+  set("KILN_POOL", (v) => {
+    out.pool = integer("KILN_POOL", v, 0, 256);
+  });
+  set("KILN_MAX_UPLOAD_MB", (v) => {
+    out.maxUploadMb = integer("KILN_MAX_UPLOAD_MB", v, 1, 1024 * 1024);
+  });
+  set("KILN_PUBLIC_URL", (v) => {
+    out.publicUrl = v;
+  });
+  set("KILN_ADMIN_KEY", (v) => {
+    out.adminKey = v;
+  });
+  return out;
+}
+
+function integer(name: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    throw new Error(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
+  }
+  return n;
+}

@@ -1,0 +1,33 @@
+/** Who a request is: every /v1 request resolves to one of these before any route runs. */
+export interface Principal {
+  orgId: string;
+  keyId: string;
+  scopes: readonly string[];
+  /** A key restricted to one sandbox reaches that sandbox alone. */
+  sandboxId?: string;
+}
+
+/** The scopes of design/server.md. */
+export const SCOPES = [
+  "sandboxes:read",
+  "sandboxes:write",
+  "sandboxes:exec",
+  "files:read",
+  "files:write",
+  "snapshots:write",
+  "volumes:write",
+  "keys:write",
+  "webhooks:write",
+  "audit:read",
+  "orgs:admin",
+  "*",
+] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export const DEFAULT_ORG_ID = "default";
+
+/** `*` is every scope, except that `orgs:admin` belongs to keys of the default organisation only. */
+export function hasScope(principal: Principal, scope: Scope): boolean {
+  if (scope === "orgs:admin" && principal.orgId !== DEFAULT_ORG_ID) return false;
+  return principal.scopes.includes("*") || principal.scopes.includes(scope);
+}

@@ -1,0 +1,245 @@
+/**
+ * The one set of schemas: they validate every request and generate /v1/openapi.json, so the
+ * document cannot drift from what the server accepts. Bodies mirror @kiln/core's types
+ * (design/api.md). Objects are strict: an unknown field is a 400 naming it.
+ */
+import { z } from "@hono/zod-openapi";
+
+const YEAR_MS = 365 * 24 * 60 * 60 * 1000;
+
+/** Names of sandboxes, snapshots and volumes: core's name rule, leaving room for the organisation prefix. */
+export const Name = z
+  .string()
+  .regex(
+    /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,50}$/,
+    "must start with a letter or digit and hold only letters, digits, _ . - (at most 51)",
+  )
+  .openapi({ example: "dev" });
+
+const NoNul = (s: string) => !s.includes("\0");
+const Text = z.string().refine(NoNul, "must not contain NUL bytes");
+const Labels = z
+  .record(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/]{0,127}$/, "label keys are letters, digits and . _ - / (at most 128)"),
+    z.string().max(1024).refine(NoNul, "must not contain NUL bytes"),
+  )
+  .openapi({ example: { team: "ml" } });
+const Env = z.record(
+  z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "environment names are letters, digits and _"),
+  z.string().refine(NoNul, "must not contain NUL bytes"),
+);
+const Language = z.enum(["python", "javascript", "typescript"]);
+const Network = z.union([
+  z.enum(["none", "egress"]),
+  z.strictObject({ allow: z.array(z.string().min(1).max(253)).max(256) }),
+]);
+const Millis = (max: number, min = 0) => z.number().int().min(min).max(max);
+
+export const Resources = z.strictObject({
+  cpus: z.number().min(0.01).max(1024).optional(),
+  memoryMb: z
+    .number()
+    .int()
+    .min(16)
+    .max(1024 * 1024)
+    .optional(),
+  diskMb: z
+    .number()
+    .int()
+    .min(16)
+    .max(1024 * 1024 * 1024)
+    .optional(),
+  pids: z.number().int().min(16).max(1_000_000).optional(),
+});
+
+export const CreateSandboxBody = z
+  .strictObject({
+    name: Name.optional(),
+    image: z.string().min(1).max(512).refine(NoNul, "must not contain NUL bytes").optional(),
+    snapshot: Name.optional(),
+    language: Language.optional(),
+    labels: Labels.optional(),
+    env: Env.optional(),
+    resources: Resources.optional(),
+    network: Network.optional(),
+    volumes: z
+      .array(z.strictObject({ volume: Name, mountPath: z.string().min(1).max(4096), readOnly: z.boolean().optional() }))
+      .max(32)
+      .optional(),
+    autoStopMs: Millis(YEAR_MS, 1000).optional(),
+    autoDeleteMs: Millis(YEAR_MS).optional(),
+  })
+  .openapi("CreateSandboxOptions");
+
+export const SandboxInfo = z
+  .object({
+    id: z.string(),
+    name: z.string().optional(),
+    state: z.enum(["running", "paused", "stopped", "error"]),
+    labels: z.record(z.string(), z.string()),
+    createdAt: z.string(),
+    image: z.string(),
+    language: Language,
+    network: Network,
+    resources: z.object({ cpus: z.number(), memoryMb: z.number(), pids: z.number(), diskMb: z.number().optional() }),
+  })
+  .openapi("SandboxInfo");
+
+export const SandboxList = z.object({ sandboxes: z.array(SandboxInfo) }).openapi("SandboxList");
+
+export const IdParam = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(128)
+    .openapi({ param: { name: "id", in: "path" }, description: "The sandbox's id or name" }),
+});
+export const IdOrNameParam = z.object({
+  idOrName: z
+    .string()
+    .min(1)
+    .max(128)
+    .openapi({ param: { name: "idOrName", in: "path" } }),
+});
+export const NameParam = z.object({ name: Name.openapi({ param: { name: "name", in: "path" } }) });
+
+export const ListQuery = z.object({
+  label: z
+    .union([z.string(), z.array(z.string())])
+    .optional()
+    .openapi({ description: "k=v; repeat for several labels (all must match)", param: { name: "label", in: "query" } }),
+});
+
+export const ExecBody = z
+  .strictObject({
+    command: z.union([
+      Text.min(1).max(128 * 1024),
+      z
+        .array(Text.max(128 * 1024))
+        .min(1)
+        .max(4096),
+    ]),
+    cwd: Text.max(4096).optional(),
+    env: Env.optional(),
+    stdin: z
+      .string()
+      .max(8 * 1024 * 1024)
+      .optional(),
+    timeoutMs: Millis(24 * 60 * 60 * 1000, 1).optional(),
+    maxOutputBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(64 * 1024 * 1024)
+      .optional(),
+  })
+  .openapi("ExecRequest");
+
+export const CommandResult = z
+  .object({
+    exitCode: z.number(),
+    stdout: z.string(),
+    stderr: z.string(),
+    status: z.enum(["ok", "error", "timeout", "oom", "killed"]),
+    truncated: z.boolean(),
+    durationMs: z.number(),
+  })
+  .openapi("CommandResult");
+
+export const CodeBody = z
+  .strictObject({
+    code: z.string().max(8 * 1024 * 1024),
+    language: Language.optional(),
+    context: Name.optional(),
+    timeoutMs: Millis(24 * 60 * 60 * 1000, 1).optional(),
+  })
+  .openapi("RunCodeRequest");
+
+export const Result = z
+  .object({
+    text: z.string().optional(),
+    html: z.string().optional(),
+    markdown: z.string().optional(),
+    json: z.unknown().optional(),
+    png: z.string().optional(),
+    jpeg: z.string().optional(),
+    svg: z.string().optional(),
+    isMainResult: z.boolean(),
+  })
+  .openapi("Result");
+
+export const Execution = z
+  .object({
+    results: z.array(Result),
+    stdout: z.string(),
+    stderr: z.string(),
+    error: z.object({ name: z.string(), value: z.string(), traceback: z.string() }).optional(),
+    status: z.enum(["ok", "error", "timeout", "oom", "killed"]),
+    truncated: z.boolean(),
+    durationMs: z.number(),
+  })
+  .openapi("Execution");
+
+export const FileEntry = z
+  .object({
+    name: z.string(),
+    path: z.string(),
+    type: z.enum(["file", "directory", "symlink", "other"]),
+    size: z.number(),
+    mode: z.number(),
+    modifiedAt: z.string(),
+  })
+  .openapi("FileEntry");
+
+const SandboxPath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine(NoNul, "must not contain NUL bytes")
+  .refine((p) => !p.split("/").includes(".."), "must not contain '..' segments");
+export const PathQuery = z.object({
+  path: SandboxPath.openapi({ param: { name: "path", in: "query" }, example: "/workspace/data.csv" }),
+});
+export const DeleteFileQuery = z.object({
+  path: SandboxPath.openapi({ param: { name: "path", in: "query" } }),
+  recursive: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({ param: { name: "recursive", in: "query" } }),
+});
+export const MkdirBody = z.strictObject({ path: SandboxPath }).openapi("MkdirRequest");
+export const FileList = z.object({ entries: z.array(FileEntry) }).openapi("FileList");
+
+export const SnapshotInfo = z
+  .object({
+    name: z.string(),
+    createdAt: z.string(),
+    sizeBytes: z.number(),
+    sourceSandboxId: z.string().optional(),
+    state: z.record(z.string(), z.unknown()).optional(),
+  })
+  .openapi("SnapshotInfo");
+export const SnapshotBody = z.strictObject({ name: Name }).openapi("SnapshotRequest");
+export const SnapshotList = z.object({ snapshots: z.array(SnapshotInfo) }).openapi("SnapshotList");
+
+export const VolumeInfo = z
+  .object({ name: z.string(), createdAt: z.string(), labels: z.record(z.string(), z.string()) })
+  .openapi("VolumeInfo");
+export const VolumeBody = z.strictObject({ name: Name }).openapi("VolumeRequest");
+export const VolumeList = z.object({ volumes: z.array(VolumeInfo) }).openapi("VolumeList");
+
+export const ErrorBody = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: "SANDBOX_NOT_FOUND" }),
+      message: z.string(),
+      field: z.string().optional(),
+    }),
+  })
+  .openapi("Error");
+
+export const Health = z
+  .object({ status: z.literal("ok"), engine: z.enum(["ok", "unavailable"]), version: z.string() })
+  .openapi("Health");

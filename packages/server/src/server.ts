@@ -1,0 +1,122 @@
+/** startServer: storage, keys, Kiln and the HTTP listener, and a bounded graceful close. */
+import { chmod, mkdir, readFile, rm } from "node:fs/promises";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { createAdaptorServer } from "@hono/node-server";
+import { Kiln } from "@kiln/core";
+import { createApp } from "./app.ts";
+import { defaultConfig, type ServerConfig, SHUTDOWN_GRACE_MS } from "./config.ts";
+import { bootstrap, KeyHasher, loadSecret } from "./pipeline/keys.ts";
+import { FailureLimiter } from "./pipeline/rate-limit.ts";
+import { openStore } from "./store/sql-store.ts";
+
+export interface RunningServer {
+  /** e.g. http://127.0.0.1:7420 */
+  url: string;
+  /** Set only when this start made the admin key; already written to <dataDir>/admin.key (0600). */
+  createdAdminKey?: string;
+  /** Graceful: stop accepting, finish in-flight requests (bounded), close storage. Sandboxes keep running. */
+  close(): Promise<void>;
+}
+
+/** A request may take this long to arrive in full (a large upload on a slow link). */
+const REQUEST_TIMEOUT_MS = 60 * 60 * 1000;
+/**
+ * Idle keep-alive connections close after this long. Longer than clients' and proxies' own
+ * idle timeouts (undici 4 s, load balancers 60 s), so that the client, not the server, closes an
+ * idle connection: otherwise a request sent just as the server closes gets ECONNRESET.
+ */
+const KEEP_ALIVE_MS = 65_000;
+
+export async function startServer(partial: Partial<ServerConfig> = {}): Promise<RunningServer> {
+  const given = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined));
+  const config: ServerConfig = { ...defaultConfig(), ...given };
+  const log = config.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const tmpDir = join(config.dataDir, "tmp");
+  await rm(tmpDir, { recursive: true, force: true });
+  await mkdir(tmpDir, { mode: 0o700 });
+  await chmod(tmpDir, 0o700);
+
+  const store = await openStore(config);
+  let kiln: Kiln | undefined;
+  try {
+    const hasher = new KeyHasher(await loadSecret(config.dataDir));
+    const { createdAdminKey } = await bootstrap(store, hasher, {
+      dataDir: config.dataDir,
+      ...(config.adminKey === undefined ? {} : { adminKey: config.adminKey }),
+    });
+    kiln = config.kiln ?? new Kiln({ pool: config.pool > 0 ? { size: config.pool } : false });
+    const ownKiln = config.kiln === undefined;
+    // Build or find the runtime image now, so the first create does not pay for it; an engine
+    // that is down only makes /healthz say so.
+    if (ownKiln)
+      kiln.images.ensure().catch((err) => log(`warning: runtime image not ready: ${(err as Error).message}`));
+
+    const app = createApp({
+      kiln,
+      store,
+      hasher,
+      limiter: new FailureLimiter(),
+      maxUploadBytes: config.maxUploadMb * 1024 * 1024,
+      tmpDir,
+      version: await version(),
+      log,
+    });
+    const server = createAdaptorServer({
+      fetch: app.fetch,
+      serverOptions: {
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        keepAliveTimeout: KEEP_ALIVE_MS,
+        headersTimeout: KEEP_ALIVE_MS + 1000,
+      },
+    }) as Server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.port, config.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const address = server.address() as AddressInfo;
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    const url = `http://${host}:${address.port}`;
+    const usedKiln = kiln;
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      ...(createdAdminKey === undefined ? {} : { createdAdminKey }),
+      close: () => {
+        closing ??= (async () => {
+          const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+          // A keep-alive connection whose request just finished is idle: close it at once.
+          server.closeIdleConnections();
+          const idle = setInterval(() => server.closeIdleConnections(), 50);
+          let timer: NodeJS.Timeout | undefined;
+          const grace = new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, SHUTDOWN_GRACE_MS);
+          });
+          await Promise.race([closed, grace]);
+          clearTimeout(timer);
+          clearInterval(idle);
+          server.closeAllConnections();
+          await closed;
+          await store.close();
+          if (ownKiln) await usedKiln.close();
+          await rm(tmpDir, { recursive: true, force: true });
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await store.close().catch(() => {});
+    if (config.kiln === undefined) await kiln?.close().catch(() => {});
+    throw err;
+  }
+}
+
+async function version(): Promise<string> {
+  const pkg = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}

@@ -1,0 +1,69 @@
+/** SQLite through Node's built-in node:sqlite: one file in the data dir, no native addon. */
+import { chmodSync } from "node:fs";
+import { DatabaseSync } from "node:sqlite";
+import type { SqlDriver, SqlRow, SqlValue } from "./driver.ts";
+
+export class SqliteDriver implements SqlDriver {
+  readonly dialect = "sqlite" as const;
+  readonly #db: DatabaseSync;
+  /** A transaction in progress: statements from outside it wait for it. */
+  #lock: Promise<void> = Promise.resolve();
+
+  constructor(path: string) {
+    this.#db = new DatabaseSync(path);
+    if (path !== ":memory:") chmodSync(path, 0o600);
+    this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;");
+  }
+
+  async run(sql: string, params: SqlValue[] = []): Promise<number> {
+    await this.#lock;
+    return this.#run(sql, params);
+  }
+
+  async all(sql: string, params: SqlValue[] = []): Promise<SqlRow[]> {
+    await this.#lock;
+    return this.#all(sql, params);
+  }
+
+  #run(sql: string, params: SqlValue[]): number {
+    return Number(this.#db.prepare(sql).run(...params).changes);
+  }
+
+  #all(sql: string, params: SqlValue[]): SqlRow[] {
+    return this.#db.prepare(sql).all(...params) as SqlRow[];
+  }
+
+  async transaction<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T> {
+    const previous = this.#lock;
+    let release!: () => void;
+    this.#lock = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await previous;
+    const tx: SqlDriver = {
+      dialect: "sqlite",
+      run: async (sql, params = []) => this.#run(sql, params),
+      all: async (sql, params = []) => this.#all(sql, params),
+      transaction: (inner) => inner(tx),
+      close: async () => {},
+    };
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        const value = await fn(tx);
+        this.#db.exec("COMMIT");
+        return value;
+      } catch (err) {
+        this.#db.exec("ROLLBACK");
+        throw err;
+      }
+    } finally {
+      release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#lock;
+    if (this.#db.isOpen) this.#db.close();
+  }
+}

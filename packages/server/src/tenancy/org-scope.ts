@@ -1,0 +1,236 @@
+/**
+ * An organisation's view of the one Kiln behind the server. Core's names are global, so an
+ * organisation's sandbox, snapshot or volume named `dev` is `<orgId>.dev` in core (organisation
+ * ids hold no dot, so the mapping is reversible), and every sandbox carries the label
+ * `kiln.org=<orgId>` (the `kiln.` label prefix is reserved: callers cannot set or filter on it,
+ * and the sandbox's own code cannot change engine labels or its root-only record). Another
+ * organisation's object is not found, never forbidden. Routes reach Kiln only through this.
+ */
+import {
+  ConflictError,
+  type CreateSandboxOptions,
+  InvalidArgumentError,
+  type Kiln,
+  KilnError,
+  type Sandbox,
+  type SandboxInfo,
+  SandboxNotFoundError,
+  type SnapshotInfo,
+  SnapshotNotFoundError,
+  type VolumeInfo,
+  VolumeNotFoundError,
+} from "@kiln/core";
+import type { Principal } from "../pipeline/principal.ts";
+import { HandleCache } from "./handle-cache.ts";
+
+/** Labels under this prefix are the server's own. */
+export const RESERVED_LABEL_PREFIX = "kiln.";
+export const ORG_LABEL = "kiln.org";
+const ID = /^[0-9a-f]{12,64}$/;
+/** Container id -> owning organisation, per Kiln. Ids are never reused, so entries never go stale. */
+const OWNERS = new WeakMap<Kiln, Map<string, string | undefined>>();
+const MAX_CACHED_OWNERS = 10_000;
+
+export class OrgScope {
+  readonly #kiln: Kiln;
+  readonly #principal: Principal;
+  readonly #prefix: string;
+  readonly #handles: HandleCache;
+
+  constructor(kiln: Kiln, principal: Principal, handles: HandleCache = new HandleCache()) {
+    this.#kiln = kiln;
+    this.#principal = principal;
+    this.#prefix = `${principal.orgId}.`;
+    this.#handles = handles;
+  }
+
+  /** A message from core with this organisation's core names turned back into its own. */
+  scrub(message: string): string {
+    return message.split(this.#prefix).join("");
+  }
+
+  async create(body: Omit<CreateSandboxOptions, "signal">, signal?: AbortSignal): Promise<Sandbox> {
+    for (const key of Object.keys(body.labels ?? {})) {
+      if (key.startsWith(RESERVED_LABEL_PREFIX)) {
+        throw new InvalidArgumentError(
+          `labels.${key}`,
+          `label keys starting with "${RESERVED_LABEL_PREFIX}" are reserved`,
+        );
+      }
+    }
+    const options: CreateSandboxOptions = {
+      ...body,
+      labels: { ...body.labels, [ORG_LABEL]: this.#principal.orgId },
+      ...(body.name === undefined ? {} : { name: this.#core(body.name) }),
+      ...(body.snapshot === undefined ? {} : { snapshot: this.#core(body.snapshot) }),
+      ...(body.volumes === undefined
+        ? {}
+        : { volumes: body.volumes.map((v) => ({ ...v, volume: this.#core(v.volume) })) }),
+      ...(signal === undefined ? {} : { signal }),
+    };
+    try {
+      return await this.#kiln.create(options);
+    } catch (err) {
+      if (err instanceof ConflictError && body.name !== undefined) {
+        throw new ConflictError(`A sandbox named "${body.name}" already exists`, { cause: err });
+      }
+      if (err instanceof SnapshotNotFoundError && body.snapshot !== undefined)
+        throw new SnapshotNotFoundError(body.snapshot);
+      throw err;
+    }
+  }
+
+  /** This organisation's sandbox by id (or a 12+ character id prefix) or by name; else SandboxNotFoundError. */
+  async get(idOrName: string): Promise<Sandbox> {
+    const key = `${this.#principal.orgId}\0${idOrName}`;
+    let found = this.#handles.get(key);
+    if (!found) {
+      // Ids first when it looks like one (what clients use most): one engine call.
+      found = ID.test(idOrName)
+        ? ((await this.#byId(idOrName)) ?? (await this.#byName(idOrName)))
+        : await this.#byName(idOrName);
+      if (found) this.#handles.set(key, found);
+    }
+    if (!found || (this.#principal.sandboxId !== undefined && found.id !== this.#principal.sandboxId)) {
+      throw new SandboxNotFoundError(idOrName);
+    }
+    return found;
+  }
+
+  async delete(sandbox: Sandbox): Promise<void> {
+    this.#handles.forget(sandbox.id);
+    try {
+      await sandbox.delete();
+    } finally {
+      this.#handles.forget(sandbox.id);
+    }
+  }
+
+  async #byName(name: string): Promise<Sandbox | undefined> {
+    return this.#kiln.get(this.#core(name)).catch(notFoundAsUndefined);
+  }
+
+  async #byId(id: string): Promise<Sandbox | undefined> {
+    const sandbox = await this.#kiln.get(id).catch(notFoundAsUndefined);
+    if (!sandbox) return undefined;
+    return (await this.#owner(sandbox)) === this.#principal.orgId ? sandbox : undefined;
+  }
+
+  /** The owning organisation: a label fixed at creation, so it is cached by container id. */
+  async #owner(sandbox: Sandbox): Promise<string | undefined> {
+    let owners = OWNERS.get(this.#kiln);
+    if (!owners) {
+      owners = new Map();
+      OWNERS.set(this.#kiln, owners);
+    }
+    if (owners.has(sandbox.id)) return owners.get(sandbox.id);
+    const info = await sandbox.info().catch(notFoundAsUndefined);
+    if (!info) return undefined;
+    const owner = info.labels[ORG_LABEL];
+    if (owners.size >= MAX_CACHED_OWNERS) owners.clear();
+    owners.set(sandbox.id, owner);
+    return owner;
+  }
+
+  /** The sandbox's info in this organisation's terms: its own name, no reserved labels. */
+  async info(sandbox: Sandbox): Promise<SandboxInfo> {
+    try {
+      return this.view(await sandbox.info());
+    } catch (err) {
+      if (err instanceof SandboxNotFoundError) throw new SandboxNotFoundError(this.#own(sandbox.name) ?? sandbox.id);
+      throw err;
+    }
+  }
+
+  view(info: SandboxInfo): SandboxInfo {
+    const labels: Record<string, string> = {};
+    for (const [k, v] of Object.entries(info.labels)) if (!k.startsWith(RESERVED_LABEL_PREFIX)) labels[k] = v;
+    const { id, name: coreName, ...rest } = info;
+    const name = this.#own(coreName);
+    return { id, ...(name === undefined ? {} : { name }), ...rest, labels };
+  }
+
+  async list(labels: Record<string, string> = {}): Promise<SandboxInfo[]> {
+    for (const key of Object.keys(labels)) {
+      if (key.startsWith(RESERVED_LABEL_PREFIX)) {
+        throw new InvalidArgumentError("label", `label keys starting with "${RESERVED_LABEL_PREFIX}" are reserved`);
+      }
+    }
+    const infos = await this.#kiln.list({ labels: { ...labels, [ORG_LABEL]: this.#principal.orgId } });
+    return infos
+      .filter((i) => this.#principal.sandboxId === undefined || i.id === this.#principal.sandboxId)
+      .map((i) => this.view(i));
+  }
+
+  async snapshot(sandbox: Sandbox, name: string): Promise<SnapshotInfo> {
+    try {
+      return this.#snapshotView(await sandbox.snapshot(this.#core(name)));
+    } catch (err) {
+      if (err instanceof ConflictError)
+        throw new ConflictError(`A snapshot named "${name}" already exists`, { cause: err });
+      throw err;
+    }
+  }
+
+  async snapshots(): Promise<SnapshotInfo[]> {
+    const all = await this.#kiln.snapshots.list();
+    return all.filter((s) => s.name.startsWith(this.#prefix)).map((s) => this.#snapshotView(s));
+  }
+
+  async deleteSnapshot(name: string): Promise<void> {
+    try {
+      await this.#kiln.snapshots.delete(this.#core(name));
+    } catch (err) {
+      if (err instanceof SnapshotNotFoundError) throw new SnapshotNotFoundError(name);
+      throw err;
+    }
+  }
+
+  async createVolume(name: string): Promise<VolumeInfo> {
+    try {
+      return this.#volumeView(await this.#kiln.volumes.create(this.#core(name)));
+    } catch (err) {
+      if (err instanceof ConflictError) throw new ConflictError(this.scrub(err.message), { cause: err });
+      throw err;
+    }
+  }
+
+  async volumes(): Promise<VolumeInfo[]> {
+    const all = await this.#kiln.volumes.list();
+    return all.filter((v) => v.name.startsWith(this.#prefix)).map((v) => this.#volumeView(v));
+  }
+
+  async deleteVolume(name: string): Promise<void> {
+    try {
+      await this.#kiln.volumes.delete(this.#core(name));
+    } catch (err) {
+      if (err instanceof VolumeNotFoundError) throw new VolumeNotFoundError(name);
+      throw err;
+    }
+  }
+
+  #snapshotView(s: SnapshotInfo): SnapshotInfo {
+    return { ...s, name: this.#own(s.name) ?? s.name };
+  }
+
+  #volumeView(v: VolumeInfo): VolumeInfo {
+    const labels: Record<string, string> = {};
+    for (const [k, val] of Object.entries(v.labels)) if (!k.startsWith(RESERVED_LABEL_PREFIX)) labels[k] = val;
+    return { ...v, name: this.#own(v.name) ?? v.name, labels };
+  }
+
+  #core(name: string): string {
+    return `${this.#prefix}${name}`;
+  }
+
+  #own(coreName: string | undefined): string | undefined {
+    if (coreName === undefined) return undefined;
+    return coreName.startsWith(this.#prefix) ? coreName.slice(this.#prefix.length) : coreName;
+  }
+}
+
+function notFoundAsUndefined(err: unknown): undefined {
+  if (KilnError.isInstance(err) && (err.code === "SANDBOX_NOT_FOUND" || err.code === "INVALID_ARGUMENT"))
+    return undefined;
+  throw err;
+}

@@ -1,0 +1,113 @@
+// The OpenAPI document validates, describes every route, and the pipeline guards every /v1
+// route by construction: walked from the document, each one refuses a request without a key
+// and answers 404 to another organisation's key for this organisation's sandbox.
+import { compileErrors, validate } from "@readme/openapi-parser";
+import { describe, expect, it } from "vitest";
+import { addOrgKey, testServer } from "./helpers.ts";
+
+const t = await testServer();
+const doc = (await t.api("GET", "/v1/openapi.json", { key: null })).body;
+
+type Op = { method: string; path: string };
+const operations: Op[] = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, item]) =>
+  Object.keys(item).map((method) => ({ method: method.toUpperCase(), path })),
+);
+
+/** A request the route's schema accepts, so that what answers is the pipeline or the handler. */
+function sample(op: Op, sandbox: string): { url: string; body?: unknown; raw?: string } {
+  const url = op.path.replace(/\{(id|idOrName)\}/, sandbox).replace("{name}", "x");
+  const withPath = op.path.includes("/files") && !op.path.endsWith("/mkdir") ? `${url}?path=/workspace/x` : url;
+  if (op.method === "PUT") return { url: withPath, raw: "x" };
+  const bodies: Record<string, unknown> = {
+    exec: { command: "true" },
+    code: { code: "1" },
+    mkdir: { path: "x" },
+    snapshots: { name: "x" },
+    sandboxes: {},
+    volumes: { name: "x" },
+  };
+  const last = op.path.split("/").at(-1) as string;
+  return op.method === "POST" ? { url: withPath, body: bodies[last] ?? {} } : { url: withPath };
+}
+
+describe("the OpenAPI document", () => {
+  it("is valid OpenAPI 3.1", async () => {
+    expect(doc.openapi).toBe("3.1.0");
+    const result = await validate(structuredClone(doc));
+    expect(result.valid, result.valid ? "" : compileErrors(result)).toBe(true);
+  });
+
+  it("describes every route of the contract", () => {
+    const have = operations.map((o) => `${o.method} ${o.path}`);
+    for (const route of [
+      "GET /healthz",
+      "POST /v1/sandboxes",
+      "GET /v1/sandboxes",
+      "GET /v1/sandboxes/{idOrName}",
+      "DELETE /v1/sandboxes/{idOrName}",
+      "POST /v1/sandboxes/{id}/start",
+      "POST /v1/sandboxes/{id}/stop",
+      "POST /v1/sandboxes/{id}/exec",
+      "POST /v1/sandboxes/{id}/code",
+      "GET /v1/sandboxes/{id}/files",
+      "PUT /v1/sandboxes/{id}/files",
+      "DELETE /v1/sandboxes/{id}/files",
+      "GET /v1/sandboxes/{id}/files/list",
+      "GET /v1/sandboxes/{id}/files/stat",
+      "POST /v1/sandboxes/{id}/files/mkdir",
+      "POST /v1/sandboxes/{id}/snapshots",
+      "GET /v1/snapshots",
+      "DELETE /v1/snapshots/{name}",
+      "POST /v1/volumes",
+      "GET /v1/volumes",
+      "DELETE /v1/volumes/{name}",
+    ]) {
+      expect(have).toContain(route);
+    }
+    const create = doc.paths["/v1/sandboxes"].post;
+    expect(create.requestBody.content["application/json"].schema.$ref).toBe(
+      "#/components/schemas/CreateSandboxOptions",
+    );
+    expect(Object.keys(doc.paths["/v1/sandboxes/{id}/exec"].post.responses["200"].content)).toContain(
+      "text/event-stream",
+    );
+  });
+
+  it("every /v1 route needs a key", async () => {
+    const v1 = operations.filter((o) => o.path.startsWith("/v1/"));
+    expect(v1.length).toBeGreaterThanOrEqual(20);
+    for (const op of v1) {
+      const s = sample(op, "0123456789ab");
+      const res = await t.api(op.method, s.url, {
+        key: null,
+        ...(s.body ? { body: s.body } : {}),
+        ...(s.raw ? { raw: s.raw } : {}),
+      });
+      expect(res.status, `${op.method} ${op.path}`).toBe(401);
+      expect(op, "declares bearer security").toSatisfy(
+        () => JSON.stringify(doc.paths[op.path][op.method.toLowerCase()].security) === '[{"bearer":[]}]',
+      );
+    }
+  });
+
+  it("every sandbox route answers another organisation's key with 404", async () => {
+    const mine = await t.create();
+    const other = await addOrgKey(t.dataDir, "o3walk");
+    const sandboxOps = operations.filter((o) => /\{(id|idOrName)\}/.test(o.path));
+    expect(sandboxOps.length).toBeGreaterThanOrEqual(12);
+    for (const id of [mine.id as string, (mine.id as string).slice(0, 12)]) {
+      for (const op of sandboxOps) {
+        const s = sample(op, id);
+        const res = await t.api(op.method, s.url, {
+          key: other,
+          ...(s.body ? { body: s.body } : {}),
+          ...(s.raw ? { raw: s.raw } : {}),
+        });
+        expect(res.status, `${op.method} ${op.path} ${res.text}`).toBe(404);
+        expect(res.body.error.code).toBe("SANDBOX_NOT_FOUND");
+      }
+    }
+    // And the sandbox is untouched.
+    expect((await t.api("GET", `/v1/sandboxes/${mine.id}`)).body.state).toBe("running");
+  });
+});

@@ -1,0 +1,120 @@
+// exec and runCode through a real Kiln server: results, streaming callbacks as output happens,
+// abort, timeouts, and interpreter state.
+import { AbortedError } from "@kiln/core";
+import { beforeAll, describe, expect, it } from "vitest";
+import { remoteKiln, sandbox } from "./helpers.ts";
+
+const kiln = remoteKiln();
+let sb: Awaited<ReturnType<typeof sandbox>>;
+beforeAll(async () => {
+  sb = await sandbox(kiln);
+});
+
+describe("remote exec", () => {
+  it("runs strings through sh and arrays as argv, with cwd, env and stdin", async () => {
+    expect(await sb.exec("echo hello; echo oops >&2; exit 3")).toMatchObject({
+      exitCode: 3,
+      stdout: "hello\n",
+      stderr: "oops\n",
+      status: "error",
+      truncated: false,
+    });
+    expect((await sb.exec(["printf", "%s|", "a b", "$HOME"])).stdout).toBe("a b|$HOME|");
+    expect((await sb.exec("pwd && echo $X", { cwd: "/tmp", env: { X: "y" } })).stdout).toBe("/tmp\ny\n");
+    expect((await sb.exec("cat", { stdin: "from stdin" })).stdout).toBe("from stdin");
+    expect((await sb.exec("wc -c", { stdin: new TextEncoder().encode("12345") })).stdout.trim()).toBe("5");
+  });
+
+  it("calls onStdout/onStderr as output happens, before the command ends", async () => {
+    const seen: { chunk: string; at: number }[] = [];
+    const errs: string[] = [];
+    const started = performance.now();
+    const result = await sb.exec("echo one; sleep 1; echo two; echo bad >&2", {
+      onStdout: (chunk) => seen.push({ chunk, at: performance.now() - started }),
+      onStderr: (chunk) => errs.push(chunk),
+    });
+    expect(seen.map((s) => s.chunk).join("")).toBe("one\ntwo\n");
+    expect(errs.join("")).toBe("bad\n");
+    expect(result.stdout).toBe("one\ntwo\n");
+    // "one" arrived about a second before the end.
+    expect(seen[0]?.at ?? Infinity).toBeLessThan(result.durationMs - 500);
+  });
+
+  it("cuts output at maxOutputBytes and reports timeouts", async () => {
+    const big = await sb.exec("head -c 100000 /dev/zero | tr '\\0' x", { maxOutputBytes: 1000 });
+    expect(big.truncated).toBe(true);
+    expect(big.stdout.length).toBeLessThanOrEqual(1000);
+    const slow = await sb.exec("sleep 30", { timeoutMs: 500 });
+    expect(slow.status).toBe("timeout");
+  });
+
+  it("stops on abort with status killed, and the server kills the command", async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 500);
+    const started = performance.now();
+    const result = await sb.exec("echo started; sleep 30; echo never", { signal: controller.signal });
+    expect(result.status).toBe("killed");
+    expect(result.stdout).toBe("started\n");
+    expect(performance.now() - started).toBeLessThan(5000);
+    // Nothing of it keeps running in the sandbox.
+    await expect
+      .poll(async () => (await sb.exec("pgrep -fx 'sleep 30' || true")).stdout.trim(), { timeout: 5000 })
+      .toBe("");
+    await expect(sb.exec("echo", { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(AbortedError);
+  });
+
+  it("checks arguments on this side with the in-process messages", async () => {
+    await expect(sb.exec("")).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "command" });
+    await expect(sb.exec("x", { timeoutMs: -1 })).rejects.toMatchObject({ field: "options.timeoutMs" });
+  });
+
+  it("runs concurrent commands", async () => {
+    const results = await Promise.all([1, 2, 3, 4].map((n) => sb.exec(`sleep 0.3; echo ${n}`)));
+    expect(results.map((r) => r.stdout)).toEqual(["1\n", "2\n", "3\n", "4\n"]);
+  });
+});
+
+describe("remote runCode", () => {
+  it("keeps state between cells and returns the final value", async () => {
+    await sb.runCode("x = 40");
+    const run = await sb.runCode("x + 2");
+    expect(run.status).toBe("ok");
+    expect(run.results).toEqual([expect.objectContaining({ text: "42", isMainResult: true })]);
+    const js = await sb.runCode("const a = [1, 2]; a.length", { language: "javascript" });
+    expect(js.results[0]?.text).toBe("2");
+  });
+
+  it("returns the user's failure as data", async () => {
+    const run = await sb.runCode("1 / 0");
+    expect(run.status).toBe("error");
+    expect(run.error).toMatchObject({ name: "ZeroDivisionError" });
+  });
+
+  it("streams stdout as it is printed and returns images", async () => {
+    const chunks: { chunk: string; at: number }[] = [];
+    const started = performance.now();
+    const run = await sb.runCode(
+      "import time, matplotlib.pyplot as plt\nprint('first', flush=True)\ntime.sleep(1)\nprint('second')\nplt.plot([1, 2, 3]); plt.show()",
+      { onStdout: (chunk) => chunks.push({ chunk, at: performance.now() - started }) },
+    );
+    expect(run.stdout).toBe("first\nsecond\n");
+    expect(chunks.map((c) => c.chunk).join("")).toBe("first\nsecond\n");
+    expect(chunks[0]?.at ?? Infinity).toBeLessThan(run.durationMs - 500);
+    expect(run.results.some((r) => typeof r.png === "string" && r.png.length > 100)).toBe(true);
+  });
+
+  it("stops on abort with status killed", async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 500);
+    const run = await sb.runCode("import time\nprint('go', flush=True)\ntime.sleep(30)", { signal: controller.signal });
+    expect(run.status).toBe("killed");
+    expect(run.stdout).toBe("go\n");
+    // The context is usable again at once.
+    expect((await sb.runCode("1 + 1")).results[0]?.text).toBe("2");
+  });
+
+  it("reports a timeout", async () => {
+    const run = await sb.runCode("import time\ntime.sleep(10)", { timeoutMs: 500 });
+    expect(run.status).toBe("timeout");
+  });
+});
