@@ -91,7 +91,7 @@ export interface SandboxInfo {
   image: string;
   /** The default language of runCode. */
   language: Language;
-  /** The network policy it was created with. */
+  /** The network policy (an allow-list: the rules in force now, presets expanded). */
   network: "none" | "egress" | { allow: string[] };
   /** The limits it runs with (defaults filled in). */
   resources: { cpus: number; memoryMb: number; pids: number; diskMb?: number };

@@ -153,6 +153,8 @@ export interface Engine {
    * Engines refuse a switch they cannot make in place with NotSupportedError.
    */
   setNetwork?(id: string, policy: "none" | "egress" | { allow: string[] }): Promise<void>;
+  /** The policy in force now, where it can differ from the one at creation (allow-list sandboxes). */
+  networkPolicy?(id: string): Promise<"none" | { allow: string[] } | undefined>;
   /** The recent decisions of the sandbox's egress proxy, oldest first ([] when it has none). */
   networkLog?(id: string): Promise<NetworkDecision[]>;
 

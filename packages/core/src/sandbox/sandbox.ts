@@ -55,6 +55,11 @@ export class Sandbox implements AsyncDisposable {
     this.#services.connections.touch(this.id);
     const details = await this.#services.engine.inspectContainer(this.id);
     if (!details) throw new SandboxNotFoundError(this.id);
+    const recorded = recordInfo(this.#record);
+    // An allow-list's rules may have changed since creation (setNetwork): report those in force.
+    if (typeof recorded.network === "object") {
+      recorded.network = (await this.#services.engine.networkPolicy?.(this.id)) ?? recorded.network;
+    }
     return {
       id: this.id,
       ...(this.name === undefined ? {} : { name: this.name }),
@@ -62,7 +67,7 @@ export class Sandbox implements AsyncDisposable {
       labels: { ...this.#record.labels },
       createdAt: this.#record.createdAt,
       image: details.image,
-      ...recordInfo(this.#record),
+      ...recorded,
     };
   }
 
@@ -88,7 +93,7 @@ export class Sandbox implements AsyncDisposable {
    * created with "none" or "egress" cannot switch mode in place (NotSupportedError says why).
    */
   async setNetwork(policy: NetworkPolicy): Promise<void> {
-    const valid = validateNetwork("policy", policy);
+    const valid = validateNetwork("network", policy);
     const engine = this.#services.engine;
     if (!engine.setNetwork) throw new NotSupportedError("setNetwork: this engine cannot change a sandbox's network");
     this.#services.connections.touch(this.id);

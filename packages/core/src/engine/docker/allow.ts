@@ -53,8 +53,8 @@ export const ALLOW_LABEL = {
   proxyOf: "kiln.allow-proxy",
   /** On an allow-list holder: its fixed address on kiln-allow. */
   address: "kiln.allow-address",
-  /** On an allow-list sandbox: "allow". */
-  network: "kiln.network",
+  /** On an allow-list sandbox: "1" (its holder's way out is the proxy). */
+  sandbox: "kiln.allow-list",
 } as const;
 
 /** A proxy with no holder referring to it is removed once it has been up this long. */
@@ -413,14 +413,26 @@ export class AllowNetworks {
     }
   }
 
-  /** The proxy's recent decisions for one holder, oldest first (at most `limit`). */
-  async log(proxy: string, holder: string, limit = 200): Promise<NetworkDecision[]> {
+  /** The policy the proxy holds for a holder's address: "none", { allow }, or undefined (none there). */
+  async readPolicy(proxy: string, address: string): Promise<"none" | { allow: string[] } | undefined> {
+    const text = await this.#readFile(proxy, `${DATA_DIR}/policies/${address}.json`, "read the network policy");
+    if (text === undefined) return undefined;
+    try {
+      const policy = JSON.parse(text) as { none?: boolean; allow?: string[] };
+      return policy.none ? "none" : { allow: policy.allow ?? [] };
+    } catch {
+      return undefined; // being written
+    }
+  }
+
+  /** One file of the proxy's data, or undefined when it is not there. */
+  async #readFile(proxy: string, path: string, what: string): Promise<string | undefined> {
     let archive: NodeJS.ReadableStream;
     try {
-      archive = await this.#docker.getContainer(proxy).getArchive({ path: `${DATA_DIR}/logs/${holder}.jsonl` });
+      archive = await this.#docker.getContainer(proxy).getArchive({ path });
     } catch (err) {
-      if (statusOf(err) === 404) return [];
-      return this.#fail(err, "read the network log at Kiln's egress proxy");
+      if (statusOf(err) === 404) return undefined;
+      return this.#fail(err, `${what} at Kiln's egress proxy`);
     }
     const untar = extract();
     let text = "";
@@ -436,6 +448,13 @@ export class AllowNetworks {
       untar.on("error", reject);
       archive.pipe(untar);
     });
+    return text;
+  }
+
+  /** The proxy's recent decisions for one holder, oldest first (at most `limit`). */
+  async log(proxy: string, holder: string, limit = 200): Promise<NetworkDecision[]> {
+    const text = await this.#readFile(proxy, `${DATA_DIR}/logs/${holder}.jsonl`, "read the network log");
+    if (text === undefined) return [];
     const out: NetworkDecision[] = [];
     for (const line of text.split("\n").slice(-limit - 1)) {
       if (!line) continue;

@@ -144,7 +144,7 @@ export class DockerEngine implements Engine {
         holder,
       );
       if (holder !== undefined) options.Labels = { ...options.Labels, [EGRESS_LABEL.holder]: holder };
-      if (allow) options.Labels = { ...options.Labels, [ALLOW_LABEL.network]: "allow" };
+      if (allow) options.Labels = { ...options.Labels, [ALLOW_LABEL.sandbox]: "1" };
       const container = await this.docker.createContainer(options);
       if (allow && typeof spec.network === "object") {
         // The rules are at the proxy before anything of the sandbox's runs.
@@ -178,7 +178,7 @@ export class DockerEngine implements Engine {
       }
       holder = raw.Config.Labels?.[EGRESS_LABEL.holder];
       // An allow-list sandbox's only way out is the proxy: bring it back if it was stopped.
-      if (raw.Config.Labels?.[ALLOW_LABEL.network] === "allow" && !raw.State.Running) await this.#allow.ensure();
+      if (raw.Config.Labels?.[ALLOW_LABEL.sandbox] === "1" && !raw.State.Running) await this.#allow.ensure();
       // Nothing of the sandbox's runs before its network is confined: the holder's namespace is
       // filtered before the sandbox joins it, on every start.
       if (holder !== undefined && !raw.State.Running) await this.#egress.startHolder(holder);
@@ -249,6 +249,13 @@ export class DockerEngine implements Engine {
     throw new NotSupportedError(
       `setNetwork: a sandbox created with network: "${current}" keeps it (Docker fixes a container's network namespace at creation); create a new sandbox, or create it with network: { allow: [] } to change its allow-list later`,
     );
+  }
+
+  /** An allow-list sandbox's current policy at its proxy (setNetwork may have changed it); else undefined. */
+  async networkPolicy(id: string): Promise<"none" | { allow: string[] } | undefined> {
+    const allow = await this.#allowHolder(id);
+    if (!allow) return undefined;
+    return this.#allow.readPolicy(allow.proxy, allow.address);
   }
 
   async networkLog(id: string): Promise<NetworkDecision[]> {
