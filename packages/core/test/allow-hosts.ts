@@ -23,6 +23,7 @@ export const TEST_HOST_NAMES = [
   "pypi.test",
   "tls.test",
   "other.test",
+  "rebind.test",
 ];
 
 export interface TestHosts {

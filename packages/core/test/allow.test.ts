@@ -16,11 +16,15 @@ let engine: DockerEngine;
 let kiln: ReturnType<typeof testKiln>;
 let sb: Sandbox;
 
-/** Test-only proxy settings: the test hosts' network, its subnet trusted, a few names pinned. */
+/**
+ * Test-only proxy settings: the test hosts' network, its subnet trusted, the test host's DNS
+ * server as the proxy's resolver, a few names pinned.
+ */
 function proxyOptions(h: TestHosts) {
   return {
     networks: [h.network],
     trust: [h.subnet],
+    resolver: h.address,
     hosts: { "internal.test": "192.168.77.7", "loop.test": "127.0.0.1", "meta.test": "169.254.169.254" },
   };
 }
@@ -136,6 +140,20 @@ describe("an allow-list sandbox", () => {
     }
     const log = await sb.networkLog();
     expect(log.find((d) => d.host === "internal.test")?.reason).toContain("resolves to 192.168.77.7");
+  });
+
+  it("resolves once and dials the address it checked (no DNS rebinding)", async () => {
+    await sb.setNetwork({ allow: ["rebind.test"] });
+    // First answer: the test host; every later one: 127.0.0.1. A proxy that resolved again to
+    // connect would reach its own loopback here; Kiln's connects to what it checked.
+    const first = await curl(sb, "http://rebind.test/");
+    expect(first.stdout, first.stderr).toBe("hello from rebind.test\n");
+    const second = await curl(sb, "http://rebind.test/", "-i");
+    expect(second.stdout).toMatch(/^HTTP\/1\.1 403/);
+    expect(second.stdout).toContain("resolves to 127.0.0.1");
+    // One A query per connection: the check's.
+    await sb.setNetwork({ allow: ["allowed.test"] });
+    expect((await curl(sb, "http://allowed.test/dns-count/rebind.test")).stdout).toBe("2");
   });
 
   it("gets nowhere without the proxy: direct IP, raw UDP, DNS queries, IPv6, other ports", async () => {
