@@ -17,6 +17,7 @@ const operations: Op[] = Object.entries(doc.paths as Record<string, Record<strin
 function sample(op: Op, sandbox: string): { url: string; body?: unknown; raw?: string } {
   const url = op.path.replace(/\{(id|idOrName)\}/, sandbox).replace("{name}", "x");
   const withPath = op.path.includes("/files") && !op.path.endsWith("/mkdir") ? `${url}?path=/workspace/x` : url;
+  if (op.method === "PUT" && op.path.endsWith("/network")) return { url, body: { network: "none" } };
   if (op.method === "PUT") return { url: withPath, raw: "x" };
   const bodies: Record<string, unknown> = {
     exec: { command: "true" },
@@ -54,6 +55,8 @@ describe("the OpenAPI document", () => {
       "DELETE /v1/sandboxes/{id}/files",
       "GET /v1/sandboxes/{id}/files/list",
       "GET /v1/sandboxes/{id}/files/stat",
+      "PUT /v1/sandboxes/{id}/network",
+      "GET /v1/sandboxes/{id}/network/log",
       "POST /v1/sandboxes/{id}/files/mkdir",
       "POST /v1/sandboxes/{id}/snapshots",
       "GET /v1/snapshots",
