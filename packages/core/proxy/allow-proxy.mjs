@@ -196,11 +196,16 @@ function splitAuthority(authority, defaultPort) {
   return { host: m[1].toLowerCase().replace(/\.$/, ""), port: m[2] === undefined ? defaultPort : Number(m[2]) };
 }
 
+/** A header value can carry only visible ASCII: anything else becomes "?". */
+function headerSafe(text) {
+  return text.replace(/[^\x20-\x7e]/g, "?");
+}
+
 function refuse(socket, status, reason) {
   const body = `${reason}\n`;
   socket.end(
     `HTTP/1.1 ${status} ${status === 403 ? "Forbidden" : "Bad Gateway"}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Kiln-Reason: ${reason.replace(/[\r\n]/g, " ")}\r\nConnection: close\r\n\r\n${body}`,
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Kiln-Reason: ${headerSafe(reason)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
 
@@ -303,7 +308,7 @@ const server = createServer(async (req, res) => {
   log(decision.holder, host, port, decision.allowed, decision.reason);
   if (!decision.allowed) {
     res
-      .writeHead(403, { "Content-Type": "text/plain; charset=utf-8", "X-Kiln-Reason": decision.reason })
+      .writeHead(403, { "Content-Type": "text/plain; charset=utf-8", "X-Kiln-Reason": headerSafe(decision.reason) })
       .end(`${decision.reason}\n`);
     return;
   }
@@ -401,6 +406,10 @@ server.on("connect", async (req, socket, head) => {
 });
 
 server.on("clientError", (_err, socket) => socket.destroy());
+// One proxy serves every allow-list sandbox: a request that trips a bug must not take it down
+// for the others. Each connection's state is its own, so logging and carrying on is safe.
+process.on("uncaughtException", (err) => console.error(`uncaught: ${err?.stack ?? err}`));
+process.on("unhandledRejection", (err) => console.error(`unhandled: ${err?.stack ?? err}`));
 server.listen(PORT, "0.0.0.0", () => {
   console.log("kiln-proxy-ready");
 });

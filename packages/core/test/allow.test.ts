@@ -273,6 +273,35 @@ describe("the proxy's lifecycle", () => {
     expect(found).toHaveLength(1);
   });
 
+  it("survives hostile requests from a sandbox (it serves every allow-list sandbox)", async () => {
+    const proxy = await engine.allowNetworks.ensure();
+    const before = (await docker.getContainer(proxy.name).inspect()).RestartCount;
+    const script = String.raw`
+import os, socket
+host, port = os.environ["HTTP_PROXY"].split("//")[1].rstrip("/").split(":")
+for raw in [b"CONNECT \xff\xfe:443 HTTP/1.1\r\n\r\n", b"CONNECT a:99999 HTTP/1.1\r\n\r\n", b"CONNECT :443 HTTP/1.1\r\n\r\n",
+            b"GET http://ex\xc3\xa4mple.test/ HTTP/1.1\r\nHost: x\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n", b"\x16\x03\x01\xff\xff" + b"A" * 70000,
+            b"CONNECT allowed.test:80 HTTP/1.1\r\n\r\n\x16\x03\x01\x00\x05\x01\x00\x00\xff\xff", b"GET http://[::1/ HTTP/1.1\r\n\r\n"]:
+    s = socket.create_connection((host, int(port)), timeout=5)
+    try:
+        s.sendall(raw)
+        s.recv(4096)
+    except Exception:
+        pass
+    s.close()
+print("sent")`;
+    const r = await sb.exec(
+      `python3 - <<'EOF'
+${script}
+EOF`,
+      { timeoutMs: 120_000 },
+    );
+    expect(r.stdout, r.stderr).toBe("sent\n");
+    await sb.setNetwork({ allow: ["allowed.test"] });
+    expect((await curl(sb, "http://allowed.test/")).stdout).toBe("hello from allowed.test\n");
+    expect((await docker.getContainer(proxy.name).inspect()).RestartCount).toBe(before);
+  }, 180_000);
+
   it("fails closed while it is dead and works again once it is back", async () => {
     const proxy = await engine.allowNetworks.ensure();
     const container = docker.getContainer(proxy.name);
