@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { InvalidArgumentError } from "../errors.ts";
+import { InvalidArgumentError, NotSupportedError } from "../errors.ts";
 import { validateCreate } from "./create-options.ts";
 
 describe("validateCreate", () => {
@@ -10,6 +10,7 @@ describe("validateCreate", () => {
       env: {},
       resources: { cpus: 1, memoryMb: 1024, pids: 512 },
       network: "none",
+      runtime: "runc",
       volumes: [],
     });
   });
@@ -40,6 +41,9 @@ describe("validateCreate", () => {
     [{ volumes: [{ volume: "", mountPath: "/data" }] }, "options.volumes[0].volume"],
     [{ image: "x", snapshot: "y" }, "options.snapshot"],
     [{ signal: "stop" }, "options.signal"],
+    [{ resources: { pids: 1_000_000 } }, "options.resources.pids"],
+    [{ runtime: "kata" }, "options.runtime"],
+    [{ env: { PATH: "/x" } }, "options.env.PATH"],
   ])("rejects %j naming %s", (options, field) => {
     let error: unknown;
     try {
@@ -66,5 +70,20 @@ describe("validateCreate", () => {
     }
     expect(() => validateCreate({ network: { allow: "pypi.org" } })).toThrow(InvalidArgumentError);
     expect(() => validateCreate({ network: { allow: [], deny: [] } })).toThrow(InvalidArgumentError);
+  });
+
+  it("says why a PATH without the system directories is refused, and takes one that keeps them", () => {
+    expect(() => validateCreate({ env: { PATH: "/x" } })).toThrow(/must keep \/usr\/bin and \/bin/);
+    expect(validateCreate({ env: { PATH: "/x:/usr/bin:/bin" } }).env.PATH).toBe("/x:/usr/bin:/bin");
+  });
+
+  it("takes runtime gvisor with network none and refuses it with egress", () => {
+    expect(validateCreate({ runtime: "gvisor" }).runtime).toBe("gvisor");
+    expect(() => validateCreate({ runtime: "gvisor", network: "egress" })).toThrow(NotSupportedError);
+    expect(() => validateCreate({ network: "egress" }, { runtime: "gvisor" })).toThrow(/supports only network "none"/);
+  });
+
+  it("refuses an allow-list under gVisor, saying so", () => {
+    expect(() => validateCreate({ runtime: "gvisor", network: { allow: ["pypi"] } })).toThrow(/for an allow-list/);
   });
 });
