@@ -12,6 +12,7 @@ import { HttpError, mapError } from "./errors.ts";
 import type { KeyHasher } from "./pipeline/keys.ts";
 import { authenticate } from "./pipeline/pipeline.ts";
 import type { FailureLimiter } from "./pipeline/rate-limit.ts";
+import type { Tickets } from "./pipeline/tickets.ts";
 import type { AppEnv } from "./pipeline/types.ts";
 import { json } from "./routes/common.ts";
 import { fileRoutes } from "./routes/files.ts";
@@ -19,6 +20,7 @@ import { networkRoutes } from "./routes/network.ts";
 import { runRoutes } from "./routes/run.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { storageRoutes } from "./routes/storage.ts";
+import { terminalRoutes } from "./routes/terminals.ts";
 import { Health } from "./schemas.ts";
 import type { Store } from "./store/store.ts";
 import { HandleCache } from "./tenancy/handle-cache.ts";
@@ -34,6 +36,7 @@ export interface AppDeps {
   store: Store;
   hasher: KeyHasher;
   limiter: FailureLimiter;
+  tickets: Tickets;
   maxUploadBytes: number;
   tmpDir: string;
   version: string;
@@ -142,6 +145,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   runRoutes(app, routeDeps);
   fileRoutes(app, routeDeps);
   storageRoutes(app);
+  terminalRoutes(app, { ...routeDeps, tickets: deps.tickets });
   return app;
 }
 

@@ -15,7 +15,12 @@ const operations: Op[] = Object.entries(doc.paths as Record<string, Record<strin
 
 /** A request the route's schema accepts, so that what answers is the pipeline or the handler. */
 function sample(op: Op, sandbox: string): { url: string; body?: unknown; raw?: string } {
-  const url = op.path.replace(/\{(id|idOrName)\}/, sandbox).replace("{name}", "x");
+  const url = op.path
+    .replace(/\{(id|idOrName)\}/, sandbox)
+    .replace("{name}", "x")
+    .replace("{ptyId}", "pty_x")
+    .replace("{pid}", "1")
+    .replace("{port}", "8000");
   const withPath = op.path.includes("/files") && !op.path.endsWith("/mkdir") ? `${url}?path=/workspace/x` : url;
   if (op.method === "PUT" && op.path.endsWith("/network")) return { url, body: { network: "none" } };
   if (op.method === "PUT") return { url: withPath, raw: "x" };
@@ -26,6 +31,10 @@ function sample(op: Op, sandbox: string): { url: string; body?: unknown; raw?: s
     snapshots: { name: "x" },
     sandboxes: {},
     volumes: { name: "x" },
+    pty: { cols: 80, rows: 24 },
+    processes: { command: "true" },
+    signal: {},
+    preview: {},
   };
   const last = op.path.split("/").at(-1) as string;
   return op.method === "POST" ? { url: withPath, body: bodies[last] ?? {} } : { url: withPath };
@@ -64,6 +73,14 @@ describe("the OpenAPI document", () => {
       "POST /v1/volumes",
       "GET /v1/volumes",
       "DELETE /v1/volumes/{name}",
+      "POST /v1/sandboxes/{id}/pty",
+      "GET /v1/sandboxes/{id}/pty/{ptyId}",
+      "POST /v1/sandboxes/{id}/processes",
+      "GET /v1/sandboxes/{id}/processes",
+      "GET /v1/sandboxes/{id}/processes/{pid}/logs",
+      "POST /v1/sandboxes/{id}/processes/{pid}/signal",
+      "POST /v1/sandboxes/{id}/ports/{port}/preview",
+      "POST /v1/tickets",
     ]) {
       expect(have).toContain(route);
     }

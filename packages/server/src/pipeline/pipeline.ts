@@ -24,6 +24,7 @@ import { OrgScope } from "../tenancy/org-scope.ts";
 import { KeyHasher } from "./keys.ts";
 import { hasScope, type Principal, type Scope } from "./principal.ts";
 import type { FailureLimiter } from "./rate-limit.ts";
+import type { Tickets } from "./tickets.ts";
 import type { AppEnv } from "./types.ts";
 
 export interface RoutePolicy {
@@ -69,6 +70,7 @@ export interface AuthDeps {
   hasher: KeyHasher;
   limiter: FailureLimiter;
   kiln: Kiln;
+  tickets: Tickets;
   handles: HandleCache;
 }
 
@@ -82,7 +84,12 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
         retryAfter: wait,
       });
     }
-    const principal = await resolveKey(deps, c.req.header("authorization"));
+    const ticket = c.req.query("ticket");
+    // A browser's WebSocket cannot send Authorization: it brings a one-time ticket instead.
+    const principal =
+      ticket !== undefined && c.req.header("authorization") === undefined && isWebSocketUpgrade(c)
+        ? await redeemTicket(deps, ticket)
+        : await resolveKey(deps, c.req.header("authorization"));
     if (typeof principal === "string") {
       deps.limiter.fail(address);
       throw new HttpError("UNAUTHORIZED", principal);
@@ -92,6 +99,21 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     c.set("tenant", new OrgScope(deps.kiln, principal, deps.handles));
     await next();
   };
+}
+
+function isWebSocketUpgrade(c: Context<AppEnv>): boolean {
+  return c.req.header("upgrade")?.toLowerCase() === "websocket";
+}
+
+/** A ticket's principal, as long as the key that made it still works. */
+async function redeemTicket(deps: AuthDeps, ticket: string): Promise<Principal | string> {
+  const principal = deps.tickets.redeem(ticket);
+  if (!principal) return "Unknown, used or expired ticket: get a new one with POST /v1/tickets";
+  const row = await deps.store.getKey(principal.keyId);
+  if (!row || row.revokedAt !== undefined) return "The key that made this ticket was revoked";
+  if (row.expiresAt !== undefined && Date.parse(row.expiresAt) <= Date.now())
+    return "The key that made this ticket has expired";
+  return principal;
 }
 
 const TOUCH_EVERY_MS = 60_000;
