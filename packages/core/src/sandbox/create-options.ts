@@ -55,6 +55,7 @@ export const CREATE_OPTION_KEYS = [
   "env",
   "resources",
   "network",
+  "runtime",
   "volumes",
   "autoStopMs",
   "autoDeleteMs",
