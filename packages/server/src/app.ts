@@ -16,6 +16,7 @@ import type { Tickets } from "./pipeline/tickets.ts";
 import type { AppEnv } from "./pipeline/types.ts";
 import { json } from "./routes/common.ts";
 import { fileRoutes } from "./routes/files.ts";
+import { networkRoutes } from "./routes/network.ts";
 import { runRoutes } from "./routes/run.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { storageRoutes } from "./routes/storage.ts";
@@ -140,6 +141,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     },
   };
   sandboxRoutes(app);
+  networkRoutes(app);
   runRoutes(app, routeDeps);
   fileRoutes(app, routeDeps);
   storageRoutes(app);

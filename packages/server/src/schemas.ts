@@ -244,6 +244,18 @@ export const Health = z
   .object({ status: z.literal("ok"), engine: z.enum(["ok", "unavailable"]), version: z.string() })
   .openapi("Health");
 
+/** `PUT /v1/sandboxes/{id}/network` (issue 13). */
+export const NetworkUpdateBody = z.strictObject({ network: Network }).openapi("NetworkUpdate");
+
+/** `GET /v1/sandboxes/{id}/network/log`: the egress proxy's recent decisions, oldest first. */
+export const NetworkLog = z
+  .object({
+    events: z.array(
+      z.object({ at: z.string(), host: z.string(), port: z.number(), allowed: z.boolean(), reason: z.string() }),
+    ),
+  })
+  .openapi("NetworkLog");
+
 // --- Terminals, background processes, previews, tickets (issue 12) ---
 
 const Dimension = z.number().int().min(1).max(10_000);
