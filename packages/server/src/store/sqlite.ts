@@ -12,7 +12,9 @@ export class SqliteDriver implements SqlDriver {
   constructor(path: string) {
     this.#db = new DatabaseSync(path);
     if (path !== ":memory:") chmodSync(path, 0o600);
-    this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;");
+    this.#db.exec(
+      "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+    );
   }
 
   async run(sql: string, params: SqlValue[] = []): Promise<number> {
