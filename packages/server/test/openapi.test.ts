@@ -70,6 +70,7 @@ describe("the OpenAPI document", () => {
       "POST /v1/orgs",
       "GET /v1/orgs",
       "PUT /v1/orgs/{id}/quotas",
+      "PUT /v1/orgs/{id}/network",
       "POST /v1/keys",
       "GET /v1/keys",
       "DELETE /v1/keys/{id}",
@@ -144,6 +145,7 @@ describe("another organisation's ids", () => {
       "DELETE /v1/keys/{id}",
       "DELETE /v1/webhooks/{id}",
       "GET /v1/webhooks/{id}/deliveries",
+      "PUT /v1/orgs/{id}/network",
       "PUT /v1/orgs/{id}/quotas",
     ]);
     for (const op of idOps) {

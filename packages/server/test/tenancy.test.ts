@@ -175,7 +175,7 @@ describe("quotas", () => {
     expect(refused.body.error.code).toBe("QUOTA_EXCEEDED");
     expect(refused.headers.get("retry-after")).toBeNull();
     // Stopped sandboxes still count; a deleted one frees its place.
-    const first = (made[0] as { info: { id: string } }).info.id;
+    const first = (made[0]?.info as { id: string }).id;
     await t.api("POST", `/v1/sandboxes/${first}/stop`, { key: o.key });
     expect((await t.api("POST", "/v1/sandboxes", { body: {}, key: o.key })).status).toBe(429);
     expect((await t.api("DELETE", `/v1/sandboxes/${first}`, { key: o.key })).status).toBe(204);
@@ -200,6 +200,43 @@ describe("quotas", () => {
     expect(limited.status, limited.text).toBe(429);
     expect(limited.body.error.code).toBe("RATE_LIMITED");
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+  }, 120_000);
+});
+
+describe("the organisation's network default and ceiling", () => {
+  it("a create without network gets the default; no key widens a sandbox beyond the ceiling", async () => {
+    const o = await org(`net-${process.pid}`);
+    const set = await t.api("PUT", `/v1/orgs/${o.id}/network`, {
+      body: { default: "none", ceiling: { allow: ["pypi", "*.example.com"] } },
+    });
+    expect(set.status, set.text).toBe(200);
+    expect(set.body.network).toEqual({ default: "none", ceiling: { allow: ["pypi", "*.example.com"] } });
+    const box = await t.create({}, o.key);
+    expect(box.network).toBe("none");
+    for (const network of ["egress", { allow: ["evil.com"] }, { allow: ["example.com"] }]) {
+      const res = await t.api("POST", "/v1/sandboxes", { body: { network }, key: o.key });
+      expect(res.status, JSON.stringify(network)).toBe(403);
+      expect(res.body.error.message).toMatch(/wider than this organisation's ceiling/);
+    }
+    // Within the ceiling the create goes on to core (whatever core then says of allow-lists).
+    const within = await t.api("POST", "/v1/sandboxes", {
+      body: { network: { allow: ["a.example.com"] }, labels: { "test-run": "x" } },
+      key: o.key,
+    });
+    expect(within.status).not.toBe(403);
+    if (within.status === 201) await t.api("DELETE", `/v1/sandboxes/${within.body.id}`, { key: o.key });
+    // The default must fit the ceiling; null removes a rule.
+    const bad = await t.api("PUT", `/v1/orgs/${o.id}/network`, { body: { default: "egress" } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.field).toBe("network.default");
+    const open = await t.api("PUT", `/v1/orgs/${o.id}/network`, { body: { default: "egress", ceiling: null } });
+    expect(open.body.network).toEqual({ default: "egress" });
+    const egress = await t.create({}, o.key);
+    expect(egress.network).toBe("egress");
+    // A key of the organisation cannot change its own rules.
+    expect((await t.api("PUT", `/v1/orgs/${o.id}/network`, { body: { ceiling: "egress" }, key: o.key })).status).toBe(
+      403,
+    );
   }, 120_000);
 });
 

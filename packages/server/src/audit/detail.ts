@@ -42,7 +42,8 @@ const DETAIL: Record<string, (body: Json, query: Record<string, string>) => Json
   "preview.create": (b) => pick(b, ["expiresInMs"]),
   "network.update": (b) => pick(b, ["network"]),
   "key.create": (b) => pick(b, ["name", "scopes", "orgId", "sandboxId", "expiresAt"]),
-  "org.create": (b) => pick(b, ["name", "quotas"]),
+  "org.create": (b) => pick(b, ["name", "quotas", "network"]),
+  "org.network": (b) => pick(b, ["default", "ceiling"]),
   "org.quotas": (b) => pick(b, ["maxSandboxes", "maxCpus", "maxMemoryMb", "createsPerMinute"]),
   // The URL without its query or fragment (a receiver's token often rides there).
   "webhook.create": (b) => ({

@@ -14,6 +14,7 @@
  * outcome and status, after the rest has run; then queues the webhook event of a successful
  * call), authorize (scope; a sandbox-restricted key reaches only its sandbox's routes),
  * admission (the hook, before the actions of ADMISSION_ACTIONS; may patch a create's body),
+ * network (the organisation's default for a create, its ceiling for a create or network update),
  * quota (reserves room for a create or a start atomically, until the call ends). Each reads the
  * route's RoutePolicy.
  */
@@ -24,6 +25,8 @@ import { auditDetail } from "../audit/detail.ts";
 import { HttpError, mapError } from "../errors.ts";
 import { ADMISSION_ACTIONS } from "../hooks/admission.ts";
 import { EVENT_OF_ACTION } from "../hooks/webhooks.ts";
+import type { NetworkPolicy } from "../store/store.ts";
+import { describePolicy, withinCeiling } from "../tenancy/network-ceiling.ts";
 import { OrgScope } from "../tenancy/org-scope.ts";
 import type { Shape } from "../tenancy/quotas.ts";
 import { KeyHasher } from "./keys.ts";
@@ -151,11 +154,36 @@ const admission: Step = async (c, policy, next) => {
   });
   if (!decision.allow) throw new HttpError("FORBIDDEN", `Denied by the admission hook: ${decision.reason}`);
   if (decision.patch !== undefined && policy.action === "sandbox.create" && typeof body === "object" && body !== null) {
-    // The route's validator then checks the patched body like any other.
-    const patched = JSON.stringify({ ...(body as object), ...decision.patch });
-    (c.req as unknown as { bodyCache: Record<string, Promise<unknown>> }).bodyCache = {
-      text: Promise.resolve(patched),
-    };
+    setJsonBody(c, { ...(body as object), ...decision.patch });
+  }
+  await next();
+};
+
+/** Replaces the body the route's validator will read (it validates the new one like any other). */
+function setJsonBody(c: Context<AppEnv>, body: unknown): void {
+  (c.req as unknown as { bodyCache: Record<string, Promise<unknown>> }).bodyCache = {
+    text: Promise.resolve(JSON.stringify(body)),
+  };
+}
+
+/** The organisation's network default (create) and ceiling (create and network.update). */
+const network: Step = async (c, policy, next) => {
+  if (policy.action !== "sandbox.create" && policy.action !== "network.update") return next();
+  const body = await jsonBody(c);
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return next();
+  const org = await c.var.services.store.getOrg(c.var.principal.orgId);
+  const rules = org?.network;
+  if (rules === undefined) return next();
+  let requested = (body as { network?: NetworkPolicy }).network;
+  if (requested === undefined && policy.action === "sandbox.create" && rules.default !== undefined) {
+    requested = rules.default;
+    setJsonBody(c, { ...body, network: requested });
+  }
+  if (requested !== undefined && rules.ceiling !== undefined && !withinCeiling(requested, rules.ceiling)) {
+    throw new HttpError(
+      "FORBIDDEN",
+      `network ${describePolicy(requested)} is wider than this organisation's ceiling ${describePolicy(rules.ceiling)}`,
+    );
   }
   await next();
 };
@@ -191,7 +219,7 @@ const quota: Step = async (c, policy, next) => {
 };
 
 /** In order, outermost first; each may stop the request by throwing or wrap what follows. */
-export const ROUTE_STEPS: readonly Step[] = [audit, authorize, admission, quota];
+export const ROUTE_STEPS: readonly Step[] = [audit, authorize, admission, network, quota];
 
 function routePipeline(policy: RoutePolicy): MiddlewareHandler<AppEnv> {
   return async (c, next) => {

@@ -14,8 +14,10 @@ import { keyDisplayPrefix, newId, newKey } from "../pipeline/keys.ts";
 import { v1Route } from "../pipeline/pipeline.ts";
 import { hasScope, SCOPES } from "../pipeline/principal.ts";
 import type { AppEnv } from "../pipeline/types.ts";
-import type { KeyRow, OrgRow } from "../store/store.ts";
+import { Network } from "../schemas.ts";
+import type { KeyRow, OrgNetwork, OrgRow } from "../store/store.ts";
 import { checkMint, checkPower } from "../tenancy/key-policy.ts";
+import { withinCeiling } from "../tenancy/network-ceiling.ts";
 import { OrgScope } from "../tenancy/org-scope.ts";
 import { type App, CONFLICT, ERRORS, json } from "./common.ts";
 
@@ -36,13 +38,28 @@ const QuotasUpdate = z
     createsPerMinute: Quota.nullable().optional(),
   })
   .openapi("QuotasUpdate", { description: "Each given limit replaces the old one; null removes it" });
-const Org = z.object({ id: z.string(), name: z.string(), quotas: Quotas, createdAt: z.string() }).openapi("Org");
+const OrgNetwork = z
+  .strictObject({ default: Network.nullable().optional(), ceiling: Network.nullable().optional() })
+  .openapi("OrgNetwork", {
+    description:
+      "default: what a create without network gets; ceiling: the widest policy a key may give a sandbox (none < allow-list < egress). null removes it",
+  });
+const Org = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    quotas: Quotas,
+    network: z.object({ default: Network.optional(), ceiling: Network.optional() }).optional(),
+    createdAt: z.string(),
+  })
+  .openapi("Org");
 const OrgBody = z.strictObject({
   name: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "lowercase letters, digits and - (at most 63)")
     .openapi({ example: "acme" }),
   quotas: Quotas.optional(),
+  network: OrgNetwork.optional(),
 });
 const ScopeName = z.enum(SCOPES);
 const KeyBody = z.strictObject({
@@ -119,7 +136,29 @@ const IdParam = z.object({
 });
 const KeysQuery = z.object({ orgId: z.string().min(1).max(128).optional() });
 
-const orgView = (o: OrgRow) => ({ id: o.id, name: o.name, quotas: o.quotas, createdAt: o.createdAt });
+const orgView = (o: OrgRow) => ({
+  id: o.id,
+  name: o.name,
+  quotas: o.quotas,
+  ...(o.network === undefined ? {} : { network: o.network }),
+  createdAt: o.createdAt,
+});
+
+/** The network rules with nulls dropped; the default must be within the ceiling. */
+function networkRules(current: OrgNetwork | undefined, change: z.infer<typeof OrgNetwork>): OrgNetwork {
+  const next: OrgNetwork = { ...current };
+  for (const k of ["default", "ceiling"] as const) {
+    const v = change[k];
+    if (v === null) delete next[k];
+    else if (v !== undefined) next[k] = v;
+  }
+  if (next.default !== undefined && next.ceiling !== undefined && !withinCeiling(next.default, next.ceiling)) {
+    throw new HttpError("INVALID_ARGUMENT", "network.default: must be within network.ceiling", {
+      field: "network.default",
+    });
+  }
+  return next;
+}
 const keyView = (k: KeyRow) => {
   const { hash: _hash, ...rest } = k;
   return rest;
@@ -164,10 +203,12 @@ export function adminRoutes(app: App): void {
       if ((await store.listOrgs()).some((o) => o.name === body.name)) {
         throw new ConflictError(`An organisation named "${body.name}" already exists`);
       }
+      const network = body.network === undefined ? undefined : networkRules(undefined, body.network);
       const org: OrgRow = {
         id: newId("org"),
         name: body.name,
         quotas: (body.quotas ?? {}) as Record<string, number>,
+        ...(network === undefined || Object.keys(network).length === 0 ? {} : { network }),
         createdAt: new Date().toISOString(),
       };
       await store.createOrg(org);
@@ -216,6 +257,33 @@ export function adminRoutes(app: App): void {
       }
       await store.setOrgQuotas(id, quotas);
       return c.json(orgView({ ...org, quotas }), 200);
+    },
+  );
+
+  app.openapi(
+    v1Route(
+      { scope: "orgs:admin", action: "org.network" },
+      createRoute({
+        method: "put",
+        path: "/v1/orgs/{id}/network",
+        tags: ["tenancy"],
+        summary: "Set an organisation's network default and ceiling (orgs:admin)",
+        request: {
+          params: IdParam,
+          body: { required: true, content: { "application/json": { schema: OrgNetwork } } },
+        },
+        responses: { 200: json(Org, "The organisation"), ...ERRORS },
+      }),
+    ),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const store = c.var.services.store;
+      const org = await store.getOrg(id);
+      if (!org) throw new HttpError("NOT_FOUND", `No organisation "${id}"`);
+      const network = networkRules(org.network, c.req.valid("json"));
+      await store.setOrgNetwork(id, network);
+      const { network: _old, ...rest } = org;
+      return c.json(orgView(Object.keys(network).length === 0 ? rest : { ...rest, network }), 200);
     },
   );
 

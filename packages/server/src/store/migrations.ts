@@ -73,4 +73,9 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
       "CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, created_at)",
     ],
   },
+  {
+    // The organisation's network default and ceiling (issue 13's server part), JSON or NULL.
+    version: 3,
+    sql: ["ALTER TABLE orgs ADD COLUMN network TEXT"],
+  },
 ];

@@ -5,15 +5,17 @@ import type { SqlDriver, SqlRow, SqlValue } from "./driver.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import { PostgresDriver } from "./postgres.ts";
 import { SqliteDriver } from "./sqlite.ts";
-import type { AuditEvent, DeliveryRow, KeyRow, NewAuditEvent, OrgRow, Store, WebhookRow } from "./store.ts";
+import type { AuditEvent, DeliveryRow, KeyRow, NewAuditEvent, OrgNetwork, OrgRow, Store, WebhookRow } from "./store.ts";
 
 const str = (v: unknown) => (v === null || v === undefined ? undefined : String(v));
 
 function orgFrom(row: SqlRow): OrgRow {
+  const network = str(row.network);
   return {
     id: String(row.id),
     name: String(row.name),
     quotas: JSON.parse(String(row.quotas)) as Record<string, number>,
+    ...(network === undefined ? {} : { network: JSON.parse(network) as OrgNetwork }),
     createdAt: String(row.created_at),
   };
 }
@@ -122,10 +124,11 @@ export class SqlStore implements Store {
   }
 
   async createOrg(org: OrgRow): Promise<void> {
-    await this.#db.run("INSERT INTO orgs (id, name, quotas, created_at) VALUES (?, ?, ?, ?)", [
+    await this.#db.run("INSERT INTO orgs (id, name, quotas, network, created_at) VALUES (?, ?, ?, ?, ?)", [
       org.id,
       org.name,
       JSON.stringify(org.quotas),
+      org.network === undefined ? null : JSON.stringify(org.network),
       org.createdAt,
     ]);
   }
@@ -189,6 +192,11 @@ export class SqlStore implements Store {
 
   async setOrgQuotas(id: string, quotas: Record<string, number>): Promise<boolean> {
     return (await this.#db.run("UPDATE orgs SET quotas = ? WHERE id = ?", [JSON.stringify(quotas), id])) > 0;
+  }
+
+  async setOrgNetwork(id: string, network: OrgNetwork): Promise<boolean> {
+    const value = Object.keys(network).length === 0 ? null : JSON.stringify(network);
+    return (await this.#db.run("UPDATE orgs SET network = ? WHERE id = ?", [value, id])) > 0;
   }
 
   appendAudit(events: NewAuditEvent[]): Promise<AuditEvent[]> {

@@ -4,10 +4,21 @@
  * over two drivers: SQLite (node:sqlite, the default) and PostgreSQL (pg), sharing migrations.
  */
 
+/** "none" | "egress" | { allow: string[] }, as in CreateSandboxOptions. */
+export type NetworkPolicy = "none" | "egress" | { allow: string[] };
+
+export interface OrgNetwork {
+  /** What a create without `network` gets. */
+  default?: NetworkPolicy;
+  /** The widest policy a key may give a sandbox (create or network update). */
+  ceiling?: NetworkPolicy;
+}
+
 export interface OrgRow {
   id: string;
   name: string;
   quotas: Record<string, number>;
+  network?: OrgNetwork;
   createdAt: string;
 }
 
@@ -86,6 +97,7 @@ export interface Store {
   touchKey(id: string, at: string): Promise<void>;
   countKeys(): Promise<number>;
   setOrgQuotas(id: string, quotas: Record<string, number>): Promise<boolean>;
+  setOrgNetwork(id: string, network: OrgNetwork): Promise<boolean>;
   /** Appends events to their organisation's hash chain, in order, in one transaction. */
   appendAudit(events: NewAuditEvent[]): Promise<AuditEvent[]>;
   /** An organisation's events in chain order: after `after` (an id), or the newest `limit`. */
