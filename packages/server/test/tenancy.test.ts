@@ -104,6 +104,16 @@ describe("API keys", () => {
     const refused = await t.api("GET", "/v1/sandboxes", { key: made.key });
     expect(refused.status).toBe(401);
     expect(refused.body.error.message).toMatch(/revoked/);
+    // The attempt is audited in the key's organisation.
+    const last = (await t.api("GET", "/v1/audit?limit=1")).body.events[0];
+    expect(last).toMatchObject({
+      keyId: made.id,
+      action: "key.use",
+      target: "GET /v1/sandboxes",
+      detail: { reason: "revoked" },
+      outcome: "denied",
+      status: 401,
+    });
     expect((await t.api("DELETE", `/v1/keys/${made.id}`)).status).toBe(204);
     const row = (await t.api("GET", "/v1/keys")).body.keys.find((k: { id: string }) => k.id === made.id);
     expect(row.revokedAt).toBeDefined();
@@ -248,7 +258,12 @@ describe("the audit log", () => {
       body: { command: "cat >/dev/null", stdin: "stdin-value-xyz", env: { TOKEN: "token-value-xyz" } },
       key: o.key,
     });
-    await t.api("PUT", `/v1/sandboxes/${box.id}/files?path=/workspace/a.txt`, { raw: "file-body-xyz", key: o.key });
+    // An upload that claims to be JSON is still a file (streamed, never parsed for the audit).
+    await t.api("PUT", `/v1/sandboxes/${box.id}/files?path=/workspace/a.txt`, {
+      raw: "file-body-xyz",
+      key: o.key,
+      headers: { "content-type": "application/json" },
+    });
     await t.api("POST", `/v1/sandboxes/${box.id}/code`, { body: { code: "print('code-xyz')" }, key: o.key });
     await t.api("DELETE", `/v1/sandboxes/${box.id}/files?path=/workspace/a.txt`, { key: o.key });
     const keyRes = await mint({ scopes: ["sandboxes:read"] }, o.key);

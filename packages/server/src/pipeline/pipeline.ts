@@ -25,7 +25,7 @@ import { auditDetail } from "../audit/detail.ts";
 import { HttpError, mapError } from "../errors.ts";
 import { ADMISSION_ACTIONS } from "../hooks/admission.ts";
 import { EVENT_OF_ACTION } from "../hooks/webhooks.ts";
-import type { NetworkPolicy } from "../store/store.ts";
+import type { KeyRow, NetworkPolicy } from "../store/store.ts";
 import { describePolicy, withinCeiling } from "../tenancy/network-ceiling.ts";
 import { OrgScope } from "../tenancy/org-scope.ts";
 import type { Shape } from "../tenancy/quotas.ts";
@@ -59,6 +59,8 @@ function sandboxParam(c: Context<AppEnv>): string | undefined {
 
 /** The request's JSON body as sent (cached: the route's validator reads the same), or undefined. */
 async function jsonBody(c: Context<AppEnv>): Promise<unknown> {
+  // A file upload streams (routes/files.ts), whatever Content-Type it claims: never read it here.
+  if (c.req.method === "PUT" && c.req.path.endsWith("/files")) return undefined;
   if (!(c.req.header("content-type") ?? "").includes("json")) return undefined;
   return c.req.json().catch(() => undefined);
 }
@@ -257,10 +259,25 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
       });
     }
     const s = deps.services;
+    const started = performance.now();
     const principal = await resolveKey(s, c.req.header("authorization"));
-    if (typeof principal === "string") {
+    if (!("keyId" in principal)) {
       deps.limiter.fail(address);
-      throw new HttpError("UNAUTHORIZED", principal);
+      // A revoked or expired key is someone's: its use is audited in its organisation.
+      if (principal.row !== undefined) {
+        await s.audit.record({
+          at: new Date().toISOString(),
+          orgId: principal.row.orgId,
+          keyId: principal.row.id,
+          action: "key.use",
+          target: `${c.req.method} ${c.req.path}`,
+          detail: { reason: principal.row.revokedAt !== undefined ? "revoked" : "expired" },
+          outcome: "denied",
+          status: 401,
+          durationMs: Math.round(performance.now() - started),
+        });
+      }
+      throw new HttpError("UNAUTHORIZED", principal.message);
     }
     touch(s, principal.keyId);
     c.set("principal", principal);
@@ -286,20 +303,23 @@ function touch(deps: Services, keyId: string): void {
   deps.store.touchKey(keyId, new Date(now).toISOString()).catch(() => {});
 }
 
-/** The principal, or why not (a message for the 401). */
-async function resolveKey(deps: Services, header: string | undefined): Promise<Principal | string> {
-  if (header === undefined) return "Missing API key: send Authorization: Bearer <key>";
+type Refusal = { message: string; row?: KeyRow };
+
+/** The principal, or why not (a message for the 401, and the key's row when it is a known key). */
+async function resolveKey(deps: Services, header: string | undefined): Promise<Principal | Refusal> {
+  if (header === undefined) return { message: "Missing API key: send Authorization: Bearer <key>" };
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match?.[1]) return "Malformed Authorization header: send Authorization: Bearer <key>";
+  if (!match?.[1]) return { message: "Malformed Authorization header: send Authorization: Bearer <key>" };
   const key = match[1];
-  if (key.length < 16 || key.length > 512) return "Unknown API key";
+  if (key.length < 16 || key.length > 512) return { message: "Unknown API key" };
   const hash = deps.hasher.hash(key);
   const row = await deps.store.findKeyByHash(hash);
   // The lookup is by a keyed hash the caller cannot compute; the comparison is constant-time anyway.
-  if (!row || !KeyHasher.same(row.hash, hash)) return "Unknown API key";
+  if (!row || !KeyHasher.same(row.hash, hash)) return { message: "Unknown API key" };
   const now = new Date();
-  if (row.revokedAt !== undefined) return "This API key was revoked";
-  if (row.expiresAt !== undefined && Date.parse(row.expiresAt) <= now.getTime()) return "This API key has expired";
+  if (row.revokedAt !== undefined) return { message: "This API key was revoked", row };
+  if (row.expiresAt !== undefined && Date.parse(row.expiresAt) <= now.getTime())
+    return { message: "This API key has expired", row };
   return {
     orgId: row.orgId,
     keyId: row.id,
