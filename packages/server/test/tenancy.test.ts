@@ -185,7 +185,7 @@ describe("quotas", () => {
     expect(refused.body.error.code).toBe("QUOTA_EXCEEDED");
     expect(refused.headers.get("retry-after")).toBeNull();
     // Stopped sandboxes still count; a deleted one frees its place.
-    const first = (made[0]?.info as { id: string }).id;
+    const first = ((made[0] as { info: unknown }).info as { id: string }).id;
     await t.api("POST", `/v1/sandboxes/${first}/stop`, { key: o.key });
     expect((await t.api("POST", "/v1/sandboxes", { body: {}, key: o.key })).status).toBe(429);
     expect((await t.api("DELETE", `/v1/sandboxes/${first}`, { key: o.key })).status).toBe(204);

@@ -15,7 +15,7 @@ import { v1Route } from "../pipeline/pipeline.ts";
 import { hasScope, SCOPES } from "../pipeline/principal.ts";
 import type { AppEnv } from "../pipeline/types.ts";
 import { Network } from "../schemas.ts";
-import type { KeyRow, OrgNetwork, OrgRow } from "../store/store.ts";
+import type { KeyRow, OrgNetwork as OrgNetworkRules, OrgRow } from "../store/store.ts";
 import { checkMint, checkPower } from "../tenancy/key-policy.ts";
 import { withinCeiling } from "../tenancy/network-ceiling.ts";
 import { OrgScope } from "../tenancy/org-scope.ts";
@@ -145,8 +145,8 @@ const orgView = (o: OrgRow) => ({
 });
 
 /** The network rules with nulls dropped; the default must be within the ceiling. */
-function networkRules(current: OrgNetwork | undefined, change: z.infer<typeof OrgNetwork>): OrgNetwork {
-  const next: OrgNetwork = { ...current };
+function networkRules(current: OrgNetworkRules | undefined, change: z.infer<typeof OrgNetwork>): OrgNetworkRules {
+  const next: OrgNetworkRules = { ...current };
   for (const k of ["default", "ceiling"] as const) {
     const v = change[k];
     if (v === null) delete next[k];
