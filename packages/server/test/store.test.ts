@@ -258,7 +258,12 @@ describe("the server on PostgreSQL", () => {
     expect((await t.api("DELETE", `/v1/keys/${made.body.id}`)).status).toBe(204);
     expect((await t.api("GET", "/v1/sandboxes", { key: made.body.key })).status).toBe(401);
     const events = (await t.api("GET", "/v1/audit")).body.events;
-    expect(events.map((e: { action: string }) => e.action)).toEqual(["key.create", "sandbox.create", "key.revoke"]);
+    expect(events.map((e: { action: string }) => e.action)).toEqual([
+      "key.create",
+      "sandbox.create",
+      "key.revoke",
+      "key.use",
+    ]);
     expect(events[1].outcome).toBe("denied");
     expect(verifyChain(events).ok).toBe(true);
     await t.server.close();
