@@ -16,6 +16,9 @@ const kiln = new Kiln();
 const image = await kiln.images.ensure();
 const engine = kiln.engine;
 const sections: string[] = [];
+/** KILN_BENCH_SECTIONS=cold,exec,code,snapshot,runtimes runs only those (default: all). */
+const only = process.env.KILN_BENCH_SECTIONS?.split(",").map((x) => x.trim());
+const want = (section: string) => !only || only.includes(section);
 
 async function series(label: string, once: () => Promise<number>): Promise<Series> {
   for (let i = 0; i < WARMUP; i++) await once();
@@ -60,7 +63,7 @@ async function dockerRun(): Promise<number> {
 
 console.error(`benchmarking with ${image}, ${ITERATIONS} iterations (+${WARMUP} warm-up) each`);
 
-{
+if (want("cold")) {
   const kilnCold = await series("kiln.create() + exec('echo hi')", async () => {
     let sandbox: Awaited<ReturnType<Kiln["create"]>> | undefined;
     return timeOnly(
@@ -77,7 +80,7 @@ console.error(`benchmarking with ${image}, ${ITERATIONS} iterations (+${WARMUP} 
   sections.push(table("Cold start: new sandbox to first command output", [kilnCold, floor, cli], floor));
 }
 
-{
+if (want("exec")) {
   const sandbox = await kiln.create({ labels: { bench: "1" } });
   const id = sandbox.id;
   const kilnExec = await series("sandbox.exec('echo hi') (running sandbox)", () =>
@@ -97,7 +100,7 @@ console.error(`benchmarking with ${image}, ${ITERATIONS} iterations (+${WARMUP} 
   await sandbox.delete();
 }
 
-{
+if (want("code")) {
   const pooled = new Kiln({ pool: { size: 2 } });
   await pooled.pool?.filled();
   const warm = await series("warm: kiln.create() from the pool + runCode('print(1+1)')", async () => {
@@ -165,7 +168,7 @@ console.error(`benchmarking with ${image}, ${ITERATIONS} iterations (+${WARMUP} 
   await pooled.close();
 }
 
-{
+if (want("snapshot")) {
   // Snapshots of a sandbox holding 100 MB of new files, next to docker commit + docker run.
   const iterations = Math.min(ITERATIONS, Number(process.env.KILN_BENCH_SNAPSHOT_ITERATIONS ?? 10));
   const source = await kiln.create({ labels: { bench: "1" } });
@@ -237,6 +240,45 @@ console.error(`benchmarking with ${image}, ${ITERATIONS} iterations (+${WARMUP} 
 }
 
 sections.push(...(await serverBenchmarks(kiln)));
+
+if (want("runtimes")) {
+  // The isolation tiers side by side: a cold create and a pool claim (each runtime its own pool),
+  // both to a first command's output. gVisor needs runsc registered with the engine (setup.sh gvisor).
+  const rows: Series[] = [];
+  for (const runtime of ["runc", "gvisor"] as const) {
+    const tier = new Kiln({ defaults: { runtime } });
+    rows.push(
+      await series(`${runtime}: cold kiln.create() + exec('echo hi')`, async () => {
+        let sandbox: Awaited<ReturnType<Kiln["create"]>> | undefined;
+        return timeOnly(
+          async () => {
+            sandbox = await tier.create({ labels: { bench: "1" } });
+            if ((await sandbox.exec("echo hi")).stdout !== "hi\n") throw new Error("exec failed");
+          },
+          () => sandbox?.delete() ?? Promise.resolve(),
+        );
+      }),
+    );
+    const pooled = new Kiln({ pool: { size: 2 }, defaults: { runtime } });
+    await pooled.pool?.filled();
+    rows.push(
+      await series(`${runtime}: pool claim kiln.create() + exec('echo hi')`, async () => {
+        await pooled.pool?.filled();
+        let sandbox: Awaited<ReturnType<Kiln["create"]>> | undefined;
+        return timeOnly(
+          async () => {
+            sandbox = await pooled.create({ labels: { bench: "1" } });
+            if ((await sandbox.exec("echo hi")).stdout !== "hi\n") throw new Error("exec failed");
+          },
+          () => sandbox?.delete() ?? Promise.resolve(),
+        );
+      }),
+    );
+    await pooled.close();
+    await tier.close();
+  }
+  sections.push(table("Isolation tiers: create and pool claim to a first command", rows, rows[0] as Series));
+}
 
 await kiln.close();
 

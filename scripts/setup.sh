@@ -5,10 +5,18 @@
 #
 #   1. Node >= 22 (brings Node 24 from the npm registry into .tools/ when the machine's is older)
 #   2. pnpm and the workspace's dependencies
-#   3. a Docker engine answering (Linux as root: Debian's docker.io, dockerd started in the background)
-#   4. the runtime image (kiln.images.ensure(): built once, then found in milliseconds)
+#   3. storage (opt-in: `setup.sh storage`): a btrfs data root with simple quotas for the dockerd
+#      this script starts, so resources.diskMb (and the default disk cap) work on ext4 hosts: a
+#      loop image; restarts only a dockerd this script started, never a user's
+#   4. gvisor: Debian's runsc from bookworm-backports, registered as the engine's "runsc" runtime
+#   5. a Docker engine answering (Linux as root: Debian's docker.io, dockerd started in the background)
+#   6. the runtime image (kiln.images.ensure(): built once, then found in milliseconds)
 #   (on request) postgres: PostgreSQL binaries for the server's storage tests (`setup.sh postgres`)
 #   (on request) terminal_tools: tmux and script(1) for the CLI's terminal tests (`setup.sh terminal_tools`)
+#
+# Engine settings go to $KILN_DAEMON_JSON (default /etc/docker/daemon.json); KILN_DOCKER_STORAGE=default
+# skips the btrfs data root. A second engine for experiments: set KILN_DAEMON_JSON (with its own
+# "hosts", "exec-root", "pidfile") and DOCKER_SOCK to match.
 set -euo pipefail
 
 KILN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -62,6 +70,106 @@ ensure_dependencies() {
   touch "$stamp"
 }
 
+KILN_DAEMON_JSON="${KILN_DAEMON_JSON:-/etc/docker/daemon.json}"
+KILN_DOCKERD_LOG="${KILN_DOCKERD_LOG:-/var/log/kiln-dockerd.log}"
+# The btrfs data root: a sparse loop image (it takes host disk only as sandboxes write, up to its size).
+KILN_DOCKER_IMAGE_FILE="${KILN_DOCKER_IMAGE_FILE:-/var/lib/kiln/docker-data.img}"
+KILN_DOCKER_DATA_ROOT="${KILN_DOCKER_DATA_ROOT:-/var/lib/kiln/docker}"
+KILN_DOCKER_DATA_GB="${KILN_DOCKER_DATA_GB:-64}"
+
+# Reads (one arg) or sets (two args: key, JSON value) a top-level key of the engine's daemon.json.
+daemon_json() {
+  KEY="$1" VALUE="${2:-}" FILE="$KILN_DAEMON_JSON" node -e '
+    const fs = require("node:fs"); const { FILE, KEY, VALUE } = process.env;
+    const config = fs.existsSync(FILE) ? JSON.parse(fs.readFileSync(FILE, "utf8") || "{}") : {};
+    if (!VALUE) { const v = config[KEY]; process.stdout.write(v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v)); process.exit(0); }
+    const next = JSON.parse(VALUE);
+    const old = config[KEY];
+    const merged = Array.isArray(next) && Array.isArray(old) ? [...new Set([...old, ...next])]
+      : typeof next === "object" && !Array.isArray(next) && typeof old === "object" ? { ...old, ...next } : next;
+    if (JSON.stringify(config[KEY]) === JSON.stringify(merged)) process.exit(0);
+    config[KEY] = merged;
+    fs.mkdirSync(require("node:path").dirname(FILE), { recursive: true });
+    fs.writeFileSync(FILE, JSON.stringify(config, null, 2) + "\n");'
+}
+
+# The pid of the dockerd this configuration belongs to, if one runs.
+dockerd_pid() {
+  local pidfile; pidfile="$(daemon_json pidfile)"; pidfile="${pidfile:-/var/run/docker.pid}"
+  local pid; pid="$(cat "$pidfile" 2>/dev/null || true)"
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] && echo "$pid"
+}
+
+# True when that dockerd was started by this script (its output goes to our log), so we may restart it.
+dockerd_is_ours() { [ "$(readlink "/proc/$1/fd/1" 2>/dev/null)" = "$KILN_DOCKERD_LOG" ]; }
+
+# bookworm-backports from the machine's own Debian mirror (read at run time, never written in the repository).
+ensure_backports() {
+  local list=/etc/apt/sources.list.d/kiln-backports.sources
+  [ -f "$list" ] && return 0
+  grep -q bookworm /etc/os-release 2>/dev/null || return 1
+  local src=/etc/apt/sources.list.d/debian.sources uri key
+  uri="$(awk '/^URIs:/ {print $2; exit}' "$src" 2>/dev/null || true)"
+  key="$(awk '/^Signed-By:/ {print $2; exit}' "$src" 2>/dev/null || true)"
+  [ -n "$uri" ] || uri="$(awk '/^deb / && / bookworm / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)"
+  [ -n "$uri" ] || return 1
+  say "adding bookworm-backports from $uri"
+  printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\n%s' "$uri" "${key:+Signed-By: $key
+}" >"$list"
+  rm -f "$KILN_TOOLS/.apt-updated"
+}
+
+ensure_storage() {
+  if [ -n "${DOCKER_HOST:-}" ] || [ "${KILN_DOCKER_STORAGE:-btrfs}" = default ] || ! is_root_linux; then return 0; fi
+  local pid; pid="$(dockerd_pid || true)"
+  local want="$KILN_DOCKER_DATA_ROOT"
+  if [ -n "$pid" ] && ! dockerd_is_ours "$pid"; then
+    [ "$(daemon_json data-root)" = "$want" ] || say "note: the running dockerd was not started by Kiln's setup: its storage is left alone (resources.diskMb needs a btrfs data root, see docs/developing.md)"
+    return 0
+  fi
+  if ! grep -qw btrfs /proc/filesystems || [ ! -e /dev/loop-control ]; then
+    say "note: no btrfs or no loop devices in this kernel: sandboxes get no disk cap (resources.diskMb unsupported)"
+    return 0
+  fi
+  # Simple quotas (mkfs -O squota, btrfs-progs >= 6.7) charge each sandbox only for what it writes, bytes and inodes alike.
+  if ! mkfs.btrfs -O list-all 2>&1 | grep -q squota; then
+    ensure_backports && apt_install -t bookworm-backports btrfs-progs || apt_install btrfs-progs || true
+  fi
+  if ! mountpoint -q "$want"; then
+    mkdir -p "$want" "$(dirname "$KILN_DOCKER_IMAGE_FILE")"
+    if [ ! -f "$KILN_DOCKER_IMAGE_FILE" ]; then
+      say "making the engine's btrfs data root: $KILN_DOCKER_IMAGE_FILE (sparse, ${KILN_DOCKER_DATA_GB} GiB at most)"
+      truncate -s "${KILN_DOCKER_DATA_GB}G" "$KILN_DOCKER_IMAGE_FILE"
+      mkfs.btrfs -q -O squota "$KILN_DOCKER_IMAGE_FILE" >/dev/null 2>&1 || { rm -f "$KILN_DOCKER_IMAGE_FILE"; say "note: mkfs.btrfs -O squota failed: no disk cap"; return 0; }
+    fi
+    mount -o loop "$KILN_DOCKER_IMAGE_FILE" "$want" || { say "note: could not mount $KILN_DOCKER_IMAGE_FILE: no disk cap"; return 0; }
+  fi
+  daemon_json data-root "\"$want\""
+  daemon_json storage-driver '"btrfs"'
+  # Tells Kiln this engine's quotas are simple quotas it may apply to every sandbox (the default disk cap).
+  daemon_json labels '["kiln.storage=btrfs-squota"]'
+  if [ -n "$pid" ] && [ "$(docker -H "unix://$DOCKER_SOCK" info --format '{{.DockerRootDir}}' 2>/dev/null)" != "$want" ]; then
+    say "restarting the dockerd Kiln's setup started (pid $pid) on the btrfs data root $want; its containers stop, its images stay in the old data root"
+    kill "$pid"
+    for _ in $(seq 1 150); do [ -e "/proc/$pid" ] || break; sleep 0.2; done
+  fi
+}
+
+ensure_gvisor() {
+  if [ -n "${DOCKER_HOST:-}" ] || ! is_root_linux; then return 0; fi
+  if ! command -v runsc >/dev/null; then
+    say "installing gVisor's runsc from bookworm-backports"
+    { ensure_backports && apt_install -t bookworm-backports runsc; } || { say "note: runsc is not installable here: runtime \"gvisor\" unavailable"; return 0; }
+  fi
+  # --network=none: gVisor's own network stack fails on these kernels, so gVisor sandboxes get none.
+  daemon_json runtimes "{\"runsc\": {\"path\": \"$(command -v runsc)\", \"runtimeArgs\": [\"--network=none\"]}}"
+  local pid; pid="$(dockerd_pid || true)"
+  if [ -n "$pid" ] && ! docker -H "unix://$DOCKER_SOCK" info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
+    say "registering runsc with the running dockerd (SIGHUP reloads runtimes; containers keep running)"
+    kill -HUP "$pid"
+  fi
+}
+
 docker_answers() { node -e '
   const s = require("node:net").connect(process.env.DOCKER_SOCK, () => { s.end("GET /_ping HTTP/1.0\r\n\r\n"); });
   let b = ""; s.on("data", (d) => (b += d)); s.on("end", () => process.exit(/^HTTP\/1\.[01] 200/.test(b) ? 0 : 1));
@@ -70,22 +178,22 @@ docker_answers() { node -e '
 ensure_docker() {
   # A remote or rootless engine named by DOCKER_HOST is the user's business: trust it.
   if [ -n "${DOCKER_HOST:-}" ]; then return 0; fi
-  export DOCKER_SOCK=/var/run/docker.sock
   [ -S "$DOCKER_SOCK" ] && docker_answers && return 0
   is_root_linux || die "no Docker engine answers at $DOCKER_SOCK: start Docker (Docker Desktop, colima, or 'sudo systemctl start docker'), or set DOCKER_HOST"
   if ! command -v dockerd >/dev/null; then
     say "no Docker engine: installing Debian's docker.io"
     apt_install docker.io || die "could not install docker.io with apt-get"
   fi
-  if ! pgrep -x dockerd >/dev/null; then
-    say "starting dockerd in the background (log: /var/log/kiln-dockerd.log)"
-    nohup dockerd >/var/log/kiln-dockerd.log 2>&1 </dev/null &
+  if [ -z "$(dockerd_pid || true)" ]; then
+    say "starting dockerd in the background (config: $KILN_DAEMON_JSON, log: $KILN_DOCKERD_LOG)"
+    local config=(); [ -f "$KILN_DAEMON_JSON" ] && config=(--config-file "$KILN_DAEMON_JSON")
+    nohup dockerd "${config[@]}" >>"$KILN_DOCKERD_LOG" 2>&1 </dev/null &
   fi
   for _ in $(seq 1 150); do
     [ -S "$DOCKER_SOCK" ] && docker_answers && return 0
     sleep 0.2
   done
-  die "dockerd did not answer within 30 s: see /var/log/kiln-dockerd.log"
+  die "dockerd did not answer within 30 s: see $KILN_DOCKERD_LOG"
 }
 
 ensure_image_tools() {
@@ -115,6 +223,8 @@ ensure_runtime_image() {
 }
 
 # With arguments, only those steps run (e.g. `setup.sh node pnpm`); sourced, PATH carries over.
-for step in "${@:-node pnpm dependencies docker image_tools runtime_image}"; do
+export DOCKER_SOCK="${DOCKER_SOCK:-/var/run/docker.sock}"
+# `storage` (the btrfs data root) is opt-in until Docker 20.10's btrfs driver costs are solved: see docs/developing.md.
+for step in "${@:-node pnpm dependencies gvisor docker image_tools runtime_image}"; do
   for s in $step; do "ensure_$s"; done
 done

@@ -51,3 +51,17 @@ export const FILE_CHUNK_BYTES = 1024 * 1024;
 
 /** The sweeper runs this often in every Kiln process (orphans, auto-stop, auto-delete). */
 export const SWEEP_INTERVAL_MS = 30_000;
+
+/**
+ * Writable-layer cap of every sandbox on an engine set up for it (setup.sh's btrfs data root with
+ * simple quotas, or overlay2 on XFS with pquota; see docs/developing.md): 4 GiB holds a venv with torch and a few datasets, and keeps one sandbox
+ * from filling the host. On btrfs each inode is metadata charged to the same cap (about 2,800
+ * empty files per MiB), so inodes are bounded too. Engines without quotas apply none.
+ */
+export const DEFAULT_DISK_MB = 4096;
+
+/** Highest pids limit accepted: Linux's default pid_max; no sandbox can hold more processes than a host. */
+export const MAX_PIDS = 32_768;
+
+/** The first sweep runs this soon after a Kiln starts working, so short scripts reclaim orphans too. */
+export const FIRST_SWEEP_DELAY_MS = 1_000;

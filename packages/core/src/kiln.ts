@@ -4,10 +4,17 @@
  */
 import { randomBytes } from "node:crypto";
 import { AgentConnections } from "./agent/connections.ts";
-import { SWEEP_INTERVAL_MS } from "./defaults.ts";
+import { FIRST_SWEEP_DELAY_MS, SWEEP_INTERVAL_MS } from "./defaults.ts";
 import { DockerEngine } from "./engine/docker/docker-engine.ts";
 import type { ContainerStatus, Engine } from "./engine/engine.ts";
-import { containerNameFor, KIND_SANDBOX, LABEL, NAMED_PREFIX, prefixUserLabels } from "./engine/labels.ts";
+import {
+  CREATING_PREFIX,
+  containerNameFor,
+  KIND_SANDBOX,
+  LABEL,
+  NAMED_PREFIX,
+  prefixUserLabels,
+} from "./engine/labels.ts";
 import { ConflictError, InvalidArgumentError, SandboxNotFoundError, throwIfAborted } from "./errors.ts";
 import { type EnsureOptions, RuntimeImages } from "./images/runtime-image.ts";
 import { compatible, WarmPool } from "./pool/warm-pool.ts";
@@ -143,6 +150,7 @@ export class Kiln implements AsyncDisposable {
         memoryMb: shape.resources.memoryMb,
         pids: shape.resources.pids,
         network: shape.network,
+        runtime: shape.runtime,
         ...(shape.resources.diskMb === undefined ? {} : { diskMb: shape.resources.diskMb }),
       },
       owner: processOwner(),
@@ -208,6 +216,7 @@ export class Kiln implements AsyncDisposable {
       [LABEL.name]: v.name ?? "",
       [LABEL.language]: v.language,
       [LABEL.createdAt]: record.createdAt,
+      [LABEL.creator]: processOwner(),
       ...(v.autoStopMs === undefined ? {} : { [LABEL.autoStopMs]: String(v.autoStopMs) }),
       ...(v.autoDeleteMs === undefined ? {} : { [LABEL.autoDeleteMs]: String(v.autoDeleteMs) }),
       [LABEL.network]: typeof v.network === "string" ? v.network : JSON.stringify(v.network),
@@ -215,9 +224,13 @@ export class Kiln implements AsyncDisposable {
       ...prefixUserLabels(v.labels),
     };
     let id: string;
+    // An unnamed sandbox is created as kiln-creating-<hex> and renamed once ready: if this process
+    // dies mid-create, the sweeper finds it by that name and its creator label (issue: orphans).
+    const hex = randomBytes(6).toString("hex");
+    const finalName = containerNameFor(v.name, hex);
     try {
       id = await this.engine.createContainer({
-        name: containerNameFor(v.name, randomBytes(6).toString("hex")),
+        name: v.name === undefined ? `${CREATING_PREFIX}${hex}` : finalName,
         image,
         labels,
         env: v.env,
@@ -226,6 +239,7 @@ export class Kiln implements AsyncDisposable {
         pids: v.resources.pids,
         ...(v.resources.diskMb === undefined ? {} : { diskMb: v.resources.diskMb }),
         network: v.network,
+        runtime: v.runtime,
         volumes: v.volumes.map((m) => ({ ...m, volume: volumes.get(m.volume) as string })),
       });
     } catch (err) {
@@ -242,7 +256,10 @@ export class Kiln implements AsyncDisposable {
       }
       await this.engine.startContainer(id);
       throwIfAborted(v.signal, "create");
-      await this.#connections.get(id);
+      await Promise.all([
+        this.#connections.get(id),
+        v.name === undefined ? this.engine.renameContainer(id, finalName) : undefined,
+      ]);
       throwIfAborted(v.signal, "create");
     } catch (err) {
       this.#connections.close(id);
@@ -359,11 +376,16 @@ export class Kiln implements AsyncDisposable {
 
   #startSweeper(): void {
     if (this.#sweeper || this.#closed) return;
-    this.#sweeper = setInterval(() => {
+    const run = () => {
+      if (this.#closed) return;
       this.sweep().catch(() => {
         /* the engine may be briefly unavailable; the next sweep retries */
       });
-    }, SWEEP_INTERVAL_MS);
+    };
+    this.#sweeper = setInterval(run, SWEEP_INTERVAL_MS);
     this.#sweeper.unref();
+    // One sweep soon after this Kiln starts working, off the critical path of the call that
+    // started it, so scripts that live only seconds reclaim what crashed runs left too.
+    setTimeout(run, FIRST_SWEEP_DELAY_MS).unref();
   }
 }

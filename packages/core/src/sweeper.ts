@@ -5,7 +5,7 @@
  */
 import { hostname } from "node:os";
 import type { Engine } from "./engine/engine.ts";
-import { KIND_POOL, LABEL } from "./engine/labels.ts";
+import { CREATING_PREFIX, KIND_POOL, KIND_SANDBOX, LABEL } from "./engine/labels.ts";
 import { isUnclaimedPool, type RecordReader } from "./sandbox/records.ts";
 
 /** "<hostname>/<pid>": the owner label of pool containers made by this process. */
@@ -39,6 +39,15 @@ export async function sweep(engine: Engine, records: RecordReader, now = Date.no
   const report: SweepReport = { orphansRemoved: [], autoDeleted: [], helpersRemoved: [] };
   const containers = await engine.listContainers({ [LABEL.kind]: "" });
   for (const c of containers) {
+    // A cold create whose process died before it finished: nobody holds its id, and it has no name.
+    if (
+      c.labels[LABEL.kind] === KIND_SANDBOX &&
+      c.name.startsWith(CREATING_PREFIX) &&
+      !ownerAlive(c.labels[LABEL.creator])
+    ) {
+      if (await engine.removeContainer(c.id)) report.orphansRemoved.push(c.id);
+      continue;
+    }
     const pooled = c.labels[LABEL.kind] === KIND_POOL;
     const ownerGone = pooled && !ownerAlive(c.labels[LABEL.owner]);
     if (pooled && isUnclaimedPool(c)) {

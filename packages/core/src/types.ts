@@ -39,9 +39,13 @@ export interface SandboxResources {
   cpus?: number;
   /** Memory limit in MiB; swap is the same, so no swap. @default 1024 */
   memoryMb?: number;
-  /** Writable-layer quota in MiB; needs a storage driver with quotas, else NotSupportedError. @default unset (no quota) */
+  /**
+   * Writable-layer quota in MiB (bytes and, on btrfs, inodes). Needs an engine whose storage can
+   * cap it (Kiln's setup gives dockerd a btrfs data root), else NotSupportedError.
+   * @default 4096 where the engine can cap it; no cap elsewhere
+   */
   diskMb?: number;
-  /** Process/thread limit. @default 512 */
+  /** Process/thread limit, at most 32768. @default 512 */
   pids?: number;
 }
 
@@ -67,6 +71,12 @@ export interface CreateSandboxOptions {
   /** Environment of every command and code context. @default {} */
   env?: Record<string, string>;
   resources?: SandboxResources;
+  /**
+   * Isolation tier: "runc" (Linux namespaces, cgroups, seccomp) or "gvisor" (gVisor's runsc, a
+   * user-space kernel between the sandbox and the host; needs runsc registered with the engine,
+   * supports only network "none"). @default "runc"
+   */
+  runtime?: "runc" | "gvisor";
   /** "none": no network at all; "egress": outbound access. @default "none" */
   network?: "none" | "egress" | { allow: string[] };
   /** Named volumes to mount. @default [] */

@@ -102,3 +102,5 @@ export class AgentConnections {
     return connection;
   }
 }
+
+/** An engine outage is reported as such, never as "no such sandbox". */

@@ -13,9 +13,20 @@ export interface EngineInfo {
   os: string;
   /** True when the engine can cap a container's writable layer (diskMb). */
   supportsDiskQuota: boolean;
+  /** True when every sandbox gets DEFAULT_DISK_MB unless it asks otherwise (see docker-engine.ts). */
+  capsDiskByDefault: boolean;
   /** Human-readable description of the storage backend, for error messages. */
   storage: string;
+  /** Container runtimes the engine has registered (e.g. "runc", "runsc"). */
+  runtimes: string[];
+  /** The engine host's memory (0 when unknown): limits above it are refused. */
+  memoryBytes: number;
+  /** The engine host's CPUs (0 when unknown). */
+  cpus: number;
 }
+
+/** Isolation tier: "runc" (namespaces, cgroups, seccomp) or "gvisor" (runsc: a user-space kernel). */
+export type RuntimeTier = "runc" | "gvisor";
 
 export interface VolumeMount {
   volume: string;
@@ -31,8 +42,10 @@ export interface ContainerSpec {
   cpus: number;
   memoryMb: number;
   pids: number;
-  /** undefined = no disk quota. */
+  /** Writable-layer cap; undefined = the engine's default (DEFAULT_DISK_MB where capsDiskByDefault, else none). */
   diskMb?: number;
+  /** @default "runc" */
+  runtime?: RuntimeTier;
   network: "none" | "egress";
   volumes: VolumeMount[];
 }

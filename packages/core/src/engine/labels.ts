@@ -20,6 +20,11 @@ export const LABEL = {
   shape: "kiln.shape",
   /** Pool containers: "<hostname>/<pid>" of the process whose pool holds it. */
   owner: "kiln.owner",
+  /**
+   * Cold-created sandboxes: "<hostname>/<pid>" of the process that created it. While its name is
+   * still `kiln-creating-<hex>` the create has not finished; the sweeper removes it once that process is gone.
+   */
+  creator: "kiln.creator",
   /** Images: "runtime" | "base" | "snapshot". */
   image: "kiln.image",
   /** Snapshot images: the snapshot's name. */
@@ -36,6 +41,8 @@ export const KIND_POOL = "pool";
 /** Container names: named sandboxes `kiln.<name>`, unnamed `kiln-<hex>`, unclaimed pool `kiln-pool-<hex>`. */
 export const NAMED_PREFIX = "kiln.";
 export const POOL_PREFIX = "kiln-pool-";
+/** An unnamed sandbox whose cold create has not finished yet (renamed to `kiln-<hex>` when it has). */
+export const CREATING_PREFIX = "kiln-creating-";
 
 export function containerNameFor(name: string | undefined, randomHex: string): string {
   return name === undefined ? `kiln-${randomHex}` : `${NAMED_PREFIX}${name}`;

@@ -3,7 +3,7 @@
  * filesystem (Linux, root), then import it into the engine as an image.
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -77,6 +77,9 @@ export async function bootstrapDebianBase(engine: Engine, tag: string, onLine: (
     const args = ["--variant=minbase", "--include=python3,ca-certificates", SUITE, dir];
     if (mirror) args.push(mirror);
     await run("debootstrap", args, onLine);
+    // mkdtemp made the root 0700: overlay2 hides that, but btrfs and gVisor see it, and then the
+    // unprivileged sandbox user cannot reach anything under /.
+    await chmod(dir, 0o755);
     onLine(`importing the root filesystem as ${tag}`);
     const tar = spawn("tar", ["-C", dir, "-c", "."], { stdio: ["ignore", "pipe", "inherit"] });
     const exited = new Promise<void>((resolve, reject) =>

@@ -8,11 +8,15 @@ import { createHash, randomBytes } from "node:crypto";
 import type { AgentConnections } from "../agent/connections.ts";
 import type { ContainerSpec, Engine } from "../engine/engine.ts";
 import { KIND_POOL, LABEL, POOL_PREFIX } from "../engine/labels.ts";
+import { ConflictError, EngineUnavailableError } from "../errors.ts";
 import type { ValidCreate } from "../sandbox/create-options.ts";
 import { type RecordReader, type SandboxRecord, writeSandboxFiles } from "../sandbox/records.ts";
 
 /** What a pooled container must share with a create() request for the claim to be transparent. */
-export type PoolShape = Pick<ContainerSpec, "image" | "cpus" | "memoryMb" | "pids" | "network"> & { diskMb?: number };
+export type PoolShape = Pick<ContainerSpec, "image" | "cpus" | "memoryMb" | "pids" | "network"> & {
+  diskMb?: number;
+  runtime?: ContainerSpec["runtime"];
+};
 
 export function shapeKey(shape: PoolShape): string {
   const canonical = JSON.stringify([
@@ -22,6 +26,8 @@ export function shapeKey(shape: PoolShape): string {
     shape.pids,
     shape.network,
     shape.diskMb ?? null,
+    // runc keeps the key it had before runtimes existed, so older processes' pools still match.
+    ...(shape.runtime === undefined || shape.runtime === "runc" ? [] : [shape.runtime]),
   ]);
   return createHash("sha256").update(canonical).digest("hex").slice(0, 16);
 }
@@ -36,7 +42,8 @@ export function compatible(request: ValidCreate, image: string, shape: PoolShape
     request.resources.memoryMb === shape.memoryMb &&
     request.resources.pids === shape.pids &&
     request.resources.diskMb === shape.diskMb &&
-    request.network === shape.network
+    request.network === shape.network &&
+    request.runtime === (shape.runtime ?? "runc")
   );
 }
 
@@ -95,21 +102,30 @@ export class WarmPool {
    * taken) the container goes back to the pool untouched and the error is thrown.
    */
   async claim(request: ValidCreate, containerName: string, record: SandboxRecord): Promise<string | undefined> {
-    const id = this.#ready.shift();
-    if (id === undefined) {
-      this.#kick();
-      return undefined;
+    // A member can die while it waits (an engine restart, the OOM killer, a kill): the claim finds
+    // out through its agent, discards it and takes the next one; none left means a cold create.
+    for (let id = this.#ready.shift(); id !== undefined; id = this.#ready.shift()) {
+      const claimed = await this.#claimOne(id, request, containerName, record);
+      if (claimed) return id;
     }
+    this.#kick();
+    return undefined;
+  }
+
+  /** True when `id` is now the caller's; false when it was dead (and is discarded). */
+  async #claimOne(id: string, request: ValidCreate, containerName: string, record: SandboxRecord): Promise<boolean> {
     const { engine, connections, records } = this.#o;
     const env = request.env;
     const agent = { autoStopMs: request.autoStopMs ?? null };
     const rename = engine.renameContainer(id, containerName);
     // The agent gets the environment and settings inline; they reach its files in the background.
+    // With nothing to send, a ping proves the member is alive (it runs beside the rename, so it is free).
     const configure = async () => {
       const connection = await connections.get(id);
       const replies = await Promise.all([
         Object.keys(env).length > 0 ? connection.call({ type: "set_env", env }) : undefined,
         agent.autoStopMs !== null ? connection.call({ type: "configure", ...agent }) : undefined,
+        Object.keys(env).length === 0 && agent.autoStopMs === null ? connection.call({ type: "ping" }) : undefined,
       ]);
       const refused = replies.find((r) => r && r.header.type !== "ok");
       if (refused) throw new Error(`the sandbox's agent refused its settings: ${String(refused.header.message)}`);
@@ -119,22 +135,28 @@ export class WarmPool {
       await rename;
     } catch (err) {
       await configured.catch(() => {});
-      this.#ready.unshift(id);
-      this.#kick();
-      throw err;
+      if (err instanceof ConflictError || err instanceof EngineUnavailableError) {
+        // The name is taken, or the engine is gone: the member is fine, the request is not.
+        this.#ready.unshift(id);
+        this.#kick();
+        throw err;
+      }
+      await this.#discard(id); // e.g. the container no longer exists
+      return false;
     }
     try {
       await configured;
     } catch (err) {
       await this.#discard(id);
-      this.#kick();
-      throw err;
+      if (err instanceof EngineUnavailableError) throw err;
+      this.#o.onError?.(err);
+      return false;
     }
     records.remember(id, record);
     this.#track(writeSandboxFiles(engine, id, { record, env, agent }));
     // Refill only after the claim: a container create running beside the rename slows it down.
     this.#kick();
-    return id;
+    return true;
   }
 
   #track(work: Promise<unknown>): void {

@@ -10,6 +10,7 @@ describe("validateCreate", () => {
       env: {},
       resources: { cpus: 1, memoryMb: 1024, pids: 512 },
       network: "none",
+      runtime: "runc",
       volumes: [],
     });
   });
@@ -40,6 +41,9 @@ describe("validateCreate", () => {
     [{ volumes: [{ volume: "", mountPath: "/data" }] }, "options.volumes[0].volume"],
     [{ image: "x", snapshot: "y" }, "options.snapshot"],
     [{ signal: "stop" }, "options.signal"],
+    [{ resources: { pids: 1_000_000 } }, "options.resources.pids"],
+    [{ runtime: "kata" }, "options.runtime"],
+    [{ env: { PATH: "/x" } }, "options.env.PATH"],
   ])("rejects %j naming %s", (options, field) => {
     let error: unknown;
     try {
@@ -49,6 +53,17 @@ describe("validateCreate", () => {
     }
     expect(error).toBeInstanceOf(InvalidArgumentError);
     expect((error as InvalidArgumentError).field).toBe(field);
+  });
+
+  it("says why a PATH without the system directories is refused, and takes one that keeps them", () => {
+    expect(() => validateCreate({ env: { PATH: "/x" } })).toThrow(/must keep \/usr\/bin and \/bin/);
+    expect(validateCreate({ env: { PATH: "/x:/usr/bin:/bin" } }).env.PATH).toBe("/x:/usr/bin:/bin");
+  });
+
+  it("takes runtime gvisor with network none and refuses it with egress", () => {
+    expect(validateCreate({ runtime: "gvisor" }).runtime).toBe("gvisor");
+    expect(() => validateCreate({ runtime: "gvisor", network: "egress" })).toThrow(NotSupportedError);
+    expect(() => validateCreate({ network: "egress" }, { runtime: "gvisor" })).toThrow(/supports only network "none"/);
   });
 
   it("rejects network allow-lists as not supported yet", () => {

@@ -3,7 +3,8 @@
  * is touched. Anything wrong throws InvalidArgumentError naming the field.
  */
 import { posix } from "node:path";
-import { DEFAULT_RESOURCES } from "../defaults.ts";
+import { DEFAULT_RESOURCES, MAX_PIDS } from "../defaults.ts";
+import type { RuntimeTier } from "../engine/engine.ts";
 import { InvalidArgumentError, NotSupportedError } from "../errors.ts";
 import { type CreateSandboxOptions, LANGUAGES, type Language } from "../types.ts";
 import {
@@ -21,6 +22,9 @@ import {
 } from "../validate.ts";
 
 const YEAR_MS = 365 * 24 * 60 * 60 * 1000;
+const RUNTIMES: readonly RuntimeTier[] = ["runc", "gvisor"];
+/** The sandbox's agent, shell and interpreters are found through these PATH entries. */
+const REQUIRED_PATH_DIRS = ["/usr/bin", "/bin"];
 /** Mount points a volume may not shadow: the system and Kiln's own machinery. */
 const RESERVED_MOUNTS = [
   "/",
@@ -48,6 +52,7 @@ export interface ValidCreate {
   env: Record<string, string>;
   resources: { cpus: number; memoryMb: number; pids: number; diskMb?: number };
   network: "none" | "egress";
+  runtime: RuntimeTier;
   volumes: { volume: string; mountPath: string; readOnly: boolean }[];
   autoStopMs?: number;
   autoDeleteMs?: number;
@@ -75,11 +80,25 @@ export function validateCreate(options: unknown, defaults: Partial<CreateSandbox
       memoryMb:
         optionalNumber("options.resources.memoryMb", r.memoryMb, { min: 16, max: 1024 * 1024 }) ??
         DEFAULT_RESOURCES.memoryMb,
-      pids: optionalNumber("options.resources.pids", r.pids, { min: 16, max: 1_000_000 }) ?? DEFAULT_RESOURCES.pids,
+      pids: optionalNumber("options.resources.pids", r.pids, { min: 16, max: MAX_PIDS }) ?? DEFAULT_RESOURCES.pids,
     },
     network: validateNetwork(o.network),
+    runtime: optionalOneOf("options.runtime", o.runtime, RUNTIMES) ?? "runc",
     volumes: validateVolumes(o.volumes),
   };
+  const path = v.env.PATH;
+  if (path !== undefined && !REQUIRED_PATH_DIRS.every((dir) => path.split(":").includes(dir))) {
+    throw new InvalidArgumentError(
+      "options.env.PATH",
+      `must keep ${REQUIRED_PATH_DIRS.join(" and ")} (the sandbox's agent, shell and interpreters live there), e.g. "/opt/tools/bin:/usr/local/bin:/usr/bin:/bin"; got ${describe(path)}`,
+    );
+  }
+  // gVisor's network stack does not run on these kernels: only a sandbox with no network at all.
+  if (v.runtime === "gvisor" && v.network !== "none") {
+    throw new NotSupportedError(
+      `options.network: runtime "gvisor" supports only network "none" (gVisor's own network stack fails on this kernel); use runtime "runc" for "${v.network}"`,
+    );
+  }
   const diskMb = optionalNumber("options.resources.diskMb", r.diskMb, { min: 16, max: 1024 * 1024 * 1024 });
   if (diskMb !== undefined) v.resources.diskMb = diskMb;
   if (o.name !== undefined) v.name = requireName("options.name", o.name);

@@ -1,8 +1,12 @@
 /**
  * The Docker implementation of Engine. This folder is the only place that imports dockerode.
  */
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { Duplex, type Readable } from "node:stream";
 import Dockerode from "dockerode";
+import { DEFAULT_DISK_MB } from "../../defaults.ts";
 import {
   ConflictError,
   EngineError,
@@ -28,6 +32,24 @@ import { containerCreateOptions } from "./host-config.ts";
 
 /** How much of a process's stderr we keep for diagnostics. */
 const STDERR_KEEP_BYTES = 8 * 1024;
+const MIB = 1024 * 1024;
+
+/** Refuses limits the engine's host cannot honour, naming the field and the capacity. */
+function checkCapacity(spec: ContainerSpec, info: EngineInfo): void {
+  const hostMb = Math.floor(info.memoryBytes / MIB);
+  if (hostMb > 0 && spec.memoryMb > hostMb) {
+    throw new InvalidArgumentError(
+      "options.resources.memoryMb",
+      `${spec.memoryMb} MiB is more than this engine's host has (${hostMb} MiB)`,
+    );
+  }
+  if (info.cpus > 0 && spec.cpus > info.cpus) {
+    throw new InvalidArgumentError(
+      "options.resources.cpus",
+      `${spec.cpus} is more than this engine's host has (${info.cpus} CPUs)`,
+    );
+  }
+}
 
 export type DockerConnection = Dockerode | Dockerode.DockerOptions;
 
@@ -38,11 +60,44 @@ interface EngineHttpError {
   message?: string;
 }
 
-function describeTarget(docker: Dockerode): string {
-  const o = docker.modem as unknown as { socketPath?: string; host?: string; port?: number };
-  if (o.socketPath) return String(o.socketPath);
-  return `${o.host ?? "localhost"}:${o.port ?? ""}`;
+/**
+ * Where this engine connection points, for messages. docker-modem's default socketPath is a
+ * function (it probes ~/.docker/run/docker.sock, then /var/run/docker.sock): resolve it the same way.
+ */
+export function describeTarget(docker: Dockerode): string {
+  const o = docker.modem as unknown as {
+    socketPath?: string | (() => unknown);
+    host?: string;
+    port?: number | string;
+    protocol?: string;
+  };
+  if (typeof o.socketPath === "string") return o.socketPath;
+  if (typeof o.socketPath === "function") {
+    const user = join(homedir(), ".docker", "run", "docker.sock");
+    return existsSync(user) ? user : "/var/run/docker.sock";
+  }
+  return `${o.protocol ?? "http"}://${o.host ?? "localhost"}${o.port ? `:${o.port}` : ""}`;
 }
+
+/** Socket-level failures: nothing (or nothing sane) answers at the engine's address. */
+const UNAVAILABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOENT",
+  "EACCES",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ECONNABORTED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTSOCK",
+]);
+
+/** The engine label `scripts/setup.sh storage` sets on a dockerd whose data root is btrfs with simple quotas. */
+export const SQUOTA_ENGINE_LABEL = "kiln.storage=btrfs-squota";
+
+/** The runtime name each isolation tier is registered under in the engine (setup.sh registers runsc). */
+export const RUNTIME_NAMES = { runc: "runc", gvisor: "runsc" } as const;
 
 function engineMessage(err: EngineHttpError): string {
   return err.json?.message ?? err.message ?? String(err);
@@ -67,7 +122,7 @@ export class DockerEngine implements Engine {
   #fail(err: unknown, what: string): never {
     if (KilnError.isInstance(err)) throw err;
     const e = err as EngineHttpError;
-    if (e.code === "ECONNREFUSED" || e.code === "ENOENT" || e.code === "EACCES" || e.code === "ECONNRESET") {
+    if (e.code !== undefined && UNAVAILABLE_CODES.has(e.code)) {
       const target = describeTarget(this.docker);
       const hint =
         e.code === "EACCES"
@@ -96,12 +151,35 @@ export class DockerEngine implements Engine {
 
   info(): Promise<EngineInfo> {
     this.#info ??= this.docker.info().then(
-      (raw: { Architecture: string; OSType: string; Driver: string; DriverStatus?: [string, string][] }) => {
-        const backing = raw.DriverStatus?.find(([k]) => k === "Backing Filesystem")?.[1] ?? "unknown";
-        // Docker caps a writable layer only with overlay2 on XFS mounted with pquota (or devicemapper/btrfs/zfs).
+      (raw: {
+        Architecture: string;
+        OSType: string;
+        Driver: string;
+        DriverStatus?: [string, string][];
+        Runtimes?: Record<string, unknown>;
+        MemTotal?: number;
+        NCPU?: number;
+        Labels?: string[];
+      }) => {
+        const backing = raw.DriverStatus?.find(([k]) => k === "Backing Filesystem")?.[1] ?? raw.Driver;
+        // Docker caps a writable layer only with overlay2 on XFS mounted with pquota, or btrfs
+        // (qgroups; setup.sh makes a btrfs data root with simple quotas), devicemapper, zfs.
         const supportsDiskQuota =
           (raw.Driver === "overlay2" && backing === "xfs") || ["devicemapper", "btrfs", "zfs"].includes(raw.Driver);
-        return { arch: raw.Architecture, os: raw.OSType, supportsDiskQuota, storage: `${raw.Driver} on ${backing}` };
+        return {
+          arch: raw.Architecture,
+          os: raw.OSType,
+          supportsDiskQuota,
+          // A default cap only where its meaning is exact and turning it on changes nothing else:
+          // XFS project quotas, or a btrfs data root Kiln's setup made with simple quotas (labelled so).
+          // On other btrfs engines a size would switch on qgroups for the whole filesystem.
+          capsDiskByDefault:
+            (raw.Driver === "overlay2" && backing === "xfs") || (raw.Labels ?? []).includes(SQUOTA_ENGINE_LABEL),
+          storage: `${raw.Driver} on ${backing}`,
+          runtimes: Object.keys(raw.Runtimes ?? {}),
+          memoryBytes: raw.MemTotal ?? 0,
+          cpus: raw.NCPU ?? 0,
+        };
       },
       (err: unknown) => {
         this.#info = undefined;
@@ -112,18 +190,26 @@ export class DockerEngine implements Engine {
   }
 
   async createContainer(spec: ContainerSpec): Promise<string> {
-    if (spec.diskMb !== undefined) {
-      const info = await this.info();
-      if (!info.supportsDiskQuota) {
-        throw new NotSupportedError(
-          `resources.diskMb needs a storage driver with quotas (overlay2 on XFS with pquota, btrfs, zfs); this engine has ${info.storage}. Leave diskMb unset here.`,
-        );
-      }
+    const info = await this.info();
+    checkCapacity(spec, info);
+    let diskMb = spec.diskMb;
+    if (diskMb !== undefined && !info.supportsDiskQuota) {
+      throw new NotSupportedError(
+        `resources.diskMb needs a storage driver with quotas (btrfs, overlay2 on XFS with pquota, zfs); this engine has ${info.storage}. Run Kiln's setup (scripts/setup.sh storage) to give the engine a btrfs data root, or leave diskMb unset here.`,
+      );
+    }
+    // Where the engine can cap the writable layer, every sandbox gets a cap (bytes, and inodes: on btrfs every inode is metadata charged to the same quota).
+    if (diskMb === undefined && info.capsDiskByDefault) diskMb = DEFAULT_DISK_MB;
+    const runtime = RUNTIME_NAMES[spec.runtime ?? "runc"];
+    if (spec.runtime === "gvisor" && !info.runtimes.includes(runtime)) {
+      throw new NotSupportedError(
+        `runtime "gvisor" needs gVisor's runsc registered with the engine as "${runtime}" (this engine has ${info.runtimes.join(", ") || "none"}): run scripts/setup.sh gvisor, or add it to /etc/docker/daemon.json "runtimes" and reload dockerd`,
+      );
     }
     // An egress sandbox lives in its network holder's namespace (egress.ts).
     const holder = spec.network === "egress" ? await this.#egress.createHolder() : undefined;
     try {
-      const options = containerCreateOptions(spec, holder);
+      const options = containerCreateOptions({ ...spec, ...(diskMb === undefined ? {} : { diskMb }) }, holder);
       if (holder !== undefined) options.Labels = { ...options.Labels, [EGRESS_LABEL.holder]: holder };
       const container = await this.docker.createContainer(options);
       return container.id;

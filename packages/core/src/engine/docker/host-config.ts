@@ -51,6 +51,9 @@ export function containerCreateOptions(spec: ContainerSpec, networkHolder?: stri
     })),
   };
   if (spec.diskMb !== undefined) hostConfig.StorageOpt = { size: `${spec.diskMb}M` };
+  // gVisor: the engine's "runsc" runtime (registered by setup.sh with --network=none, the only
+  // network mode its netstack runs with on these kernels; create-options refuses the others).
+  if (spec.runtime === "gvisor") hostConfig.Runtime = "runsc";
   return {
     name: spec.name,
     Image: spec.image,
