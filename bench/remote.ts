@@ -1,12 +1,14 @@
-// `node bench/remote.ts` (part of `pnpm bench`): the remote client over loopback HTTP next to
-// the same calls in-process, against the same engine, in one run. Target: a warm create + first
-// runCode through a Kiln server costs at most 5 ms more at p50 than in-process.
+// The remote client (`new Kiln({ url })`) over loopback HTTP next to the same calls in-process,
+// against the same engine, in one run (`pnpm bench` runs it after the server's cases; alone:
+// `node bench/remote.ts`, which writes bench/results/remote-latest.md). Target: a warm create +
+// first runCode through a Kiln server costs at most 5 ms more at p50 than in-process.
 // Iterations alternate in-process and remote, each after its warm pool is full again, so both
-// sides see the same machine load.
+// sides see the same machine load. The server runs in this process (startServer).
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Kiln, type Sandbox } from "@kiln/core";
 import { startServer } from "@kiln/server";
 import { percentile, type Series, table, timeOnly } from "./stats.ts";
@@ -14,14 +16,6 @@ import { percentile, type Series, table, timeOnly } from "./stats.ts";
 const ITERATIONS = Number(process.env.KILN_BENCH_ITERATIONS ?? 30);
 const WARMUP = 2;
 const LABELS = { bench: "1" };
-
-const local = new Kiln({ pool: { size: 2 } });
-const serverKiln = new Kiln({ pool: { size: 2 } });
-const dataDir = await mkdtemp(join(tmpdir(), "kiln-bench-server-"));
-const apiKey = `kiln_${randomBytes(24).toString("base64url")}`;
-const server = await startServer({ port: 0, dataDir, adminKey: apiKey, kiln: serverKiln, log: () => {} });
-const remote = new Kiln({ url: server.url, apiKey });
-console.error(`benchmarking the remote client against ${server.url}, ${ITERATIONS} iterations (+${WARMUP} warm-up)`);
 
 async function firstResult(kiln: Kiln, pool: Kiln): Promise<number> {
   await pool.pool?.filled();
@@ -57,58 +51,75 @@ async function sideBySide(
   return [sa, sb];
 }
 
-const sections: string[] = [];
-try {
-  const [inProcess, overHttp] = await sideBySide(
-    ["in-process: warm kiln.create() + runCode('print(1+1)')", "remote client: the same through a Kiln server"],
-    () => firstResult(local, local),
-    () => firstResult(remote, serverKiln),
-  );
-  const extra = percentile(overHttp.samples, 50) - percentile(inProcess.samples, 50);
-  sections.push(
-    [
-      table("Remote client vs in-process: warm sandbox to first result", [inProcess, overHttp], inProcess),
-      "",
-      `Remote overhead at p50: ${extra.toFixed(1)} ms (target: at most 5 ms).`,
-    ].join("\n"),
-  );
+/** The remote client's cases, as markdown sections. */
+export async function remoteClientBenchmarks(): Promise<string[]> {
+  const local = new Kiln({ pool: { size: 2 } });
+  const serverKiln = new Kiln({ pool: { size: 2 } });
+  const dataDir = await mkdtemp(join(tmpdir(), "kiln-bench-server-"));
+  const apiKey = `kiln_${randomBytes(24).toString("base64url")}`;
+  const server = await startServer({ port: 0, dataDir, adminKey: apiKey, kiln: serverKiln, log: () => {} });
+  const remote = new Kiln({ url: server.url, apiKey });
+  console.error(`benchmarking the remote client against ${server.url}, ${ITERATIONS} iterations (+${WARMUP} warm-up)`);
 
-  const localBox = await local.create({ labels: LABELS });
-  const remoteBox = await remote.create({ labels: LABELS });
+  const sections: string[] = [];
   try {
-    const [cellLocal, cellRemote] = await sideBySide(
-      ["in-process: runCode('print(1+1)') in a running sandbox", "remote client: the same through a Kiln server"],
-      () => timeOnly(() => localBox.runCode("print(1+1)")),
-      () => timeOnly(() => remoteBox.runCode("print(1+1)")),
-      ITERATIONS * 3,
+    const [inProcess, overHttp] = await sideBySide(
+      ["in-process: warm kiln.create() + runCode('print(1+1)')", "remote client: the same through a Kiln server"],
+      () => firstResult(local, local),
+      () => firstResult(remote, serverKiln),
     );
-    const [execLocal, execRemote] = await sideBySide(
-      ["in-process: exec('echo hi') in a running sandbox", "remote client: the same through a Kiln server"],
-      () => timeOnly(() => localBox.exec("echo hi")),
-      () => timeOnly(() => remoteBox.exec("echo hi")),
-      ITERATIONS * 3,
-    );
+    const extra = percentile(overHttp.samples, 50) - percentile(inProcess.samples, 50);
     sections.push(
-      table("A further call in a running sandbox", [cellLocal, cellRemote, execLocal, execRemote], cellLocal),
+      [
+        table("Remote client vs in-process: warm sandbox to first result", [inProcess, overHttp], inProcess),
+        "",
+        `Remote overhead at p50: ${extra.toFixed(1)} ms (target: at most 5 ms).`,
+      ].join("\n"),
     );
+
+    const localBox = await local.create({ labels: LABELS });
+    const remoteBox = await remote.create({ labels: LABELS });
+    try {
+      const [cellLocal, cellRemote] = await sideBySide(
+        ["in-process: runCode('print(1+1)') in a running sandbox", "remote client: the same through a Kiln server"],
+        () => timeOnly(() => localBox.runCode("print(1+1)")),
+        () => timeOnly(() => remoteBox.runCode("print(1+1)")),
+        ITERATIONS * 3,
+      );
+      const [execLocal, execRemote] = await sideBySide(
+        ["in-process: exec('echo hi') in a running sandbox", "remote client: the same through a Kiln server"],
+        () => timeOnly(() => localBox.exec("echo hi")),
+        () => timeOnly(() => remoteBox.exec("echo hi")),
+        ITERATIONS * 3,
+      );
+      sections.push(
+        table("A further call in a running sandbox", [cellLocal, cellRemote, execLocal, execRemote], cellLocal),
+      );
+    } finally {
+      await localBox.delete();
+      await remoteBox.delete();
+    }
   } finally {
-    await localBox.delete();
-    await remoteBox.delete();
+    await remote.close();
+    await server.close();
+    await serverKiln.close();
+    await local.close();
+    await rm(dataDir, { recursive: true, force: true });
   }
-} finally {
-  await remote.close();
-  await server.close();
-  await serverKiln.close();
-  await local.close();
-  await rm(dataDir, { recursive: true, force: true });
+  return sections;
 }
 
-const report = [
-  "# Kiln remote client benchmarks",
-  "",
-  `Date: ${new Date().toISOString()}, Node ${process.versions.node}, server on loopback (${server.url})`,
-  "",
-  ...sections.flatMap((s) => [s, ""]),
-].join("\n");
-console.log(report);
-await writeFile(new URL("./results/remote-latest.md", import.meta.url), report);
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const sections = await remoteClientBenchmarks();
+  const report = [
+    "# Kiln remote client benchmarks",
+    "",
+    `Date: ${new Date().toISOString()}, Node ${process.versions.node}, a Kiln server on loopback in the same process, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}`,
+    "",
+    ...sections.flatMap((s) => [s, ""]),
+  ].join("\n");
+  console.log(report);
+  await writeFile(new URL("./results/remote-latest.md", import.meta.url), report);
+}

@@ -5,8 +5,10 @@ import { writeFile } from "node:fs/promises";
 import { cpus, release, totalmem } from "node:os";
 import { promisify } from "node:util";
 import { Kiln } from "@kiln/core";
+import { remoteClientBenchmarks } from "./remote.ts";
 import { serverBenchmarks } from "./server.ts";
 import { measure, type Series, table, timeOnly } from "./stats.ts";
+import { terminalBenchmarks } from "./terminals.ts";
 
 const run = promisify(execFile);
 const ITERATIONS = Number(process.env.KILN_BENCH_ITERATIONS ?? 30);
@@ -240,6 +242,8 @@ if (want("snapshot")) {
 }
 
 sections.push(...(await serverBenchmarks(kiln)));
+sections.push(...(await terminalBenchmarks(kiln)));
+sections.push(...(await remoteClientBenchmarks()));
 
 if (want("runtimes")) {
   // The isolation tiers side by side: a cold create and a pool claim (each runtime its own pool),

@@ -22,7 +22,8 @@ set -euo pipefail
 KILN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KILN_TOOLS="$KILN_ROOT/.tools"
 NODE_MAJOR_WANTED=24
-PNPM_VERSION=10.34.9
+# The pnpm package.json pins ("packageManager"): setup always uses exactly this one (see ensure_pnpm).
+PNPM_VERSION="$(sed -n 's/.*"packageManager": *"pnpm@\([^"+]*\).*/\1/p' "$KILN_ROOT/package.json")"
 
 say() { printf '\033[1m[kiln setup]\033[0m %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -55,11 +56,17 @@ ensure_node() {
 }
 
 ensure_pnpm() {
-  [ -x "$KILN_TOOLS/pnpm/node_modules/.bin/pnpm" ] && export PATH="$KILN_TOOLS/pnpm/node_modules/.bin:$PATH"
-  if command -v pnpm >/dev/null && [ "$(pnpm --version 2>/dev/null | cut -d. -f1)" -ge 10 ]; then return 0; fi
-  say "installing pnpm $PNPM_VERSION into .tools/pnpm"
-  npm install --silent --no-audit --no-fund --prefix "$KILN_TOOLS/pnpm" "pnpm@$PNPM_VERSION" >&2
-  export PATH="$KILN_TOOLS/pnpm/node_modules/.bin:$PATH"
+  # Exactly the pinned pnpm, whatever is installed globally: a different one (pnpm 11 or 12) would
+  # try to switch itself to the pinned version by downloading @pnpm/exe, which fails offline or when
+  # that build does not exist. It lives in .tools/pnpm-<version>; a global pnpm is left alone.
+  [ -n "$PNPM_VERSION" ] || die "package.json has no \"packageManager\": \"pnpm@<version>\""
+  local dir="$KILN_TOOLS/pnpm-$PNPM_VERSION"
+  if [ "$("$dir/node_modules/.bin/pnpm" --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
+    say "installing pnpm $PNPM_VERSION (the version package.json pins) into .tools/pnpm-$PNPM_VERSION"
+    npm install --silent --no-audit --no-fund --prefix "$dir" "pnpm@$PNPM_VERSION" >&2
+  fi
+  export PATH="$dir/node_modules/.bin:$PATH"
+  [ "$(pnpm --version)" = "$PNPM_VERSION" ] || die "pnpm $PNPM_VERSION did not install into $dir"
 }
 
 ensure_dependencies() {

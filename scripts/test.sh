@@ -37,6 +37,19 @@ else
   failed=$((failed + 1))
 fi
 
+step "remote mode: the remote client, and the adapters' suites, through a real Kiln server (tests/remote)"
+pnpm exec vitest run -c tests/remote/vitest.config.ts --reporter=default --reporter=json --outputFile.json="$out/remote.json"
+remote_exit=$?
+if [ -f "$out/remote.json" ]; then
+  read -r p f s < <(node -e '
+    const r = require(process.argv[1]);
+    console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests);' "$PWD/$out/remote.json")
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  [ "$remote_exit" -ne 0 ] && [ "$f" -eq 0 ] && failed=$((failed + 1))
+else
+  failed=$((failed + 1))
+fi
+
 step "in-sandbox agent (python unittest, inside the runtime image: the sandbox's own Python)"
 docker run --rm --network none -v "$PWD/packages/core/runtime:/opt/src:ro" "$KILN_RUNTIME_IMAGE" \
   python3 -m unittest discover -s /opt/src/tests -p 'test_*.py' >"$out/agent.log" 2>&1
@@ -57,6 +70,12 @@ ks=$(sed -n 's/^# skipped \([0-9]*\)/\1/p' "$out/kernel-js.tap")
 kp=${kp:-0} kf=${kf:-0} ks=${ks:-0}
 if [ "$kp" -eq 0 ] && [ "$kf" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the kernel tests did not run"; fi
 passed=$((passed + kp)); failed=$((failed + kf)); skipped=$((skipped + ks))
+
+# Whole-flow checks, each counted as one test: setup with a newer global pnpm, the adapters
+# against their oldest framework versions, and the packed packages installed from npm.
+check "setup with a global pnpm 12 (scripts/test-setup.sh)" bash scripts/test-setup.sh
+check "adapters on their peer floors (scripts/test-peer-floors.sh)" bash scripts/test-peer-floors.sh
+check "packed packages installed with npm (scripts/test-packed.sh)" bash scripts/test-packed.sh
 
 echo
 if [ "$skipped" -gt 0 ]; then echo "$passed passed, $failed failed, $skipped skipped"; else echo "$passed passed, $failed failed"; fi

@@ -40,6 +40,17 @@ describe("remote exec", () => {
     expect(seen[0]?.at ?? Infinity).toBeLessThan(result.durationMs - 500);
   });
 
+  it("passes a throw from the caller's own callback on as it is", async () => {
+    const mine = new Error("my callback failed");
+    await expect(
+      sb.exec("echo a; sleep 5", {
+        onStdout: () => {
+          throw mine;
+        },
+      }),
+    ).rejects.toBe(mine);
+  });
+
   it("cuts output at maxOutputBytes and reports timeouts", async () => {
     const big = await sb.exec("head -c 100000 /dev/zero | tr '\\0' x", { maxOutputBytes: 1000 });
     expect(big.truncated).toBe(true);
@@ -61,6 +72,16 @@ describe("remote exec", () => {
       .poll(async () => (await sb.exec("pgrep -fx 'sleep 30' || true")).stdout.trim(), { timeout: 5000 })
       .toBe("");
     await expect(sb.exec("echo", { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(AbortedError);
+  });
+
+  it("refuses a live stdin at once (the server takes stdin as one string)", async () => {
+    async function* lines() {
+      yield "never sent\n";
+    }
+    await expect(sb.exec("cat", { stdin: lines() })).rejects.toMatchObject({ code: "NOT_SUPPORTED" });
+    await expect(sb.exec("cat", { stdin: new Uint8Array([0xff, 0xfe]) })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+    });
   });
 
   it("checks arguments on this side with the in-process messages", async () => {

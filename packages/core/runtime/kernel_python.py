@@ -229,6 +229,8 @@ class Kernel:
         self.executing = False  # SIGINT raises KeyboardInterrupt only while a cell runs
         self.event_loop = None  # asyncio loop for top-level await, kept across cells
         self.restore_note = None  # what a restore could not bring back, told by the first cell
+        self.result_room = float("inf")  # bytes of results the running cell may still emit
+        self.results_dropped = False
         # User code gets a fresh __main__ (so pickle finds classes defined in cells); keep the
         # kernel's own module object alive.
         self.kernel_module = sys.modules["__main__"]
@@ -256,6 +258,9 @@ class Kernel:
             if not isinstance(message, dict):
                 continue
             if message.get("type") == "run":
+                room = message.get("maxResultBytes")
+                self.result_room = room if isinstance(room, int) and not isinstance(room, bool) else float("inf")
+                self.results_dropped = False
                 self._run(message.get("id"), message.get("code") or "")
             elif message.get("type") == "save":
                 self._save(message.get("id"), message.get("path"))
@@ -263,6 +268,9 @@ class Kernel:
     def display(self, *objs):
         """Show objects as results of the running cell, like IPython's display()."""
         for obj in objs:
+            if self.result_room <= 0:  # over the cell's result budget: not even rendered
+                self.results_dropped = True
+                return
             self._emit_result(mime_bundle(obj), main=False)
 
     def emit_figures(self):
@@ -398,7 +406,7 @@ class Kernel:
                 stream.flush()
             except Exception:  # the user may have replaced or closed sys.stdout
                 pass
-        self._emit({"type": "done", "id": run_id, "error": error})
+        self._emit({"type": "done", "id": run_id, "error": error, "truncated": self.results_dropped})
 
     def _run_cell(self, code, filename):
         """Run a cell and emit its results; the exception it raised, or None."""
@@ -450,10 +458,19 @@ class Kernel:
         if len(bundle["text"]) > REPRESENTATION_MAX:
             bundle["text"] = bundle["text"][:REPRESENTATION_MAX] + "\n[truncated]"
         bundle["isMainResult"] = main
-        self._emit({"type": "result", "id": self.run_id, "result": bundle})
+        line = json.dumps({"type": "result", "id": self.run_id, "result": bundle})
+        if len(line) > self.result_room:
+            self.result_room = 0
+            self.results_dropped = True
+            return
+        self.result_room -= len(line)
+        self._emit_line(line)
 
     def _emit(self, message):
-        data = memoryview((json.dumps(message) + "\n").encode())
+        self._emit_line(json.dumps(message))
+
+    def _emit_line(self, line):
+        data = memoryview((line + "\n").encode())
         # A line cut short by KeyboardInterrupt would garble the channel: hold SIGINT meanwhile.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:

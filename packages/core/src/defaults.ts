@@ -1,5 +1,6 @@
 /**
- * Every default in one place, each with the reason for its value.
+ * The runtime's defaults, each with the reason for its value. The model-facing tools' defaults
+ * are in tools/tool-defaults.ts, each adapter's own in its package's defaults.ts.
  */
 
 /** Where relative paths resolve and commands start; owned by the sandbox user. */
@@ -7,6 +8,14 @@ export const WORKDIR = "/workspace";
 
 /** The unprivileged user every sandbox process runs as (never uid 0). */
 export const SANDBOX_USER = "1000:1000";
+
+/**
+ * The container's own user: the agent starts as uid 0 (gid 1000) with CAP_SETUID only, binds its
+ * socket in root's /run/kiln, then keeps real uid 0 and works as effective uid 1000 with no
+ * capability; everything it starts runs as SANDBOX_USER with none. User code can then neither
+ * signal, ptrace nor impersonate the agent (runtime/kiln_agent/privileges.py, docs/security.md).
+ */
+export const CONTAINER_USER = "0:1000";
 
 /** A minute covers a package install or a test run; runaway code should not hold a sandbox longer. */
 export const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
@@ -43,11 +52,50 @@ export const STOP_TIMEOUT_MS = 2_000;
 /** How long a new sandbox's agent may take to start listening before we report it. */
 export const AGENT_READY_TIMEOUT_MS = 15_000;
 
+/**
+ * Longest an agent may stay silent on a call (files.*, hello, ping, ...) before its connection
+ * is judged dead and the call fails with AgentUnavailableError: a frozen (SIGSTOPped, paused)
+ * agent never hangs a caller. Generous, since the agent serves everything on one thread.
+ * exec and runCode have their own deadline (timeoutMs + HOST_TIMEOUT_SLACK_MS).
+ */
+export const AGENT_CALL_TIMEOUT_MS = 15_000;
+
 /** Extra time the host waits past timeoutMs before it gives up on the agent answering. */
 export const HOST_TIMEOUT_SLACK_MS = 5_000;
 
-/** File transfers move in chunks of this size: large files stream, never buffered whole. */
+/**
+ * Most bytes `files.read()` returns (the whole file sits in the host's memory): 64 MiB. A bigger
+ * file is refused with SandboxFileError (code FILE_ERROR, errno EFBIG) naming its size and the
+ * limit, unless `truncate: true` asks for its first `maxBytes` bytes. Pseudo-files that never
+ * end (/proc, /sys) stop at the limit.
+ */
+export const DEFAULT_MAX_READ_BYTES = 64 * 1024 * 1024;
+
+/** Upper bound accepted for `files.read`'s maxBytes: one Buffer on the host. */
+export const MAX_READ_BYTES_LIMIT = 1024 * 1024 * 1024;
+
+/** Most bytes one `files.download()` writes to the host's disk (all files together): 1 GiB. */
+export const DEFAULT_MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * Most bytes of results (display() outputs, figures, the final value; as encoded JSON) one
+ * runCode execution returns: 16 MiB. Later results are dropped and the Execution says
+ * `truncated: true`. stdout and stderr are bounded separately (DEFAULT_MAX_OUTPUT_BYTES each).
+ */
+export const DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Writes into a sandbox move in chunks of this size (`fs_write` frames); the agent streams reads
+ * back in 256 KiB chunks (runtime/PROTOCOL.md). Large files stream, never buffered whole.
+ */
 export const FILE_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * An unclaimed warm-pool member stops itself once no client has been connected to it for this
+ * long: its owner process is gone (crashed or exited without close()), so it never keeps CPU
+ * and memory in use until some Kiln sweeps it. The owner keeps a connection open to each member.
+ */
+export const POOL_ORPHAN_STOP_MS = 30_000;
 
 /** The sweeper runs this often in every Kiln process (orphans, auto-stop, auto-delete). */
 export const SWEEP_INTERVAL_MS = 30_000;
@@ -65,3 +113,8 @@ export const MAX_PIDS = 32_768;
 
 /** The first sweep runs this soon after a Kiln starts working, so short scripts reclaim orphans too. */
 export const FIRST_SWEEP_DELAY_MS = 1_000;
+
+/** A preview URL's life unless previewUrl() says otherwise: long enough to click around an app. */
+export const DEFAULT_PREVIEW_EXPIRES_MS = 60 * 60 * 1000;
+/** The longest a preview URL may live (a leaked one should not work for ever). */
+export const MAX_PREVIEW_EXPIRES_MS = 30 * 24 * 60 * 60 * 1000;

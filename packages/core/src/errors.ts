@@ -89,6 +89,10 @@ export class InvalidArgumentError extends KilnError {
   }
 }
 
+/**
+ * A quota is used up. Thrown by a Kiln server (`new Kiln({ url })`) when an organisation's quota
+ * (sandboxes, CPU, memory, storage) would be exceeded; the local Docker runtime has no quotas.
+ */
 export class QuotaExceededError extends KilnError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("QUOTA_EXCEEDED", message, options);

@@ -36,29 +36,18 @@ export {
 } from "./errors.ts";
 export type { EnsureOptions } from "./images/runtime-image.ts";
 export { Kiln } from "./kiln.ts";
-export type { SandboxFiles } from "./sandbox/files.ts";
+export type { Previews } from "./preview/previews.ts";
+export { PREVIEW_COOKIE, PREVIEW_HEADER } from "./preview/proxy.ts";
+export type { DownloadOptions, ReadOptions, SandboxFiles } from "./sandbox/files.ts";
+export type { SandboxProcesses } from "./sandbox/processes.ts";
+export type { SandboxPty } from "./sandbox/pty.ts";
 export { Sandbox } from "./sandbox/sandbox.ts";
-export { declaredNetwork, describeTools, INPUT_DESCRIPTIONS, type Limits } from "./tools/descriptions.ts";
-export {
-  clip,
-  type FormatOptions,
-  formatCommand,
-  formatExecution,
-  formatListing,
-  type ImageMediaType,
-  type KilnToolOutput,
-  type ToolImage,
-} from "./tools/format.ts";
-export {
-  DEFAULT_MAX_OUTPUT_CHARS,
-  DEFAULT_TOOL_TIMEOUT_MS,
-  HEAD_SHARE,
-  MAX_IMAGES_PER_CALL,
-  MAX_LIST_ENTRIES,
-} from "./tools/tool-defaults.ts";
+export type { SweepReport } from "./sweeper.ts";
 export type {
   CommandResult,
   CreateSandboxOptions,
+  DockerClient,
+  DockerConnectionOptions,
   ExecOptions,
   Execution,
   ExecutionError,
@@ -66,6 +55,13 @@ export type {
   ImageProgressEvent,
   KilnOptions,
   Language,
+  PreviewUrl,
+  PreviewUrlOptions,
+  ProcessInfo,
+  ProcessLogsOptions,
+  ProcessStartOptions,
+  Pty,
+  PtyCreateOptions,
   Result,
   RunCodeOptions,
   RunStatus,

@@ -4,8 +4,9 @@
  */
 import { randomBytes } from "node:crypto";
 import { AgentConnections } from "./agent/connections.ts";
+import { PortTunnel } from "./agent/port-tunnel.ts";
 import { FIRST_SWEEP_DELAY_MS, SWEEP_INTERVAL_MS } from "./defaults.ts";
-import { DockerEngine } from "./engine/docker/docker-engine.ts";
+import { type DockerConnection, DockerEngine } from "./engine/docker/docker-engine.ts";
 import type { ContainerStatus, Engine } from "./engine/engine.ts";
 import {
   CREATING_PREFIX,
@@ -18,6 +19,7 @@ import {
 import { ConflictError, InvalidArgumentError, SandboxNotFoundError, throwIfAborted } from "./errors.ts";
 import { type EnsureOptions, RuntimeImages } from "./images/runtime-image.ts";
 import { compatible, WarmPool } from "./pool/warm-pool.ts";
+import { Previews } from "./preview/previews.ts";
 import { RemoteKiln, remoteTarget } from "./remote/remote-kiln.ts";
 import { type ValidCreate, validateCreate } from "./sandbox/create-options.ts";
 import {
@@ -32,8 +34,28 @@ import { Sandbox, type SandboxServices } from "./sandbox/sandbox.ts";
 import { Snapshots } from "./snapshots/snapshots.ts";
 import { processOwner, sweep } from "./sweeper.ts";
 import type { CreateSandboxOptions, KilnOptions, SandboxInfo, SnapshotInfo, VolumeInfo } from "./types.ts";
-import { describe, optionalLabels, optionalNumber, optionalObject, optionalString, requireName } from "./validate.ts";
+import {
+  checkKnownKeys,
+  describe,
+  optionalLabels,
+  optionalNumber,
+  optionalObject,
+  optionalString,
+  requireName,
+} from "./validate.ts";
 import { Volumes } from "./volumes/volumes.ts";
+
+/** create({ name }) of a name in use: say how to reuse it or free it (a re-run after Ctrl-C hits this). */
+function nameTaken(name: string, cause: unknown): ConflictError {
+  return new ConflictError(
+    `A sandbox named "${name}" already exists: use kiln.getOrCreate("${name}") to reuse it, ` +
+      `or delete it first with (await kiln.get("${name}")).delete()`,
+    { cause },
+  );
+}
+
+/** Every option new Kiln() knows (add new ones here): anything else is refused by name, never ignored. */
+const KILN_OPTION_KEYS = ["docker", "engine", "image", "pool", "defaults", "url", "apiKey"];
 
 export class Kiln implements AsyncDisposable {
   readonly snapshots: { list(): Promise<SnapshotInfo[]>; delete(name: string): Promise<void> };
@@ -42,7 +64,15 @@ export class Kiln implements AsyncDisposable {
     list(): Promise<VolumeInfo[]>;
     delete(name: string): Promise<void>;
   };
-  readonly images: { ensure(options?: EnsureOptions): Promise<string> };
+  readonly images: {
+    /** Builds the runtime image if missing and returns its tag. Never removes an image. */
+    ensure(options?: EnsureOptions): Promise<string>;
+    /**
+     * Removes runtime images this Kiln version built earlier and nothing uses; never the current
+     * one, this Kiln's `image`, another version's, or one in use. Returns the tags removed.
+     */
+    prune(): Promise<string[]>;
+  };
   /** The warm pool, when `options.pool` asked for one. */
   readonly pool?: {
     readonly size: number;
@@ -54,6 +84,8 @@ export class Kiln implements AsyncDisposable {
     readonly lastError: unknown;
   };
 
+  /** Preview URLs (sandbox.previewUrl): the local proxy, or serveAt() for a Kiln server's own routes. */
+  readonly previews: Previews;
   /** @internal the engine behind this client (for tests and benchmarks). */
   readonly engine: Engine;
   readonly #image: string | undefined;
@@ -72,6 +104,7 @@ export class Kiln implements AsyncDisposable {
   readonly #remote: RemoteKiln | undefined;
 
   constructor(options: KilnOptions = {}) {
+    checkKnownKeys("options", optionalObject("options", options), KILN_OPTION_KEYS);
     const remote = remoteTarget(options);
     this.#remote = remote && new RemoteKiln(remote, options);
     // A remote Kiln does no engine work in this process: no pool, no local defaults to check.
@@ -86,7 +119,8 @@ export class Kiln implements AsyncDisposable {
         : (optionalNumber("options.pool.size", optionalObject("options.pool", o.pool).size, { min: 0, max: 256 }) ?? 0);
     this.engine =
       (o.engine as Engine | undefined) ??
-      new DockerEngine(options.docker, { firewallImage: () => this.#runtime.ensure() });
+      // KilnOptions types the connection without dockerode; the engine folder checks it.
+      new DockerEngine(options.docker as DockerConnection | undefined, { firewallImage: () => this.#runtime.ensure() });
     this.#connections = new AgentConnections(this.engine);
     this.#records = new RecordReader(this.engine);
     this.#snapshots = new Snapshots(this.engine);
@@ -98,8 +132,14 @@ export class Kiln implements AsyncDisposable {
       list: () => this.#volumes.list(),
       delete: (name) => this.#volumes.delete(name),
     };
-    this.images = { ensure: (opts) => this.#runtime.ensure(opts) };
+    this.images = {
+      ensure: (opts) => this.#runtime.ensure(opts),
+      prune: () => this.#runtime.prune({ keep: this.#image === undefined ? [] : [this.#image] }),
+    };
+    // A preview hit reaches the agent as a port_open frame, which is activity for autoStopMs.
+    this.previews = new Previews(async (id, port) => PortTunnel.open(await this.#connections.get(id), port));
     this.#services = {
+      previewUrl: (sandbox, port, opts) => this.previews.url(sandbox.id, port, opts),
       engine: this.engine,
       connections: this.#connections,
       records: this.#records,
@@ -184,7 +224,7 @@ export class Kiln implements AsyncDisposable {
     const record = this.#record(v);
     const id = await pool.claim(v, containerNameFor(v.name, randomBytes(6).toString("hex")), record).catch((err) => {
       if (err instanceof ConflictError && v.name !== undefined) {
-        throw new ConflictError(`A sandbox named "${v.name}" already exists`, { cause: err });
+        throw nameTaken(v.name, err);
       }
       throw err;
     });
@@ -244,7 +284,7 @@ export class Kiln implements AsyncDisposable {
       });
     } catch (err) {
       if (err instanceof ConflictError && v.name !== undefined) {
-        throw new ConflictError(`A sandbox named "${v.name}" already exists`, { cause: err });
+        throw nameTaken(v.name, err);
       }
       throw err;
     }
@@ -364,6 +404,7 @@ export class Kiln implements AsyncDisposable {
     if (this.#remote) return this.#remote.close();
     if (this.#closed) return;
     this.#closed = true;
+    await this.previews.close();
     clearInterval(this.#sweeper);
     const pool = await this.#warm?.catch(() => undefined);
     await pool?.close();

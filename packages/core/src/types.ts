@@ -1,7 +1,6 @@
 /**
- * The public shapes of @kiln/core (design/api.md). Every option documents its default.
+ * The public shapes of @kiln/core (docs/api.md). Every option documents its default.
  */
-import type Dockerode from "dockerode";
 import type { Engine } from "./engine/engine.ts";
 
 export type Language = "python" | "javascript" | "typescript";
@@ -11,6 +10,35 @@ export type SandboxState = "running" | "paused" | "stopped" | "error";
 
 export type RunStatus = "ok" | "error" | "timeout" | "oom" | "killed";
 
+/**
+ * Where the Docker engine is: the connection fields of dockerode's `DockerOptions`, declared here
+ * so that consumers need no `@types/dockerode` (the engine folder is the only dockerode importer).
+ */
+export interface DockerConnectionOptions {
+  /** A Unix socket (or Windows named pipe). @default DOCKER_HOST, else /var/run/docker.sock */
+  socketPath?: string;
+  host?: string;
+  port?: number | string;
+  protocol?: "http" | "https" | "ssh";
+  /** TLS material for https (PEM strings or buffers). */
+  ca?: string | string[] | Uint8Array | Uint8Array[];
+  cert?: string | string[] | Uint8Array | Uint8Array[];
+  key?: string | string[] | Uint8Array | Uint8Array[];
+  /** Engine API version, e.g. "v1.43". @default negotiated */
+  version?: string;
+  /** Request timeout in ms. @default none */
+  timeout?: number;
+  username?: string;
+  headers?: Record<string, string>;
+  sshOptions?: Record<string, unknown>;
+}
+
+/** A dockerode instance you made yourself (Kiln uses it as is). Only its shape matters here. */
+export interface DockerClient {
+  modem: object;
+  ping(...args: never[]): unknown;
+}
+
 export interface KilnOptions {
   /**
    * A Kiln server's URL (`kiln serve`): this Kiln then works over HTTP, with the same API.
@@ -19,8 +47,8 @@ export interface KilnOptions {
   url?: string;
   /** The server's API key (`kiln_...`). @default KILN_API_KEY */
   apiKey?: string;
-  /** A dockerode instance or its options. @default DOCKER_HOST, else the local socket */
-  docker?: Dockerode | Dockerode.DockerOptions;
+  /** A dockerode instance or its connection options. @default DOCKER_HOST, else the local socket */
+  docker?: DockerClient | DockerConnectionOptions;
   /**
    * The container engine behind every sandbox (any `Engine` implementation: a fake in tests, a
    * Kubernetes engine). When set, `docker` is ignored. @default a Docker engine (see `docker`)
@@ -176,8 +204,21 @@ export interface Execution {
   /** The user's code failed: data, not a throw. */
   error?: ExecutionError;
   status: RunStatus;
+  /**
+   * Output or results were cut: stdout/stderr past maxOutputBytes each, or results past
+   * DEFAULT_MAX_RESULT_BYTES (16 MiB) in all, after which later results are dropped.
+   */
   truncated: boolean;
+  /** Wall time of the call as the host saw it (queueing and transport included). */
   durationMs: number;
+  /**
+   * The context's interpreter was restarted, so its variables are gone: during this execution
+   * (it crashed, ran out of memory, or ignored an interrupt), or since the previous execution on
+   * this context (its process died while idle). Callers need not parse error text for this.
+   */
+  contextRestarted?: boolean;
+  /** How long the code ran inside the sandbox, measured by the agent (no queueing or transport). */
+  agentDurationMs?: number;
 }
 
 export interface FileEntry {
@@ -215,4 +256,78 @@ export interface VolumeInfo {
 export interface ImageProgressEvent {
   phase: "base" | "build" | "done";
   message: string;
+}
+
+// --- Terminals, background processes, preview URLs (sandbox.pty, sandbox.processes, sandbox.previewUrl) ---
+
+export interface PtyCreateOptions {
+  /** Terminal width in columns. */
+  cols: number;
+  /** Terminal height in rows. */
+  rows: number;
+  /** The program: a string through `sh -c`, an array as argv. @default a login shell (bash -l) */
+  command?: string | string[];
+  /** @default "/workspace" */
+  cwd?: string;
+  /** Merged over the sandbox's environment; TERM is xterm-256color unless set here. @default {} */
+  env?: Record<string, string>;
+}
+
+/** A handle on a terminal session. The session lives in the sandbox: closing the handle detaches. */
+export interface Pty {
+  /** The session's id: sandbox.pty.connect(id) re-attaches (from any process). */
+  readonly id: string;
+  /** Output bytes as they come (the scrollback first on connect). Returns a function that unsubscribes. */
+  onData(callback: (bytes: Uint8Array) => void): () => void;
+  /** Input (keystrokes; "\x03" is Ctrl-C). Applied in call order, after any resize() called before it. */
+  write(data: string | Uint8Array): void;
+  resize(cols: number, rows: number): Promise<void>;
+  /** Ends the program (SIGKILL, to its foreground job too). */
+  kill(): Promise<void>;
+  /** Its exit code once it ends (128 + signal if killed). */
+  wait(): Promise<{ exitCode: number }>;
+  /** Stop receiving output for a while (a slow consumer); resume() goes on from where it stopped, skipping what the agent no longer keeps. */
+  pause(): void;
+  resume(): void;
+  /** Detaches this handle; the session goes on. */
+  close(): void;
+}
+
+export interface ProcessStartOptions {
+  /** @default "/workspace" */
+  cwd?: string;
+  /** Merged over the sandbox's environment. @default {} */
+  env?: Record<string, string>;
+  /** A label to find it by in list(). @default none */
+  tag?: string;
+}
+
+export interface ProcessInfo {
+  pid: number;
+  tag?: string;
+  command: string;
+  running: boolean;
+  exitCode?: number;
+}
+
+export interface ProcessLogsOptions {
+  /** Keep streaming until the process ends (or `signal` aborts). @default false */
+  follow?: boolean;
+  onStdout?: (chunk: string) => void;
+  onStderr?: (chunk: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface PreviewUrlOptions {
+  /** How long the URL (its token) works. @default 3_600_000 (1 h); at most 30 days */
+  expiresInMs?: number;
+}
+
+export interface PreviewUrl {
+  /** Opens the sandbox's port; carries the token in its query (the first visit sets a cookie). */
+  url: string;
+  /** For the `x-kiln-preview-token` header (API clients, WebSocket clients). */
+  token: string;
+  /** ISO-8601. */
+  expiresAt: string;
 }

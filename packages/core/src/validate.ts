@@ -132,3 +132,16 @@ export function requireName(field: string, value: unknown): string {
   }
   return name;
 }
+
+/**
+ * Refuses keys outside `known` (a misspelt or misplaced option such as `resources: { memory: 512 }`
+ * would otherwise be silently ignored), naming the field and what it accepts.
+ */
+export function checkKnownKeys(field: string, value: Record<string, unknown>, known: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      const path = field === "" ? key : `${field}.${key}`;
+      throw new InvalidArgumentError(path, `unknown option; ${field || "options"} accepts ${known.join(", ")}`);
+    }
+  }
+}

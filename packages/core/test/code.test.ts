@@ -106,6 +106,7 @@ describe("runCode: Python", () => {
     );
     expect(result.status).toBe("timeout");
     expect(result.error?.value).toMatch(/restarted|lost/i);
+    expect(result.contextRestarted).toBe(true);
     const after = await sb.runCode("'lost' in globals()", ctx);
     expect(after.results[0]?.text).toBe("False");
   });
@@ -115,8 +116,23 @@ describe("runCode: Python", () => {
     const crash = await sb.runCode("import os\nos._exit(3)", ctx);
     expect(crash.status).toBe("error");
     expect(crash.error?.name).toBe("ContextCrashed");
+    expect(crash.contextRestarted).toBe(true);
     const next = await sb.runCode("1 + 1", ctx);
-    expect(next).toMatchObject({ status: "ok", results: [{ text: "2", isMainResult: true }] });
+    expect(next).toMatchObject({ status: "ok", results: [{ text: "2", isMainResult: true }], contextRestarted: false });
+    expect(next.agentDurationMs).toBeGreaterThanOrEqual(0);
+    expect(next.agentDurationMs).toBeLessThanOrEqual(next.durationMs);
+  });
+
+  it("a kernel killed while idle: the next cell says the context restarted, not a bare NameError", async () => {
+    const ctx = { context: "killed-idle" };
+    const pid = (await sb.runCode("import os\nkept = 1\nos.getpid()", ctx)).results[0]?.text;
+    expect((await sb.exec(`kill -9 ${pid}`)).exitCode).toBe(0);
+    await new Promise((r) => setTimeout(r, 300));
+    const after = await sb.runCode("kept + 1", ctx);
+    expect(after.status).toBe("error");
+    expect(after.contextRestarted).toBe(true);
+    expect(after.error?.name).toBe("NameError");
+    expect(after.error?.value).toMatch(/was restarted/);
   });
 
   it("keeps named contexts apart", async () => {

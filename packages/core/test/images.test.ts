@@ -1,8 +1,21 @@
+import { Readable } from "node:stream";
+import { pack } from "tar-stream";
 import { describe, expect, inject, it } from "vitest";
-import { RUNTIME_REPO, removeOlderRuntimeImages } from "../src/images/runtime-image.ts";
+import { CORE_VERSION, CORE_VERSION_LABEL, RUNTIME_REPO } from "../src/images/runtime-image.ts";
+import { Kiln } from "../src/index.ts";
 import { sandbox, testKiln } from "./helpers.ts";
 
 const kiln = testKiln();
+
+/** A small image on top of the runtime image (it inherits its labels; `labels` override them). */
+async function derived(tag: string, labels: Record<string, string>): Promise<string> {
+  const archive = pack();
+  const lines = Object.entries(labels).map(([k, v]) => `LABEL ${k}=${v}`);
+  archive.entry({ name: "Dockerfile" }, `FROM ${inject("runtimeImage")}\n${lines.join("\n")}\n`);
+  archive.finalize();
+  await kiln.engine.buildImage(Readable.from(archive), tag, () => {});
+  return tag;
+}
 
 describe("runtime image", () => {
   it("is found again, with the same content-hash tag, once built", async () => {
@@ -12,37 +25,38 @@ describe("runtime image", () => {
     expect(tag).toBe(inject("runtimeImage"));
   });
 
-  it("drops older runtime images no sandbox uses, and keeps the current one and those in use", async () => {
+  it("prune() removes only this version's unused runtime images: never another version's, a pinned one, or one in use", async () => {
     const current = inject("runtimeImage");
-    const source = await sandbox(kiln);
-    await source.stop();
-    // Two "older" runtime images: commits keep the runtime image's kiln.image=runtime label.
-    const unused = `${RUNTIME_REPO}:test-unused-${process.pid}`;
-    const used = `${RUNTIME_REPO}:test-used-${process.pid}`;
-    await kiln.engine.commitContainer(source.id, unused, {});
-    await kiln.engine.commitContainer(source.id, used, {});
-    const user = await kiln.engine.createContainer({
-      name: `kiln-image-user-${process.pid}`,
-      image: used,
-      labels: {},
-      env: {},
-      cpus: 1,
-      memoryMb: 64,
-      pids: 16,
-      network: "none",
-      volumes: [],
+    const run = `${process.pid}-${Date.now()}`;
+    // Another @kiln/core version's runtime image (another app on the same engine).
+    const otherVersion = await derived(`${RUNTIME_REPO}:test-other-version-${run}`, {
+      [CORE_VERSION_LABEL]: "0.0.0-another-app",
     });
+    // Ours (same version label), built earlier: unused, pinned by a Kiln, and in use by a sandbox.
+    const unused = await derived(`${RUNTIME_REPO}:test-unused-${run}`, { "test-image": "unused" });
+    const pinned = await derived(`${RUNTIME_REPO}:test-pinned-${run}`, { "test-image": "pinned" });
+    const used = await derived(`${RUNTIME_REPO}:test-used-${run}`, { "test-image": "used" });
+    const pinnedKiln = new Kiln({ engine: kiln.engine, image: pinned });
     try {
-      const removed = await removeOlderRuntimeImages(kiln.engine, current);
+      expect((await kiln.engine.listImages({ [CORE_VERSION_LABEL]: CORE_VERSION })).length).toBeGreaterThan(0);
+      const user = await sandbox(kiln, { image: used });
+      await user.stop(); // a stopped sandbox still holds its image
+      // ensure() (the build path) removes nothing.
+      expect(await pinnedKiln.images.ensure()).toBe(current);
+      for (const tag of [otherVersion, unused, pinned, used]) expect(await kiln.engine.imageExists(tag)).toBe(true);
+
+      const removed = await pinnedKiln.images.prune();
       expect(removed).toContain(unused);
+      expect(removed).not.toContain(otherVersion);
+      expect(removed).not.toContain(pinned);
       expect(removed).not.toContain(used);
+      expect(removed).not.toContain(current);
       expect(await kiln.engine.imageExists(unused)).toBe(false);
-      expect(await kiln.engine.imageExists(used)).toBe(true);
-      expect(await kiln.engine.imageExists(current)).toBe(true);
+      for (const tag of [otherVersion, pinned, used, current]) expect(await kiln.engine.imageExists(tag)).toBe(true);
+      await user.delete();
     } finally {
-      await kiln.engine.removeContainer(user);
-      await kiln.engine.removeImage(used);
-      await kiln.engine.removeImage(unused);
+      await pinnedKiln.close();
+      for (const tag of [otherVersion, unused, pinned, used]) await kiln.engine.removeImage(tag).catch(() => {});
     }
   });
 });

@@ -46,7 +46,9 @@ describe("sandbox lifecycle", () => {
     const name = uniqueName("taken");
     await sandbox(kiln, { name });
     await expect(kiln.create({ name, labels: TEST_LABELS })).rejects.toThrow(ConflictError);
-    await expect(kiln.create({ name, labels: TEST_LABELS })).rejects.toThrow(/already exists/);
+    await expect(kiln.create({ name, labels: TEST_LABELS })).rejects.toThrow(
+      /already exists: use kiln.getOrCreate\("[^"]+"\) to reuse it, or delete it first/,
+    );
   });
 
   it("stops keeping files, starts again, and stop/start are idempotent", async () => {

@@ -1,4 +1,5 @@
 export type { ReleaseMode } from "@kiln/core";
+export type { KilnToolsSettings } from "@kiln/core/tools";
 export { ADAPTER_LABEL } from "./defaults.ts";
 export {
   createKilnTools,
@@ -6,6 +7,7 @@ export {
   type KilnToolsOptions,
   type KilnToolsWithKiln,
   type KilnToolsWithSandbox,
+  sandboxNameForConversation,
   sandboxNameForThread,
   threadIdOf,
 } from "./tools.ts";

@@ -74,7 +74,7 @@ describe("createKilnTools in createAgent", () => {
     const state = await agent.invoke({ messages: [new HumanMessage("Total revenue?")] });
 
     expect(model.callCount).toBe(4);
-    expect(lastToolMessage(model.calls[1]!.messages).content).toBe("Wrote 38 B to /workspace/data/sales.csv.");
+    expect(lastToolMessage(model.calls[1]!.messages).content).toBe("Wrote 38 bytes to /workspace/data/sales.csv.");
     const printed = lastToolMessage(model.calls[2]!.messages);
     expect(printed).toMatchObject({ name: "run_code", status: "success", content: "stdout:\n3" });
     // The second cell sees the first cell's `df`: the interpreter state persists.
@@ -159,7 +159,7 @@ describe("createKilnTools in createAgent", () => {
 
     const { last: missing } = await afterToolCalls([{ name: "read_file", args: { path: "notes/none.txt" } }]);
     expect(missing.status).toBe("success");
-    expect(missing.content).toBe("Error: No such file or directory in the sandbox: /workspace/notes/none.txt");
+    expect(missing.content).toBe("Error: No such file or directory in the sandbox: /workspace/notes/none.txt.");
   });
 
   it("read_file: a saved chart comes back as an image the model can look at", async () => {
@@ -167,7 +167,7 @@ describe("createKilnTools in createAgent", () => {
       "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nplt.figure(); plt.plot([1, 2]); plt.savefig('chart.png'); plt.close('all')",
     );
     const { last } = await afterToolCalls([{ name: "read_file", args: { path: "/workspace/chart.png" } }]);
-    expect(textOf(last)).toMatch(/^\/workspace\/chart\.png \(image\/png, [\d.]+ KiB\), attached below:$/);
+    expect(textOf(last)).toMatch(/^\/workspace\/chart\.png \(image\/png, [\d.]+ KiB\) \[image 1, attached\]$/);
     const [image] = imagesOf(last);
     expect(image?.mimeType).toBe("image/png");
     expect(isPng(image!.data)).toBe(true);

@@ -1,10 +1,11 @@
+export type { KilnToolsSettings, KilnToolsWithKiln, KilnToolsWithSandbox } from "@kiln/core/tools";
 export type {
   ConversationIds,
   FixedSandboxBinding,
   PerConversationBinding,
   SandboxBinding,
 } from "./binding/sandbox-binding.ts";
-export { sandboxNameFor } from "./binding/sandbox-binding.ts";
+export { sandboxNameFor, sandboxNameForConversation } from "./binding/sandbox-binding.ts";
 export {
   createKilnTools,
   type KilnTools,

@@ -1,13 +1,13 @@
 // { kiln } binding: one sandbox per Mastra thread (core's ConversationSandboxes), wired through
 // Mastra's real agent loop: threads kept apart, found again from a new process, the model told
 // when its sandbox was restarted, released on dispose. { sandbox } binding: never touched.
-import { Kiln } from "@kiln/core";
 import { Agent } from "@mastra/core/agent";
 import { MASTRA_RESOURCE_ID_KEY, RequestContext } from "@mastra/core/request-context";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createKilnTools, sandboxNameFor } from "../src/index.ts";
 import {
   cleanUpNamed,
+  newKiln,
   sandbox,
   scriptedModel,
   TEST_LABELS,
@@ -62,7 +62,7 @@ describe("one sandbox per Mastra thread", () => {
     await runIn(first, thread, "echo kept > state.txt");
     await first[Symbol.asyncDispose]();
 
-    const otherKiln = new Kiln({ image: inject("runtimeImage") });
+    const otherKiln = newKiln();
     try {
       const second = createKilnTools({ kiln: otherKiln, sandboxOptions: { labels: TEST_LABELS } });
       expect(await runIn(second, thread, "cat state.txt")).toContain("kept");

@@ -12,6 +12,7 @@ import { HttpError, mapError } from "./errors.ts";
 import { authenticate } from "./pipeline/pipeline.ts";
 import type { FailureLimiter } from "./pipeline/rate-limit.ts";
 import type { Services } from "./pipeline/services.ts";
+import type { Tickets } from "./pipeline/tickets.ts";
 import type { AppEnv } from "./pipeline/types.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { json } from "./routes/common.ts";
@@ -19,6 +20,7 @@ import { fileRoutes } from "./routes/files.ts";
 import { runRoutes } from "./routes/run.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { storageRoutes } from "./routes/storage.ts";
+import { terminalRoutes } from "./routes/terminals.ts";
 import { Health } from "./schemas.ts";
 
 /** JSON bodies larger than this are refused with 413 (exec stdin and code are capped at 8 MiB each). */
@@ -30,6 +32,7 @@ export const OPENAPI_PATH = "/v1/openapi.json";
 export interface AppDeps {
   services: Services;
   limiter: FailureLimiter;
+  tickets: Tickets;
   maxUploadBytes: number;
   tmpDir: string;
   version: string;
@@ -109,7 +112,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     },
   );
 
-  const auth = authenticate({ services: deps.services, limiter: deps.limiter });
+  const auth = authenticate({ services: deps.services, limiter: deps.limiter, tickets: deps.tickets });
   app.use("/v1/*", async (c, next) => {
     if (c.req.path === OPENAPI_PATH) return next();
     return auth(c, next);
@@ -138,6 +141,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   fileRoutes(app, routeDeps);
   storageRoutes(app);
   adminRoutes(app);
+  terminalRoutes(app, { ...routeDeps, tickets: deps.tickets });
   return app;
 }
 

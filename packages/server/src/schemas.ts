@@ -243,3 +243,101 @@ export const ErrorBody = z
 export const Health = z
   .object({ status: z.literal("ok"), engine: z.enum(["ok", "unavailable"]), version: z.string() })
   .openapi("Health");
+
+// --- Terminals, background processes, previews, tickets (issue 12) ---
+
+const Dimension = z.number().int().min(1).max(10_000);
+const Command = z.union([
+  Text.min(1).max(128 * 1024),
+  z
+    .array(Text.max(128 * 1024))
+    .min(1)
+    .max(4096),
+]);
+
+export const PtyBody = z
+  .strictObject({
+    cols: Dimension,
+    rows: Dimension,
+    command: Command.optional(),
+    cwd: Text.max(4096).optional(),
+    env: Env.optional(),
+  })
+  .openapi("PtyRequest");
+export const PtyCreated = z.object({ ptyId: z.string() }).openapi("PtyCreated");
+export const PtyParam = z.object({
+  id: IdParam.shape.id,
+  ptyId: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, "is not a terminal id")
+    .openapi({ param: { name: "ptyId", in: "path" } }),
+});
+
+export const ProcessBody = z
+  .strictObject({
+    command: Command,
+    cwd: Text.max(4096).optional(),
+    env: Env.optional(),
+    tag: Text.min(1).max(256).optional(),
+  })
+  .openapi("ProcessRequest");
+export const ProcessStarted = z.object({ pid: z.number(), tag: z.string().optional() }).openapi("ProcessStarted");
+export const ProcessInfo = z
+  .object({
+    pid: z.number(),
+    tag: z.string().optional(),
+    command: z.string(),
+    running: z.boolean(),
+    exitCode: z.number().optional(),
+  })
+  .openapi("ProcessInfo");
+export const ProcessList = z.object({ processes: z.array(ProcessInfo) }).openapi("ProcessList");
+export const PidParam = z.object({
+  id: IdParam.shape.id,
+  pid: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 22)
+    .openapi({ param: { name: "pid", in: "path" }, type: "integer" }),
+});
+export const LogsQuery = z.object({
+  follow: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({ param: { name: "follow", in: "query" }, description: "stream until the process ends" }),
+});
+export const ProcessLogs = z
+  .object({ stdout: z.string(), stderr: z.string(), exitCode: z.number().optional() })
+  .openapi("ProcessLogs");
+export const SignalBody = z
+  .strictObject({
+    signal: z
+      .string()
+      .regex(/^(SIG)?[A-Z0-9]{1,10}$|^\d{1,2}$/, "is not a signal name")
+      .optional()
+      .openapi({ example: "SIGTERM" }),
+  })
+  .openapi("SignalRequest");
+
+export const PortParam = z.object({
+  id: IdParam.shape.id,
+  port: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(65_535)
+    .openapi({ param: { name: "port", in: "path" }, type: "integer" }),
+});
+export const PreviewBody = z
+  .strictObject({
+    expiresInMs: z
+      .number()
+      .int()
+      .min(1_000)
+      .max(30 * 24 * 60 * 60 * 1000)
+      .optional(),
+  })
+  .openapi("PreviewRequest");
+export const Preview = z.object({ url: z.string(), token: z.string(), expiresAt: z.string() }).openapi("Preview");
+export const Ticket = z.object({ ticket: z.string(), expiresAt: z.string() }).openapi("Ticket");

@@ -1,10 +1,14 @@
 /** startServer: storage, keys, Kiln and the HTTP listener, and a bounded graceful close. */
+
+import { createHmac } from "node:crypto";
 import { chmod, mkdir, readFile, rm } from "node:fs/promises";
-import type { Server } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import type { Duplex } from "node:stream";
 import { createAdaptorServer } from "@hono/node-server";
 import { Kiln } from "@kiln/core";
+import { WebSocketServer } from "ws";
 import { createApp } from "./app.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 import { defaultConfig, type ServerConfig, SHUTDOWN_GRACE_MS } from "./config.ts";
@@ -14,6 +18,7 @@ import { WebhookDispatcher } from "./hooks/webhooks.ts";
 import { bootstrap, KeyHasher, loadSecret } from "./pipeline/keys.ts";
 import { FailureLimiter } from "./pipeline/rate-limit.ts";
 import type { Services } from "./pipeline/services.ts";
+import { Tickets } from "./pipeline/tickets.ts";
 import { openStore } from "./store/sql-store.ts";
 import { HandleCache } from "./tenancy/handle-cache.ts";
 import { QuotaGate } from "./tenancy/quotas.ts";
@@ -55,7 +60,8 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
   let webhooks: WebhookDispatcher | undefined;
   let kiln: Kiln | undefined;
   try {
-    const hasher = new KeyHasher(await loadSecret(config.dataDir));
+    const secret = await loadSecret(config.dataDir);
+    const hasher = new KeyHasher(secret);
     const { createdAdminKey } = await bootstrap(store, hasher, {
       dataDir: config.dataDir,
       ...(config.adminKey === undefined ? {} : { adminKey: config.adminKey }),
@@ -85,6 +91,7 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
     const app = createApp({
       services,
       limiter: new FailureLimiter(),
+      tickets: new Tickets(),
       maxUploadBytes: config.maxUploadMb * 1024 * 1024,
       tmpDir,
       version: await version(),
@@ -97,7 +104,10 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
         keepAliveTimeout: KEEP_ALIVE_MS,
         headersTimeout: KEEP_ALIVE_MS + 1000,
       },
+      // WebSocket routes (the PTY) go through the app, and so through the pipeline, before upgrading.
+      websocket: { server: new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 }) },
     }) as Server;
+    const upgraded = servePreviews(server, kiln);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(config.port, config.host, () => {
@@ -108,6 +118,9 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
     const address = server.address() as AddressInfo;
     const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
+    // Preview URLs point at this server's /preview/ routes; their tokens are signed with a key
+    // derived from the server secret, so they survive a restart.
+    kiln.previews.serveAt(config.publicUrl ?? url, createHmac("sha256", secret).update("kiln preview tokens").digest());
     const usedKiln = kiln;
     const usedWebhooks = webhooks;
     usedWebhooks.start();
@@ -120,6 +133,9 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
           // A keep-alive connection whose request just finished is idle: close it at once.
           server.closeIdleConnections();
+          // Upgraded sockets (terminals, preview WebSockets) never finish on their own: end them now
+          // (a terminal lives on in its sandbox; its clients reconnect to the next server).
+          for (const socket of upgraded) socket.destroy();
           const idle = setInterval(() => server.closeIdleConnections(), 50);
           let timer: NodeJS.Timeout | undefined;
           const grace = new Promise<void>((resolve) => {
@@ -145,6 +161,37 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
     if (config.kiln === undefined) await kiln?.close().catch(() => {});
     throw err;
   }
+}
+
+/**
+ * /preview/{id}/{port}/... (HTTP and WebSocket upgrades) is core's token-checked proxy, outside
+ * /v1 and its key pipeline: the preview token is the credential. Everything else goes to the app.
+ */
+function servePreviews(server: Server, kiln: Kiln): Set<Duplex> {
+  const upgraded = new Set<Duplex>();
+  for (const event of ["request", "upgrade"] as const) {
+    // biome-ignore lint/suspicious/noExplicitAny: node's listeners are untyped
+    const listeners = server.listeners(event) as ((...args: any[]) => void)[];
+    server.removeAllListeners(event);
+    // biome-ignore lint/suspicious/noExplicitAny: request (req, res) and upgrade (req, socket, head)
+    server.on(event, (req: IncomingMessage, second: any, head: any) => {
+      if (event === "upgrade") {
+        upgraded.add(second);
+        second.once("close", () => upgraded.delete(second));
+      }
+      const handled =
+        event === "request"
+          ? kiln.previews.handleRequest(req, second as ServerResponse)
+          : kiln.previews.handleUpgrade(req, second as Duplex, head as Buffer);
+      if (handled) return;
+      if (event === "upgrade" && req.headers.upgrade?.toLowerCase() !== "websocket") {
+        (second as Duplex).destroy(); // only WebSocket upgrades are served outside /preview/
+        return;
+      }
+      for (const listener of listeners) listener(req, second, head);
+    });
+  }
+  return upgraded;
 }
 
 async function version(): Promise<string> {

@@ -8,7 +8,8 @@ export default async function setup(project: TestProject): Promise<void> {
   const kiln = new Kiln();
   project.provide("runtimeImage", await kiln.images.ensure());
   for (const info of await kiln.list({ labels: { "test-run": TEST_RUN } })) {
-    await (await kiln.get(info.id)).delete().catch(() => {});
+    // Another run's sweeper may delete it between the list and the get.
+    await (await kiln.get(info.id).catch(() => undefined))?.delete().catch(() => {});
   }
   await kiln.close();
 }

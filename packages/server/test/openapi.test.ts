@@ -17,7 +17,12 @@ const operations: Op[] = Object.entries(doc.paths as Record<string, Record<strin
 
 /** A request the route's schema accepts, so that what answers is the pipeline or the handler. */
 function sample(op: Op, sandbox: string): { url: string; body?: unknown; raw?: string } {
-  const url = op.path.replace(/\{(id|idOrName)\}/, sandbox).replace("{name}", "x");
+  const url = op.path
+    .replace(/\{(id|idOrName)\}/, sandbox)
+    .replace("{name}", "x")
+    .replace("{ptyId}", "pty_x")
+    .replace("{pid}", "1")
+    .replace("{port}", "8000");
   const withPath = op.path.includes("/files") && !op.path.endsWith("/mkdir") ? `${url}?path=/workspace/x` : url;
   if (op.method === "PUT" && op.path.endsWith("/files")) return { url: withPath, raw: "x" };
   if (op.method === "PUT") return { url: withPath, body: {} };
@@ -31,6 +36,10 @@ function sample(op: Op, sandbox: string): { url: string; body?: unknown; raw?: s
     keys: { name: "x", scopes: [] },
     orgs: { name: "x" },
     webhooks: { url: "http://127.0.0.1:9/", events: ["sandbox.created"] },
+    pty: { cols: 80, rows: 24 },
+    processes: { command: "true" },
+    signal: {},
+    preview: {},
   };
   const last = op.path.split("/").at(-1) as string;
   return op.method === "POST" ? { url: withPath, body: bodies[last] ?? {} } : { url: withPath };
@@ -79,6 +88,14 @@ describe("the OpenAPI document", () => {
       "GET /v1/webhooks",
       "DELETE /v1/webhooks/{id}",
       "GET /v1/webhooks/{id}/deliveries",
+      "POST /v1/sandboxes/{id}/pty",
+      "GET /v1/sandboxes/{id}/pty/{ptyId}",
+      "POST /v1/sandboxes/{id}/processes",
+      "GET /v1/sandboxes/{id}/processes",
+      "GET /v1/sandboxes/{id}/processes/{pid}/logs",
+      "POST /v1/sandboxes/{id}/processes/{pid}/signal",
+      "POST /v1/sandboxes/{id}/ports/{port}/preview",
+      "POST /v1/tickets",
     ]) {
       expect(have).toContain(route);
     }

@@ -1,16 +1,7 @@
 /**
- * Every default of the adapter in one place, each with the reason for its value. The tools'
- * shared defaults (timeout, output size, images per call, listing size) are core's.
+ * The adapter's own defaults, each with the reason for its value. The tools' shared defaults
+ * (timeout, output size, read and image limits, idle timeout) are core's (`@kiln/core/tools`).
  */
-
-/** Where relative paths resolve in a Kiln sandbox (core's working directory). */
-export const WORKDIR = "/workspace";
-
-/** read_file reads at most this many bytes of a text file (the model sees maxOutputChars of them). */
-export const MAX_READ_BYTES = 1024 * 1024;
-
-/** Image files above this size are not attached by read_file (providers reject large images). */
-export const MAX_IMAGE_BYTES = 5 * 1024 * 1024;
 
 /**
  * Prefix of the sandbox names the tools make (core's ConversationSandboxes): `"ai-" + key` for a
@@ -32,3 +23,6 @@ export const DEFAULT_SESSION_SPAWN_TIMEOUT_MS = 24 * 60 * 60_000;
  * result while it streams it to us, so this bounds host memory per process.
  */
 export const DEFAULT_SPAWN_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+/** Where relative paths resolve in a Kiln sandbox (core's working directory). */
+export const WORKDIR = "/workspace";

@@ -1,5 +1,5 @@
 // Core's since the texts moved there; still exported here, as before.
-export type { ImageMediaType, KilnToolOutput, ToolImage } from "@kiln/core";
+export type { ImageMediaType, KilnToolOutput, ToolImage } from "@kiln/core/tools";
 export type {
   ListFilesInput,
   ReadFileInput,
@@ -19,9 +19,13 @@ export {
   type KilnToolSet,
   type KilnToolsOptions,
   type KilnToolsSettings,
+  type KilnToolsWithKey,
+  type KilnToolsWithKiln,
+  type KilnToolsWithSandbox,
   kilnTools,
   type LazySandbox,
   type ReleaseOptions,
   type SandboxSource,
+  sandboxNameForConversation,
   sandboxNameForKey,
 } from "./tools.ts";

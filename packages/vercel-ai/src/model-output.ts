@@ -2,7 +2,7 @@
  * The AI SDK's form of a tool's output. The text and images themselves are core's formatting
  * (formatExecution, formatCommand, formatListing); only the wrapping into tool result parts is ours.
  */
-import type { KilnToolOutput } from "@kiln/core";
+import type { KilnToolOutput } from "@kiln/core/tools";
 import type { ToolResultPart } from "ai";
 
 export type ToolResultOutput = ToolResultPart["output"];

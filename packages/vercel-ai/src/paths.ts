@@ -1,10 +1,5 @@
-import { posix } from "node:path";
-import { WORKDIR } from "./defaults.ts";
-
 /**
- * An absolute, normalised sandbox path: relative paths resolve against /workspace and `..`
- * segments are folded (core refuses them unresolved), so "../tmp/x" means /tmp/x.
+ * An absolute, normalised sandbox path: core's tool path resolution (relative paths resolve
+ * against /workspace and `..` segments are folded, so "../tmp/x" means /tmp/x).
  */
-export function resolvePath(path: string): string {
-  return posix.resolve(WORKDIR, path);
-}
+export { resolveToolPath as resolvePath } from "@kiln/core/tools";

@@ -2,7 +2,7 @@
  * The five tools' input schemas, as zod for the AI SDK. The field descriptions (and the tools'
  * descriptions) are core's, shared by every adapter.
  */
-import { INPUT_DESCRIPTIONS } from "@kiln/core";
+import { INPUT_DESCRIPTIONS } from "@kiln/core/tools";
 import { z } from "zod";
 
 const path = () => z.string().min(1).describe(INPUT_DESCRIPTIONS.path);

@@ -9,11 +9,18 @@ import { TEST_LABELS } from "./labels.ts";
 export { TEST_LABELS };
 
 export function testKiln(): Kiln {
-  // Remote mode (tests/remote/vitest.config.ts): the same suite through a real Kiln server.
-  const server = process.env.KILN_TEST_REMOTE === "1" ? inject("kilnServer") : undefined;
-  const kiln = server ? new Kiln(server) : new Kiln({ image: inject("runtimeImage") });
+  const kiln = newKiln();
   afterAll(() => kiln.close());
   return kiln;
+}
+
+/**
+ * A Kiln of this run's mode, closed by the caller (testKiln() closes its own): in remote mode
+ * (tests/remote/vitest.config.ts, KILN_TEST_REMOTE=1) one more client of the run's Kiln server.
+ */
+export function newKiln(): Kiln {
+  const server = process.env.KILN_TEST_REMOTE === "1" ? inject("kilnServer") : undefined;
+  return server ? new Kiln(server) : new Kiln({ image: inject("runtimeImage") });
 }
 
 const made: Sandbox[] = [];

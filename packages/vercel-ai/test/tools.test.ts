@@ -118,7 +118,7 @@ describe("the five tools in generateText's loop", () => {
     expect(textOf(seen.get("run_command"))).toMatch(/^exit code: 3\n\nstderr:\nls: cannot access '\/nope'/);
     expect(textOf(seen.get("run_code"))).toContain("error: TypeError: Cannot read properties of null");
     expect(textOf(seen.get("read_file"))).toBe(
-      "Error: No such file or directory in the sandbox: /workspace/missing.txt",
+      "Error: No such file or directory in the sandbox: /workspace/missing.txt.",
     );
     expect(textOf(seen.get("list_files"))).toContain("Not a directory");
   });

@@ -3,9 +3,11 @@
  * frames. Requests are multiplexed by id, so any number may be in flight at once; the per-call
  * cost is a message round trip, not a process start.
  */
+
+import { AGENT_CALL_TIMEOUT_MS } from "../defaults.ts";
 import type { ProcessChannel } from "../engine/engine.ts";
-import { AgentUnavailableError } from "../errors.ts";
-import { encodeFrame, type Frame, FrameDecoder, type FrameHeader } from "./frames.ts";
+import { AgentUnavailableError, InvalidArgumentError } from "../errors.ts";
+import { encodeRequest, type Frame, FrameDecoder, type FrameHeader, RequestTooLargeError } from "./frames.ts";
 
 export const AGENT_SOCKET = "/run/kiln/agent.sock";
 
@@ -25,10 +27,28 @@ export function bridgeCommand(readyTimeoutMs: number): string[] {
 /** Called with each frame of a request; return true when the request is finished. */
 export type FrameHandler = (frame: Frame) => boolean;
 
+export interface RequestOptions {
+  /**
+   * The longest the agent may stay silent on this request (no frame for it, nothing sent for
+   * it) before the connection is judged dead: it is closed and every call on it fails with
+   * AgentUnavailableError. Default AGENT_CALL_TIMEOUT_MS; 0 for requests with a deadline of
+   * their own (exec, runCode).
+   */
+  deadlineMs?: number;
+}
+
+interface Pending {
+  onFrame: FrameHandler;
+  fail: (err: Error) => void;
+  type: string;
+  deadlineMs: number;
+  timer?: NodeJS.Timeout;
+}
+
 export class AgentConnection {
   readonly #channel: ProcessChannel;
   readonly #decoder = new FrameDecoder();
-  readonly #handlers = new Map<number, { onFrame: FrameHandler; fail: (err: Error) => void }>();
+  readonly #handlers = new Map<number, Pending>();
   #nextId = 1;
   #closedError: Error | undefined;
   #drained: Promise<void> | undefined;
@@ -36,6 +56,8 @@ export class AgentConnection {
 
   constructor(channel: ProcessChannel) {
     this.#channel = channel;
+    // Idle until a call is in flight: an open connection alone never keeps the process alive.
+    channel.unref?.();
     channel.stream.on("data", (chunk: Buffer) => this.#receive(chunk));
     channel.stream.on("end", () => this.#closeWith("the sandbox's agent connection ended"));
     channel.stream.on("close", () => this.#closeWith("the sandbox's agent connection closed"));
@@ -62,41 +84,95 @@ export class AgentConnection {
     header: Omit<FrameHeader, "id">,
     onFrame: FrameHandler,
     body?: Uint8Array,
+    options: RequestOptions = {},
   ): { id: number; finished: Promise<void> } {
     const id = this.#nextId++;
+    let frame: Buffer;
+    try {
+      frame = encodeRequest({ ...header, id } as FrameHeader, body);
+    } catch (err) {
+      // Too big to send: this call fails alone; the connection and other calls are untouched.
+      const error =
+        err instanceof RequestTooLargeError ? new InvalidArgumentError(err.field, err.message, { cause: err }) : err;
+      return { id, finished: Promise.reject(error) };
+    }
     const finished = new Promise<void>((resolve, reject) => {
       if (this.#closedError) {
         reject(this.#closedError);
         return;
       }
-      this.#handlers.set(id, {
+      const pending: Pending = {
+        type: String(header.type),
+        deadlineMs: options.deadlineMs ?? AGENT_CALL_TIMEOUT_MS,
         onFrame: (frame) => {
           let done: boolean;
           try {
             done = onFrame(frame);
           } catch (err) {
-            this.#handlers.delete(id);
+            this.#settle(id);
             reject(err);
             return true;
           }
           if (done) {
-            this.#handlers.delete(id);
+            this.#settle(id);
             resolve();
-          }
+          } else this.#arm(pending);
           return done;
         },
-        fail: reject,
-      });
+        fail: (err) => {
+          clearTimeout(pending.timer);
+          reject(err);
+        },
+      };
+      if (this.#handlers.size === 0) this.#channel.ref?.();
+      this.#handlers.set(id, pending);
+      this.#arm(pending);
     });
     // A send that fails means the connection closed, which already failed `finished`.
-    this.send({ ...header, id } as FrameHeader, body).catch(() => {});
+    this.#write(frame).catch(() => {});
     return { id, finished };
+  }
+
+  /** (Re)starts a request's deadline: called when it starts, and on each frame to or from it. */
+  #arm(pending: Pending): void {
+    clearTimeout(pending.timer);
+    if (!pending.deadlineMs || this.#closedError) return;
+    pending.timer = setTimeout(() => {
+      this.#closeWith(
+        `the sandbox's agent did not answer a ${pending.type} request within ${pending.deadlineMs} ms (is it stopped, frozen or overloaded?)`,
+      );
+      this.#channel.close();
+    }, pending.deadlineMs);
+    // The in-flight call refs the channel; the timer alone must not keep the process alive.
+    pending.timer.unref();
+  }
+
+  #settle(id: number): void {
+    const pending = this.#handlers.get(id);
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    this.#handlers.delete(id);
+    if (this.#handlers.size === 0 && !this.#closedError) this.#channel.unref?.();
   }
 
   /** Writes one frame; resolves once the stream can take more (backpressure for large uploads). */
   async send(header: FrameHeader, body?: Uint8Array): Promise<void> {
     if (this.#closedError) throw this.#closedError;
-    if (!this.#channel.stream.write(encodeFrame(header, body))) await this.#writable();
+    const pending = header.id ? this.#handlers.get(header.id) : undefined;
+    if (pending) this.#arm(pending); // a chunk of a write in progress is activity too
+    let frame: Buffer;
+    try {
+      frame = encodeRequest(header, body);
+    } catch (err) {
+      if (err instanceof RequestTooLargeError) throw new InvalidArgumentError(err.field, err.message, { cause: err });
+      throw err;
+    }
+    await this.#write(frame);
+  }
+
+  async #write(frame: Buffer): Promise<void> {
+    if (this.#closedError) throw this.#closedError;
+    if (!this.#channel.stream.write(frame)) await this.#writable();
   }
 
   /** One shared wait for "drain" (or close) however many senders are waiting: no listener piles up. */
@@ -116,7 +192,7 @@ export class AgentConnection {
   }
 
   /** A one-shot request answered by a single `ok` or `error` frame. */
-  async call(header: Omit<FrameHeader, "id">, body?: Uint8Array): Promise<Frame> {
+  async call(header: Omit<FrameHeader, "id">, body?: Uint8Array, options?: RequestOptions): Promise<Frame> {
     let reply: Frame | undefined;
     await this.request(
       header,
@@ -125,6 +201,7 @@ export class AgentConnection {
         return true;
       },
       body,
+      options,
     ).finished;
     return reply as Frame;
   }
@@ -152,6 +229,7 @@ export class AgentConnection {
     this.#closedError = new AgentUnavailableError(stderr ? `${reason} (${stderr})` : reason);
     for (const { fail } of this.#handlers.values()) fail(this.#closedError);
     this.#handlers.clear();
+    this.#channel.unref?.();
     for (const listener of this.#closeListeners.splice(0)) listener();
   }
 }

@@ -3,7 +3,7 @@
  * Sandbox handle for that container. A closed connection is forgotten, so the next call
  * reconnects (after a stop/start, or if the agent restarted).
  */
-import { AGENT_READY_TIMEOUT_MS } from "../defaults.ts";
+import { AGENT_CALL_TIMEOUT_MS, AGENT_READY_TIMEOUT_MS } from "../defaults.ts";
 import type { Engine } from "../engine/engine.ts";
 import {
   AgentUnavailableError,
@@ -90,7 +90,10 @@ export class AgentConnections {
     }
     const connection = new AgentConnection(channel);
     try {
-      const reply = await connection.call({ type: "hello" });
+      // The bridge waits up to AGENT_READY_TIMEOUT_MS for the socket before hello is even read.
+      const reply = await connection.call({ type: "hello" }, undefined, {
+        deadlineMs: AGENT_READY_TIMEOUT_MS + AGENT_CALL_TIMEOUT_MS,
+      });
       if (reply.header.type !== "ok") throw new AgentUnavailableError(`the agent of sandbox ${id} refused hello`);
     } catch (err) {
       connection.close();

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { encodeFrame, FrameDecoder, MAX_BODY_BYTES } from "./frames.ts";
+import {
+  encodeFrame,
+  encodeRequest,
+  FrameDecoder,
+  INLINE_HEADER_BYTES,
+  MAX_BODY_BYTES,
+  RequestTooLargeError,
+} from "./frames.ts";
 
 describe("frames", () => {
   it("round-trips headers and binary bodies split at every byte boundary", () => {
@@ -34,5 +41,22 @@ describe("frames", () => {
     head.writeUInt32BE(2, 0);
     head.writeUInt32BE(MAX_BODY_BYTES + 1, 4);
     expect(() => new FrameDecoder().push(head)).toThrow(/over the limits/);
+  });
+
+  it("moves a big request's fields into the body, and refuses one too big naming the field", () => {
+    const small = encodeRequest({ type: "exec", id: 1, argv: ["echo"] });
+    expect(small.equals(encodeFrame({ type: "exec", id: 1, argv: ["echo"] }))).toBe(true);
+    const code = "x".repeat(INLINE_HEADER_BYTES + 1);
+    const [frame] = new FrameDecoder().push(encodeRequest({ type: "run_code", id: 2, code, language: "python" }));
+    expect(frame?.header).toEqual({ type: "run_code", id: 2, fieldsInBody: true });
+    expect(JSON.parse(frame?.body.toString("utf8") ?? "")).toEqual({ code, language: "python" });
+    const tooBig = () => encodeRequest({ type: "exec", id: 3, argv: ["echo", "y".repeat(33 * 1024 * 1024)] });
+    expect(tooBig).toThrow(RequestTooLargeError);
+    expect(tooBig).toThrow(/over the 33554432 bytes/);
+    try {
+      tooBig();
+    } catch (err) {
+      expect((err as RequestTooLargeError).field).toBe("command");
+    }
   });
 });

@@ -10,7 +10,7 @@ import { KilnError } from "../errors.ts";
 import type { Kiln } from "../kiln.ts";
 import type { Sandbox } from "../sandbox/sandbox.ts";
 import type { CreateSandboxOptions } from "../types.ts";
-import { optionalNumber, optionalOneOf } from "../validate.ts";
+import { checkKnownKeys, optionalNumber, optionalObject, optionalOneOf } from "../validate.ts";
 import { checkNamePrefix, privateSandboxName, sandboxNameFor } from "./sandbox-names.ts";
 
 /** 15 minutes: long enough for a person to read an answer and reply, short enough to free idle sandboxes. */
@@ -97,6 +97,13 @@ export class ConversationSandboxes implements AsyncDisposable {
   #closed = false;
 
   constructor(options: ConversationSandboxesOptions) {
+    checkKnownKeys("options", optionalObject("options", options), [
+      "kiln",
+      "namePrefix",
+      "sandboxOptions",
+      "idleTimeoutMs",
+      "release",
+    ]);
     this.#kiln = options.kiln;
     this.#prefix = checkNamePrefix(options.namePrefix);
     this.#sandboxOptions = options.sandboxOptions ?? {};

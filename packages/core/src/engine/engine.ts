@@ -103,6 +103,9 @@ export interface ProcessChannel {
   /** Whatever the process wrote to stderr so far (bounded). */
   stderr(): string;
   close(): void;
+  /** Let the open channel keep the process alive (a call is in flight) or not (idle). Optional. */
+  ref?(): void;
+  unref?(): void;
 }
 
 export interface Engine {

@@ -5,7 +5,7 @@
  * unchanged one is found in milliseconds.
  */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, readFileSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -22,10 +22,44 @@ export const RUNTIME_REPO = "kiln-runtime";
 export const BOOTSTRAPPED_BASE = "kiln-base:bookworm";
 const UPSTREAM_BASE = "debian:bookworm-slim";
 
-/** Files from runtime/ copied into /opt/kiln. */
-const RUNTIME_FILES = ["agent.py", "kernel_python.py", "kernel_js.mjs"];
+/** The agent's modules (runtime/kiln_agent/), copied into /opt/kiln/kiln_agent/. */
+const AGENT_MODULES = [
+  "__init__.py",
+  "__main__.py",
+  "agent.py",
+  "commands.py",
+  "config.py",
+  "connection.py",
+  "contexts.py",
+  "files.py",
+  "kernels.py",
+  "limits.py",
+  "loop.py",
+  "main.py",
+  "pipes.py",
+  "port_forward.py",
+  "privileges.py",
+  "processes.py",
+  "pty.py",
+  "request.py",
+  "run_code.py",
+  "state.py",
+  "streams.py",
+  "util.py",
+  "validate.py",
+];
+/** Files from runtime/ copied into /opt/kiln (paths relative to runtime/ and to /opt/kiln). */
+const RUNTIME_FILES = ["kernel_python.py", "kernel_js.mjs", ...AGENT_MODULES.map((m) => `kiln_agent/${m}`)];
 
 const RUNTIME_DIR = fileURLToPath(new URL("../../runtime/", import.meta.url));
+
+/** Label on runtime images: the @kiln/core version that built them, so prune() touches only its own. */
+export const CORE_VERSION_LABEL = "kiln.core-version";
+
+/** This package's version (package.json sits two folders up from src/images/ and dist/images/ alike). */
+export const CORE_VERSION: string = (
+  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
 
 const PACKAGES = [
   "python3",
@@ -55,19 +89,26 @@ RUN apt-get update \\
  && rm -rf /var/lib/apt/lists/* \\
  && useradd --uid 1000 --user-group --create-home --home-dir /home/kiln --shell /bin/bash kiln \\
  && mkdir -p /workspace /etc/kiln /opt/kiln /run/kiln \\
- && chown kiln:kiln /workspace /run/kiln \\
+ && chown kiln:kiln /workspace \\
+ && chmod 0700 /run/kiln \\
  && chmod 0755 /etc/kiln
 COPY node /usr/local/bin/node
-COPY ${RUNTIME_FILES.join(" ")} /opt/kiln/
+COPY kernel_python.py kernel_js.mjs /opt/kiln/
+COPY kiln_agent /opt/kiln/kiln_agent
 RUN python3 -m compileall -q /opt/kiln
 ENV HOME=/home/kiln LANG=C.UTF-8 MPLBACKEND=Agg PYTHONDONTWRITEBYTECODE=1
-LABEL ${LABEL.image}=runtime
+LABEL ${LABEL.image}=runtime ${CORE_VERSION_LABEL}=${CORE_VERSION}
 USER kiln
 WORKDIR /workspace
 ENTRYPOINT ["/usr/bin/tini", "--"]
 # Imported rather than run as a script, so it loads from the precompiled .pyc (about 3.5 MB less per sandbox).
-CMD ["python3", "-I", "-c", "import sys; sys.path.insert(0, '/opt/kiln'); import agent; agent.main()"]
+CMD ["python3", "-I", "-c", "import sys; sys.path.insert(0, '/opt/kiln'); from kiln_agent.main import main; main()"]
 `;
+}
+
+export interface PruneOptions {
+  /** Tags never removed, besides the current runtime image (a Kiln's pinned `image`). @default [] */
+  keep?: string[];
 }
 
 export interface EnsureOptions {
@@ -103,6 +144,32 @@ export class RuntimeImages {
     return tag;
   }
 
+  /**
+   * Removes runtime images this @kiln/core version built earlier (e.g. while its runtime files
+   * changed) that nothing uses: never the current one, never one in `keep`, never one another
+   * core version built (another app on the same engine may rely on it), and never one a sandbox,
+   * a stopped sandbox or a snapshot still uses (the engine refuses those). Returns the tags removed.
+   */
+  async prune(options: PruneOptions = {}): Promise<string[]> {
+    const keep = new Set(options.keep ?? []);
+    if (this.#ready) keep.add(this.#ready);
+    // The current tag on either base, without building anything.
+    for (const base of [BOOTSTRAPPED_BASE, UPSTREAM_BASE]) keep.add(await runtimeTag(base));
+    const removed: string[] = [];
+    const images = await this.#engine.listImages({ [LABEL.image]: "runtime", [CORE_VERSION_LABEL]: CORE_VERSION });
+    for (const image of images) {
+      for (const tag of image.tags) {
+        if (keep.has(tag) || !tag.startsWith(`${RUNTIME_REPO}:`)) continue;
+        const gone = await this.#engine.removeImage(tag).then(
+          () => true,
+          () => false, // in use by a container or a snapshot: it stays
+        );
+        if (gone) removed.push(tag);
+      }
+    }
+    return removed;
+  }
+
   /** A Debian bookworm base: ours, else a local or pullable debian image, else debootstrap one. */
   async #base(progress: (phase: "base", message: string) => void, signal?: AbortSignal): Promise<string> {
     if (await this.#engine.imageExists(BOOTSTRAPPED_BASE)) return BOOTSTRAPPED_BASE;
@@ -114,27 +181,6 @@ export class RuntimeImages {
     await bootstrapDebianBase(this.#engine, BOOTSTRAPPED_BASE, (line) => progress("base", line));
     return BOOTSTRAPPED_BASE;
   }
-}
-
-/**
- * Earlier runtime images are ~130 MB each on top of the shared layers: drop those no sandbox
- * uses. Returns the tags removed. One in use by a sandbox or a snapshot is refused by the engine and stays.
- */
-export async function removeOlderRuntimeImages(engine: Engine, current: string): Promise<string[]> {
-  const removed: string[] = [];
-  for (const image of await engine.listImages({ [LABEL.image]: "runtime" })) {
-    for (const tag of image.tags) {
-      if (tag === current || !tag.startsWith(`${RUNTIME_REPO}:`)) continue;
-      if (
-        await engine.removeImage(tag).then(
-          () => true,
-          () => false,
-        )
-      )
-        removed.push(tag);
-    }
-  }
-  return removed;
 }
 
 /** kiln-runtime:<hash of the Dockerfile, the runtime files and the Node major>. */

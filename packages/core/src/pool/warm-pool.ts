@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { AgentConnections } from "../agent/connections.ts";
+import { POOL_ORPHAN_STOP_MS } from "../defaults.ts";
 import type { ContainerSpec, Engine } from "../engine/engine.ts";
 import { KIND_POOL, LABEL, POOL_PREFIX } from "../engine/labels.ts";
 import { ConflictError, EngineUnavailableError } from "../errors.ts";
@@ -124,8 +125,8 @@ export class WarmPool {
       const connection = await connections.get(id);
       const replies = await Promise.all([
         Object.keys(env).length > 0 ? connection.call({ type: "set_env", env }) : undefined,
-        agent.autoStopMs !== null ? connection.call({ type: "configure", ...agent }) : undefined,
-        Object.keys(env).length === 0 && agent.autoStopMs === null ? connection.call({ type: "ping" }) : undefined,
+        // Always: configure replaces the member's settings, which clears its orphanStopMs.
+        connection.call({ type: "configure", ...agent }),
       ]);
       const refused = replies.find((r) => r && r.header.type !== "ok");
       if (refused) throw new Error(`the sandbox's agent refused its settings: ${String(refused.header.message)}`);
@@ -213,7 +214,9 @@ export class WarmPool {
     });
     try {
       await engine.startContainer(id);
-      await this.#o.connections.get(id);
+      const connection = await this.#o.connections.get(id);
+      // Unclaimed, it stops itself once this process's connection has been gone a while.
+      await connection.call({ type: "configure", orphanStopMs: POOL_ORPHAN_STOP_MS });
       return id;
     } catch (err) {
       await this.#discard(id);

@@ -29,6 +29,8 @@ export async function streamCall<T>(
 ): Promise<T> {
   const response = await client.send("POST", path, { ...options, json, accept: "text/event-stream" });
   const type = response.headers.get("content-type") ?? "";
+  // A throw from the caller's own callback (onStdout) is theirs, passed on as it is.
+  let callbackError: { error: unknown } | undefined;
   try {
     if (!type.includes("text/event-stream")) {
       return (await response.json()) as T;
@@ -45,10 +47,17 @@ export async function streamCall<T>(
         const body = parseErrorBody(event) ?? { code: "INTERNAL", message: "the stream failed" };
         throw errorFromBody(body, options.context);
       }
-      const final = onEvent(event);
+      let final: T | undefined;
+      try {
+        final = onEvent(event);
+      } catch (error) {
+        callbackError = { error };
+        throw error;
+      }
       if (final !== undefined) return final;
     }
   } catch (err) {
+    if (callbackError) throw callbackError.error;
     throw client.failure(err, options);
   } finally {
     // Returning early or failing: the rest of the body is not needed (the server sees the close).

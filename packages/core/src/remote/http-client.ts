@@ -14,6 +14,8 @@ import { pipeline } from "node:stream/promises";
 import { AbortedError, InvalidArgumentError, KilnError, ServerUnavailableError } from "../errors.ts";
 import { type ErrorContext, errorFromResponse } from "./http-errors.ts";
 
+/** Tries of one upload whose connection breaks before any answer (see upload()). */
+const UPLOAD_ATTEMPTS = 3;
 /** An error body is read up to this much; anything beyond is not a Kiln error message. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
@@ -82,17 +84,36 @@ export class HttpClient {
   }
 
   /**
-   * PUTs a stream with backpressure: read from `source` only as fast as the socket takes it.
-   * Through node:http rather than fetch, because Node's fetch reads a streamed request body
-   * ahead of the socket (measured on Node 24: a 256 MiB upload to a slow reader held all 256 MiB
-   * in memory; node:http held 4 MiB). The declared length lets the server refuse an oversized
-   * upload before the body is sent; an answer that comes early (413) is the one reported.
+   * PUTs a stream with backpressure: read from `open()`'s stream only as fast as the socket
+   * takes it. Through node:http rather than fetch, because Node's fetch reads a streamed request
+   * body ahead of the socket (measured on Node 24: a 256 MiB upload to a slow reader held all
+   * 256 MiB in memory; node:http held 4 MiB). The declared length lets the server refuse an
+   * oversized upload before the body is sent; an answer that comes early (413) is the one
+   * reported. A connection that breaks before any answer (a server that refused and closed
+   * while we were still writing, a stale keep-alive socket) is tried again with a fresh stream:
+   * a PUT of the same bytes is idempotent.
    */
   async upload(
     path: string,
+    open: () => Readable,
+    options: Omit<RequestOptions, "json" | "body"> & { contentLength: number },
+  ): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.#uploadOnce(path, open(), options);
+      if (outcome === undefined) return;
+      const code = (outcome as NodeJS.ErrnoException).code;
+      if (attempt >= UPLOAD_ATTEMPTS || (code !== "EPIPE" && code !== "ECONNRESET")) {
+        throw this.failure(outcome, options);
+      }
+    }
+  }
+
+  /** One attempt: undefined when done; the connection's error when it broke before an answer. Else throws. */
+  async #uploadOnce(
+    path: string,
     source: Readable,
     options: Omit<RequestOptions, "json" | "body"> & { contentLength: number },
-  ) {
+  ): Promise<unknown> {
     const target = this.#target(path, options.query);
     const send = target.protocol === "https:" ? httpsRequest : httpRequest;
     const request = send(target, {
@@ -120,7 +141,8 @@ export class HttpClient {
       const local = await sent;
       // A local read failure (it has a syscall) is the caller's to see as is, like in-process.
       if ((local as NodeJS.ErrnoException | undefined)?.syscall === "read") throw local;
-      throw this.failure(err, options);
+      if (options.signal?.aborted) throw this.failure(err, options);
+      return err;
     }
     const status = response.statusCode ?? 0;
     const chunks: Buffer[] = [];
@@ -132,7 +154,7 @@ export class HttpClient {
     if (status >= 200 && status < 300) {
       const failed = await sent;
       if (failed) throw this.failure(failed, options);
-      return;
+      return undefined;
     }
     source.destroy();
     const headers = new Headers();

@@ -39,16 +39,12 @@ export class RemoteFiles implements SandboxFiles {
     if (typeof content === "string") bytes = Buffer.from(content, "utf8");
     else if (content instanceof Uint8Array) bytes = content;
     else throw new InvalidArgumentError("content", `must be a string or Uint8Array, got ${describe(content)}`);
-    await this.#put(target, bytes, bytes.length, "files.write");
-  }
-
-  async #put(target: string, body: Uint8Array, length: number, what: string) {
-    await this.#client.empty("PUT", this.#base, {
+    // The same path as upload(): an oversized body is refused by the server up front.
+    await this.#client.upload(this.#base, () => Readable.from(bytes.length === 0 ? [] : [bytes]), {
       query: { path: target },
-      body,
-      contentLength: length,
+      contentLength: bytes.length,
       context: this.#context(target),
-      what,
+      what: "files.write",
     });
   }
 
@@ -154,7 +150,7 @@ export class RemoteFiles implements SandboxFiles {
 
   /** Streams the file from disk as the socket takes it; the declared length lets the server refuse it up front. */
   #uploadFile(local: string, remote: string, size: number): Promise<void> {
-    return this.#client.upload(this.#base, createReadStream(local, { highWaterMark: FILE_CHUNK_BYTES }), {
+    return this.#client.upload(this.#base, () => createReadStream(local, { highWaterMark: FILE_CHUNK_BYTES }), {
       query: { path: remote },
       contentLength: size,
       context: this.#context(remote),

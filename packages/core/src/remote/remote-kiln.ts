@@ -8,6 +8,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   ConflictError,
+  ForbiddenError,
   InvalidArgumentError,
   NotSupportedError,
   SandboxNotFoundError,
@@ -72,7 +73,7 @@ export class RemoteKiln {
     list(): Promise<VolumeInfo[]>;
     delete(name: string): Promise<void>;
   };
-  readonly images: { ensure(options?: EnsureOptions): Promise<string> };
+  readonly images: { ensure(options?: EnsureOptions): Promise<string>; prune(): Promise<string[]> };
 
   constructor(target: RemoteTarget, options: { image?: unknown; defaults?: unknown } = {}) {
     this.client = new HttpClient(target.url, target.apiKey);
@@ -112,7 +113,13 @@ export class RemoteKiln {
         });
       },
     };
-    this.images = { ensure: (opts) => this.#ensure(opts) };
+    this.images = {
+      ensure: (opts) => this.#ensure(opts),
+      // The server's runtime images are the server's to prune: nothing to remove on this machine.
+      prune: async () => {
+        throw new NotSupportedError(`images.prune() runs on the Kiln server's machine, not through ${this.client.url}`);
+      },
+    };
   }
 
   /**
@@ -131,8 +138,11 @@ export class RemoteKiln {
         ...(options?.signal ? { signal: options.signal } : {}),
       },
     );
-    // /healthz needs no key: a cheap authenticated call makes a wrong key fail here, not later.
-    await this.client.json("GET", "/v1/volumes", { what: "images.ensure" });
+    // /healthz needs no key: a cheap authenticated call makes a wrong key fail here, not later
+    // (a valid key without the scope to list volumes is fine).
+    await this.client.json("GET", "/v1/volumes", { what: "images.ensure" }).catch((err: unknown) => {
+      if (!(err instanceof ForbiddenError)) throw err;
+    });
     const tag = this.#image ?? health.runtimeImage ?? health.image ?? "";
     options?.onProgress?.({
       phase: "done",

@@ -16,6 +16,8 @@ import {
 import { validateRunCode } from "../sandbox/code.ts";
 import { validateExec } from "../sandbox/exec.ts";
 import type { SandboxFiles } from "../sandbox/files.ts";
+import type { SandboxProcesses } from "../sandbox/processes.ts";
+import type { SandboxPty } from "../sandbox/pty.ts";
 import type { SandboxRecord } from "../sandbox/records.ts";
 import { Sandbox, type SandboxServices } from "../sandbox/sandbox.ts";
 import type {
@@ -23,15 +25,18 @@ import type {
   ExecOptions,
   Execution,
   Language,
+  PreviewUrl,
+  PreviewUrlOptions,
   Result,
   RunCodeOptions,
   SandboxInfo,
   SnapshotInfo,
 } from "../types.ts";
-import { describe, requireName } from "../validate.ts";
+import { requireName } from "../validate.ts";
 import { type StreamEvent, streamCall } from "./event-stream.ts";
 import type { HttpClient } from "./http-client.ts";
 import { RemoteFiles } from "./remote-files.ts";
+import { RemoteProcesses, RemotePtys, remotePreviewUrl } from "./remote-terminals.ts";
 
 /** SandboxInfo as a server answers it: with the sandbox's language (and network, resources). */
 export type RemoteSandboxInfo = SandboxInfo & { language?: Language };
@@ -47,6 +52,8 @@ const detachedServices = new Proxy({} as SandboxServices, {
 
 export class RemoteSandbox extends Sandbox {
   override readonly files: SandboxFiles;
+  override readonly pty: SandboxPty;
+  override readonly processes: SandboxProcesses;
   readonly #client: HttpClient;
   /** `/v1/sandboxes/<id>` */
   readonly #path: string;
@@ -64,6 +71,8 @@ export class RemoteSandbox extends Sandbox {
     this.#client = client;
     this.#path = `/v1/sandboxes/${encodeURIComponent(info.id)}`;
     this.files = new RemoteFiles(client, info.id);
+    this.pty = new RemotePtys(client, info.id);
+    this.processes = new RemoteProcesses(client, info.id);
   }
 
   override info(): Promise<SandboxInfo> {
@@ -174,6 +183,10 @@ export class RemoteSandbox extends Sandbox {
     }
   }
 
+  override previewUrl(port: number, options?: PreviewUrlOptions): Promise<PreviewUrl> {
+    return remotePreviewUrl(this.#client, this.id, port, options);
+  }
+
   override snapshot(name: string): Promise<SnapshotInfo> {
     const valid = requireName("name", name);
     return this.#client.json<SnapshotInfo>("POST", `${this.#path}/snapshots`, {
@@ -217,24 +230,20 @@ function capped(current: string, more: string, max: number): string {
 }
 
 /**
- * stdin travels in the request's JSON as text. Bytes must be UTF-8; a stream (a live stdin
- * in-process) is read to its end first, since the request is sent whole.
+ * stdin travels in the request's JSON as text (UTF-8). A live stdin (an async iterable, fed
+ * while the command runs) needs a streaming exec route the server does not offer: refused at
+ * once rather than read to an end that may only come after the command's output.
  */
 async function stdinText(stdin: NonNullable<ExecOptions["stdin"]>): Promise<string> {
   if (typeof stdin === "string") return stdin;
-  const parts: Uint8Array[] = [];
-  if (stdin instanceof Uint8Array) parts.push(stdin);
-  else {
-    for await (const chunk of stdin as AsyncIterable<Uint8Array | string>) {
-      parts.push(typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk);
-    }
+  if (!(stdin instanceof Uint8Array)) {
+    throw new NotSupportedError(
+      "options.stdin: a live stdin (an async iterable) is not supported through a Kiln server yet; pass a string or bytes",
+    );
   }
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(parts));
+    return new TextDecoder("utf-8", { fatal: true }).decode(stdin);
   } catch {
-    throw new InvalidArgumentError(
-      "options.stdin",
-      `must be UTF-8 text over the remote client (got ${describe(stdin)} with other bytes)`,
-    );
+    throw new InvalidArgumentError("options.stdin", "must be UTF-8 text through a Kiln server (these bytes are not)");
   }
 }

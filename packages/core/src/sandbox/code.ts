@@ -4,7 +4,12 @@
  * back as the main result; the user's code failing is data (Execution.error), never a throw.
  */
 import type { AgentConnection } from "../agent/connection.ts";
-import { DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_RUN_CODE_TIMEOUT_MS, HOST_TIMEOUT_SLACK_MS } from "../defaults.ts";
+import {
+  DEFAULT_MAX_OUTPUT_BYTES,
+  DEFAULT_MAX_RESULT_BYTES,
+  DEFAULT_RUN_CODE_TIMEOUT_MS,
+  HOST_TIMEOUT_SLACK_MS,
+} from "../defaults.ts";
 import { InvalidArgumentError, throwIfAborted } from "../errors.ts";
 import {
   type Execution,
@@ -58,7 +63,18 @@ export async function runCode(connection: AgentConnection, run: ValidRunCode): P
   const stdout = new OutputCollector(DEFAULT_MAX_OUTPUT_BYTES, run.onStdout);
   const stderr = new OutputCollector(DEFAULT_MAX_OUTPUT_BYTES, run.onStderr);
   const results: Result[] = [];
-  let done: { status: RunStatus; error?: ExecutionError; truncated: boolean } | undefined;
+  // The agent drops results past DEFAULT_MAX_RESULT_BYTES; the host counts too, whatever it is sent.
+  let resultBytes = 0;
+  let resultsCut = false;
+  let done:
+    | {
+        status: RunStatus;
+        error?: ExecutionError;
+        truncated: boolean;
+        contextRestarted?: boolean;
+        agentDurationMs?: number;
+      }
+    | undefined;
 
   const request = connection.request(
     {
@@ -68,19 +84,27 @@ export async function runCode(connection: AgentConnection, run: ValidRunCode): P
       code: run.code,
       timeoutMs: run.timeoutMs,
       maxOutputBytes: DEFAULT_MAX_OUTPUT_BYTES,
+      maxResultBytes: DEFAULT_MAX_RESULT_BYTES,
     },
     (frame) => {
       const h = frame.header;
       if (h.type === "stdout") stdout.push(frame.body);
       else if (h.type === "stderr") stderr.push(frame.body);
       else if (h.type === "result") {
-        results.push(h.result as Result);
-        run.onResult?.(h.result as Result);
+        // The header's JSON size is what the result costs in memory (frames are bounded to 1 MiB).
+        resultBytes += JSON.stringify(h.result).length;
+        if (resultBytes > DEFAULT_MAX_RESULT_BYTES) resultsCut = true;
+        else {
+          results.push(h.result as Result);
+          run.onResult?.(h.result as Result);
+        }
       } else if (h.type === "done") {
         done = {
           status: h.status as RunStatus,
           error: (h.error ?? undefined) as ExecutionError | undefined,
           truncated: Boolean(h.truncated),
+          contextRestarted: h.contextRestarted === true,
+          ...(typeof h.durationMs === "number" ? { agentDurationMs: h.durationMs } : {}),
         };
         return true;
       } else if (h.type === "error") {
@@ -88,6 +112,8 @@ export async function runCode(connection: AgentConnection, run: ValidRunCode): P
       }
       return false;
     },
+    undefined,
+    { deadlineMs: 0 }, // its own deadline: timeoutMs + HOST_TIMEOUT_SLACK_MS
   );
 
   const cancel = () => void connection.send({ type: "cancel", id: 0, target: request.id }).catch(() => {});
@@ -121,8 +147,10 @@ export async function runCode(connection: AgentConnection, run: ValidRunCode): P
     stderr: stderr.text(),
     ...(outcome.error ? { error: outcome.error } : {}),
     status: outcome.status,
-    truncated: outcome.truncated || stdout.truncated || stderr.truncated,
+    truncated: outcome.truncated || resultsCut || stdout.truncated || stderr.truncated,
     durationMs: Math.round(performance.now() - started),
+    contextRestarted: outcome.contextRestarted ?? false,
+    ...(outcome.agentDurationMs === undefined ? {} : { agentDurationMs: outcome.agentDurationMs }),
   };
 }
 

@@ -8,6 +8,7 @@ import type { RuntimeTier } from "../engine/engine.ts";
 import { InvalidArgumentError, NotSupportedError } from "../errors.ts";
 import { type CreateSandboxOptions, LANGUAGES, type Language } from "../types.ts";
 import {
+  checkKnownKeys,
   describe,
   optionalBoolean,
   optionalEnv,
@@ -43,6 +44,24 @@ const RESERVED_MOUNTS = [
   "/var",
 ];
 
+/** Every option create() knows (add new ones here): anything else is refused by name, never ignored. */
+export const CREATE_OPTION_KEYS = [
+  "name",
+  "image",
+  "snapshot",
+  "language",
+  "labels",
+  "env",
+  "resources",
+  "network",
+  "volumes",
+  "autoStopMs",
+  "autoDeleteMs",
+  "signal",
+];
+const RESOURCE_KEYS = ["cpus", "memoryMb", "diskMb", "pids"];
+const VOLUME_KEYS = ["volume", "mountPath", "readOnly"];
+
 export interface ValidCreate {
   name?: string;
   image?: string;
@@ -66,6 +85,8 @@ export function validateCreate(options: unknown, defaults: Partial<CreateSandbox
     ...(defaults.resources ?? {}),
     ...optionalObject("options.resources", given.resources),
   });
+  checkKnownKeys("options", o, CREATE_OPTION_KEYS);
+  checkKnownKeys("options.resources", r, RESOURCE_KEYS);
   if (given.image !== undefined && given.snapshot !== undefined) {
     throw new InvalidArgumentError("options.snapshot", "give either image or snapshot, not both");
   }
@@ -136,6 +157,7 @@ function validateVolumes(value: unknown): ValidCreate["volumes"] {
   return value.map((item, i) => {
     const field = `options.volumes[${i}]`;
     const v = optionalObject(field, item);
+    checkKnownKeys(field, v, VOLUME_KEYS);
     const volume = requireName(`${field}.volume`, v.volume);
     const raw = requireString(`${field}.mountPath`, v.mountPath);
     if (!posix.isAbsolute(raw))

@@ -110,12 +110,15 @@ export async function execCommand(connection: AgentConnection, exec: ValidExec):
         // The command could not start (missing binary or cwd, not executable): a result like a
         // shell's 127/126, not a throw. Only a request the agent could not parse is our fault.
         if (h.code === "EPROTO") throw new InvalidArgumentError("command", String(h.message));
+        if (h.code === "E2BIG") throw tooBigForExecve(exec.argv, exec.env);
         stderr.push(Buffer.from(`${String(h.message)}\n`));
         exit = { exitCode: h.code === "EACCES" ? 126 : 127, status: "error", truncated: false };
         return true;
       }
       return false;
     },
+    undefined,
+    { deadlineMs: 0 }, // its own deadline: timeoutMs + HOST_TIMEOUT_SLACK_MS
   );
 
   if (exec.stdin !== undefined) void sendStdin(connection, request.id, exec.stdin);
@@ -155,6 +158,24 @@ export async function execCommand(connection: AgentConnection, exec: ValidExec):
     truncated: outcome.truncated || stdout.truncated || stderr.truncated,
     durationMs: Math.round(performance.now() - started),
   };
+}
+
+/** Linux's execve limits: one argument or "KEY=value" string, and all of them together. */
+const ARG_STRING_MAX = 128 * 1024;
+
+/** E2BIG from execve, with the field to blame: the caller's argv or env. */
+function tooBigForExecve(argv: string[], env: Record<string, string> | undefined): InvalidArgumentError {
+  const envStrings = Object.entries(env ?? {}).map(([k, v]) => Buffer.byteLength(`${k}=${v}`));
+  const argStrings = argv.map((a) => Buffer.byteLength(a));
+  const envTotal = envStrings.reduce((a, b) => a + b, 0);
+  const argTotal = argStrings.reduce((a, b) => a + b, 0);
+  const blameEnv =
+    envStrings.some((n) => n >= ARG_STRING_MAX) ||
+    (!argStrings.some((n) => n >= ARG_STRING_MAX) && envTotal > argTotal);
+  return new InvalidArgumentError(
+    blameEnv ? "options.env" : "command",
+    `too large for the sandbox's kernel to start the command (execve: E2BIG; each argument or KEY=value string must be under ${ARG_STRING_MAX} bytes, all together about 2 MiB; argv ${argTotal} bytes, env ${envTotal} bytes). Pass large data through stdin or a file instead`,
+  );
 }
 
 function isAsyncIterable(value: unknown): boolean {

@@ -7,18 +7,28 @@ import { lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { dirname, join, posix, relative, resolve, sep } from "node:path";
 import type { AgentConnection } from "../agent/connection.ts";
 import type { Frame } from "../agent/frames.ts";
-import { FILE_CHUNK_BYTES } from "../defaults.ts";
+import {
+  DEFAULT_MAX_DOWNLOAD_BYTES,
+  DEFAULT_MAX_READ_BYTES,
+  FILE_CHUNK_BYTES,
+  MAX_READ_BYTES_LIMIT,
+} from "../defaults.ts";
 import { FileNotFoundError, InvalidArgumentError, SandboxFileError } from "../errors.ts";
 import type { FileEntry } from "../types.ts";
-import { describe, optionalBoolean, optionalObject, requireString } from "../validate.ts";
+import { describe, optionalBoolean, optionalNumber, optionalObject, requireString } from "../validate.ts";
 import { resolveSandboxPath } from "./paths.ts";
 
 export interface SandboxFiles {
   /** Creates parent directories; replaces the file atomically. */
   write(path: string, content: string | Uint8Array): Promise<void>;
-  /** FileNotFoundError when absent. */
-  read(path: string): Promise<Uint8Array>;
-  readText(path: string): Promise<string>;
+  /**
+   * FileNotFoundError when absent. At most `maxBytes` (default DEFAULT_MAX_READ_BYTES, 64 MiB):
+   * a bigger file is SandboxFileError (code FILE_ERROR, errno EFBIG) naming its size and the
+   * limit, or with `truncate: true` just its first `maxBytes` bytes (ask for one byte more than
+   * you need to learn whether it was cut). Pseudo-files that never end stop at the limit.
+   */
+  read(path: string, options?: ReadOptions): Promise<Uint8Array>;
+  readText(path: string, options?: ReadOptions): Promise<string>;
   list(path: string): Promise<FileEntry[]>;
   stat(path: string): Promise<FileEntry>;
   exists(path: string): Promise<boolean>;
@@ -28,8 +38,37 @@ export interface SandboxFiles {
   remove(path: string, options?: { recursive?: boolean }): Promise<void>;
   /** A local file or directory into the sandbox. Local symlinks are refused. */
   upload(localPath: string, remotePath: string): Promise<void>;
-  /** A sandbox file or directory to the host. Symlinks inside the sandbox are skipped, never followed. */
-  download(remotePath: string, localPath: string): Promise<void>;
+  /**
+   * A sandbox file or directory to the host. Symlinks inside the sandbox are skipped, never
+   * followed. At most `maxBytes` in all (default DEFAULT_MAX_DOWNLOAD_BYTES, 1 GiB): past it,
+   * SandboxFileError (EFBIG); the file being written is removed, files already written stay.
+   */
+  download(remotePath: string, localPath: string, options?: DownloadOptions): Promise<void>;
+}
+
+export interface ReadOptions {
+  /** Most bytes returned (default 64 MiB, at most 1 GiB). */
+  maxBytes?: number;
+  /** Over maxBytes: return the first maxBytes bytes instead of failing. */
+  truncate?: boolean;
+}
+
+export interface DownloadOptions {
+  /** Most bytes written to the host, all files together (default 1 GiB). */
+  maxBytes?: number;
+}
+
+function validateRead(options: unknown): { maxBytes: number; truncate: boolean } {
+  const o = optionalObject("options", options);
+  return {
+    maxBytes:
+      optionalNumber("options.maxBytes", o.maxBytes, { min: 0, max: MAX_READ_BYTES_LIMIT }) ?? DEFAULT_MAX_READ_BYTES,
+    truncate: optionalBoolean("options.truncate", o.truncate) ?? false,
+  };
+}
+
+function overLimit(path: string, limit: number): SandboxFileError {
+  return new SandboxFileError(path, "EFBIG", `the file holds more than ${limit} bytes, the limit (maxBytes)`);
 }
 
 type Connect = () => Promise<AgentConnection>;
@@ -103,17 +142,26 @@ export class AgentFiles implements SandboxFiles {
     expectOk(target, reply as Frame);
   }
 
-  async read(path: string): Promise<Uint8Array> {
+  async read(path: string, options?: ReadOptions): Promise<Uint8Array> {
+    const target = resolveSandboxPath("path", path);
+    const { maxBytes, truncate } = validateRead(options);
     const parts: Buffer[] = [];
-    await this.#readChunks(resolveSandboxPath("path", path), (chunk) => parts.push(chunk));
+    await this.#readChunks(target, maxBytes, truncate, (chunk) => parts.push(chunk));
     return Buffer.concat(parts);
   }
 
-  async #readChunks(target: string, onChunk: (chunk: Buffer) => void): Promise<void> {
+  /**
+   * Streams a file's chunks to onChunk, never more than `limit` bytes in all: the agent stops
+   * there, and the host checks too (whatever the sandbox sends, it never buffers more).
+   */
+  async #readChunks(target: string, limit: number, truncate: boolean, onChunk: (chunk: Buffer) => void): Promise<void> {
     const connection = await this.#connect();
     let reply: Frame | undefined;
-    await connection.request({ type: "fs_read", path: target }, (frame) => {
+    let received = 0;
+    await connection.request({ type: "fs_read", path: target, maxBytes: limit, truncate }, (frame) => {
       if (frame.header.type === "data") {
+        received += frame.body.length;
+        if (received > limit) throw overLimit(target, limit);
         onChunk(frame.body);
         return false;
       }
@@ -123,8 +171,8 @@ export class AgentFiles implements SandboxFiles {
     expectOk(target, reply as Frame);
   }
 
-  async readText(path: string): Promise<string> {
-    return new TextDecoder("utf-8", { fatal: false }).decode(await this.read(path));
+  async readText(path: string, options?: ReadOptions): Promise<string> {
+    return new TextDecoder("utf-8", { fatal: false }).decode(await this.read(path, options));
   }
 
   async list(path: string): Promise<FileEntry[]> {
@@ -210,12 +258,18 @@ export class AgentFiles implements SandboxFiles {
     }
   }
 
-  async download(remotePath: string, localPath: string): Promise<void> {
+  async download(remotePath: string, localPath: string, options?: DownloadOptions): Promise<void> {
     const source = resolveSandboxPath("remotePath", remotePath);
     const destination = resolve(requireString("localPath", localPath));
+    const o = optionalObject("options", options);
+    const budget = {
+      left:
+        optionalNumber("options.maxBytes", o.maxBytes, { min: 0, max: Number.MAX_SAFE_INTEGER }) ??
+        DEFAULT_MAX_DOWNLOAD_BYTES,
+    };
     const entry = await this.stat(source);
     if (entry.type === "file") {
-      await this.#downloadFile(source, destination);
+      await this.#downloadFile(source, destination, budget);
       return;
     }
     if (entry.type !== "directory") {
@@ -233,18 +287,21 @@ export class AgentFiles implements SandboxFiles {
       const local = join(destination, ...rel.split("/"));
       if (!local.startsWith(destination + sep)) continue;
       if (item.type === "directory") await mkdir(local, { recursive: true });
-      else if (item.type === "file") await this.#downloadFile(item.path, local);
+      else if (item.type === "file") await this.#downloadFile(item.path, local, budget);
       // Symlinks and special files are skipped: a link could point anywhere on the host.
     }
   }
 
   /** Streams into a temp file beside the destination, then renames: never writes through a link. */
-  async #downloadFile(source: string, destination: string): Promise<void> {
+  async #downloadFile(source: string, destination: string, budget: { left: number }): Promise<void> {
     await mkdir(dirname(destination), { recursive: true });
     const temp = `${destination}.kiln-${process.pid}-${Date.now()}.part`;
     const out = createWriteStream(temp, { flags: "wx" });
     try {
-      await this.#readChunks(source, (chunk) => out.write(chunk));
+      await this.#readChunks(source, budget.left, false, (chunk) => {
+        budget.left -= chunk.length;
+        out.write(chunk);
+      });
       await new Promise<void>((res, rej) => out.end((err?: Error | null) => (err ? rej(err) : res())));
       await rename(temp, destination);
     } catch (err) {

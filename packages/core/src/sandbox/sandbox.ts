@@ -6,10 +6,21 @@ import type { AgentConnections } from "../agent/connections.ts";
 import { STOP_TIMEOUT_MS } from "../defaults.ts";
 import type { Engine } from "../engine/engine.ts";
 import { SandboxNotFoundError } from "../errors.ts";
-import type { CommandResult, ExecOptions, Execution, RunCodeOptions, SandboxInfo, SnapshotInfo } from "../types.ts";
+import type {
+  CommandResult,
+  ExecOptions,
+  Execution,
+  PreviewUrl,
+  PreviewUrlOptions,
+  RunCodeOptions,
+  SandboxInfo,
+  SnapshotInfo,
+} from "../types.ts";
 import { runCode, validateRunCode } from "./code.ts";
 import { execCommand, validateExec } from "./exec.ts";
 import { AgentFiles, type SandboxFiles } from "./files.ts";
+import { AgentProcesses, type SandboxProcesses } from "./processes.ts";
+import { AgentPtys, type SandboxPty } from "./pty.ts";
 import { type RecordReader, recordInfo, type SandboxRecord, sandboxState } from "./records.ts";
 
 /** What a Sandbox needs from the Kiln that made it. */
@@ -18,12 +29,17 @@ export interface SandboxServices {
   connections: AgentConnections;
   records: RecordReader;
   snapshot(sandbox: Sandbox, name: string): Promise<SnapshotInfo>;
+  previewUrl(sandbox: Sandbox, port: number, options?: PreviewUrlOptions): Promise<PreviewUrl>;
 }
 
 export class Sandbox implements AsyncDisposable {
   readonly id: string;
   readonly name?: string;
   readonly files: SandboxFiles;
+  /** Terminals: create() one, connect(id) to re-attach. */
+  readonly pty: SandboxPty;
+  /** Background processes: start, list, logs, signal, wait. */
+  readonly processes: SandboxProcesses;
   readonly #services: SandboxServices;
   readonly #record: SandboxRecord;
   #deleting?: Promise<void>;
@@ -35,6 +51,8 @@ export class Sandbox implements AsyncDisposable {
     this.#services = services;
     if (record.name !== undefined) this.name = record.name;
     this.files = new AgentFiles(() => this.#connect());
+    this.pty = new AgentPtys(() => this.#connect());
+    this.processes = new AgentProcesses(() => this.#connect());
   }
 
   /** The default language of runCode for this sandbox. */
@@ -67,6 +85,15 @@ export class Sandbox implements AsyncDisposable {
   async runCode(code: string, options?: RunCodeOptions): Promise<Execution> {
     const valid = validateRunCode(code, options, this.#record.language);
     return runCode(await this.#connect(), valid);
+  }
+
+  /**
+   * A URL for a server listening on `port` inside the sandbox, signed and expiring (1 h unless
+   * `expiresInMs`). It works with `network: "none"`: traffic rides on Kiln's own channel to the
+   * sandbox's agent. Each hit counts as activity for `autoStopMs`.
+   */
+  previewUrl(port: number, options?: PreviewUrlOptions): Promise<PreviewUrl> {
+    return this.#services.previewUrl(this, port, options);
   }
 
   snapshot(name: string): Promise<SnapshotInfo> {

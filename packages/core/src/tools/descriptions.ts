@@ -4,12 +4,31 @@
  * set's options, so the model is told the limits that actually apply.
  */
 import { WORKDIR } from "../defaults.ts";
+import type { Language } from "../types.ts";
 
 export interface Limits {
   timeoutMs: number;
   maxOutputChars: number;
   /** The sandboxes' network when the tool set creates them; unknown (a given sandbox): said vaguely. */
-  network?: "none" | "egress";
+  network?: "none" | "egress" | undefined;
+  /** The language run_code uses when the model names none (the sandbox's). @default "python" */
+  defaultLanguage?: Language | undefined;
+  /**
+   * When the tool set stops a conversation's idle sandbox (its variables are then lost); the
+   * descriptions say so. undefined: a given sandbox, or one released only on close.
+   */
+  idleTimeoutMs?: number | undefined;
+}
+
+const LANGUAGE_NAMES: Record<Language, string> = {
+  python: "Python",
+  javascript: "JavaScript",
+  typescript: "TypeScript",
+};
+
+function minutes(ms: number): string {
+  const value = Math.round(ms / 6_000) / 10;
+  return value >= 1 ? `${value} minute${value === 1 ? "" : "s"}` : `${Math.round(ms / 100) / 10} s`;
 }
 
 /** What the descriptions may promise about the network: only what `sandboxOptions` set explicitly. */
@@ -36,9 +55,19 @@ function sandbox({ timeoutMs, maxOutputChars, network }: Limits): string {
   );
 }
 
-export function describeTools(limits: Limits) {
+export function describeTools(
+  limits: Limits,
+): Record<"run_code" | "run_command" | "read_file" | "write_file" | "list_files", string> {
   const env = sandbox(limits);
-  return {
+  const language = limits.defaultLanguage ?? "python";
+  // Core's text assumes Python as the default; a sandbox of another language runs that instead.
+  const languageNote =
+    language === "python" ? "" : ` In this sandbox code without a language runs as ${LANGUAGE_NAMES[language]}.`;
+  const idle =
+    limits.idleTimeoutMs !== undefined && limits.idleTimeoutMs > 0 && Number.isFinite(limits.idleTimeoutMs)
+      ? ` After ${minutes(limits.idleTimeoutMs)} without calls the sandbox is paused: files stay, but variables are lost.`
+      : "";
+  const described = {
     run_code:
       `Run Python (default), JavaScript or TypeScript code in a sandbox and get its output. Like a notebook ` +
       `cell: variables, imports and functions persist between run_code calls of the same language, and the ` +
@@ -61,6 +90,16 @@ export function describeTools(limits: Limits) {
       `List the files and folders of one directory in the sandbox (not recursive), with their sizes. ` +
       `Defaults to ${WORKDIR}.`,
   };
+  return {
+    ...described,
+    run_code: described.run_code + languageNote + idle,
+    run_command: described.run_command + idle,
+  };
+}
+
+/** The description of run_code's `language` field for a sandbox whose default is `language`. */
+export function languageInputDescription(language: Language = "python"): string {
+  return `The language of the code. Default "${language}"`;
 }
 
 /** The model-facing descriptions of the tools' input fields. */

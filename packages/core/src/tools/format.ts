@@ -129,7 +129,8 @@ export function formatCommand(result: CommandResult, options: FormatOptions): st
     .join("\n\n");
 }
 
-function size(bytes: number): string {
+/** A byte count as people read it: "512 B", "2.0 KiB", "1.5 MiB". */
+export function formatSize(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
@@ -145,7 +146,7 @@ export function formatListing(dir: string, entries: FileEntry[], maxEntries: num
     if (e.type === "directory") return `${e.name}/`;
     if (e.type === "symlink") return `${e.name} (symlink)`;
     if (e.type === "other") return `${e.name} (special file)`;
-    return `${e.name}  ${size(e.size)}`;
+    return `${e.name}  ${formatSize(e.size)}`;
   });
   const more = entries.length > maxEntries ? [`[... ${entries.length - maxEntries} more entries not shown]`] : [];
   return [`${dir} (${entries.length} entries):`, ...lines, ...more].join("\n");

@@ -19,3 +19,19 @@ export const MAX_IMAGES_PER_CALL = 8;
 
 /** Entries shown by list_files; a directory with more says how many were left out. */
 export const MAX_LIST_ENTRIES = 500;
+
+/**
+ * Bytes of a text file read_file moves out of the sandbox per output character shown: UTF-8
+ * needs at most 4 bytes a character, so maxOutputChars * 4 bytes always fill the model's view
+ * and a multi-gigabyte file never passes through the host's memory.
+ */
+export const READ_BYTES_PER_CHAR = 4;
+
+/** Largest image read_file attaches: 5 MB is the smallest per-image limit among the big model APIs. */
+export const MAX_IMAGE_BYTES = 5 * 1000 * 1000;
+
+/** Bytes looked at to tell text from binary (a NUL or invalid UTF-8 in them means binary). */
+export const SNIFF_BYTES = 8192;
+
+/** Label key on every sandbox an adapter's tools make; the value names the adapter ("langchain", "vercel-ai", "mastra"). */
+export const ADAPTER_LABEL_KEY = "kiln-adapter";

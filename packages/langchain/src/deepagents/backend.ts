@@ -5,14 +5,8 @@
  * delete) from three primitives, which this class maps onto Kiln: `execute` onto `sandbox.exec`,
  * `uploadFiles` onto `sandbox.files.write`, `downloadFiles` onto `sandbox.files.read`.
  */
-import {
-  type CreateSandboxOptions,
-  DEFAULT_TOOL_TIMEOUT_MS,
-  InvalidArgumentError,
-  type Kiln,
-  KilnError,
-  type Sandbox,
-} from "@kiln/core";
+import { type CreateSandboxOptions, InvalidArgumentError, type Kiln, KilnError, type Sandbox } from "@kiln/core";
+import { DEFAULT_TOOL_TIMEOUT_MS } from "@kiln/core/tools";
 import {
   BaseSandbox,
   type ExecuteResponse,

@@ -7,8 +7,8 @@ const kiln = new Kiln();
 afterAll(() => kiln.close());
 
 describe("createKilnTools options", () => {
-  it("tells the model the idle limit, 10 minutes by default", () => {
-    expect(createKilnTools({ kiln }).run_code.description).toMatch(/After 10 minutes without calls/);
+  it("tells the model the idle limit, core's 15 minutes by default", () => {
+    expect(createKilnTools({ kiln }).run_code.description).toMatch(/After 15 minutes without calls/);
   });
 
   it("says nothing about pauses when sandboxes are only released on dispose (0 or Infinity)", () => {

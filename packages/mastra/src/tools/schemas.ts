@@ -1,7 +1,7 @@
 /**
  * The tools' zod schemas: the five model-facing inputs and the one output shape they share.
  */
-import { INPUT_DESCRIPTIONS } from "@kiln/core";
+import { INPUT_DESCRIPTIONS } from "@kiln/core/tools";
 import { z } from "zod";
 
 export const runCodeInput = z.object({

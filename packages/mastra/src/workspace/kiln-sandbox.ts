@@ -6,7 +6,8 @@
  */
 import { randomBytes } from "node:crypto";
 import type { CreateSandboxOptions, Kiln, Sandbox } from "@kiln/core";
-import { DEFAULT_TOOL_TIMEOUT_MS, KilnError } from "@kiln/core";
+import { KilnError } from "@kiln/core";
+import { DEFAULT_TOOL_TIMEOUT_MS } from "@kiln/core/tools";
 import {
   type CommandResult,
   type ExecuteCommandOptions,
@@ -21,7 +22,7 @@ import {
   validateSandboxFileMode,
   type WriteFilesOptions,
 } from "@mastra/core/workspace";
-import { sandboxNameFor } from "../binding/sandbox-binding.ts";
+import { sandboxNameForConversation } from "../binding/sandbox-binding.ts";
 import { WORKDIR } from "../defaults.ts";
 import { checkpointVersion, latestCheckpoint, pruneCheckpoint } from "./checkpoints.ts";
 import { KilnProcessManager, toMastraResult } from "./process-manager.ts";
@@ -88,7 +89,7 @@ export class KilnSandbox extends MastraSandbox<Sandbox> {
     this.#kiln = options.kiln;
     this.#attached = options.sandbox;
     this.id = options.id ?? `kiln-${randomBytes(6).toString("hex")}`;
-    this.#kilnName = options.name ?? options.sandbox?.name ?? sandboxNameFor(this.id);
+    this.#kilnName = options.name ?? options.sandbox?.name ?? sandboxNameForConversation(this.id);
     this.#checkpoint = options.checkpointName ?? this.#kilnName;
     this.#deleteOnDestroy = options.deleteOnDestroy ?? !options.sandbox;
     this.supportsCheckpoints = this.#kiln !== undefined;

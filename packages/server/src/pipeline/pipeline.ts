@@ -33,6 +33,7 @@ import { KeyHasher } from "./keys.ts";
 import { hasScope, type Principal, type Scope } from "./principal.ts";
 import type { FailureLimiter } from "./rate-limit.ts";
 import type { Services } from "./services.ts";
+import type { Tickets } from "./tickets.ts";
 import type { AppEnv } from "./types.ts";
 
 export interface RoutePolicy {
@@ -129,7 +130,9 @@ const authorize: Step = async (c, policy, next) => {
   if (!hasScope(p, policy.scope)) {
     throw new HttpError("FORBIDDEN", `This key lacks the scope "${policy.scope}"`);
   }
-  if (p.sandboxId !== undefined && sandboxParam(c) === undefined && c.req.routePath !== "/v1/sandboxes") {
+  // A restricted key may still list (its one sandbox) and get WebSocket tickets (carrying its restriction).
+  const open = c.req.routePath === "/v1/sandboxes" || c.req.routePath === "/v1/tickets";
+  if (p.sandboxId !== undefined && sandboxParam(c) === undefined && !open) {
     throw new HttpError("FORBIDDEN", "This key is restricted to one sandbox");
   }
   if (p.sandboxId !== undefined && c.req.routePath === "/v1/sandboxes" && c.req.method !== "GET") {
@@ -246,6 +249,7 @@ export function v1Route<R extends RouteConfig>(policy: RoutePolicy, route: R): R
 export interface AuthDeps {
   services: Services;
   limiter: FailureLimiter;
+  tickets: Tickets;
 }
 
 /** Resolves the caller of every /v1 request, or ends it with 401/429. */
@@ -260,7 +264,12 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     }
     const s = deps.services;
     const started = performance.now();
-    const principal = await resolveKey(s, c.req.header("authorization"));
+    const ticket = c.req.query("ticket");
+    // A browser's WebSocket cannot send Authorization: it brings a one-time ticket instead.
+    const principal =
+      ticket !== undefined && c.req.header("authorization") === undefined && isWebSocketUpgrade(c)
+        ? await redeemTicket(s, deps.tickets, ticket)
+        : await resolveKey(s, c.req.header("authorization"));
     if (!("keyId" in principal)) {
       deps.limiter.fail(address);
       // A revoked or expired key is someone's: its use is audited in its organisation.
@@ -285,6 +294,21 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     c.set("tenant", new OrgScope(s.kiln, principal, s.handles));
     await next();
   };
+}
+
+function isWebSocketUpgrade(c: Context<AppEnv>): boolean {
+  return c.req.header("upgrade")?.toLowerCase() === "websocket";
+}
+
+/** A ticket's principal, as long as the key that made it still works. */
+async function redeemTicket(deps: Services, tickets: Tickets, ticket: string): Promise<Principal | Refusal> {
+  const principal = tickets.redeem(ticket);
+  if (!principal) return { message: "Unknown, used or expired ticket: get a new one with POST /v1/tickets" };
+  const row = await deps.store.getKey(principal.keyId);
+  if (!row || row.revokedAt !== undefined) return { message: "The key that made this ticket was revoked" };
+  if (row.expiresAt !== undefined && Date.parse(row.expiresAt) <= Date.now())
+    return { message: "The key that made this ticket has expired" };
+  return principal;
 }
 
 const TOUCH_EVERY_MS = 60_000;

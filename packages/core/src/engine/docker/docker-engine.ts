@@ -2,6 +2,7 @@
  * The Docker implementation of Engine. This folder is the only place that imports dockerode.
  */
 import { existsSync } from "node:fs";
+import type { Socket } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { Duplex, type Readable } from "node:stream";
@@ -127,7 +128,7 @@ export class DockerEngine implements Engine {
       const hint =
         e.code === "EACCES"
           ? "this user may not use it: add the user to the docker group or run as root"
-          : "start Docker (on Linux: `sudo dockerd &` or `sudo systemctl start docker`; elsewhere Docker Desktop or colima), or set DOCKER_HOST; `bash scripts/setup.sh` does this on Debian";
+          : "start Docker (on Linux: `sudo dockerd &` or `sudo systemctl start docker`; elsewhere Docker Desktop or colima), or set DOCKER_HOST to an engine that runs";
       throw new EngineUnavailableError(`No Docker engine at ${target} (${e.code}): ${hint}`, { cause: err });
     }
     const message = `${what}: ${engineMessage(e)}`;
@@ -606,5 +607,8 @@ function hijackedChannel(socket: Duplex): ProcessChannel {
     stream,
     stderr: () => stderr,
     close: () => socket.destroy(),
+    // The hijacked exec stream is a net.Socket: idle, it must not keep Node's event loop alive.
+    ref: () => (socket as Partial<Socket>).ref?.(),
+    unref: () => (socket as Partial<Socket>).unref?.(),
   };
 }

@@ -1,11 +1,11 @@
 /**
  * The hardened container configuration every sandbox gets on Docker. Security defaults from
- * design/security.md live here and nowhere else: non-root, no capabilities, no-new-privileges,
+ * docs/security.md live here and nowhere else: non-root, no capabilities, no-new-privileges,
  * the engine's default seccomp profile (applied by not overriding it), no network unless asked,
  * limits always on, bounded engine logs, no restart policy (a sweeper owns cleanup).
  */
 import type Dockerode from "dockerode";
-import { DEFAULT_MAX_FILE_BYTES, DEFAULT_NOFILE, DEFAULT_TMPFS_MB, SANDBOX_USER, WORKDIR } from "../../defaults.ts";
+import { CONTAINER_USER, DEFAULT_MAX_FILE_BYTES, DEFAULT_NOFILE, DEFAULT_TMPFS_MB, WORKDIR } from "../../defaults.ts";
 import type { ContainerSpec } from "../engine.ts";
 
 const MIB = 1024 * 1024;
@@ -29,6 +29,8 @@ export function containerCreateOptions(spec: ContainerSpec, networkHolder?: stri
       { Name: "core", Soft: 0, Hard: 0 },
     ],
     CapDrop: ["ALL"],
+    // The agent's one capability, to run user code under another uid than its own (CONTAINER_USER).
+    CapAdd: ["SETUID"],
     SecurityOpt: ["no-new-privileges:true"],
     NetworkMode: networkHolder === undefined ? "none" : `container:${networkHolder}`,
     IpcMode: "private",
@@ -41,7 +43,8 @@ export function containerCreateOptions(spec: ContainerSpec, networkHolder?: stri
     Tmpfs: {
       "/tmp": `rw,nosuid,nodev,size=${DEFAULT_TMPFS_MB}m,mode=1777`,
       // The agent's socket lives on a tmpfs so a restarted or restored sandbox never sees a stale one.
-      "/run/kiln": "rw,nosuid,nodev,noexec,size=1m,uid=1000,gid=1000,mode=0700",
+      // Root's, mode 0700: user code (uid 1000) can neither connect to nor replace the socket.
+      "/run/kiln": "rw,nosuid,nodev,noexec,size=1m,uid=0,gid=0,mode=0700",
     },
     Mounts: spec.volumes.map((v) => ({
       Type: "volume" as const,
@@ -59,7 +62,7 @@ export function containerCreateOptions(spec: ContainerSpec, networkHolder?: stri
     Image: spec.image,
     Labels: spec.labels,
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-    User: SANDBOX_USER,
+    User: CONTAINER_USER,
     WorkingDir: WORKDIR,
     // A sandbox in its holder's namespace has the holder's hostname (also "sandbox").
     ...(networkHolder === undefined ? { Hostname: "sandbox" } : {}),

@@ -1,0 +1,23 @@
+"""Entry point: `python3 -I -c "import sys; sys.path.insert(0, '/opt/kiln'); from kiln_agent.main import main; main()"`."""
+
+import os
+import signal
+
+from .agent import Agent
+from .config import Config
+
+
+def main():
+    agent = Agent(Config(os.environ))
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        agent.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        agent.shutdown()
+

@@ -1,0 +1,1 @@
+// Nothing to provide: the core README's snippet runs as it is.
