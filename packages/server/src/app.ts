@@ -9,11 +9,12 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { HttpError, mapError } from "./errors.ts";
-import type { KeyHasher } from "./pipeline/keys.ts";
 import { authenticate } from "./pipeline/pipeline.ts";
 import type { FailureLimiter } from "./pipeline/rate-limit.ts";
+import type { Services } from "./pipeline/services.ts";
 import type { Tickets } from "./pipeline/tickets.ts";
 import type { AppEnv } from "./pipeline/types.ts";
+import { adminRoutes } from "./routes/admin.ts";
 import { json } from "./routes/common.ts";
 import { fileRoutes } from "./routes/files.ts";
 import { networkRoutes } from "./routes/network.ts";
@@ -22,8 +23,6 @@ import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { storageRoutes } from "./routes/storage.ts";
 import { terminalRoutes } from "./routes/terminals.ts";
 import { Health } from "./schemas.ts";
-import type { Store } from "./store/store.ts";
-import { HandleCache } from "./tenancy/handle-cache.ts";
 
 /** JSON bodies larger than this are refused with 413 (exec stdin and code are capped at 8 MiB each). */
 export const MAX_JSON_BODY_BYTES = 16 * 1024 * 1024;
@@ -32,9 +31,7 @@ const HEALTH_ENGINE_TIMEOUT_MS = 2_000;
 export const OPENAPI_PATH = "/v1/openapi.json";
 
 export interface AppDeps {
-  kiln: Kiln;
-  store: Store;
-  hasher: KeyHasher;
+  services: Services;
   limiter: FailureLimiter;
   tickets: Tickets;
   maxUploadBytes: number;
@@ -108,7 +105,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       responses: { 200: json(Health, "Up") },
     }),
     async (c) => {
-      const engine = await engineAnswers(deps.kiln);
+      const engine = await engineAnswers(deps.services.kiln);
       return c.json(
         { status: "ok" as const, engine: engine ? ("ok" as const) : ("unavailable" as const), version: deps.version },
         200,
@@ -116,7 +113,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     },
   );
 
-  const auth = authenticate({ ...deps, handles: new HandleCache() });
+  const auth = authenticate({ services: deps.services, limiter: deps.limiter, tickets: deps.tickets });
   app.use("/v1/*", async (c, next) => {
     if (c.req.path === OPENAPI_PATH) return next();
     return auth(c, next);
@@ -145,6 +142,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   runRoutes(app, routeDeps);
   fileRoutes(app, routeDeps);
   storageRoutes(app);
+  adminRoutes(app);
   terminalRoutes(app, { ...routeDeps, tickets: deps.tickets });
   return app;
 }

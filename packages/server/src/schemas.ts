@@ -31,7 +31,7 @@ const Env = z.record(
   z.string().refine(NoNul, "must not contain NUL bytes"),
 );
 const Language = z.enum(["python", "javascript", "typescript"]);
-const Network = z.union([
+export const Network = z.union([
   z.enum(["none", "egress"]),
   z.strictObject({ allow: z.array(z.string().min(1).max(253)).max(256) }),
 ]);
