@@ -223,6 +223,14 @@ describe("the organisation's network default and ceiling", () => {
     expect(set.body.network).toEqual({ default: "none", ceiling: { allow: ["pypi", "*.example.com"] } });
     const box = await t.create({}, o.key);
     expect(box.network).toBe("none");
+    // Nor can a running sandbox be widened past it: PUT /network is the audited network.update.
+    const widen = await t.api("PUT", `/v1/sandboxes/${box.id}/network`, {
+      body: { network: { allow: ["evil.com"] } },
+      key: o.key,
+    });
+    expect(widen.status, widen.text).toBe(403);
+    const audit = (await t.api("GET", "/v1/audit?limit=100", { key: o.key })).body.events;
+    expect(audit.at(-1)).toMatchObject({ action: "network.update", outcome: "denied", status: 403 });
     for (const network of ["egress", { allow: ["evil.com"] }, { allow: ["example.com"] }]) {
       const res = await t.api("POST", "/v1/sandboxes", { body: { network }, key: o.key });
       expect(res.status, JSON.stringify(network)).toBe(403);

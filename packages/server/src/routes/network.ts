@@ -1,6 +1,6 @@
 /**
- * A sandbox's network policy (issue 13): change it in place, read the egress proxy's decisions.
- * The per-organisation default policy and ceiling belong to tenancy (issue 11) and are not here.
+ * A sandbox's network policy: change it in place, read the egress proxy's decisions. The
+ * organisation's default policy and ceiling are the pipeline's `network` step (pipeline.ts).
  */
 import { createRoute } from "@hono/zod-openapi";
 import { v1Route } from "../pipeline/pipeline.ts";
@@ -10,7 +10,8 @@ import { type App, CONFLICT, ERRORS, json } from "./common.ts";
 export function networkRoutes(app: App): void {
   app.openapi(
     v1Route(
-      { scope: "sandboxes:write" },
+      // network.update: audited, asked of the admission hook, held to the organisation's ceiling.
+      { scope: "sandboxes:write", action: "network.update" },
       createRoute({
         method: "put",
         path: "/v1/sandboxes/{id}/network",
