@@ -1,7 +1,7 @@
 // Network allow-lists (issue 13) against the real engine: Kiln's egress proxy, the allow-list
 // holder's filter, and test "internet" hosts on a Docker network this file makes (allow-hosts.ts);
 // no traffic leaves this machine.
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DockerEngine } from "../src/engine/docker/docker-engine.ts";
 import { EGRESS_LABEL } from "../src/engine/docker/egress.ts";
@@ -103,7 +103,11 @@ describe("an allow-list sandbox", () => {
   });
 
   it("installs a package with pip from a local index (over HTTPS, through a CONNECT tunnel)", async () => {
-    const pipWheel = await readFile("/usr/share/python-wheels/pip-23.0.1-py3-none-any.whl");
+    // Debian's pip wheel (python3-pip-whl, scripts/setup.sh test_hosts): the runtime image has no pip.
+    const wheels = "/usr/share/python-wheels";
+    const pip = (await readdir(wheels)).find((f) => /^pip-.*\.whl$/.test(f));
+    if (!pip) throw new Error(`no pip wheel in ${wheels}: run scripts/setup.sh test_hosts`);
+    const pipWheel = await readFile(`${wheels}/${pip}`);
     await sb.files.write("/tmp/pip.whl", pipWheel);
     const r = await sb.exec(
       "python3 /tmp/pip.whl/pip install --target /tmp/pylib --no-cache-dir --disable-pip-version-check --cert /tmp/ca.pem --index-url https://pypi.test/simple kilnpkg && PYTHONPATH=/tmp/pylib python3 -c 'import kilnpkg; print(kilnpkg.VALUE)'",
