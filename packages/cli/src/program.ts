@@ -9,6 +9,7 @@ import { registerCp } from "./commands/cp.ts";
 import { registerDoctor } from "./commands/doctor.ts";
 import { registerExec } from "./commands/exec.ts";
 import { registerLogin } from "./commands/login.ts";
+import { registerMcp } from "./commands/mcp.ts";
 import { registerRun } from "./commands/run.ts";
 import { registerSandboxes } from "./commands/sandboxes.ts";
 import { registerServe } from "./commands/serve.ts";
@@ -66,6 +67,7 @@ kiln login, selects a server; --local forces this machine. Exit codes: 0 success
   registerVolumes(program);
   registerDoctor(program);
   registerLogin(program);
+  registerMcp(program);
   registerCompletion(program);
   return program;
 }

@@ -16,6 +16,7 @@ import type { Tickets } from "./pipeline/tickets.ts";
 import type { AppEnv } from "./pipeline/types.ts";
 import { json } from "./routes/common.ts";
 import { fileRoutes } from "./routes/files.ts";
+import { McpHttpSessions, mcpRoutes } from "./routes/mcp.ts";
 import { runRoutes } from "./routes/run.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { storageRoutes } from "./routes/storage.ts";
@@ -40,6 +41,8 @@ export interface AppDeps {
   tmpDir: string;
   version: string;
   log: (line: string) => void;
+  /** MCP sessions of /mcp (the server ends them on close). @default new McpHttpSessions() */
+  mcp?: McpHttpSessions;
 }
 
 export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
@@ -144,6 +147,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   fileRoutes(app, routeDeps);
   storageRoutes(app);
   terminalRoutes(app, { ...routeDeps, tickets: deps.tickets });
+  mcpRoutes(app, auth, deps.mcp ?? new McpHttpSessions());
   return app;
 }
 

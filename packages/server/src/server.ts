@@ -14,6 +14,7 @@ import { defaultConfig, type ServerConfig, SHUTDOWN_GRACE_MS } from "./config.ts
 import { bootstrap, KeyHasher, loadSecret } from "./pipeline/keys.ts";
 import { FailureLimiter } from "./pipeline/rate-limit.ts";
 import { Tickets } from "./pipeline/tickets.ts";
+import { McpHttpSessions } from "./routes/mcp.ts";
 import { openStore } from "./store/sql-store.ts";
 
 export interface RunningServer {
@@ -60,7 +61,10 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
     if (ownKiln)
       kiln.images.ensure().catch((err) => log(`warning: runtime image not ready: ${(err as Error).message}`));
 
+    // MCP sessions end with the server: their own sandboxes are deleted (create_sandbox ones stay).
+    const mcp = new McpHttpSessions();
     const app = createApp({
+      mcp,
       kiln,
       store,
       hasher,
@@ -103,6 +107,7 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
       close: () => {
         closing ??= (async () => {
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+          await mcp.close().catch(() => {});
           // A keep-alive connection whose request just finished is idle: close it at once.
           server.closeIdleConnections();
           // Upgraded sockets (terminals, preview WebSockets) never finish on their own: end them now
