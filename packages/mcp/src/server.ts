@@ -172,7 +172,8 @@ export function createKilnMcpSession(options: KilnMcpOptions): KilnMcpSession {
           const message = backend.scrub?.(err.message) ?? err.message;
           return textResult(`${err.code}: ${message}`, true);
         }
-        return textResult(`Error: ${(err as Error)?.message ?? String(err)}`, true);
+        const message = (err as Error)?.message ?? String(err);
+        return textResult(`Error: ${backend.scrub?.(message) ?? message}`, true);
       } finally {
         touch();
       }
