@@ -11,6 +11,7 @@ import { registerDoctor } from "./commands/doctor.ts";
 import { registerExec } from "./commands/exec.ts";
 import { registerKeys } from "./commands/keys.ts";
 import { registerLogin } from "./commands/login.ts";
+import { registerMcp } from "./commands/mcp.ts";
 import { registerOrgs } from "./commands/orgs.ts";
 import { registerRun } from "./commands/run.ts";
 import { registerSandboxes } from "./commands/sandboxes.ts";
@@ -72,6 +73,7 @@ kiln login, selects a server; --local forces this machine. Exit codes: 0 success
   registerKeys(program);
   registerOrgs(program);
   registerAudit(program);
+  registerMcp(program);
   registerCompletion(program);
   return program;
 }

@@ -17,6 +17,7 @@ import type { AppEnv } from "./pipeline/types.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { json } from "./routes/common.ts";
 import { fileRoutes } from "./routes/files.ts";
+import { McpHttpSessions, mcpRoutes } from "./routes/mcp.ts";
 import { networkRoutes } from "./routes/network.ts";
 import { runRoutes } from "./routes/run.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
@@ -38,6 +39,8 @@ export interface AppDeps {
   tmpDir: string;
   version: string;
   log: (line: string) => void;
+  /** MCP sessions of /mcp (the server ends them on close). @default new McpHttpSessions() */
+  mcp?: McpHttpSessions;
 }
 
 export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
@@ -144,6 +147,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   storageRoutes(app);
   adminRoutes(app);
   terminalRoutes(app, { ...routeDeps, tickets: deps.tickets });
+  mcpRoutes(app, auth, deps.mcp ?? new McpHttpSessions());
   return app;
 }
 

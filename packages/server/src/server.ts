@@ -19,6 +19,7 @@ import { bootstrap, KeyHasher, loadSecret } from "./pipeline/keys.ts";
 import { FailureLimiter } from "./pipeline/rate-limit.ts";
 import type { Services } from "./pipeline/services.ts";
 import { Tickets } from "./pipeline/tickets.ts";
+import { McpHttpSessions } from "./routes/mcp.ts";
 import { openStore } from "./store/sql-store.ts";
 import { HandleCache } from "./tenancy/handle-cache.ts";
 import { QuotaGate } from "./tenancy/quotas.ts";
@@ -74,6 +75,8 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
       kiln.images.ensure().catch((err) => log(`warning: runtime image not ready: ${(err as Error).message}`));
 
     webhooks = new WebhookDispatcher(store, { allowPrivate: allowPrivateHooks, log, ...config.webhooks });
+    // MCP sessions end with the server: their own sandboxes are deleted (create_sandbox ones stay).
+    const mcp = new McpHttpSessions();
     const services: Services = {
       kiln,
       store,
@@ -89,6 +92,7 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
       log,
     };
     const app = createApp({
+      mcp,
       services,
       limiter: new FailureLimiter(),
       tickets: new Tickets(),
@@ -131,6 +135,7 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
       close: () => {
         closing ??= (async () => {
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+          await mcp.close().catch(() => {});
           // A keep-alive connection whose request just finished is idle: close it at once.
           server.closeIdleConnections();
           // Upgraded sockets (terminals, preview WebSockets) never finish on their own: end them now
