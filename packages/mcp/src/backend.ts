@@ -24,6 +24,19 @@ export interface McpBackend {
   authorize?(scope: McpScope): string | undefined;
   /** An error message in the caller's terms (the server strips its organisation prefix). */
   scrub?(message: string): string;
+  /** Told of every tool call once it has answered (the server writes it to its audit log). */
+  toolCalled?(call: ToolCall): void;
+}
+
+/** One tool call as the backend is told of it: never file contents, code or secrets. */
+export interface ToolCall {
+  tool: string;
+  /** The sandbox the call named, if it named one. */
+  sandbox?: string;
+  outcome: "ok" | "error" | "denied";
+  durationMs: number;
+  /** The call's parameters worth recording: the command, a path, the code's size. */
+  detail: Record<string, unknown>;
 }
 
 /** Every sandbox of a Kiln, every scope (the caller owns the engine or holds the key). */

@@ -3,7 +3,7 @@
  * `McpHttpSessions` is the server's Streamable HTTP endpoint `/mcp`; `createKilnMcpSession` is one
  * session's McpServer for any other transport.
  */
-export { forbidden, kilnBackend, type McpBackend, type McpScope } from "./backend.ts";
+export { forbidden, kilnBackend, type McpBackend, type McpScope, type ToolCall } from "./backend.ts";
 export { type McpCaller, McpHttpSessions } from "./http.ts";
 export { type ClientConfigs, printConfig } from "./print-config.ts";
 export {

@@ -19,7 +19,7 @@ import {
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import type { McpBackend, McpScope } from "./backend.ts";
+import type { McpBackend, McpScope, ToolCall } from "./backend.ts";
 import { VERSION } from "./version.ts";
 
 /** A session's sandbox is deleted after this long without a tool call. */
@@ -163,11 +163,19 @@ export function createKilnMcpSession(options: KilnMcpOptions): KilnMcpSession {
     <A>(name: string, body: (args: A) => Promise<CallToolResult>) =>
     async (args: A): Promise<CallToolResult> => {
       touch();
+      const started = performance.now();
+      let outcome: ToolCall["outcome"] = "ok";
       try {
         require(TOOL_SCOPES[name] as McpScope);
-        return await body(args);
+        const result = await body(args);
+        if (result.isError) outcome = "error";
+        return result;
       } catch (err) {
-        if (err instanceof ToolRefusal) return textResult(err.message, true);
+        outcome = "error";
+        if (err instanceof ToolRefusal) {
+          if (err.message.startsWith("FORBIDDEN")) outcome = "denied";
+          return textResult(err.message, true);
+        }
         if (KilnError.isInstance(err)) {
           const message = backend.scrub?.(err.message) ?? err.message;
           return textResult(`${err.code}: ${message}`, true);
@@ -176,6 +184,7 @@ export function createKilnMcpSession(options: KilnMcpOptions): KilnMcpSession {
         return textResult(`Error: ${backend.scrub?.(message) ?? message}`, true);
       } finally {
         touch();
+        backend.toolCalled?.(toolCall(name, args, outcome, performance.now() - started));
       }
     };
 
@@ -350,5 +359,24 @@ export function createKilnMcpSession(options: KilnMcpOptions): KilnMcpSession {
       clearTimeout(idleTimer);
       await release();
     },
+  };
+}
+
+/** What the backend learns of a call: the command, a path, the code's size; never contents. */
+function toolCall(tool: string, args: unknown, outcome: ToolCall["outcome"], durationMs: number): ToolCall {
+  const a = (typeof args === "object" && args !== null ? args : {}) as Record<string, unknown>;
+  const detail: Record<string, unknown> = {};
+  if (typeof a.command === "string") detail.command = a.command;
+  if (typeof a.path === "string") detail.path = a.path;
+  if (typeof a.code === "string") detail.codeBytes = Buffer.byteLength(a.code);
+  if (typeof a.language === "string") detail.language = a.language;
+  if (typeof a.name === "string") detail.name = a.name;
+  if (typeof a.port === "number") detail.port = a.port;
+  return {
+    tool,
+    ...(typeof a.sandbox === "string" ? { sandbox: a.sandbox } : {}),
+    outcome,
+    durationMs: Math.round(durationMs),
+    detail,
   };
 }

@@ -147,7 +147,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   storageRoutes(app);
   adminRoutes(app);
   terminalRoutes(app, { ...routeDeps, tickets: deps.tickets });
-  mcpRoutes(app, auth, deps.mcp ?? new McpHttpSessions());
+  mcpRoutes(app, auth, deps.mcp ?? new McpHttpSessions(), deps.services.audit);
   return app;
 }
 

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { addOrgKey, testServer } from "./helpers.ts";
 
 const t = await testServer();
@@ -36,6 +36,15 @@ async function open(bearer = key) {
 
 const call = async (client: Client, name: string, args: Record<string, unknown>) =>
   (await client.callTool({ name, arguments: args })) as CallToolResult;
+
+/** This organisation's audit events (read with its all-scopes key). */
+const audit = async () =>
+  (await t.api("GET", "/v1/audit?limit=200", { key })).body.events as {
+    action: string;
+    outcome: string;
+    status: number;
+    detail?: Record<string, unknown>;
+  }[];
 
 const text = (result: CallToolResult) =>
   result.content
@@ -86,6 +95,21 @@ describe("/mcp (Streamable HTTP)", () => {
     expect(malformed.isError).toBe(true);
     expect(text(malformed)).toMatch(/invalid arguments/i);
     expect(text(await call(client, "run_command", { command: "cat report.md" }))).toContain("# Sales");
+
+    // Every tool call is audited as its route would be, with its parameters but never contents.
+    await vi.waitFor(async () => {
+      const events = (await audit()).filter((e) => e.detail?.via === "mcp");
+      expect(events).toContainEqual(
+        expect.objectContaining({
+          action: "sandbox.exec",
+          outcome: "ok",
+          detail: expect.objectContaining({ command: "cat report.md" }),
+        }),
+      );
+      const write = events.find((e) => e.action === "files.write");
+      expect(write?.detail).toMatchObject({ tool: "write_file", path: "report.md" });
+      expect(JSON.stringify(write)).not.toContain("# Sales");
+    });
   });
 
   it("gives two sessions two sandboxes and deletes a session's sandbox on DELETE /mcp", async () => {
@@ -129,6 +153,11 @@ describe("/mcp (Streamable HTTP)", () => {
     const refused = await call(client, "run_code", { code: "print(1)" });
     expect(refused.isError).toBe(true);
     expect(text(refused)).toBe('FORBIDDEN: This key lacks the scope "sandboxes:exec"');
+    await vi.waitFor(async () =>
+      expect(await audit()).toContainEqual(
+        expect.objectContaining({ action: "sandbox.code", outcome: "denied", status: 403 }),
+      ),
+    );
     const write = await call(client, "write_file", { path: "x.txt", content: "x" });
     expect(text(write)).toContain('"files:write"');
     // The session goes on: list_sandboxes needs only sandboxes:read.
