@@ -2,6 +2,7 @@
 // holder's filter, and test "internet" hosts on a Docker network this file makes (allow-hosts.ts);
 // no traffic leaves this machine.
 import { readdir, readFile } from "node:fs/promises";
+import { BlockList } from "node:net";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DockerEngine } from "../src/engine/docker/docker-engine.ts";
 import { EGRESS_LABEL } from "../src/engine/docker/egress.ts";
@@ -25,8 +26,22 @@ function proxyOptions(h: TestHosts) {
     networks: [h.network],
     trust: [h.subnet],
     resolver: h.address,
-    hosts: { "internal.test": "192.168.77.7", "loop.test": "127.0.0.1", "meta.test": "169.254.169.254" },
+    hosts: { "internal.test": privateOutside(h.subnet), "loop.test": "127.0.0.1", "meta.test": "169.254.169.254" },
   };
+}
+
+/**
+ * A private address outside the trusted test subnet: the engine picks that subnet from its pools
+ * (172.16/12, then 192.168/16 in /20s once many networks exist), so a fixed choice could fall
+ * inside it and be dialled as trusted.
+ */
+function privateOutside(subnet: string): string {
+  const [base, bits] = subnet.split("/");
+  const trusted = new BlockList();
+  if (base && bits) trusted.addSubnet(base, Number(bits));
+  const address = ["192.168.77.7", "10.255.77.7", "172.31.255.7"].find((a) => !trusted.check(a));
+  if (!address) throw new Error(`no private test address outside ${subnet}`);
+  return address;
 }
 
 const docker = new DockerEngine().docker;
@@ -143,7 +158,9 @@ describe("an allow-list sandbox", () => {
       expect(r.stdout, url).toContain("special-purpose");
     }
     const log = await sb.networkLog();
-    expect(log.find((d) => d.host === "internal.test")?.reason).toContain("resolves to 192.168.77.7");
+    expect(log.find((d) => d.host === "internal.test")?.reason).toContain(
+      `resolves to ${privateOutside(hosts.subnet)}`,
+    );
   });
 
   it("resolves once and dials the address it checked (no DNS rebinding)", async () => {
