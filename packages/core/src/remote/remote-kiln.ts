@@ -14,6 +14,7 @@ import {
   SandboxNotFoundError,
   throwIfAborted,
 } from "../errors.ts";
+import type { BuildOptions, DockerfileImageSpec, ImageInfo, ImageSpec } from "../images/custom-images.ts";
 import type { EnsureOptions } from "../images/runtime-image.ts";
 import type { CreateSandboxOptions, SandboxInfo, SnapshotInfo, VolumeInfo } from "../types.ts";
 import { describe, isRecord, optionalLabels, optionalObject, requireName } from "../validate.ts";
@@ -73,7 +74,13 @@ export class RemoteKiln {
     list(): Promise<VolumeInfo[]>;
     delete(name: string): Promise<void>;
   };
-  readonly images: { ensure(options?: EnsureOptions): Promise<string>; prune(): Promise<string[]> };
+  readonly images: {
+    ensure(options?: EnsureOptions): Promise<string>;
+    prune(): Promise<string[]>;
+    build(spec: ImageSpec | DockerfileImageSpec, options?: BuildOptions): Promise<{ name: string; tag: string }>;
+    list(): Promise<ImageInfo[]>;
+    delete(name: string): Promise<void>;
+  };
 
   constructor(target: RemoteTarget, options: { image?: unknown; defaults?: unknown } = {}) {
     this.client = new HttpClient(target.url, target.apiKey);
@@ -118,6 +125,18 @@ export class RemoteKiln {
       // The server's runtime images are the server's to prune: nothing to remove on this machine.
       prune: async () => {
         throw new NotSupportedError(`images.prune() runs on the Kiln server's machine, not through ${this.client.url}`);
+      },
+      // Custom images through the server (POST/GET/DELETE /v1/images) are not wired into the remote client yet.
+      build: async () => {
+        throw new NotSupportedError(
+          `images.build() through ${this.client.url} is not supported yet: use \`kiln image build\` on the server's machine`,
+        );
+      },
+      list: async () => {
+        throw new NotSupportedError(`images.list() through ${this.client.url} is not supported yet`);
+      },
+      delete: async () => {
+        throw new NotSupportedError(`images.delete() through ${this.client.url} is not supported yet`);
       },
     };
   }
