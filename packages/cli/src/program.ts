@@ -8,6 +8,7 @@ import { registerCompletion } from "./commands/completion.ts";
 import { registerCp } from "./commands/cp.ts";
 import { registerDoctor } from "./commands/doctor.ts";
 import { registerExec } from "./commands/exec.ts";
+import { registerImages } from "./commands/images.ts";
 import { registerLogin } from "./commands/login.ts";
 import { registerRun } from "./commands/run.ts";
 import { registerSandboxes } from "./commands/sandboxes.ts";
@@ -63,6 +64,7 @@ kiln login, selects a server; --local forces this machine. Exit codes: 0 success
   registerRun(program);
   registerCp(program);
   registerSnapshots(program);
+  registerImages(program);
   registerVolumes(program);
   registerDoctor(program);
   registerLogin(program);

@@ -70,6 +70,7 @@ describe("images.build", () => {
     expect(result.status).toBe("ok");
     expect(result.results[0]?.text).toBe("[42, '42', 'yes', 'hello from files']");
     expect((await sb.info()).image).toBe(first.tag);
+    await sb.delete(); // so afterAll can delete the image
 
     // Unchanged: the same tag, found in milliseconds, no build step.
     const again: ImageProgressEvent[] = [];
@@ -100,6 +101,7 @@ describe("images.build", () => {
     expect((await sb.runCode("[1, 2].map((n) => n * 21)[1]", { language: "javascript" })).results[0]?.text).toBe("42");
     expect((await sb.runCode("const n: number = 6 * 7; n", { language: "typescript" })).results[0]?.text).toBe("42");
     expect((await sb.info()).image).toBe(tag);
+    await sb.delete();
   }, 600_000);
 
   it("a failing step gives ImageBuildError with the step's output", async () => {

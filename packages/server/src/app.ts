@@ -16,6 +16,7 @@ import type { Tickets } from "./pipeline/tickets.ts";
 import type { AppEnv } from "./pipeline/types.ts";
 import { json } from "./routes/common.ts";
 import { fileRoutes } from "./routes/files.ts";
+import { imageRoutes } from "./routes/images.ts";
 import { runRoutes } from "./routes/run.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { storageRoutes } from "./routes/storage.ts";
@@ -143,6 +144,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   runRoutes(app, routeDeps);
   fileRoutes(app, routeDeps);
   storageRoutes(app);
+  imageRoutes(app, { ...routeDeps, kiln: deps.kiln });
   terminalRoutes(app, { ...routeDeps, tickets: deps.tickets });
   return app;
 }
