@@ -141,7 +141,13 @@ export class Kiln implements AsyncDisposable {
     this.#volumes = new Volumes(this.engine, () => this.#runtime.ensure());
     this.#runtime = new RuntimeImages(this.engine);
     this.#custom = new CustomImages(this.engine, this.#runtime);
-    this.snapshots = { list: () => this.#snapshots.list(), delete: (name) => this.#snapshots.delete(name) };
+    this.snapshots = {
+      list: () => this.#snapshots.list(),
+      delete: async (name) => {
+        await this.#drain((entry) => entry.snapshot === name);
+        await this.#snapshots.delete(name);
+      },
+    };
     this.volumes = {
       create: (name) => this.#volumes.create(name),
       list: () => this.#volumes.list(),
@@ -152,7 +158,10 @@ export class Kiln implements AsyncDisposable {
       prune: () => this.#runtime.prune({ keep: this.#image === undefined ? [] : [this.#image] }),
       build: (spec, opts) => this.#custom.build(spec, opts),
       list: () => this.#custom.list(),
-      delete: (name) => this.#custom.delete(name),
+      delete: async (name) => {
+        await this.#drain((entry) => entry.image === name);
+        await this.#custom.delete(name);
+      },
     };
     // A preview hit reaches the agent as a port_open frame, which is activity for autoStopMs.
     this.previews = new Previews(async (id, port) => PortTunnel.open(await this.#connections.get(id), port));
@@ -240,6 +249,13 @@ export class Kiln implements AsyncDisposable {
     if (image !== undefined) valid.image = await this.#custom.resolve(image);
     const claimed = await this.#claim(valid);
     return claimed ?? this.#createCold(valid);
+  }
+
+  /** Closes (removes the members of) and forgets the pools `which` selects: their image is going away. */
+  async #drain(which: (entry: { snapshot?: string; image?: string }) => boolean): Promise<void> {
+    const drained = this.#warm.filter(which);
+    for (const entry of drained) this.#warm.splice(this.#warm.indexOf(entry), 1);
+    await Promise.all(drained.map(async (entry) => (await entry.pool.catch(() => undefined))?.close()));
   }
 
   /** A pooled sandbox when one is ready and the request fits its shape; else undefined. */

@@ -71,8 +71,18 @@ describe("warm pools per shape", () => {
     expect(await kindOf(sb)).toBe("pool");
     expect((await sb.exec("test -e /etc/kiln-pool-test; echo $?")).stdout).toBe("1\n");
     expect((await sb.runCode("'restored' in globals()")).results[0]?.text).toBe("False");
-    // All three pools are now refilling or refilled; a fourth default create while the default is empty goes cold or to its refill.
     await kiln.pool?.filled();
     expect(kiln.pool?.ready).toBe(3);
+  });
+
+  it("deleting an image or a snapshot drains its pool first (its members would hold it)", async () => {
+    await Promise.all(made.splice(0).map((s) => s.delete()));
+    await kiln.images.delete(imageName);
+    expect(await kiln.engine.imageExists(imageTag)).toBe(false);
+    await kiln.snapshots.delete(snapName);
+    expect((await kiln.snapshots.list()).some((s) => s.name === snapName)).toBe(false);
+    // The default pool is untouched, and a create of the deleted image fails clearly.
+    expect(kiln.pool?.ready).toBe(1);
+    await expect(kiln.create({ image: imageName, labels: TEST_LABELS })).rejects.toThrow(/images\.build/);
   });
 });

@@ -260,11 +260,11 @@ export class CustomImages {
       archive.finalize();
       context = Readable.from(archive);
     } else {
-      const base = await this.#baseFor(valid.from, options);
+      const { base, identity } = await this.#baseFor(valid.from, options);
       const dockerfile = specDockerfile(valid, base);
       hash.update(dockerfile);
-      // The base's id, so a rebuilt base (a new runtime, a re-pulled `from`) rebuilds this image.
-      hash.update(await this.#imageId(base));
+      // What the base is: a new runtime (a new content-hash tag) or a re-pulled `from` (a new id) rebuilds this image.
+      hash.update(identity);
       for (const [path, content] of valid.files) hash.update(`\0${path}\0`).update(content);
       tag = `${CUSTOM_REPO_PREFIX}${valid.name}:${hash.digest("hex").slice(0, 16)}`;
       if (await this.#engine.imageExists(tag)) return this.#found(valid.name, tag, progress);
@@ -379,17 +379,22 @@ export class CustomImages {
   }
 
   /** The image the spec's steps build on: the runtime image, `from` if it has the agent, else `from` plus Kiln's layer. */
-  async #baseFor(from: string | undefined, options: BuildOptions): Promise<string> {
-    if (from === undefined) return this.#runtime.ensure(options);
+  async #baseFor(from: string | undefined, options: BuildOptions): Promise<{ base: string; identity: string }> {
+    if (from === undefined) {
+      // The runtime tag is already a hash of its content (an identical rebuild keeps it).
+      const runtime = await this.#runtime.ensure(options);
+      return { base: runtime, identity: runtime };
+    }
     if (!(await this.#engine.imageExists(from))) {
       options.onProgress?.({ phase: "base", message: `pulling ${from}` });
       if (!(await this.#engine.pullImage(from))) {
         throw new ImageBuildError(`spec.from: image ${from} is neither on the engine nor pullable`);
       }
     }
-    if (await this.#hasAgent(from)) return from;
+    const id = await this.#imageId(from);
+    if (await this.#hasAgent(from)) return { base: from, identity: id };
     options.onProgress?.({ phase: "base", message: `adding Kiln's agent, kernels and user to ${from}` });
-    return this.#runtime.ensureOn(from, options).catch((err: unknown) => {
+    const base = await this.#runtime.ensureOn(from, options, id).catch((err: unknown) => {
       if (err instanceof EngineError) {
         throw new ImageBuildError(
           `adding Kiln's runtime layer to ${from} failed (it must be Debian/Ubuntu-based with apt): ${err.message}`,
@@ -398,5 +403,6 @@ export class CustomImages {
       }
       throw err;
     });
+    return { base, identity: base };
   }
 }

@@ -137,11 +137,15 @@ export class RuntimeImages {
   /**
    * Adds Kiln's runtime layer (agent, kernels, Node, the `kiln` user, the runtime packages) to
    * any Debian/Ubuntu-based `base` image, with the same recipe as the default runtime image, and
-   * returns the tag (kiln-runtime:<hash of recipe and base name>). Found in milliseconds once built.
+   * returns the tag (kiln-runtime:<hash of recipe and base name>, and of `baseId` when given, so a
+   * re-pulled base gets a new layer). Found in milliseconds once built.
    */
-  async ensureOn(base: string, options: EnsureOptions = {}): Promise<string> {
+  async ensureOn(base: string, options: EnsureOptions = {}, baseId?: string): Promise<string> {
     const progress = (phase: ImageProgressEvent["phase"], message: string) => options.onProgress?.({ phase, message });
-    const tag = await runtimeTag(base);
+    let tag = await runtimeTag(base);
+    if (baseId !== undefined) {
+      tag = `${RUNTIME_REPO}:${createHash("sha256").update(`${tag} ${baseId}`).digest("hex").slice(0, 16)}`;
+    }
     if (await this.#engine.imageExists(tag)) return tag;
     throwIfAborted(options.signal, "images.ensure");
     const { arch } = await this.#engine.info();
