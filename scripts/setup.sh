@@ -13,6 +13,7 @@
 #   6. the runtime image (kiln.images.ensure(): built once, then found in milliseconds)
 #   (on request) postgres: PostgreSQL binaries for the server's storage tests (`setup.sh postgres`)
 #   (on request) terminal_tools: tmux and script(1) for the CLI's terminal tests (`setup.sh terminal_tools`)
+#   (on request) python_sdk: Debian's python3-httpx and python3-pytest for clients/python (`setup.sh python_sdk`)
 #
 # Engine settings go to $KILN_DAEMON_JSON (default /etc/docker/daemon.json); KILN_DOCKER_STORAGE=default
 # skips the btrfs data root. A second engine for experiments: set KILN_DAEMON_JSON (with its own
@@ -222,6 +223,14 @@ ensure_terminal_tools() {
   command -v tmux >/dev/null && command -v script >/dev/null && return 0
   say "installing tmux and script(1) for the CLI's terminal tests"
   apt_install tmux bsdutils || die "the CLI's terminal tests need tmux and script(1): install them"
+}
+
+ensure_python_sdk() {
+  # clients/python (the Python SDK) runs on Debian's own /usr/bin/python3 with Debian's httpx
+  # (its one dependency) and pytest; never the pyenv python3 that may come first on PATH.
+  /usr/bin/python3 -c 'import httpx, pytest' 2>/dev/null && return 0
+  say "installing Debian's python3-httpx and python3-pytest for the Python SDK's tests"
+  apt_install python3-httpx python3-pytest || die "the Python SDK's tests need python3-httpx and python3-pytest: install them"
 }
 
 ensure_runtime_image() {

@@ -7,6 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh || exit 1
 ensure_postgres || exit 1   # the server's storage tests start their own PostgreSQL
 ensure_terminal_tools || exit 1   # the CLI's tests drive a real terminal (tmux, script)
+ensure_python_sdk || exit 1   # clients/python: Debian's python3-httpx and python3-pytest
 # setup.sh turns on errexit; here every step must run and be counted.
 set +e
 
@@ -76,6 +77,19 @@ passed=$((passed + kp)); failed=$((failed + kf)); skipped=$((skipped + ks))
 check "setup with a global pnpm 12 (scripts/test-setup.sh)" bash scripts/test-setup.sh
 check "adapters on their peer floors (scripts/test-peer-floors.sh)" bash scripts/test-peer-floors.sh
 check "packed packages installed with npm (scripts/test-packed.sh)" bash scripts/test-packed.sh
+
+step "Python SDK (pytest on Debian's /usr/bin/python3, against its own kiln serve)"
+# pytest's summary line, e.g. "1 failed, 37 passed, 2 skipped in 70.1s"; exit 5 = no tests ran.
+(cd clients/python && /usr/bin/python3 -m pytest -q -p no:cacheprovider) >"$out/pysdk.log" 2>&1
+py_exit=$?
+tail -n 3 "$out/pysdk.log"
+py_summary=$(grep -E '^=* ?[0-9]+ (passed|failed|error|skipped)|no tests ran' "$out/pysdk.log" | tail -1)
+count() { sed -n "s/.*[^0-9]\([0-9][0-9]*\) $1.*/\1/p" <<<" $py_summary" | head -1; }
+pp=$(count passed) pf=$(count failed) pe=$(count error) ps=$(count skipped)
+pp=${pp:-0} pf=${pf:-0} pe=${pe:-0} ps=${ps:-0}
+passed=$((passed + pp)); failed=$((failed + pf + pe)); skipped=$((skipped + ps))
+if [ "$py_exit" -eq 5 ] || [ "$pp" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the Python SDK's tests did not run";
+elif [ "$py_exit" -ne 0 ] && [ "$pf" -eq 0 ] && [ "$pe" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: pytest exited $py_exit"; fi
 
 echo
 if [ "$skipped" -gt 0 ]; then echo "$passed passed, $failed failed, $skipped skipped"; else echo "$passed passed, $failed failed"; fi

@@ -63,7 +63,16 @@ function nameTaken(name: string, cause: unknown): ConflictError {
 }
 
 /** Every option new Kiln() knows (add new ones here): anything else is refused by name, never ignored. */
-const KILN_OPTION_KEYS = ["docker", "engine", "image", "pool", "defaults", "url", "apiKey"];
+// Every KilnOptions key (the record's type keeps the list complete): anything else is refused by name.
+const KILN_OPTION_KEYS = Object.keys({
+  docker: true,
+  engine: true,
+  image: true,
+  pool: true,
+  defaults: true,
+  url: true,
+  apiKey: true,
+} satisfies Record<keyof KilnOptions, true>);
 
 export class Kiln implements AsyncDisposable {
   readonly snapshots: { list(): Promise<SnapshotInfo[]>; delete(name: string): Promise<void> };

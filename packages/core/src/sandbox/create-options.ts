@@ -6,7 +6,13 @@ import { posix } from "node:path";
 import { DEFAULT_RESOURCES, MAX_PIDS } from "../defaults.ts";
 import type { RuntimeTier } from "../engine/engine.ts";
 import { InvalidArgumentError, NotSupportedError } from "../errors.ts";
-import { type CreateSandboxOptions, LANGUAGES, type Language } from "../types.ts";
+import {
+  type CreateSandboxOptions,
+  LANGUAGES,
+  type Language,
+  type SandboxResources,
+  type VolumeAttachment,
+} from "../types.ts";
 import {
   checkKnownKeys,
   describe,
@@ -44,23 +50,34 @@ const RESERVED_MOUNTS = [
   "/var",
 ];
 
-/** Every option create() knows (add new ones here): anything else is refused by name, never ignored. */
-export const CREATE_OPTION_KEYS = [
-  "name",
-  "image",
-  "snapshot",
-  "language",
-  "labels",
-  "env",
-  "resources",
-  "network",
-  "volumes",
-  "autoStopMs",
-  "autoDeleteMs",
-  "signal",
-];
-const RESOURCE_KEYS = ["cpus", "memoryMb", "diskMb", "pids"];
-const VOLUME_KEYS = ["volume", "mountPath", "readOnly"];
+/**
+ * Every option create() knows: anything else is refused by name, never ignored. The record's type
+ * makes the compiler reject this list when an option is added to the types but not here.
+ */
+const CREATE_KEYS: Record<keyof CreateSandboxOptions, true> = {
+  name: true,
+  image: true,
+  snapshot: true,
+  language: true,
+  labels: true,
+  env: true,
+  resources: true,
+  runtime: true,
+  network: true,
+  volumes: true,
+  autoStopMs: true,
+  autoDeleteMs: true,
+  signal: true,
+};
+export const CREATE_OPTION_KEYS = Object.keys(CREATE_KEYS);
+const RESOURCE_KEYS = Object.keys({ cpus: true, memoryMb: true, diskMb: true, pids: true } satisfies Record<
+  keyof SandboxResources,
+  true
+>);
+const VOLUME_KEYS = Object.keys({ volume: true, mountPath: true, readOnly: true } satisfies Record<
+  keyof VolumeAttachment,
+  true
+>);
 
 export interface ValidCreate {
   name?: string;

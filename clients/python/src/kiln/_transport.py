@@ -1,0 +1,224 @@
+"""The two thin transports (httpx sync and httpx async) and the drivers that run operations.
+
+They move bytes only: what a request is and what its answer means live in ``_protocol.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import socket
+import ssl
+from typing import Any, AsyncIterator, Dict, Optional, Union
+
+import httpx
+
+from . import errors
+from ._protocol import Call, Op, Receiver, StreamSource, T, UploadExchange, unavailable
+
+DEFAULT_URL = "http://127.0.0.1:7420"
+
+
+def resolve_settings(url: Optional[str], api_key: Optional[str]) -> tuple[str, str]:
+    url = url if url is not None else os.environ.get("KILN_URL", DEFAULT_URL)
+    api_key = api_key if api_key is not None else os.environ.get("KILN_API_KEY")
+    if not url or not url.strip():
+        raise errors.InvalidArgumentError("url must be the server's URL, e.g. http://127.0.0.1:7420", field="url")
+    parsed = httpx.URL(url.strip())
+    if parsed.scheme not in ("http", "https"):
+        raise errors.InvalidArgumentError(f"url must be http:// or https://, got {url!r}", field="url")
+    if not api_key:
+        raise errors.InvalidArgumentError(
+            "api_key is required: pass api_key= or set KILN_API_KEY (kiln serve prints the admin key once)",
+            field="api_key",
+        )
+    return url.strip().rstrip("/"), api_key
+
+
+def _timeout(timeout: Optional[float]) -> httpx.Timeout:
+    # Reads have no limit by default: a command's own timeout_ms is enforced by the server.
+    return httpx.Timeout(timeout, connect=10.0 if timeout is None else min(10.0, timeout))
+
+
+def _headers(call: Call, api_key: str) -> Dict[str, str]:
+    return {"authorization": f"Bearer {api_key}", "user-agent": "kiln-sdk-python/0.1.0", **call.headers()}
+
+
+class SyncTransport:
+    def __init__(self, url: str, api_key: str, timeout: Optional[float], limits: httpx.Limits) -> None:
+        self.url = url
+        self.api_key = api_key
+        self._read_timeout = timeout
+        self._client = httpx.Client(base_url=url, timeout=_timeout(timeout), limits=limits)
+
+    def perform(self, call: Call) -> Any:
+        content = call.content()
+        if isinstance(content, StreamSource):
+            return self._upload(call, content)
+        body: Union[bytes, Any, None] = content
+        receiver: Optional[Receiver] = None
+        try:
+            with self._client.stream(
+                call.method, call.path, params=list(call.params), headers=_headers(call, self.api_key), content=body
+            ) as response:
+                receiver = call.receive(response.status_code, response.headers)
+                for chunk in response.iter_bytes():
+                    receiver.feed(chunk)
+            return receiver.finish()
+        except httpx.TransportError as err:
+            if receiver is not None:
+                receiver.abort()
+            raise unavailable(self.url, err) from err
+        except BaseException:
+            if receiver is not None:
+                receiver.abort()
+            raise
+
+    def _upload(self, call: Call, source: StreamSource) -> Any:
+        ex = UploadExchange(self.url, self.api_key, call)
+        try:
+            sock = socket.create_connection((ex.host, ex.port), timeout=30)
+        except OSError as err:
+            raise unavailable(self.url, err) from err
+        try:
+            if ex.tls:
+                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=ex.host)
+            sock.settimeout(self._read_timeout)
+            try:
+                sock.sendall(ex.head)
+                for chunk in source.chunks():
+                    if select.select([sock], [], [], 0)[0]:
+                        break  # the server answered before the whole body: read that answer
+                    sock.sendall(ex.chunk(chunk))
+                else:
+                    sock.sendall(ex.end())
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # it stopped reading: its answer (if any) is waiting to be read
+            while not ex.done:
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError:
+                    data = b""
+                ex.receive(data)
+            return ex.result
+        except errors.KilnError:
+            raise  # (kiln.FileNotFoundError is an OSError too)
+        except OSError as err:
+            raise unavailable(self.url, err) from err
+        finally:
+            sock.close()
+
+    def run(self, op: Op[T]) -> T:
+        """Drives an operation: each yielded call performed, its answer (or error) sent back."""
+        try:
+            call = next(op)
+            while True:
+                try:
+                    answer = self.perform(call)
+                except errors.KilnError as err:
+                    call = op.throw(err)
+                else:
+                    call = op.send(answer)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._client.close()
+
+
+async def _achunks(source: StreamSource) -> AsyncIterator[bytes]:
+    # File reads happen off the event loop, one 1 MiB chunk at a time.
+    chunks = source.chunks()
+    while True:
+        chunk = await asyncio.to_thread(next, chunks, b"")
+        if not chunk:
+            return
+        yield chunk
+
+
+class AsyncTransport:
+    def __init__(self, url: str, api_key: str, timeout: Optional[float], limits: httpx.Limits) -> None:
+        self.url = url
+        self.api_key = api_key
+        self._read_timeout = timeout
+        self._client = httpx.AsyncClient(base_url=url, timeout=_timeout(timeout), limits=limits)
+
+    async def perform(self, call: Call) -> Any:
+        content = call.content()
+        if isinstance(content, StreamSource):
+            return await self._upload(call, content)
+        body: Any = content
+        receiver: Optional[Receiver] = None
+        try:
+            async with self._client.stream(
+                call.method, call.path, params=list(call.params), headers=_headers(call, self.api_key), content=body
+            ) as response:
+                receiver = call.receive(response.status_code, response.headers)
+                async for chunk in response.aiter_bytes():
+                    receiver.feed(chunk)
+            return receiver.finish()
+        except httpx.TransportError as err:
+            if receiver is not None:
+                receiver.abort()
+            raise unavailable(self.url, err) from err
+        except BaseException:
+            if receiver is not None:
+                receiver.abort()
+            raise
+
+    async def _upload(self, call: Call, source: StreamSource) -> Any:
+        ex = UploadExchange(self.url, self.api_key, call)
+        try:
+            reader, writer = await asyncio.open_connection(
+                ex.host, ex.port, ssl=ssl.create_default_context() if ex.tls else None
+            )
+        except OSError as err:
+            raise unavailable(self.url, err) from err
+        pending = asyncio.ensure_future(reader.read(65536))
+        try:
+            try:
+                writer.write(ex.head)
+                async for chunk in _achunks(source):
+                    if pending.done():
+                        break  # the server answered before the whole body: read that answer
+                    writer.write(ex.chunk(chunk))
+                    await writer.drain()
+                else:
+                    writer.write(ex.end())
+                    await writer.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # it stopped reading: its answer (if any) is waiting to be read
+            while not ex.done:
+                try:
+                    data = await asyncio.wait_for(pending, self._read_timeout)
+                except ConnectionResetError:
+                    data = b""
+                ex.receive(data)
+                if not ex.done:
+                    pending = asyncio.ensure_future(reader.read(65536))
+            return ex.result
+        except errors.KilnError:
+            raise  # (kiln.FileNotFoundError is an OSError too)
+        except (OSError, asyncio.TimeoutError) as err:
+            raise unavailable(self.url, err) from err
+        finally:
+            if not pending.done():
+                pending.cancel()
+            writer.close()
+
+    async def run(self, op: Op[T]) -> T:
+        try:
+            call = next(op)
+            while True:
+                try:
+                    answer = await self.perform(call)
+                except errors.KilnError as err:
+                    call = op.throw(err)
+                else:
+                    call = op.send(answer)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
