@@ -235,6 +235,7 @@ export class Kiln implements AsyncDisposable {
         ...(shape.resources.diskMb === undefined ? {} : { diskMb: shape.resources.diskMb }),
       },
       owner: processOwner(),
+      ...(shape.snapshot === undefined ? {} : { awaitRestore: true }),
       engine: this.engine,
       connections: this.#connections,
       records: this.#records,
