@@ -18,6 +18,7 @@ import type { BuildOptions, DockerfileImageSpec, ImageInfo, ImageSpec } from "..
 import type { EnsureOptions } from "../images/runtime-image.ts";
 import type { CreateSandboxOptions, SandboxInfo, SnapshotInfo, VolumeInfo } from "../types.ts";
 import { describe, isRecord, optionalLabels, optionalObject, requireName } from "../validate.ts";
+import { streamCall } from "./event-stream.ts";
 import { HttpClient } from "./http-client.ts";
 import { RemoteSandbox, type RemoteSandboxInfo } from "./remote-sandbox.ts";
 
@@ -126,17 +127,39 @@ export class RemoteKiln {
       prune: async () => {
         throw new NotSupportedError(`images.prune() runs on the Kiln server's machine, not through ${this.client.url}`);
       },
-      // Custom images through the server (POST/GET/DELETE /v1/images) are not wired into the remote client yet.
-      build: async () => {
-        throw new NotSupportedError(
-          `images.build() through ${this.client.url} is not supported yet: use \`kiln image build\` on the server's machine`,
+      // Custom images are the server's (POST/GET/DELETE /v1/images); progress streams as SSE.
+      build: async (spec, opts = {}) => {
+        if (isRecord(spec) && "dockerfile" in spec) {
+          throw new NotSupportedError(
+            `images.build({ dockerfile }) through ${this.client.url}: a Dockerfile build reads a directory of the server's machine; build it there, or send a declarative spec`,
+          );
+        }
+        const files = isRecord(spec) && isRecord(spec.files) ? spec.files : undefined;
+        if (files && Object.values(files).some((v) => typeof v !== "string")) {
+          throw new NotSupportedError("images.build through a server takes files as strings only");
+        }
+        return streamCall<{ name: string; tag: string }>(
+          c,
+          "/v1/images",
+          spec,
+          { ...(opts.signal ? { signal: opts.signal } : {}), what: "images.build" },
+          (event) => {
+            if (event.type === "progress") {
+              opts.onProgress?.({ phase: event.phase as "base" | "build" | "done", message: String(event.message) });
+              return undefined;
+            }
+            if (event.type === "done") return { name: String(event.name), tag: String(event.tag) };
+            return undefined;
+          },
         );
       },
-      list: async () => {
-        throw new NotSupportedError(`images.list() through ${this.client.url} is not supported yet`);
-      },
-      delete: async () => {
-        throw new NotSupportedError(`images.delete() through ${this.client.url} is not supported yet`);
+      list: async () => (await c.json<{ images: ImageInfo[] }>("GET", "/v1/images", { what: "images.list" })).images,
+      delete: async (name) => {
+        const valid = requireName("name", name);
+        await c.empty("DELETE", `/v1/images/${encodeURIComponent(valid)}`, {
+          context: { name: valid },
+          what: "images.delete",
+        });
       },
     };
   }
