@@ -86,7 +86,8 @@ export class Kiln implements AsyncDisposable {
     ensure(options?: EnsureOptions): Promise<string>;
     /**
      * Removes runtime images this Kiln version built earlier and nothing uses; never the current
-     * one, this Kiln's `image`, another version's, or one in use. Returns the tags removed.
+     * one, this Kiln's `image`, another version's, or one in use. Also older tags of built images
+     * (a rebuild keeps the previous one while a sandbox uses it) that nothing uses now. Returns the tags removed.
      */
     prune(): Promise<string[]>;
     /** Builds a custom image (declarative spec or Dockerfile); an unchanged one is found in milliseconds. */
@@ -164,7 +165,10 @@ export class Kiln implements AsyncDisposable {
     };
     this.images = {
       ensure: (opts) => this.#runtime.ensure(opts),
-      prune: () => this.#runtime.prune({ keep: this.#image === undefined ? [] : [this.#image] }),
+      prune: async () => [
+        ...(await this.#runtime.prune({ keep: this.#image === undefined ? [] : [this.#image] })),
+        ...(await this.#custom.pruneStale()),
+      ],
       build: (spec, opts) => this.#custom.build(spec, opts),
       list: () => this.#custom.list(),
       delete: async (name) => {

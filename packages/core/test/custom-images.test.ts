@@ -6,6 +6,8 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, inject, it } from "vitest";
+import { CustomImages } from "../src/images/custom-images.ts";
+import { RuntimeImages } from "../src/images/runtime-image.ts";
 import { ImageBuildError, type ImageProgressEvent, InvalidArgumentError } from "../src/index.ts";
 import { sandbox, testKiln, uniqueName } from "./helpers.ts";
 
@@ -135,5 +137,22 @@ describe("images.build", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  }, 300_000);
+
+  it("a rebuild keeps the previous tag while a sandbox uses it; prune() removes it once unused, never the newest", async () => {
+    const name = uniqueName("stale");
+    built.push(name);
+    const first = await kiln.images.build({ name, run: ["echo one > /etc/kiln-v"] });
+    const sb = await sandbox(kiln, { image: name });
+    const second = await kiln.images.build({ name, run: ["echo two > /etc/kiln-v"] });
+    expect(second.tag).not.toBe(first.tag);
+    expect(await kiln.engine.imageExists(first.tag)).toBe(true); // in use
+    expect(await kiln.images.prune()).not.toContain(first.tag);
+    await sb.delete();
+    const removed = await kiln.images.prune();
+    expect(removed).toContain(first.tag);
+    expect(removed).not.toContain(second.tag);
+    expect(await kiln.engine.imageExists(second.tag)).toBe(true);
+    expect((await kiln.images.list()).find((i) => i.name === name)?.tag).toBe(second.tag);
   }, 300_000);
 });

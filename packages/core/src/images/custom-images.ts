@@ -351,6 +351,34 @@ export class CustomImages {
     return ref;
   }
 
+  /**
+   * Older tags of built images (left behind by a rebuild while a sandbox used them) that nothing
+   * uses now: the engine refuses to remove one a sandbox, a stopped sandbox, a pool member or a
+   * snapshot (a child image) still holds. The newest tag of each name always stays. Returns the tags removed.
+   */
+  async pruneStale(): Promise<string[]> {
+    const images = await this.#engine.listImages({ [LABEL.image]: "custom" });
+    const newest = new Map<string, string>();
+    for (const image of [...images].sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1))) {
+      const name = image.labels[CUSTOM_NAME_LABEL];
+      const tag = image.tags.find((t) => t.startsWith(`${CUSTOM_REPO_PREFIX}${name}:`));
+      if (name && tag && !newest.has(name)) newest.set(name, tag);
+    }
+    const removed: string[] = [];
+    for (const image of images) {
+      const name = image.labels[CUSTOM_NAME_LABEL];
+      for (const tag of image.tags) {
+        if (!name || !tag.startsWith(`${CUSTOM_REPO_PREFIX}${name}:`) || newest.get(name) === tag) continue;
+        const gone = await this.#engine.removeImage(tag).then(
+          () => true,
+          () => false,
+        );
+        if (gone) removed.push(tag);
+      }
+    }
+    return removed;
+  }
+
   /** Tags of a built image by name, newest first. */
   async #tags(name: string): Promise<string[]> {
     const images = await this.#engine.listImages({ [LABEL.image]: "custom", [CUSTOM_NAME_LABEL]: name });
