@@ -47,8 +47,73 @@ async function startServerProcess(): Promise<Child> {
   };
 }
 
+/**
+ * What the pipeline costs a request: authentication (HMAC of the key, one indexed lookup) and
+ * the audit record (one appended, hash-chained row), over an unauthenticated baseline route that
+ * passes the same access log and router (`GET /nope`, a 404). The audited request is a denied
+ * one (a key without audit:read asking for the audit log: 403, audited as denied), so neither
+ * engine work nor a request body is in it. The server runs in this process on SQLite, as `kiln serve` does by default.
+ */
+export async function authAuditBenchmarks(kiln: Kiln, iterations = 2000): Promise<string> {
+  const { startServer } = await import("../packages/server/src/index.ts");
+  const dataDir = await mkdtemp(join(tmpdir(), "kiln-bench-auth-"));
+  const server = await startServer({ port: 0, dataDir, kiln, log: () => {} });
+  const admin = server.createdAdminKey as string;
+  try {
+    const made = await fetch(`${server.url}/v1/keys`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "bench", scopes: ["sandboxes:read"] }),
+    });
+    const reader = ((await made.json()) as { key: string }).key;
+    const request = (path: string, init: RequestInit, expected: number) => async () => {
+      const started = performance.now();
+      const res = await fetch(`${server.url}${path}`, init);
+      await res.arrayBuffer();
+      const elapsed = performance.now() - started;
+      if (res.status !== expected) throw new Error(`${path}: ${res.status}, expected ${expected}`);
+      return elapsed;
+    };
+    const cases = {
+      baseline: request("/nope", {}, 404),
+      auth: request("/v1/nope", { headers: { authorization: `Bearer ${reader}` } }, 404),
+      audit: request("/v1/audit", { headers: { authorization: `Bearer ${reader}` } }, 403),
+    };
+    // Interleaved, so that load from elsewhere on the machine falls on every case alike.
+    const samples: Record<keyof typeof cases, number[]> = { baseline: [], auth: [], audit: [] };
+    for (let i = 0; i < iterations + 200; i++) {
+      for (const [name, once] of Object.entries(cases) as [keyof typeof cases, () => Promise<number>][]) {
+        const ms = await once();
+        if (i >= 200) samples[name].push(ms);
+      }
+    }
+    const baseline: Series = {
+      label: "GET /nope, no key (baseline: router, access log, 404)",
+      samples: samples.baseline,
+    };
+    const auth: Series = { label: "GET /v1/nope with a key (authentication, then 404)", samples: samples.auth };
+    const audit: Series = {
+      label: "GET /v1/audit with a key lacking audit:read (authentication, scope, audit row, 403)",
+      samples: samples.audit,
+    };
+    const over = (s: Series) => (percentile(s.samples, 50) - percentile(baseline.samples, 50)).toFixed(3);
+    return [
+      table(
+        "What authentication and the audit log cost a request (SQLite, server in this process)",
+        [baseline, auth, audit],
+        baseline,
+      ),
+      "",
+      `Over the baseline at p50: authentication ${over(auth)} ms, authentication + audit ${over(audit)} ms (target: under 1 ms). ${iterations} requests per case, interleaved, keep-alive, after 200 of warm-up.`,
+    ].join("\n");
+  } finally {
+    await server.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
 export async function serverBenchmarks(kiln: Kiln): Promise<string[]> {
-  const sections: string[] = [];
+  const sections: string[] = [await authAuditBenchmarks(kiln)];
   const server = await startServerProcess();
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${server.url}${path}`, {
@@ -170,10 +235,13 @@ if (import.meta.main) {
   const kiln = new Kiln();
   const { loadavg } = await import("node:os");
   const before = loadavg()[0]?.toFixed(1);
-  const body = (await serverBenchmarks(kiln)).join("\n\n");
+  // --auth: only the authentication + audit cost (no sandboxes).
+  const body = process.argv.includes("--auth")
+    ? await authAuditBenchmarks(kiln)
+    : (await serverBenchmarks(kiln)).join("\n\n");
   const report = `# Kiln server benchmarks\n\nDate: ${new Date().toISOString()}, load average ${before} at start (2 cores shared with other work)\n\n${body}\n`;
   console.log(report);
   const { writeFile } = await import("node:fs/promises");
-  await writeFile(new URL("./results/server-latest.md", import.meta.url), report);
+  if (!process.argv.includes("--auth")) await writeFile(new URL("./results/server-latest.md", import.meta.url), report);
   await kiln.close();
 }

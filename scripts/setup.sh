@@ -225,6 +225,14 @@ ensure_terminal_tools() {
   apt_install tmux bsdutils || die "the CLI's terminal tests need tmux and script(1): install them"
 }
 
+ensure_test_hosts() {
+  # The allow-list tests make their own TLS test hosts (openssl: a test CA) and install a package
+  # with pip inside a sandbox from Debian's pip wheel (the runtime image has no pip).
+  command -v openssl >/dev/null && ls /usr/share/python-wheels/pip-*.whl >/dev/null 2>&1 && return 0
+  say "installing openssl and Debian's pip wheel for the network allow-list tests"
+  apt_install openssl python3-pip-whl || die "the allow-list tests need openssl and python3-pip-whl: install them"
+}
+
 ensure_python_sdk() {
   # clients/python (the Python SDK) runs on Debian's own /usr/bin/python3 with Debian's httpx
   # (its one dependency) and pytest; never the pyenv python3 that may come first on PATH.

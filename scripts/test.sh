@@ -8,6 +8,7 @@ source scripts/setup.sh || exit 1
 ensure_postgres || exit 1   # the server's storage tests start their own PostgreSQL
 ensure_terminal_tools || exit 1   # the CLI's tests drive a real terminal (tmux, script)
 ensure_python_sdk || exit 1   # clients/python: Debian's python3-httpx and python3-pytest
+ensure_test_hosts || exit 1   # the allow-list tests' TLS test hosts (openssl) and Debian's pip wheel
 # setup.sh turns on errexit; here every step must run and be counted.
 set +e
 
@@ -20,6 +21,20 @@ check() { # a named check that counts as one test: check NAME COMMAND...
   step "$name"
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $name"; fi
 }
+
+# Whole-flow checks, each counted as one test: setup with a newer global pnpm, the adapters
+# against their oldest framework versions, and the packed packages installed from npm. They spend
+# most of their time in npm installs, so they run in the background beside the suites below (each
+# in its own temporary copy or project, with its own sandbox labels).
+declare -A flow=()
+flow_check() { # flow_check NAME COMMAND...: starts it now, counted at the end
+  local name=$1; shift
+  "$@" >"$out/flow-${name%% *}.log" 2>&1 &
+  flow[$name]=$!
+}
+flow_check "setup with a global pnpm 12 (scripts/test-setup.sh)" bash scripts/test-setup.sh
+flow_check "adapters on their peer floors (scripts/test-peer-floors.sh)" bash scripts/test-peer-floors.sh
+flow_check "packed packages installed with npm (scripts/test-packed.sh)" bash scripts/test-packed.sh
 
 check "lint and format (biome)" pnpm exec biome ci .
 check "typecheck" pnpm -r --no-bail run typecheck
@@ -72,11 +87,14 @@ kp=${kp:-0} kf=${kf:-0} ks=${ks:-0}
 if [ "$kp" -eq 0 ] && [ "$kf" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the kernel tests did not run"; fi
 passed=$((passed + kp)); failed=$((failed + kf)); skipped=$((skipped + ks))
 
-# Whole-flow checks, each counted as one test: setup with a newer global pnpm, the adapters
-# against their oldest framework versions, and the packed packages installed from npm.
-check "setup with a global pnpm 12 (scripts/test-setup.sh)" bash scripts/test-setup.sh
-check "adapters on their peer floors (scripts/test-peer-floors.sh)" bash scripts/test-peer-floors.sh
-check "packed packages installed with npm (scripts/test-packed.sh)" bash scripts/test-packed.sh
+# The whole-flow checks started in the background above: wait for each and count it.
+for name in "${!flow[@]}"; do
+  wait "${flow[$name]}"
+  code=$?
+  step "$name"
+  tail -n 5 "$out/flow-${name%% *}.log"
+  if [ "$code" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $name (log: $out/flow-${name%% *}.log)"; fi
+done
 
 step "Python SDK (pytest on Debian's /usr/bin/python3, against its own kiln serve)"
 # pytest's summary line, e.g. "1 failed, 37 passed, 2 skipped in 70.1s"; exit 5 = no tests ran.

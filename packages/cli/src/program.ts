@@ -4,12 +4,16 @@
  * mcp) is one more file and one more line here.
  */
 import { Command } from "commander";
+import { registerAudit } from "./commands/audit.ts";
 import { registerCompletion } from "./commands/completion.ts";
 import { registerCp } from "./commands/cp.ts";
 import { registerDoctor } from "./commands/doctor.ts";
 import { registerExec } from "./commands/exec.ts";
 import { registerImages } from "./commands/images.ts";
+import { registerKeys } from "./commands/keys.ts";
 import { registerLogin } from "./commands/login.ts";
+import { registerMcp } from "./commands/mcp.ts";
+import { registerOrgs } from "./commands/orgs.ts";
 import { registerRun } from "./commands/run.ts";
 import { registerSandboxes } from "./commands/sandboxes.ts";
 import { registerServe } from "./commands/serve.ts";
@@ -68,6 +72,10 @@ kiln login, selects a server; --local forces this machine. Exit codes: 0 success
   registerVolumes(program);
   registerDoctor(program);
   registerLogin(program);
+  registerKeys(program);
+  registerOrgs(program);
+  registerAudit(program);
+  registerMcp(program);
   registerCompletion(program);
   return program;
 }

@@ -37,6 +37,7 @@ export {
 export type { BuildOptions, DockerfileImageSpec, ImageInfo, ImageSpec } from "./images/custom-images.ts";
 export type { EnsureOptions } from "./images/runtime-image.ts";
 export { Kiln } from "./kiln.ts";
+export { NETWORK_PRESETS, type NetworkPolicy } from "./network/policy.ts";
 export type { Previews } from "./preview/previews.ts";
 export { PREVIEW_COOKIE, PREVIEW_HEADER } from "./preview/proxy.ts";
 export type { DownloadOptions, ReadOptions, SandboxFiles } from "./sandbox/files.ts";
@@ -56,6 +57,7 @@ export type {
   ImageProgressEvent,
   KilnOptions,
   Language,
+  NetworkDecision,
   PreviewUrl,
   PreviewUrlOptions,
   ProcessInfo,

@@ -108,7 +108,11 @@ export interface CreateSandboxOptions {
    * supports only network "none"). @default "runc"
    */
   runtime?: "runc" | "gvisor";
-  /** "none": no network at all; "egress": outbound access. @default "none" */
+  /**
+   * "none": no network at all; "egress": outbound access; `{ allow: [...] }`: only the listed
+   * domains (`pypi.org`), wildcards (`*.example.org`), IPs, CIDRs and presets (`"pypi"`, `"npm"`,
+   * `"debian"`, `"github"`), through Kiln's egress proxy (HTTP and HTTPS). @default "none"
+   */
   network?: "none" | "egress" | { allow: string[] };
   /** Named volumes to mount. @default [] */
   volumes?: VolumeAttachment[];
@@ -128,7 +132,7 @@ export interface SandboxInfo {
   image: string;
   /** The default language of runCode. */
   language: Language;
-  /** The network policy it was created with. */
+  /** The network policy (an allow-list: the rules in force now, presets expanded). */
   network: "none" | "egress" | { allow: string[] };
   /** The limits it runs with (defaults filled in). */
   resources: { cpus: number; memoryMb: number; pids: number; diskMb?: number };
@@ -259,6 +263,17 @@ export interface VolumeInfo {
 export interface ImageProgressEvent {
   phase: "base" | "build" | "done";
   message: string;
+}
+
+/** One decision of Kiln's egress proxy for an allow-list sandbox (`sandbox.networkLog()`). */
+export interface NetworkDecision {
+  /** ISO time of the decision. */
+  at: string;
+  host: string;
+  port: number;
+  allowed: boolean;
+  /** `allowed by "<rule>"`, or why not, naming the rule to add. */
+  reason: string;
 }
 
 // --- Terminals, background processes, preview URLs (sandbox.pty, sandbox.processes, sandbox.previewUrl) ---

@@ -9,21 +9,22 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { HttpError, mapError } from "./errors.ts";
-import type { KeyHasher } from "./pipeline/keys.ts";
 import { authenticate } from "./pipeline/pipeline.ts";
 import type { FailureLimiter } from "./pipeline/rate-limit.ts";
+import type { Services } from "./pipeline/services.ts";
 import type { Tickets } from "./pipeline/tickets.ts";
 import type { AppEnv } from "./pipeline/types.ts";
+import { adminRoutes } from "./routes/admin.ts";
 import { json } from "./routes/common.ts";
 import { fileRoutes } from "./routes/files.ts";
 import { imageRoutes } from "./routes/images.ts";
+import { McpHttpSessions, mcpRoutes } from "./routes/mcp.ts";
+import { networkRoutes } from "./routes/network.ts";
 import { runRoutes } from "./routes/run.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { storageRoutes } from "./routes/storage.ts";
 import { terminalRoutes } from "./routes/terminals.ts";
 import { Health } from "./schemas.ts";
-import type { Store } from "./store/store.ts";
-import { HandleCache } from "./tenancy/handle-cache.ts";
 
 /** JSON bodies larger than this are refused with 413 (exec stdin and code are capped at 8 MiB each). */
 export const MAX_JSON_BODY_BYTES = 16 * 1024 * 1024;
@@ -32,15 +33,15 @@ const HEALTH_ENGINE_TIMEOUT_MS = 2_000;
 export const OPENAPI_PATH = "/v1/openapi.json";
 
 export interface AppDeps {
-  kiln: Kiln;
-  store: Store;
-  hasher: KeyHasher;
+  services: Services;
   limiter: FailureLimiter;
   tickets: Tickets;
   maxUploadBytes: number;
   tmpDir: string;
   version: string;
   log: (line: string) => void;
+  /** MCP sessions of /mcp (the server ends them on close). @default new McpHttpSessions() */
+  mcp?: McpHttpSessions;
 }
 
 export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
@@ -108,7 +109,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       responses: { 200: json(Health, "Up") },
     }),
     async (c) => {
-      const engine = await engineAnswers(deps.kiln);
+      const engine = await engineAnswers(deps.services.kiln);
       return c.json(
         { status: "ok" as const, engine: engine ? ("ok" as const) : ("unavailable" as const), version: deps.version },
         200,
@@ -116,7 +117,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     },
   );
 
-  const auth = authenticate({ ...deps, handles: new HandleCache() });
+  const auth = authenticate({ services: deps.services, limiter: deps.limiter, tickets: deps.tickets });
   app.use("/v1/*", async (c, next) => {
     if (c.req.path === OPENAPI_PATH) return next();
     return auth(c, next);
@@ -141,11 +142,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     },
   };
   sandboxRoutes(app);
+  networkRoutes(app);
   runRoutes(app, routeDeps);
   fileRoutes(app, routeDeps);
   storageRoutes(app);
-  imageRoutes(app, { ...routeDeps, kiln: deps.kiln });
+  adminRoutes(app);
+  imageRoutes(app, { ...routeDeps, kiln: deps.services.kiln });
   terminalRoutes(app, { ...routeDeps, tickets: deps.tickets });
+  mcpRoutes(app, auth, deps.mcp ?? new McpHttpSessions());
   return app;
 }
 

@@ -26,6 +26,14 @@ export interface ServerConfig {
   publicUrl?: string;
   /** The admin key to store on first start. @default a new random key written to <dataDir>/admin.key */
   adminKey?: string;
+  /** KILN_ADMISSION_URL: asked before create, exec, code, pty and network changes. @default none */
+  admissionUrl?: string;
+  /** KILN_ADMISSION_TIMEOUT_MS: no answer within it denies. @default 2000 */
+  admissionTimeoutMs?: number;
+  /** KILN_ALLOW_PRIVATE_HOOKS=true: webhook and admission URLs may be loopback/private. @default false */
+  allowPrivateHooks?: boolean;
+  /** Webhook delivery timing. @default { timeoutMs: 10000, backoffMs: 1000, maxAttempts: 8 } */
+  webhooks?: { timeoutMs?: number; backoffMs?: number; maxAttempts?: number };
   /** Inject a Kiln (tests). @default new Kiln({ pool }) */
   kiln?: Kiln;
   /** Where the server's log lines go. @default stderr */
@@ -47,7 +55,11 @@ export function defaultConfig(): ServerConfig {
   };
 }
 
-/** KILN_HOST, KILN_PORT, KILN_DATA_DIR, KILN_DATABASE_URL, KILN_POOL, KILN_MAX_UPLOAD_MB, KILN_PUBLIC_URL, KILN_ADMIN_KEY. */
+/**
+ * KILN_HOST, KILN_PORT, KILN_DATA_DIR, KILN_DATABASE_URL, KILN_POOL, KILN_MAX_UPLOAD_MB,
+ * KILN_PUBLIC_URL, KILN_ADMIN_KEY, KILN_ADMISSION_URL, KILN_ADMISSION_TIMEOUT_MS,
+ * KILN_ALLOW_PRIVATE_HOOKS.
+ */
 export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<ServerConfig> {
   const out: Partial<ServerConfig> = {};
   const set = (name: string, apply: (value: string) => void) => {
@@ -77,6 +89,16 @@ export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Parti
   });
   set("KILN_ADMIN_KEY", (v) => {
     out.adminKey = v;
+  });
+  set("KILN_ADMISSION_URL", (v) => {
+    out.admissionUrl = v;
+  });
+  set("KILN_ADMISSION_TIMEOUT_MS", (v) => {
+    out.admissionTimeoutMs = integer("KILN_ADMISSION_TIMEOUT_MS", v, 1, 600_000);
+  });
+  set("KILN_ALLOW_PRIVATE_HOOKS", (v) => {
+    if (v !== "true" && v !== "false") throw new Error(`KILN_ALLOW_PRIVATE_HOOKS must be true or false, got "${v}"`);
+    out.allowPrivateHooks = v === "true";
   });
   return out;
 }

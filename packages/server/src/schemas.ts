@@ -31,7 +31,7 @@ const Env = z.record(
   z.string().refine(NoNul, "must not contain NUL bytes"),
 );
 const Language = z.enum(["python", "javascript", "typescript"]);
-const Network = z.union([
+export const Network = z.union([
   z.enum(["none", "egress"]),
   z.strictObject({ allow: z.array(z.string().min(1).max(253)).max(256) }),
 ]);
@@ -243,6 +243,18 @@ export const ErrorBody = z
 export const Health = z
   .object({ status: z.literal("ok"), engine: z.enum(["ok", "unavailable"]), version: z.string() })
   .openapi("Health");
+
+/** `PUT /v1/sandboxes/{id}/network` (issue 13). */
+export const NetworkUpdateBody = z.strictObject({ network: Network }).openapi("NetworkUpdate");
+
+/** `GET /v1/sandboxes/{id}/network/log`: the egress proxy's recent decisions, oldest first. */
+export const NetworkLog = z
+  .object({
+    events: z.array(
+      z.object({ at: z.string(), host: z.string(), port: z.number(), allowed: z.boolean(), reason: z.string() }),
+    ),
+  })
+  .openapi("NetworkLog");
 
 // --- Terminals, background processes, previews, tickets (issue 12) ---
 

@@ -10,11 +10,19 @@ import { createAdaptorServer } from "@hono/node-server";
 import { Kiln } from "@kiln/core";
 import { WebSocketServer } from "ws";
 import { createApp } from "./app.ts";
+import { AuditLog } from "./audit/audit-log.ts";
 import { defaultConfig, type ServerConfig, SHUTDOWN_GRACE_MS } from "./config.ts";
+import { AdmissionHook } from "./hooks/admission.ts";
+import { refuseHookUrl } from "./hooks/private-address.ts";
+import { WebhookDispatcher } from "./hooks/webhooks.ts";
 import { bootstrap, KeyHasher, loadSecret } from "./pipeline/keys.ts";
 import { FailureLimiter } from "./pipeline/rate-limit.ts";
+import type { Services } from "./pipeline/services.ts";
 import { Tickets } from "./pipeline/tickets.ts";
+import { McpHttpSessions } from "./routes/mcp.ts";
 import { openStore } from "./store/sql-store.ts";
+import { HandleCache } from "./tenancy/handle-cache.ts";
+import { QuotaGate } from "./tenancy/quotas.ts";
 
 export interface RunningServer {
   /** e.g. http://127.0.0.1:7420 */
@@ -44,7 +52,13 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
   await mkdir(tmpDir, { mode: 0o700 });
   await chmod(tmpDir, 0o700);
 
+  const allowPrivateHooks = config.allowPrivateHooks === true;
+  if (config.admissionUrl !== undefined) {
+    const refused = await refuseHookUrl(config.admissionUrl, allowPrivateHooks);
+    if (refused !== undefined) throw new Error(`KILN_ADMISSION_URL refused: ${refused}`);
+  }
   const store = await openStore(config);
+  let webhooks: WebhookDispatcher | undefined;
   let kiln: Kiln | undefined;
   try {
     const secret = await loadSecret(config.dataDir);
@@ -64,10 +78,26 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
     if (ownKiln)
       kiln.images.ensure().catch((err) => log(`warning: runtime image not ready: ${(err as Error).message}`));
 
-    const app = createApp({
+    webhooks = new WebhookDispatcher(store, { allowPrivate: allowPrivateHooks, log, ...config.webhooks });
+    // MCP sessions end with the server: their own sandboxes are deleted (create_sandbox ones stay).
+    const mcp = new McpHttpSessions();
+    const services: Services = {
       kiln,
       store,
       hasher,
+      handles: new HandleCache(),
+      audit: new AuditLog(store, log),
+      quotas: new QuotaGate(store, kiln),
+      webhooks,
+      ...(config.admissionUrl === undefined
+        ? {}
+        : { admission: new AdmissionHook(config.admissionUrl, config.admissionTimeoutMs) }),
+      allowPrivateHooks,
+      log,
+    };
+    const app = createApp({
+      mcp,
+      services,
       limiter: new FailureLimiter(),
       tickets: new Tickets(),
       maxUploadBytes: config.maxUploadMb * 1024 * 1024,
@@ -100,6 +130,8 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
     // derived from the server secret, so they survive a restart.
     kiln.previews.serveAt(config.publicUrl ?? url, createHmac("sha256", secret).update("kiln preview tokens").digest());
     const usedKiln = kiln;
+    const usedWebhooks = webhooks;
+    usedWebhooks.start();
     let closing: Promise<void> | undefined;
     return {
       url,
@@ -107,6 +139,7 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
       close: () => {
         closing ??= (async () => {
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+          await mcp.close().catch(() => {});
           // A keep-alive connection whose request just finished is idle: close it at once.
           server.closeIdleConnections();
           // Upgraded sockets (terminals, preview WebSockets) never finish on their own: end them now
@@ -122,6 +155,8 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
           clearInterval(idle);
           server.closeAllConnections();
           await closed;
+          await usedWebhooks.close();
+          await services.audit.flush();
           await store.close();
           if (ownKiln) await usedKiln.close();
           await rm(tmpDir, { recursive: true, force: true });
@@ -130,6 +165,7 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
       },
     };
   } catch (err) {
+    await webhooks?.close().catch(() => {});
     await store.close().catch(() => {});
     if (config.kiln === undefined) await kiln?.close().catch(() => {});
     throw err;

@@ -2,8 +2,10 @@
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { verifyChain } from "../src/audit/chain.ts";
 import { bootstrap, KeyHasher, loadSecret } from "../src/pipeline/keys.ts";
 import { openStore, type SqlStore } from "../src/store/sql-store.ts";
 import type { KeyRow } from "../src/store/store.ts";
@@ -25,6 +27,19 @@ describe.each(backends)("store on $name", ({ name, url }) => {
   let dataDir: string;
   let store: SqlStore;
   const open = () => openStore({ dataDir, ...(url() ? { databaseUrl: url() as string } : {}) });
+  /** A statement straight to the database, past the store (someone with the database's credentials). */
+  const raw = async (sql: string) => {
+    if (url() === undefined) {
+      const db = new DatabaseSync(join(dataDir, "kiln.db"));
+      db.exec(sql);
+      db.close();
+      return;
+    }
+    const client = new pg.Client({ connectionString: url() as string });
+    await client.connect();
+    await client.query(sql);
+    await client.end();
+  };
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), `kiln-store-${name}-`));
@@ -90,6 +105,94 @@ describe.each(backends)("store on $name", ({ name, url }) => {
     expect(await store.countKeys()).toBeGreaterThanOrEqual(1);
   });
 
+  it("chains audit events per organisation; an edited or deleted row breaks the chain", async () => {
+    const event = (orgId: string, action: string, detail?: Record<string, unknown>) => ({
+      at: new Date().toISOString(),
+      orgId,
+      keyId: "key_x",
+      action,
+      target: "t",
+      ...(detail ? { detail } : {}),
+      outcome: "ok",
+      status: 200,
+      durationMs: 3,
+    });
+    const stored = await store.appendAudit([
+      event("chain-a", "sandbox.exec", { command: "echo 1", nested: { b: 1, a: [1, "x"] } }),
+      event("chain-b", "sandbox.create"),
+      event("chain-a", "sandbox.exec", { command: "echo 2" }),
+    ]);
+    await store.appendAudit([event("chain-a", "sandbox.delete")]);
+    expect(stored[0]?.prevHash).toBe("0".repeat(64));
+    expect(stored[1]?.prevHash).toBe("0".repeat(64));
+    expect(stored[2]?.prevHash).toBe(stored[0]?.hash);
+    const a = await store.listAudit("chain-a", { limit: 100 });
+    expect(a.map((e) => e.action)).toEqual(["sandbox.exec", "sandbox.exec", "sandbox.delete"]);
+    expect(a[0]).toEqual(stored[0]);
+    expect(verifyChain(a)).toEqual({ ok: true, checked: 3 });
+    expect((await store.listAudit("chain-a", { limit: 2 })).map((e) => e.id)).toEqual([a[1]?.id, a[2]?.id]);
+    expect((await store.listAudit("chain-a", { after: a[0]?.id, limit: 1 })).map((e) => e.id)).toEqual([a[1]?.id]);
+    // Tamper with the database directly.
+    const victim = a[1]?.id as number;
+    await raw(`UPDATE audit_events SET detail = '{"command":"echo innocent"}' WHERE seq = ${victim}`);
+    expect(verifyChain(await store.listAudit("chain-a", { limit: 100 }))).toMatchObject({
+      ok: false,
+      brokenAt: { id: victim, reason: "hash does not match the event's contents" },
+    });
+    await raw(`DELETE FROM audit_events WHERE seq = ${victim}`);
+    expect(verifyChain(await store.listAudit("chain-a", { limit: 100 }))).toMatchObject({
+      ok: false,
+      brokenAt: { id: a[2]?.id, reason: "prevHash is not the previous event's hash" },
+    });
+  });
+
+  it("keeps webhooks and their deliveries; changes quotas", async () => {
+    await store.createOrg({ id: "o-wh", name: "wh", quotas: {}, createdAt: "x" });
+    expect(await store.setOrgQuotas("o-wh", { maxSandboxes: 2 })).toBe(true);
+    expect((await store.getOrg("o-wh"))?.quotas).toEqual({ maxSandboxes: 2 });
+    expect(await store.setOrgQuotas("o-none", {})).toBe(false);
+    const hook = {
+      id: "wh_1",
+      orgId: "o-wh",
+      url: "https://x/y",
+      events: ["sandbox.created"],
+      secret: "whsec_AA==",
+      createdAt: "2026-01-01T00:00:00.000Z",
+    };
+    await store.createWebhook(hook);
+    expect(await store.getWebhook("wh_1")).toEqual(hook);
+    expect(await store.listWebhooks("o-wh")).toEqual([hook]);
+    const d = {
+      id: "msg_1",
+      webhookId: "wh_1",
+      orgId: "o-wh",
+      event: "sandbox.created",
+      payload: "{}",
+      status: "pending",
+      attempts: 0,
+      nextAt: "2026-01-01T00:00:00.000Z",
+      createdAt: "2026-01-01T00:00:00.000Z",
+      updatedAt: "2026-01-01T00:00:00.000Z",
+    };
+    await store.addDeliveries([d]);
+    expect(await store.dueDeliveries("2026-01-01T00:00:01.000Z", 10)).toEqual([d]);
+    expect(await store.dueDeliveries("2025-12-31T00:00:00.000Z", 10)).toEqual([]);
+    await store.updateDelivery("msg_1", {
+      status: "delivered",
+      attempts: 2,
+      nextAt: d.nextAt,
+      updatedAt: d.updatedAt,
+      lastError: "HTTP 500",
+    });
+    expect(await store.listDeliveries("wh_1", 10)).toEqual([
+      { ...d, status: "delivered", attempts: 2, lastError: "HTTP 500" },
+    ]);
+    expect(await store.dueDeliveries("2026-01-01T00:00:01.000Z", 10)).toEqual([]);
+    expect(await store.deleteWebhook("wh_1")).toBe(true);
+    expect(await store.deleteWebhook("wh_1")).toBe(false);
+    expect(await store.listDeliveries("wh_1", 10)).toEqual([]);
+  });
+
   it("rolls a failed transaction back", async () => {
     await expect(
       store.transaction(async (tx) => {
@@ -146,8 +249,23 @@ describe("the server on PostgreSQL", () => {
     const t = await testServer({ databaseUrl: postgres.url, adminKey });
     expect((await t.api("GET", "/v1/sandboxes")).status).toBe(200);
     expect((await t.api("GET", "/v1/sandboxes", { key: "kiln_wrong_key_0123456789" })).status).toBe(401);
+    const made = await t.api("POST", "/v1/keys", { body: { name: "pg", scopes: ["sandboxes:read"] } });
+    expect(made.status).toBe(201);
+    expect((await t.api("POST", "/v1/sandboxes", { body: {}, key: made.body.key })).status).toBe(403);
     await t.restart();
     expect((await t.api("GET", "/v1/snapshots")).status).toBe(200);
+    expect((await t.api("GET", "/v1/sandboxes", { key: made.body.key })).status).toBe(200);
+    expect((await t.api("DELETE", `/v1/keys/${made.body.id}`)).status).toBe(204);
+    expect((await t.api("GET", "/v1/sandboxes", { key: made.body.key })).status).toBe(401);
+    const events = (await t.api("GET", "/v1/audit")).body.events;
+    expect(events.map((e: { action: string }) => e.action)).toEqual([
+      "key.create",
+      "sandbox.create",
+      "key.revoke",
+      "key.use",
+    ]);
+    expect(events[1].outcome).toBe("denied");
+    expect(verifyChain(events).ok).toBe(true);
     await t.server.close();
   });
 });

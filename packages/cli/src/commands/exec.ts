@@ -57,7 +57,7 @@ Exit code: the command's own; 124 when --timeout ran out; 137 when it was killed
     process.once("SIGINT", onSigint);
     process.once("SIGTERM", onSigint);
     try {
-      const result = await withKiln(flags, async (kiln) => {
+      const result = await withKiln(flags, async (kiln, target) => {
         const sandbox = await kiln.get(id);
         return sandbox.exec(command, {
           timeoutMs: flags.timeout ?? NO_TIMEOUT_MS,
@@ -65,7 +65,8 @@ Exit code: the command's own; 124 when --timeout ran out; 137 when it was killed
           signal: AbortSignal.any([controller.signal, stdoutClosed.signal]),
           ...(flags.cwd === undefined ? {} : { cwd: flags.cwd }),
           ...(flags.env ? { env } : {}),
-          ...(flags.interactive ? { stdin: process.stdin } : {}),
+          // A Kiln server takes stdin whole in the request (no live stream through it yet).
+          ...(flags.interactive ? { stdin: target.mode === "local" ? process.stdin : await wholeStdin() } : {}),
           ...(flags.json
             ? {}
             : {
@@ -107,4 +108,22 @@ function explain(result: CommandResult, timeoutMs: number | undefined): string {
     return "the command ran out of memory and was killed (create the sandbox with more --memory)";
   if (result.status === "killed") return "the command was killed";
   return "";
+}
+
+/** The most stdin `exec -i` sends to a Kiln server (its exec route takes stdin as one string). */
+const MAX_REMOTE_STDIN_BYTES = 8 * 1024 * 1024;
+
+async function wholeStdin(): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_REMOTE_STDIN_BYTES) {
+      throw new Error(
+        `stdin is over ${MAX_REMOTE_STDIN_BYTES / 1024 / 1024} MiB, more than exec -i sends to a Kiln server: copy it in with kiln cp`,
+      );
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
 }

@@ -48,7 +48,9 @@ export function registerServe(program: Command): void {
       )}
 
 On the first start without KILN_ADMIN_KEY an admin key is made, printed once on stderr and written
-to <data-dir>/admin.key (mode 0600). Also read from the environment: KILN_PUBLIC_URL, KILN_ADMIN_KEY.`,
+to <data-dir>/admin.key (mode 0600). Also read from the environment: KILN_PUBLIC_URL, KILN_ADMIN_KEY,
+KILN_ADMISSION_URL (asked before create/exec/code; a loopback or private address makes serve exit 1
+unless KILN_ALLOW_PRIVATE_HOOKS=true), KILN_ADMISSION_TIMEOUT_MS (default 2000: no answer denies).`,
     )
     .action(async (flags: ServeFlags) => {
       // Loaded here, not at the top: the server's dependencies stay out of every other command's start-up.

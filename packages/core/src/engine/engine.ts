@@ -6,6 +6,7 @@
  * each engine turns them into its own hardened configuration.
  */
 import type { Duplex, Readable } from "node:stream";
+import type { NetworkDecision } from "../types.ts";
 
 export interface EngineInfo {
   /** "x86_64" | "aarch64" as the engine reports it. */
@@ -46,7 +47,8 @@ export interface ContainerSpec {
   diskMb?: number;
   /** @default "runc" */
   runtime?: RuntimeTier;
-  network: "none" | "egress";
+  /** An allow-list carries its expanded rules (network/policy.ts). */
+  network: "none" | "egress" | { allow: string[] };
   volumes: VolumeMount[];
 }
 
@@ -162,5 +164,15 @@ export interface Engine {
    * tell whether a "<hostname>/<pid>" owner still lives and the time to judge ages by. Returns
    * the ids removed.
    */
+  /**
+   * Changes a sandbox's network policy (running or stopped); effective for its next connection.
+   * Engines refuse a switch they cannot make in place with NotSupportedError.
+   */
+  setNetwork?(id: string, policy: "none" | "egress" | { allow: string[] }): Promise<void>;
+  /** The policy in force now, where it can differ from the one at creation (allow-list sandboxes). */
+  networkPolicy?(id: string): Promise<"none" | { allow: string[] } | undefined>;
+  /** The recent decisions of the sandbox's egress proxy, oldest first ([] when it has none). */
+  networkLog?(id: string): Promise<NetworkDecision[]>;
+
   reclaimHelpers?(ownerAlive: (owner: string | undefined) => boolean, now?: number): Promise<string[]>;
 }

@@ -13,6 +13,7 @@ import {
   SandboxNotFoundError,
   throwIfAborted,
 } from "../errors.ts";
+import { type NetworkPolicy, validateNetwork } from "../network/policy.ts";
 import { validateRunCode } from "../sandbox/code.ts";
 import { validateExec } from "../sandbox/exec.ts";
 import type { SandboxFiles } from "../sandbox/files.ts";
@@ -25,6 +26,7 @@ import type {
   ExecOptions,
   Execution,
   Language,
+  NetworkDecision,
   PreviewUrl,
   PreviewUrlOptions,
   Result,
@@ -194,6 +196,24 @@ export class RemoteSandbox extends Sandbox {
       context: { ...this.#context, name: valid },
       what: "snapshot",
     });
+  }
+
+  /** `PUT …/network`: the server validates and applies it (next connection). */
+  override async setNetwork(policy: NetworkPolicy): Promise<void> {
+    validateNetwork("network", policy); // the same checks as in-process, before any request
+    await this.#client.json<SandboxInfo>("PUT", `${this.#path}/network`, {
+      json: { network: policy },
+      context: this.#context,
+      what: "setNetwork",
+    });
+  }
+
+  override async networkLog(): Promise<NetworkDecision[]> {
+    const answer = await this.#client.json<{ events: NetworkDecision[] }>("GET", `${this.#path}/network/log`, {
+      context: this.#context,
+      what: "networkLog",
+    });
+    return answer.events;
   }
 
   /** Stops the sandbox, keeping its filesystem. Idempotent. */

@@ -55,6 +55,23 @@ describe("validateCreate", () => {
     expect((error as InvalidArgumentError).field).toBe(field);
   });
 
+  it("expands allow-list presets and normalises rules", () => {
+    const v = validateCreate({
+      network: { allow: ["PyPI.org.", "*.example.org", "10.1.2.3", "192.0.2.0/24", "pypi"] },
+    });
+    expect(v.network).toEqual({
+      allow: ["pypi.org", "*.example.org", "10.1.2.3", "192.0.2.0/24", "files.pythonhosted.org"],
+    });
+  });
+
+  it("names the bad allow-list rule", () => {
+    for (const bad of ["", "*", "*.org", "exa mple.org", "http://x.org", "1.2.3.4/33", "foo", "*.*.x.org", 7]) {
+      expect(() => validateCreate({ network: { allow: [bad] } }), String(bad)).toThrow(/options\.network\.allow\[0\]/);
+    }
+    expect(() => validateCreate({ network: { allow: "pypi.org" } })).toThrow(InvalidArgumentError);
+    expect(() => validateCreate({ network: { allow: [], deny: [] } })).toThrow(InvalidArgumentError);
+  });
+
   it("says why a PATH without the system directories is refused, and takes one that keeps them", () => {
     expect(() => validateCreate({ env: { PATH: "/x" } })).toThrow(/must keep \/usr\/bin and \/bin/);
     expect(validateCreate({ env: { PATH: "/x:/usr/bin:/bin" } }).env.PATH).toBe("/x:/usr/bin:/bin");
@@ -66,7 +83,7 @@ describe("validateCreate", () => {
     expect(() => validateCreate({ network: "egress" }, { runtime: "gvisor" })).toThrow(/supports only network "none"/);
   });
 
-  it("rejects network allow-lists as not supported yet", () => {
-    expect(() => validateCreate({ network: { allow: ["example.com"] } })).toThrow(NotSupportedError);
+  it("refuses an allow-list under gVisor, saying so", () => {
+    expect(() => validateCreate({ runtime: "gvisor", network: { allow: ["pypi"] } })).toThrow(/for an allow-list/);
   });
 });

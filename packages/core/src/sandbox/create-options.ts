@@ -6,6 +6,7 @@ import { posix } from "node:path";
 import { DEFAULT_RESOURCES, MAX_PIDS } from "../defaults.ts";
 import type { RuntimeTier } from "../engine/engine.ts";
 import { InvalidArgumentError, NotSupportedError } from "../errors.ts";
+import { type ValidNetwork, validateNetwork } from "../network/policy.ts";
 import {
   type CreateSandboxOptions,
   LANGUAGES,
@@ -87,7 +88,7 @@ export interface ValidCreate {
   labels: Record<string, string>;
   env: Record<string, string>;
   resources: { cpus: number; memoryMb: number; pids: number; diskMb?: number };
-  network: "none" | "egress";
+  network: ValidNetwork;
   runtime: RuntimeTier;
   volumes: { volume: string; mountPath: string; readOnly: boolean }[];
   autoStopMs?: number;
@@ -120,7 +121,7 @@ export function validateCreate(options: unknown, defaults: Partial<CreateSandbox
         DEFAULT_RESOURCES.memoryMb,
       pids: optionalNumber("options.resources.pids", r.pids, { min: 16, max: MAX_PIDS }) ?? DEFAULT_RESOURCES.pids,
     },
-    network: validateNetwork(o.network),
+    network: validateNetwork("options.network", o.network),
     runtime: optionalOneOf("options.runtime", o.runtime, RUNTIMES) ?? "runc",
     volumes: validateVolumes(o.volumes),
   };
@@ -134,7 +135,7 @@ export function validateCreate(options: unknown, defaults: Partial<CreateSandbox
   // gVisor's network stack does not run on these kernels: only a sandbox with no network at all.
   if (v.runtime === "gvisor" && v.network !== "none") {
     throw new NotSupportedError(
-      `options.network: runtime "gvisor" supports only network "none" (gVisor's own network stack fails on this kernel); use runtime "runc" for "${v.network}"`,
+      `options.network: runtime "gvisor" supports only network "none" (gVisor's own network stack fails on this kernel); use runtime "runc" for ${typeof v.network === "string" ? `"${v.network}"` : "an allow-list"}`,
     );
   }
   const diskMb = optionalNumber("options.resources.diskMb", r.diskMb, { min: 16, max: 1024 * 1024 * 1024 });
@@ -152,18 +153,6 @@ export function validateCreate(options: unknown, defaults: Partial<CreateSandbox
   const signal = optionalSignal("options.signal", o.signal);
   if (signal) v.signal = signal;
   return v;
-}
-
-function validateNetwork(value: unknown): "none" | "egress" {
-  if (value === undefined || value === "none") return "none";
-  if (value === "egress") return "egress";
-  if (typeof value === "object" && value !== null && "allow" in value) {
-    throw new NotSupportedError('options.network: allow-lists are not supported yet; use "none" or "egress"');
-  }
-  throw new InvalidArgumentError(
-    "options.network",
-    `must be "none", "egress" or { allow: [...] }, got ${describe(value)}`,
-  );
 }
 
 function validateVolumes(value: unknown): ValidCreate["volumes"] {

@@ -5,11 +5,13 @@
 import type { AgentConnections } from "../agent/connections.ts";
 import { STOP_TIMEOUT_MS } from "../defaults.ts";
 import type { Engine } from "../engine/engine.ts";
-import { SandboxNotFoundError } from "../errors.ts";
+import { NotSupportedError, SandboxNotFoundError } from "../errors.ts";
+import { type NetworkPolicy, validateNetwork } from "../network/policy.ts";
 import type {
   CommandResult,
   ExecOptions,
   Execution,
+  NetworkDecision,
   PreviewUrl,
   PreviewUrlOptions,
   RunCodeOptions,
@@ -64,6 +66,11 @@ export class Sandbox implements AsyncDisposable {
     this.#services.connections.touch(this.id);
     const details = await this.#services.engine.inspectContainer(this.id);
     if (!details) throw new SandboxNotFoundError(this.id);
+    const recorded = recordInfo(this.#record);
+    // An allow-list's rules may have changed since creation (setNetwork): report those in force.
+    if (typeof recorded.network === "object") {
+      recorded.network = (await this.#services.engine.networkPolicy?.(this.id)) ?? recorded.network;
+    }
     return {
       id: this.id,
       ...(this.name === undefined ? {} : { name: this.name }),
@@ -71,7 +78,7 @@ export class Sandbox implements AsyncDisposable {
       labels: { ...this.#record.labels },
       createdAt: this.#record.createdAt,
       image: details.image,
-      ...recordInfo(this.#record),
+      ...recorded,
     };
   }
 
@@ -98,6 +105,26 @@ export class Sandbox implements AsyncDisposable {
 
   snapshot(name: string): Promise<SnapshotInfo> {
     return this.#services.snapshot(this, name);
+  }
+
+  /**
+   * Changes the sandbox's network policy, running or stopped: an allow-list sandbox takes new
+   * rules (or "none") for its next connection; connections already open stay open. A sandbox
+   * created with "none" or "egress" cannot switch mode in place (NotSupportedError says why).
+   */
+  async setNetwork(policy: NetworkPolicy): Promise<void> {
+    const valid = validateNetwork("network", policy);
+    const engine = this.#services.engine;
+    if (!engine.setNetwork) throw new NotSupportedError("setNetwork: this engine cannot change a sandbox's network");
+    this.#services.connections.touch(this.id);
+    await engine.setNetwork(this.id, valid);
+  }
+
+  /** Recent decisions of the sandbox's egress proxy, oldest first (allow-list sandboxes; else []). */
+  async networkLog(): Promise<NetworkDecision[]> {
+    await this.#existing();
+    this.#services.connections.touch(this.id);
+    return (await this.#services.engine.networkLog?.(this.id)) ?? [];
   }
 
   /** Stops the sandbox, keeping its filesystem. Idempotent. */

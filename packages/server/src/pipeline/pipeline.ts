@@ -10,40 +10,221 @@
  *                                      test/openapi.test.ts walks the document and fails on any
  *                                      /v1 route registered another way
  *
- * Issue 11 adds its steps to ROUTE_STEPS: admission hook (before create/exec/code), quotas
- * (before create, atomically in the store), audit (around the handler, recording outcome and
- * status), each reading the same RoutePolicy (which grows an `action` for audit and hooks).
+ * The steps, outermost first: audit (records every changing call and every denied one, with its
+ * outcome and status, after the rest has run; then queues the webhook event of a successful
+ * call), authorize (scope; a sandbox-restricted key reaches only its sandbox's routes),
+ * admission (the hook, before the actions of ADMISSION_ACTIONS; may patch a create's body),
+ * network (the organisation's default for a create, its ceiling for a create or network update),
+ * quota (reserves room for a create or a start atomically, until the call ends). Each reads the
+ * route's RoutePolicy.
  */
+import { randomUUID } from "node:crypto";
 import type { RouteConfig } from "@hono/zod-openapi";
-import type { Kiln } from "@kiln/core";
 import type { Context, MiddlewareHandler, Next } from "hono";
-import { HttpError } from "../errors.ts";
-import type { Store } from "../store/store.ts";
-import type { HandleCache } from "../tenancy/handle-cache.ts";
+import { auditDetail } from "../audit/detail.ts";
+import { HttpError, mapError } from "../errors.ts";
+import { ADMISSION_ACTIONS } from "../hooks/admission.ts";
+import { EVENT_OF_ACTION } from "../hooks/webhooks.ts";
+import type { KeyRow, NetworkPolicy } from "../store/store.ts";
+import { describePolicy, withinCeiling } from "../tenancy/network-ceiling.ts";
 import { OrgScope } from "../tenancy/org-scope.ts";
+import type { Shape } from "../tenancy/quotas.ts";
 import { KeyHasher } from "./keys.ts";
 import { hasScope, type Principal, type Scope } from "./principal.ts";
 import type { FailureLimiter } from "./rate-limit.ts";
+import type { Services } from "./services.ts";
 import type { Tickets } from "./tickets.ts";
 import type { AppEnv } from "./types.ts";
 
 export interface RoutePolicy {
   /** The scope a key needs for this route. */
   scope: Scope;
+  /**
+   * The audit action (design/server.md's names: sandbox.create, sandbox.exec, pty.open,
+   * process.start, network.update, ...). A route that changes something (any method but GET) is
+   * audited on every call, a read only when it is denied. @default "<METHOD> <route path>"
+   */
+  action?: string;
+  /** Reserve quota room before the handler runs: a create, or a start of a stopped sandbox. */
+  quota?: "create" | "start";
 }
 
 export type Step = (c: Context<AppEnv>, policy: RoutePolicy, next: Next) => Promise<void>;
 
-/** The key's scopes cover the route. */
+/** The sandbox a route's path names (/v1/sandboxes/{id|idOrName}…), if any. */
+function sandboxParam(c: Context<AppEnv>): string | undefined {
+  if (!c.req.routePath.startsWith("/v1/sandboxes/:")) return undefined;
+  const params = c.req.param() as Record<string, string>;
+  return params.id ?? params.idOrName;
+}
+
+/** The request's JSON body as sent (cached: the route's validator reads the same), or undefined. */
+async function jsonBody(c: Context<AppEnv>): Promise<unknown> {
+  // A file upload streams (routes/files.ts), whatever Content-Type it claims: never read it here.
+  if (c.req.method === "PUT" && c.req.path.endsWith("/files")) return undefined;
+  if (!(c.req.header("content-type") ?? "").includes("json")) return undefined;
+  return c.req.json().catch(() => undefined);
+}
+
+async function responseJson(c: Context<AppEnv>): Promise<Record<string, unknown> | undefined> {
+  if (!(c.res.headers.get("content-type") ?? "").includes("application/json")) return undefined;
+  return (await c.res
+    .clone()
+    .json()
+    .catch(() => undefined)) as Record<string, unknown> | undefined;
+}
+
+const audit: Step = async (c, policy, next) => {
+  const started = performance.now();
+  const { services: s, principal: p, tenant } = c.var;
+  const action = policy.action ?? `${c.req.method} ${c.req.routePath}`;
+  const changes = c.req.method !== "GET" && c.req.method !== "HEAD";
+  const detail = changes ? auditDetail(action, await jsonBody(c), c.req.query()) : undefined;
+  const event = EVENT_OF_ACTION[action];
+  // sandbox.deleted carries the sandbox as it was; fetched only when someone listens.
+  let before: unknown;
+  const id = sandboxParam(c);
+  if (event === "sandbox.deleted" && id !== undefined && (await s.webhooks.wants(p.orgId, event))) {
+    before = await tenant
+      .get(id)
+      .then((sandbox) => tenant.info(sandbox))
+      .catch(() => undefined);
+  }
+  let thrown: unknown;
+  let failed = false;
+  try {
+    await next();
+  } catch (err) {
+    thrown = err;
+    failed = true;
+  }
+  const status = failed ? mapError(thrown).status : c.res.status;
+  const outcome = status < 400 ? "ok" : status === 401 || status === 403 || status === 429 ? "denied" : "error";
+  if (changes || outcome === "denied") {
+    const params = c.req.param() as Record<string, string>;
+    const target = id ?? params.id ?? params.name ?? (status === 201 ? (await responseJson(c))?.id : undefined);
+    await s.audit.record({
+      at: new Date().toISOString(),
+      orgId: p.orgId,
+      keyId: p.keyId,
+      action,
+      target: typeof target === "string" ? target : null,
+      ...(detail === undefined ? {} : { detail }),
+      outcome,
+      status,
+      durationMs: Math.round(performance.now() - started),
+    });
+  }
+  if (outcome === "ok" && event !== undefined) {
+    const data = before ?? (await responseJson(c));
+    if (data !== undefined) {
+      s.webhooks.emit(p.orgId, event, data).catch((err) => s.log(`error: webhook event ${event}: ${String(err)}`));
+    }
+  }
+  if (failed) throw thrown;
+};
+
+/** The key's scopes cover the route; a key restricted to one sandbox reaches only that sandbox's routes. */
 const authorize: Step = async (c, policy, next) => {
-  if (!hasScope(c.var.principal, policy.scope)) {
+  const p = c.var.principal;
+  if (!hasScope(p, policy.scope)) {
     throw new HttpError("FORBIDDEN", `This key lacks the scope "${policy.scope}"`);
+  }
+  // A restricted key may still list (its one sandbox) and get WebSocket tickets (carrying its restriction).
+  const open = c.req.routePath === "/v1/sandboxes" || c.req.routePath === "/v1/tickets";
+  if (p.sandboxId !== undefined && sandboxParam(c) === undefined && !open) {
+    throw new HttpError("FORBIDDEN", "This key is restricted to one sandbox");
+  }
+  if (p.sandboxId !== undefined && c.req.routePath === "/v1/sandboxes" && c.req.method !== "GET") {
+    throw new HttpError("FORBIDDEN", "This key is restricted to one sandbox: it cannot create sandboxes");
   }
   await next();
 };
 
-/** In order; each may stop the request by throwing or wrap what follows (see the header comment). */
-export const ROUTE_STEPS: readonly Step[] = [authorize];
+const admission: Step = async (c, policy, next) => {
+  const hook = c.var.services.admission;
+  if (hook === undefined || policy.action === undefined || !ADMISSION_ACTIONS.has(policy.action)) return next();
+  const body = await jsonBody(c);
+  // Not JSON: the route's validator answers 400 and nothing happens.
+  if (body === undefined) return next();
+  const p = c.var.principal;
+  const id = sandboxParam(c);
+  const sandboxId = id === undefined ? undefined : (await c.var.tenant.get(id)).id;
+  const decision = await hook.check({
+    action: policy.action,
+    orgId: p.orgId,
+    keyId: p.keyId,
+    ...(sandboxId === undefined ? {} : { sandboxId }),
+    request: body,
+  });
+  if (!decision.allow) throw new HttpError("FORBIDDEN", `Denied by the admission hook: ${decision.reason}`);
+  if (decision.patch !== undefined && policy.action === "sandbox.create" && typeof body === "object" && body !== null) {
+    setJsonBody(c, { ...(body as object), ...decision.patch });
+  }
+  await next();
+};
+
+/** Replaces the body the route's validator will read (it validates the new one like any other). */
+function setJsonBody(c: Context<AppEnv>, body: unknown): void {
+  (c.req as unknown as { bodyCache: Record<string, Promise<unknown>> }).bodyCache = {
+    text: Promise.resolve(JSON.stringify(body)),
+  };
+}
+
+/** The organisation's network default (create) and ceiling (create and network.update). */
+const network: Step = async (c, policy, next) => {
+  if (policy.action !== "sandbox.create" && policy.action !== "network.update") return next();
+  const body = await jsonBody(c);
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return next();
+  const org = await c.var.services.store.getOrg(c.var.principal.orgId);
+  const rules = org?.network;
+  if (rules === undefined) return next();
+  let requested = (body as { network?: NetworkPolicy }).network;
+  if (requested === undefined && policy.action === "sandbox.create" && rules.default !== undefined) {
+    requested = rules.default;
+    setJsonBody(c, { ...body, network: requested });
+  }
+  if (requested !== undefined && rules.ceiling !== undefined && !withinCeiling(requested, rules.ceiling)) {
+    throw new HttpError(
+      "FORBIDDEN",
+      `network ${describePolicy(requested)} is wider than this organisation's ceiling ${describePolicy(rules.ceiling)}`,
+    );
+  }
+  await next();
+};
+
+const quota: Step = async (c, policy, next) => {
+  if (policy.quota === undefined) return next();
+  let shape: Shape;
+  let token: string;
+  if (policy.quota === "create") {
+    token = randomUUID();
+    c.var.tenant.reservation = token;
+    const body = (await jsonBody(c)) as { resources?: { cpus?: unknown; memoryMb?: unknown } } | undefined;
+    const r = body?.resources;
+    shape = {
+      cpus: typeof r?.cpus === "number" ? r.cpus : undefined,
+      memoryMb: typeof r?.memoryMb === "number" ? r.memoryMb : undefined,
+    };
+  } else {
+    const id = sandboxParam(c);
+    if (id === undefined) return next();
+    const info = await c.var.tenant.info(await c.var.tenant.get(id));
+    // Starting a running sandbox changes nothing.
+    if (info.state === "running") return next();
+    shape = { cpus: info.resources?.cpus, memoryMb: info.resources?.memoryMb };
+    token = info.id;
+  }
+  const release = await c.var.services.quotas.reserve(c.var.principal.orgId, policy.quota, shape, token);
+  try {
+    await next();
+  } finally {
+    release();
+  }
+};
+
+/** In order, outermost first; each may stop the request by throwing or wrap what follows. */
+export const ROUTE_STEPS: readonly Step[] = [audit, authorize, admission, network, quota];
 
 function routePipeline(policy: RoutePolicy): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -66,12 +247,9 @@ export function v1Route<R extends RouteConfig>(policy: RoutePolicy, route: R): R
 }
 
 export interface AuthDeps {
-  store: Store;
-  hasher: KeyHasher;
+  services: Services;
   limiter: FailureLimiter;
-  kiln: Kiln;
   tickets: Tickets;
-  handles: HandleCache;
 }
 
 /** Resolves the caller of every /v1 request, or ends it with 401/429. */
@@ -84,19 +262,36 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
         retryAfter: wait,
       });
     }
+    const s = deps.services;
+    const started = performance.now();
     const ticket = c.req.query("ticket");
     // A browser's WebSocket cannot send Authorization: it brings a one-time ticket instead.
     const principal =
       ticket !== undefined && c.req.header("authorization") === undefined && isWebSocketUpgrade(c)
-        ? await redeemTicket(deps, ticket)
-        : await resolveKey(deps, c.req.header("authorization"));
-    if (typeof principal === "string") {
+        ? await redeemTicket(s, deps.tickets, ticket)
+        : await resolveKey(s, c.req.header("authorization"));
+    if (!("keyId" in principal)) {
       deps.limiter.fail(address);
-      throw new HttpError("UNAUTHORIZED", principal);
+      // A revoked or expired key is someone's: its use is audited in its organisation.
+      if (principal.row !== undefined) {
+        await s.audit.record({
+          at: new Date().toISOString(),
+          orgId: principal.row.orgId,
+          keyId: principal.row.id,
+          action: "key.use",
+          target: `${c.req.method} ${c.req.path}`,
+          detail: { reason: principal.row.revokedAt !== undefined ? "revoked" : "expired" },
+          outcome: "denied",
+          status: 401,
+          durationMs: Math.round(performance.now() - started),
+        });
+      }
+      throw new HttpError("UNAUTHORIZED", principal.message);
     }
-    touch(deps, principal.keyId);
+    touch(s, principal.keyId);
     c.set("principal", principal);
-    c.set("tenant", new OrgScope(deps.kiln, principal, deps.handles));
+    c.set("services", s);
+    c.set("tenant", new OrgScope(s.kiln, principal, s.handles));
     await next();
   };
 }
@@ -106,21 +301,21 @@ function isWebSocketUpgrade(c: Context<AppEnv>): boolean {
 }
 
 /** A ticket's principal, as long as the key that made it still works. */
-async function redeemTicket(deps: AuthDeps, ticket: string): Promise<Principal | string> {
-  const principal = deps.tickets.redeem(ticket);
-  if (!principal) return "Unknown, used or expired ticket: get a new one with POST /v1/tickets";
+async function redeemTicket(deps: Services, tickets: Tickets, ticket: string): Promise<Principal | Refusal> {
+  const principal = tickets.redeem(ticket);
+  if (!principal) return { message: "Unknown, used or expired ticket: get a new one with POST /v1/tickets" };
   const row = await deps.store.getKey(principal.keyId);
-  if (!row || row.revokedAt !== undefined) return "The key that made this ticket was revoked";
+  if (!row || row.revokedAt !== undefined) return { message: "The key that made this ticket was revoked" };
   if (row.expiresAt !== undefined && Date.parse(row.expiresAt) <= Date.now())
-    return "The key that made this ticket has expired";
+    return { message: "The key that made this ticket has expired" };
   return principal;
 }
 
 const TOUCH_EVERY_MS = 60_000;
-const touched = new WeakMap<Store, Map<string, number>>();
+const touched = new WeakMap<object, Map<string, number>>();
 
 /** lastUsedAt, written at most once a minute per key and never on the request's path. */
-function touch(deps: AuthDeps, keyId: string): void {
+function touch(deps: Services, keyId: string): void {
   let seen = touched.get(deps.store);
   if (!seen) {
     seen = new Map();
@@ -132,24 +327,28 @@ function touch(deps: AuthDeps, keyId: string): void {
   deps.store.touchKey(keyId, new Date(now).toISOString()).catch(() => {});
 }
 
-/** The principal, or why not (a message for the 401). */
-async function resolveKey(deps: AuthDeps, header: string | undefined): Promise<Principal | string> {
-  if (header === undefined) return "Missing API key: send Authorization: Bearer <key>";
+type Refusal = { message: string; row?: KeyRow };
+
+/** The principal, or why not (a message for the 401, and the key's row when it is a known key). */
+async function resolveKey(deps: Services, header: string | undefined): Promise<Principal | Refusal> {
+  if (header === undefined) return { message: "Missing API key: send Authorization: Bearer <key>" };
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match?.[1]) return "Malformed Authorization header: send Authorization: Bearer <key>";
+  if (!match?.[1]) return { message: "Malformed Authorization header: send Authorization: Bearer <key>" };
   const key = match[1];
-  if (key.length < 16 || key.length > 512) return "Unknown API key";
+  if (key.length < 16 || key.length > 512) return { message: "Unknown API key" };
   const hash = deps.hasher.hash(key);
   const row = await deps.store.findKeyByHash(hash);
   // The lookup is by a keyed hash the caller cannot compute; the comparison is constant-time anyway.
-  if (!row || !KeyHasher.same(row.hash, hash)) return "Unknown API key";
+  if (!row || !KeyHasher.same(row.hash, hash)) return { message: "Unknown API key" };
   const now = new Date();
-  if (row.revokedAt !== undefined) return "This API key was revoked";
-  if (row.expiresAt !== undefined && Date.parse(row.expiresAt) <= now.getTime()) return "This API key has expired";
+  if (row.revokedAt !== undefined) return { message: "This API key was revoked", row };
+  if (row.expiresAt !== undefined && Date.parse(row.expiresAt) <= now.getTime())
+    return { message: "This API key has expired", row };
   return {
     orgId: row.orgId,
     keyId: row.id,
     scopes: row.scopes,
     ...(row.sandboxId === undefined ? {} : { sandboxId: row.sandboxId }),
+    ...(row.expiresAt === undefined ? {} : { expiresAt: row.expiresAt }),
   };
 }

@@ -5,6 +5,8 @@ export interface Principal {
   scopes: readonly string[];
   /** A key restricted to one sandbox reaches that sandbox alone. */
   sandboxId?: string;
+  /** When the key stops working (a key never mints a key that outlives it). */
+  expiresAt?: string;
 }
 
 /** The scopes of design/server.md. */
@@ -30,4 +32,10 @@ export const DEFAULT_ORG_ID = "default";
 export function hasScope(principal: Principal, scope: Scope): boolean {
   if (scope === "orgs:admin" && principal.orgId !== DEFAULT_ORG_ID) return false;
   return principal.scopes.includes("*") || principal.scopes.includes(scope);
+}
+
+/** Every scope a key's list grants in its organisation (`*` expanded). */
+export function effectiveScopes(scopes: readonly string[], orgId: string): Set<Scope> {
+  const all = scopes.includes("*") ? SCOPES.filter((s) => s !== "*") : (scopes as Scope[]);
+  return new Set(all.filter((s) => s !== "*" && (s !== "orgs:admin" || orgId === DEFAULT_ORG_ID)));
 }

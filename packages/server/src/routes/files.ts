@@ -21,7 +21,7 @@ export function fileRoutes(app: App, deps: RouteDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "files:read" },
+      { scope: "files:read", action: "files.read" },
       createRoute({
         method: "get",
         path: "/v1/sandboxes/{id}/files",
@@ -64,7 +64,7 @@ export function fileRoutes(app: App, deps: RouteDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "files:write" },
+      { scope: "files:write", action: "files.write" },
       createRoute({
         method: "put",
         path: "/v1/sandboxes/{id}/files",
@@ -118,7 +118,7 @@ export function fileRoutes(app: App, deps: RouteDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "files:read" },
+      { scope: "files:read", action: "files.list" },
       createRoute({
         method: "get",
         path: "/v1/sandboxes/{id}/files/list",
@@ -136,7 +136,7 @@ export function fileRoutes(app: App, deps: RouteDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "files:read" },
+      { scope: "files:read", action: "files.stat" },
       createRoute({
         method: "get",
         path: "/v1/sandboxes/{id}/files/stat",
@@ -154,7 +154,7 @@ export function fileRoutes(app: App, deps: RouteDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "files:write" },
+      { scope: "files:write", action: "files.mkdir" },
       createRoute({
         method: "post",
         path: "/v1/sandboxes/{id}/files/mkdir",
@@ -174,7 +174,7 @@ export function fileRoutes(app: App, deps: RouteDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "files:write" },
+      { scope: "files:write", action: "files.delete" },
       createRoute({
         method: "delete",
         path: "/v1/sandboxes/{id}/files",

@@ -14,7 +14,7 @@ import { type App, CONFLICT, ERRORS, type RouteDeps } from "./common.ts";
 export function imageRoutes(app: App, deps: RouteDeps & { kiln: Kiln }): void {
   app.openapi(
     v1Route(
-      { scope: "sandboxes:write" },
+      { scope: "sandboxes:write", action: "image.build" },
       createRoute({
         method: "post",
         path: "/v1/images",
@@ -60,7 +60,7 @@ export function imageRoutes(app: App, deps: RouteDeps & { kiln: Kiln }): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:read" },
+      { scope: "sandboxes:read", action: "image.list" },
       createRoute({
         method: "get",
         path: "/v1/images",
@@ -77,7 +77,7 @@ export function imageRoutes(app: App, deps: RouteDeps & { kiln: Kiln }): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:write" },
+      { scope: "sandboxes:write", action: "image.delete" },
       createRoute({
         method: "delete",
         path: "/v1/images/{name}",

@@ -16,7 +16,7 @@ const streamed = <T extends z.ZodType>(schema: T, description: string, events: s
 export function runRoutes(app: App, deps: RouteDeps): void {
   app.openapi(
     v1Route(
-      { scope: "sandboxes:exec" },
+      { scope: "sandboxes:exec", action: "sandbox.exec" },
       createRoute({
         method: "post",
         path: "/v1/sandboxes/{id}/exec",
@@ -61,7 +61,7 @@ export function runRoutes(app: App, deps: RouteDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:exec" },
+      { scope: "sandboxes:exec", action: "sandbox.code" },
       createRoute({
         method: "post",
         path: "/v1/sandboxes/{id}/code",

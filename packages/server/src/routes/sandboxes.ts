@@ -8,7 +8,7 @@ import { type App, CONFLICT, ERRORS, json } from "./common.ts";
 export function sandboxRoutes(app: App): void {
   app.openapi(
     v1Route(
-      { scope: "sandboxes:write" },
+      { scope: "sandboxes:write", action: "sandbox.create", quota: "create" },
       createRoute({
         method: "post",
         path: "/v1/sandboxes",
@@ -27,7 +27,7 @@ export function sandboxRoutes(app: App): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:read" },
+      { scope: "sandboxes:read", action: "sandbox.list" },
       createRoute({
         method: "get",
         path: "/v1/sandboxes",
@@ -52,7 +52,7 @@ export function sandboxRoutes(app: App): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:read" },
+      { scope: "sandboxes:read", action: "sandbox.get" },
       createRoute({
         method: "get",
         path: "/v1/sandboxes/{idOrName}",
@@ -70,7 +70,7 @@ export function sandboxRoutes(app: App): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:write" },
+      { scope: "sandboxes:write", action: "sandbox.delete" },
       createRoute({
         method: "delete",
         path: "/v1/sandboxes/{idOrName}",
@@ -90,7 +90,9 @@ export function sandboxRoutes(app: App): void {
   for (const action of ["start", "stop"] as const) {
     app.openapi(
       v1Route(
-        { scope: "sandboxes:write" },
+        action === "start"
+          ? { scope: "sandboxes:write", action: "sandbox.start", quota: "start" }
+          : { scope: "sandboxes:write", action: "sandbox.stop" },
         createRoute({
           method: "post",
           path: `/v1/sandboxes/{id}/${action}`,

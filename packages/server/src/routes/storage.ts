@@ -16,7 +16,7 @@ import { type App, CONFLICT, ERRORS, json } from "./common.ts";
 export function storageRoutes(app: App): void {
   app.openapi(
     v1Route(
-      { scope: "snapshots:write" },
+      { scope: "snapshots:write", action: "snapshot.create" },
       createRoute({
         method: "post",
         path: "/v1/sandboxes/{id}/snapshots",
@@ -38,7 +38,7 @@ export function storageRoutes(app: App): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:read" },
+      { scope: "sandboxes:read", action: "snapshot.list" },
       createRoute({
         method: "get",
         path: "/v1/snapshots",
@@ -52,7 +52,7 @@ export function storageRoutes(app: App): void {
 
   app.openapi(
     v1Route(
-      { scope: "snapshots:write" },
+      { scope: "snapshots:write", action: "snapshot.delete" },
       createRoute({
         method: "delete",
         path: "/v1/snapshots/{name}",
@@ -70,7 +70,7 @@ export function storageRoutes(app: App): void {
 
   app.openapi(
     v1Route(
-      { scope: "volumes:write" },
+      { scope: "volumes:write", action: "volume.create" },
       createRoute({
         method: "post",
         path: "/v1/volumes",
@@ -85,7 +85,7 @@ export function storageRoutes(app: App): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:read" },
+      { scope: "sandboxes:read", action: "volume.list" },
       createRoute({
         method: "get",
         path: "/v1/volumes",
@@ -99,7 +99,7 @@ export function storageRoutes(app: App): void {
 
   app.openapi(
     v1Route(
-      { scope: "volumes:write" },
+      { scope: "volumes:write", action: "volume.delete" },
       createRoute({
         method: "delete",
         path: "/v1/volumes/{name}",

@@ -53,7 +53,7 @@ export interface TerminalDeps extends RouteDeps {
 export function terminalRoutes(app: App, deps: TerminalDeps): void {
   app.openapi(
     v1Route(
-      { scope: "sandboxes:exec" },
+      { scope: "sandboxes:exec", action: "pty.open" },
       createRoute({
         method: "post",
         path: "/v1/sandboxes/{id}/pty",
@@ -73,7 +73,7 @@ export function terminalRoutes(app: App, deps: TerminalDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:exec" },
+      { scope: "sandboxes:exec", action: "pty.attach" },
       createRoute({
         method: "get",
         path: "/v1/sandboxes/{id}/pty/{ptyId}",
@@ -95,7 +95,7 @@ export function terminalRoutes(app: App, deps: TerminalDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:exec" },
+      { scope: "sandboxes:exec", action: "pty.close" },
       createRoute({
         method: "delete",
         path: "/v1/sandboxes/{id}/pty/{ptyId}",
@@ -120,7 +120,7 @@ export function terminalRoutes(app: App, deps: TerminalDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:exec" },
+      { scope: "sandboxes:exec", action: "process.start" },
       createRoute({
         method: "post",
         path: "/v1/sandboxes/{id}/processes",
@@ -142,7 +142,7 @@ export function terminalRoutes(app: App, deps: TerminalDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:exec" },
+      { scope: "sandboxes:exec", action: "process.list" },
       createRoute({
         method: "get",
         path: "/v1/sandboxes/{id}/processes",
@@ -160,7 +160,7 @@ export function terminalRoutes(app: App, deps: TerminalDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:exec" },
+      { scope: "sandboxes:exec", action: "process.logs" },
       createRoute({
         method: "get",
         path: "/v1/sandboxes/{id}/processes/{pid}/logs",
@@ -218,7 +218,7 @@ export function terminalRoutes(app: App, deps: TerminalDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:exec" },
+      { scope: "sandboxes:exec", action: "process.signal" },
       createRoute({
         method: "post",
         path: "/v1/sandboxes/{id}/processes/{pid}/signal",
@@ -242,7 +242,7 @@ export function terminalRoutes(app: App, deps: TerminalDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:exec" },
+      { scope: "sandboxes:exec", action: "preview.create" },
       createRoute({
         method: "post",
         path: "/v1/sandboxes/{id}/ports/{port}/preview",
@@ -269,7 +269,7 @@ export function terminalRoutes(app: App, deps: TerminalDeps): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:exec" },
+      { scope: "sandboxes:exec", action: "ticket.create" },
       createRoute({
         method: "post",
         path: "/v1/tickets",

@@ -28,4 +28,54 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
       "CREATE INDEX api_keys_org ON api_keys (org_id)",
     ],
   },
+  {
+    // Issue 11: the audit log (a hash chain per organisation), webhooks and their deliveries.
+    version: 2,
+    sql: [
+      `CREATE TABLE audit_events (
+        seq BIGINT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        key_id TEXT,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT,
+        outcome TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+      )`,
+      "CREATE INDEX audit_events_org ON audit_events (org_id, seq)",
+      `CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL REFERENCES orgs(id),
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      )`,
+      "CREATE INDEX webhooks_org ON webhooks (org_id)",
+      `CREATE TABLE webhook_deliveries (
+        id TEXT PRIMARY KEY,
+        webhook_id TEXT NOT NULL,
+        org_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        last_error TEXT,
+        next_at TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      )`,
+      "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_at)",
+      "CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, created_at)",
+    ],
+  },
+  {
+    // The organisation's network default and ceiling (issue 13's server part), JSON or NULL.
+    version: 3,
+    sql: ["ALTER TABLE orgs ADD COLUMN network TEXT"],
+  },
 ];

@@ -1,18 +1,21 @@
 /** The Store over any SqlDriver: the same statements on SQLite and PostgreSQL. */
 import { join } from "node:path";
+import { eventHash, GENESIS_HASH } from "../audit/chain.ts";
 import type { SqlDriver, SqlRow, SqlValue } from "./driver.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import { PostgresDriver } from "./postgres.ts";
 import { SqliteDriver } from "./sqlite.ts";
-import type { KeyRow, OrgRow, Store } from "./store.ts";
+import type { AuditEvent, DeliveryRow, KeyRow, NewAuditEvent, OrgNetwork, OrgRow, Store, WebhookRow } from "./store.ts";
 
 const str = (v: unknown) => (v === null || v === undefined ? undefined : String(v));
 
 function orgFrom(row: SqlRow): OrgRow {
+  const network = str(row.network);
   return {
     id: String(row.id),
     name: String(row.name),
     quotas: JSON.parse(String(row.quotas)) as Record<string, number>,
+    ...(network === undefined ? {} : { network: JSON.parse(network) as OrgNetwork }),
     createdAt: String(row.created_at),
   };
 }
@@ -39,6 +42,56 @@ function keyFrom(row: SqlRow): KeyRow {
   }
   return key;
 }
+
+function auditFrom(row: SqlRow): AuditEvent {
+  const detail = str(row.detail);
+  return {
+    id: Number(row.seq),
+    at: String(row.at),
+    orgId: String(row.org_id),
+    keyId: str(row.key_id) ?? null,
+    action: String(row.action),
+    target: str(row.target) ?? null,
+    ...(detail === undefined ? {} : { detail: JSON.parse(detail) as Record<string, unknown> }),
+    outcome: String(row.outcome),
+    status: Number(row.status),
+    durationMs: Number(row.duration_ms),
+    prevHash: String(row.prev_hash),
+    hash: String(row.hash),
+  };
+}
+
+function webhookFrom(row: SqlRow): WebhookRow {
+  return {
+    id: String(row.id),
+    orgId: String(row.org_id),
+    url: String(row.url),
+    events: JSON.parse(String(row.events)) as string[],
+    secret: String(row.secret),
+    createdAt: String(row.created_at),
+  };
+}
+
+function deliveryFrom(row: SqlRow): DeliveryRow {
+  const lastError = str(row.last_error);
+  return {
+    id: String(row.id),
+    webhookId: String(row.webhook_id),
+    orgId: String(row.org_id),
+    event: String(row.event),
+    payload: String(row.payload),
+    status: String(row.status),
+    attempts: Number(row.attempts),
+    ...(lastError === undefined ? {} : { lastError }),
+    nextAt: String(row.next_at),
+    createdAt: String(row.created_at),
+    updatedAt: String(row.updated_at),
+  };
+}
+
+const AUDIT_COLUMNS = "seq, org_id, at, key_id, action, target, detail, outcome, status, duration_ms, prev_hash, hash";
+const DELIVERY_COLUMNS =
+  "id, webhook_id, org_id, event, payload, status, attempts, last_error, next_at, created_at, updated_at";
 
 const KEY_COLUMNS =
   "id, org_id, name, prefix, hash, scopes, sandbox_id, expires_at, created_at, revoked_at, last_used_at";
@@ -71,10 +124,11 @@ export class SqlStore implements Store {
   }
 
   async createOrg(org: OrgRow): Promise<void> {
-    await this.#db.run("INSERT INTO orgs (id, name, quotas, created_at) VALUES (?, ?, ?, ?)", [
+    await this.#db.run("INSERT INTO orgs (id, name, quotas, network, created_at) VALUES (?, ?, ?, ?, ?)", [
       org.id,
       org.name,
       JSON.stringify(org.quotas),
+      org.network === undefined ? null : JSON.stringify(org.network),
       org.createdAt,
     ]);
   }
@@ -134,6 +188,149 @@ export class SqlStore implements Store {
   async countKeys(): Promise<number> {
     const [row] = await this.#db.all("SELECT COUNT(*) AS n FROM api_keys");
     return Number(row?.n ?? 0);
+  }
+
+  async setOrgQuotas(id: string, quotas: Record<string, number>): Promise<boolean> {
+    return (await this.#db.run("UPDATE orgs SET quotas = ? WHERE id = ?", [JSON.stringify(quotas), id])) > 0;
+  }
+
+  async setOrgNetwork(id: string, network: OrgNetwork): Promise<boolean> {
+    const value = Object.keys(network).length === 0 ? null : JSON.stringify(network);
+    return (await this.#db.run("UPDATE orgs SET network = ? WHERE id = ?", [value, id])) > 0;
+  }
+
+  appendAudit(events: NewAuditEvent[]): Promise<AuditEvent[]> {
+    return this.#db.transaction(async (tx) => {
+      const [max] = await tx.all("SELECT MAX(seq) AS m FROM audit_events");
+      let seq = Number(max?.m ?? 0);
+      const last = new Map<string, string>();
+      const out: AuditEvent[] = [];
+      for (const e of events) {
+        let prevHash = last.get(e.orgId);
+        if (prevHash === undefined) {
+          const [row] = await tx.all("SELECT hash FROM audit_events WHERE org_id = ? ORDER BY seq DESC LIMIT 1", [
+            e.orgId,
+          ]);
+          prevHash = row ? String(row.hash) : GENESIS_HASH;
+        }
+        // Normalised through JSON, so the stored detail reads back exactly as it was hashed.
+        const detail =
+          e.detail === undefined ? undefined : (JSON.parse(JSON.stringify(e.detail)) as Record<string, unknown>);
+        const body = { ...e, id: ++seq, prevHash, ...(detail === undefined ? {} : { detail }) };
+        if (detail === undefined) delete body.detail;
+        const event: AuditEvent = { ...body, hash: eventHash(body) };
+        await tx.run(`INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+          event.id,
+          event.orgId,
+          event.at,
+          event.keyId,
+          event.action,
+          event.target,
+          detail === undefined ? null : JSON.stringify(detail),
+          event.outcome,
+          event.status,
+          event.durationMs,
+          event.prevHash,
+          event.hash,
+        ]);
+        last.set(e.orgId, event.hash);
+        out.push(event);
+      }
+      return out;
+    });
+  }
+
+  async listAudit(orgId: string, options: { after?: number; limit: number }): Promise<AuditEvent[]> {
+    if (options.after !== undefined) {
+      const rows = await this.#db.all(
+        `SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE org_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+        [orgId, options.after, options.limit],
+      );
+      return rows.map(auditFrom);
+    }
+    const rows = await this.#db.all(
+      `SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE org_id = ? ORDER BY seq DESC LIMIT ?`,
+      [orgId, options.limit],
+    );
+    return rows.map(auditFrom).reverse();
+  }
+
+  async createWebhook(hook: WebhookRow): Promise<void> {
+    await this.#db.run("INSERT INTO webhooks (id, org_id, url, events, secret, created_at) VALUES (?, ?, ?, ?, ?, ?)", [
+      hook.id,
+      hook.orgId,
+      hook.url,
+      JSON.stringify(hook.events),
+      hook.secret,
+      hook.createdAt,
+    ]);
+  }
+
+  async getWebhook(id: string): Promise<WebhookRow | undefined> {
+    const [row] = await this.#db.all("SELECT * FROM webhooks WHERE id = ?", [id]);
+    return row ? webhookFrom(row) : undefined;
+  }
+
+  async listWebhooks(orgId?: string): Promise<WebhookRow[]> {
+    const rows =
+      orgId === undefined
+        ? await this.#db.all("SELECT * FROM webhooks ORDER BY created_at, id")
+        : await this.#db.all("SELECT * FROM webhooks WHERE org_id = ? ORDER BY created_at, id", [orgId]);
+    return rows.map(webhookFrom);
+  }
+
+  deleteWebhook(id: string): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      await tx.run("DELETE FROM webhook_deliveries WHERE webhook_id = ?", [id]);
+      return (await tx.run("DELETE FROM webhooks WHERE id = ?", [id])) > 0;
+    });
+  }
+
+  async addDeliveries(rows: DeliveryRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.#db.transaction(async (tx) => {
+      for (const d of rows) {
+        await tx.run(`INSERT INTO webhook_deliveries (${DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+          d.id,
+          d.webhookId,
+          d.orgId,
+          d.event,
+          d.payload,
+          d.status,
+          d.attempts,
+          d.lastError ?? null,
+          d.nextAt,
+          d.createdAt,
+          d.updatedAt,
+        ]);
+      }
+    });
+  }
+
+  async dueDeliveries(now: string, limit: number): Promise<DeliveryRow[]> {
+    const rows = await this.#db.all(
+      `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?`,
+      [now, limit],
+    );
+    return rows.map(deliveryFrom);
+  }
+
+  async updateDelivery(
+    id: string,
+    change: Pick<DeliveryRow, "status" | "attempts" | "nextAt" | "updatedAt"> & { lastError?: string },
+  ): Promise<void> {
+    await this.#db.run(
+      "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_at = ?, updated_at = ?, last_error = ? WHERE id = ?",
+      [change.status, change.attempts, change.nextAt, change.updatedAt, change.lastError ?? null, id],
+    );
+  }
+
+  async listDeliveries(webhookId: string, limit: number): Promise<DeliveryRow[]> {
+    const rows = await this.#db.all(
+      `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
+      [webhookId, limit],
+    );
+    return rows.map(deliveryFrom);
   }
 
   transaction<T>(fn: (store: Store) => Promise<T>): Promise<T> {

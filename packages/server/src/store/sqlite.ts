@@ -1,6 +1,6 @@
 /** SQLite through Node's built-in node:sqlite: one file in the data dir, no native addon. */
 import { chmodSync } from "node:fs";
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { SqlDriver, SqlRow, SqlValue } from "./driver.ts";
 
 export class SqliteDriver implements SqlDriver {
@@ -8,11 +8,15 @@ export class SqliteDriver implements SqlDriver {
   readonly #db: DatabaseSync;
   /** A transaction in progress: statements from outside it wait for it. */
   #lock: Promise<void> = Promise.resolve();
+  /** Prepared statements by SQL text: the store's statements are a fixed set. */
+  readonly #statements = new Map<string, StatementSync>();
 
   constructor(path: string) {
     this.#db = new DatabaseSync(path);
     if (path !== ":memory:") chmodSync(path, 0o600);
-    this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;");
+    this.#db.exec(
+      "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+    );
   }
 
   async run(sql: string, params: SqlValue[] = []): Promise<number> {
@@ -25,12 +29,21 @@ export class SqliteDriver implements SqlDriver {
     return this.#all(sql, params);
   }
 
+  #prepare(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      if (this.#statements.size < 256) this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   #run(sql: string, params: SqlValue[]): number {
-    return Number(this.#db.prepare(sql).run(...params).changes);
+    return Number(this.#prepare(sql).run(...params).changes);
   }
 
   #all(sql: string, params: SqlValue[]): SqlRow[] {
-    return this.#db.prepare(sql).all(...params) as SqlRow[];
+    return this.#prepare(sql).all(...params) as SqlRow[];
   }
 
   async transaction<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T> {

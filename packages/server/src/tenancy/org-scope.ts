@@ -36,6 +36,8 @@ export class OrgScope {
   readonly #principal: Principal;
   readonly #prefix: string;
   readonly #handles: HandleCache;
+  /** Set by the pipeline's quota step: the create's reservation token, carried as a label. */
+  reservation?: string;
 
   constructor(kiln: Kiln, principal: Principal, handles: HandleCache = new HandleCache()) {
     this.#kiln = kiln;
@@ -60,7 +62,11 @@ export class OrgScope {
     }
     const options: CreateSandboxOptions = {
       ...body,
-      labels: { ...body.labels, [ORG_LABEL]: this.#principal.orgId },
+      labels: {
+        ...body.labels,
+        [ORG_LABEL]: this.#principal.orgId,
+        ...(this.reservation === undefined ? {} : { "kiln.reservation": this.reservation }),
+      },
       ...(body.name === undefined ? {} : { name: this.#core(body.name) }),
       ...(body.snapshot === undefined ? {} : { snapshot: this.#core(body.snapshot) }),
       ...(body.volumes === undefined

@@ -15,7 +15,9 @@ import {
   InvalidArgumentError,
   KilnError,
   NotSupportedError,
+  SandboxNotFoundError,
 } from "../../errors.ts";
+import type { NetworkDecision } from "../../types.ts";
 import type {
   ContainerDetails,
   ContainerSpec,
@@ -27,6 +29,7 @@ import type {
   ProcessChannel,
   VolumeSummary,
 } from "../engine.ts";
+import { ALLOW_LABEL, AllowNetworks, type AllowProxyOptions, proxyEnv } from "./allow.ts";
 import { StreamDemuxer } from "./demux.ts";
 import { EGRESS_LABEL, EGRESS_NETWORK, EgressNetworks } from "./egress.ts";
 import { containerCreateOptions } from "./host-config.ts";
@@ -107,16 +110,27 @@ function engineMessage(err: EngineHttpError): string {
 export interface DockerEngineOptions {
   /** An image with iptables and setpriv, for the network holders of egress sandboxes (see egress.ts). */
   firewallImage?: () => Promise<string>;
+  /** Test-only settings of the egress proxy of allow-list sandboxes (see allow.ts). */
+  allowProxy?: AllowProxyOptions;
 }
 
 export class DockerEngine implements Engine {
   readonly docker: Dockerode;
   readonly #egress: EgressNetworks;
+  readonly #allow: AllowNetworks;
   #info?: Promise<EngineInfo>;
 
   constructor(connection?: DockerConnection, options: DockerEngineOptions = {}) {
     this.docker = connection instanceof Dockerode ? connection : new Dockerode(connection);
     this.#egress = new EgressNetworks(this.docker, options.firewallImage, (err, what) => this.#fail(err, what));
+    this.#allow = new AllowNetworks(this.docker, this.#egress, options.allowProxy ?? {}, (err, what) =>
+      this.#fail(err, what),
+    );
+  }
+
+  /** The egress proxy of allow-list sandboxes and its network (tests and benchmarks look at it). */
+  get allowNetworks(): AllowNetworks {
+    return this.#allow;
   }
 
   /** Maps a dockerode failure to Kiln's errors: one table for every status the engine returns. */
@@ -207,12 +221,32 @@ export class DockerEngine implements Engine {
         `runtime "gvisor" needs gVisor's runsc registered with the engine as "${runtime}" (this engine has ${info.runtimes.join(", ") || "none"}): run scripts/setup.sh gvisor, or add it to /etc/docker/daemon.json "runtimes" and reload dockerd`,
       );
     }
-    // An egress sandbox lives in its network holder's namespace (egress.ts).
-    const holder = spec.network === "egress" ? await this.#egress.createHolder() : undefined;
+    // An egress sandbox lives in its network holder's namespace (egress.ts); so does an
+    // allow-list sandbox, whose holder's only way out is Kiln's egress proxy (allow.ts).
+    const allow = typeof spec.network === "object" ? await this.#allow.createHolder() : undefined;
+    const holder = spec.network === "egress" ? await this.#egress.createHolder() : allow?.holder;
     try {
-      const options = containerCreateOptions({ ...spec, ...(diskMb === undefined ? {} : { diskMb }) }, holder);
+      const options = containerCreateOptions(
+        {
+          ...spec,
+          ...(diskMb === undefined ? {} : { diskMb }),
+          ...(allow ? { env: { ...proxyEnv(allow.proxy.url), ...spec.env } } : {}),
+        },
+        holder,
+      );
       if (holder !== undefined) options.Labels = { ...options.Labels, [EGRESS_LABEL.holder]: holder };
+      if (allow) options.Labels = { ...options.Labels, [ALLOW_LABEL.sandbox]: "1" };
       const container = await this.docker.createContainer(options);
+      if (allow && typeof spec.network === "object") {
+        // The rules are at the proxy before anything of the sandbox's runs.
+        try {
+          const proxy = await this.#allow.ensure();
+          await this.#allow.writePolicy(proxy.name, allow.address, allow.holder, spec.network.allow);
+        } catch (err) {
+          await container.remove({ force: true }).catch(() => {});
+          throw err;
+        }
+      }
       return container.id;
     } catch (err) {
       if (holder !== undefined) await this.#egress.removeHolder(holder);
@@ -234,6 +268,8 @@ export class DockerEngine implements Engine {
         );
       }
       holder = raw.Config.Labels?.[EGRESS_LABEL.holder];
+      // An allow-list sandbox's only way out is the proxy: bring it back if it was stopped.
+      if (raw.Config.Labels?.[ALLOW_LABEL.sandbox] === "1" && !raw.State.Running) await this.#allow.ensure();
       // Nothing of the sandbox's runs before its network is confined: the holder's namespace is
       // filtered before the sandbox joins it, on every start.
       if (holder !== undefined && !raw.State.Running) await this.#egress.startHolder(holder);
@@ -245,9 +281,78 @@ export class DockerEngine implements Engine {
     }
   }
 
-  /** Holders, guards and legacy firewall helpers nobody needs any more (the sweeper calls this). */
-  reclaimHelpers(ownerAlive: (owner: string | undefined) => boolean, now = Date.now()): Promise<string[]> {
-    return this.#egress.reclaim(ownerAlive, now).catch((err) => this.#fail(err, "reclaim network helpers"));
+  /**
+   * Holders, guards, legacy firewall helpers and egress proxies nobody needs any more (the
+   * sweeper calls this). Holders first: a proxy goes once no holder refers to it.
+   */
+  async reclaimHelpers(ownerAlive: (owner: string | undefined) => boolean, now = Date.now()): Promise<string[]> {
+    try {
+      const holders = await this.#egress.reclaim(ownerAlive, now);
+      return [...holders, ...(await this.#allow.reclaim(now))];
+    } catch (err) {
+      this.#fail(err, "reclaim network helpers");
+    }
+  }
+
+  /** The allow-list holder of a sandbox, its address and proxy; undefined when it is not one. */
+  async #allowHolder(id: string): Promise<{ holder: string; proxy: string; address: string } | undefined> {
+    let labels: Record<string, string>;
+    try {
+      labels = (await this.docker.getContainer(id).inspect()).Config.Labels ?? {};
+    } catch (err) {
+      if ((err as EngineHttpError).statusCode === 404) throw new SandboxNotFoundError(id);
+      this.#fail(err, "inspect container");
+    }
+    const holder = labels[EGRESS_LABEL.holder];
+    if (holder === undefined) return undefined;
+    const info = await this.#allow.holderInfo(holder);
+    return info && { holder, ...info };
+  }
+
+  /**
+   * An allow-list sandbox takes new rules, or "none" (everything denied), in place: the proxy
+   * reads them on the next connection. A sandbox's network mode itself (no network, the egress
+   * bridge, the proxy) is its container's network namespace, fixed when Docker created it, so
+   * switching a "none" or "egress" sandbox is refused (create a new sandbox; create one with
+   * `{ allow: [] }` to start closed and open it later).
+   */
+  async setNetwork(id: string, policy: "none" | "egress" | { allow: string[] }): Promise<void> {
+    const allow = await this.#allowHolder(id);
+    if (allow) {
+      if (policy === "egress") {
+        throw new NotSupportedError(
+          'setNetwork: an allow-list sandbox cannot switch to "egress" in place (its network namespace has no route but the proxy); create a new sandbox with network: "egress"',
+        );
+      }
+      // The proxy is running (restarted if someone stopped it), so the rules land in the live one.
+      await this.#allow.ensure();
+      await this.#allow.writePolicy(
+        allow.proxy,
+        allow.address,
+        allow.holder,
+        policy === "none" ? undefined : policy.allow,
+      );
+      return;
+    }
+    const egress = (await this.#egress.holderOf(id)) !== undefined;
+    const current = egress ? "egress" : "none";
+    if (policy === current) return;
+    throw new NotSupportedError(
+      `setNetwork: a sandbox created with network: "${current}" keeps it (Docker fixes a container's network namespace at creation); create a new sandbox, or create it with network: { allow: [] } to change its allow-list later`,
+    );
+  }
+
+  /** An allow-list sandbox's current policy at its proxy (setNetwork may have changed it); else undefined. */
+  async networkPolicy(id: string): Promise<"none" | { allow: string[] } | undefined> {
+    const allow = await this.#allowHolder(id);
+    if (!allow) return undefined;
+    return this.#allow.readPolicy(allow.proxy, allow.address);
+  }
+
+  async networkLog(id: string): Promise<NetworkDecision[]> {
+    const allow = await this.#allowHolder(id);
+    if (!allow) return [];
+    return this.#allow.log(allow.proxy, allow.holder);
   }
 
   async stopContainer(id: string, timeoutMs: number): Promise<void> {

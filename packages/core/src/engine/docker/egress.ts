@@ -123,23 +123,45 @@ export function holderScript(host: HostNetworks): string {
   ].join("\n");
 }
 
+/**
+ * A holder of another kind than egress's (allow.ts: an allow-list holder on the proxy's internal
+ * network, at a fixed address, with a filter that lets only the proxy through).
+ */
+export interface HolderVariant {
+  network: string;
+  address: string;
+  script: string;
+  labels: Record<string, string>;
+}
+
 /** A holder: joins the bridge, filters its namespace, then sleeps as nobody. */
-export function holderCreateOptions(image: string, host: HostNetworks): Dockerode.ContainerCreateOptions {
+export function holderCreateOptions(
+  image: string,
+  host: HostNetworks,
+  variant?: HolderVariant,
+): Dockerode.ContainerCreateOptions {
   const memory = 32 * 1024 * 1024;
   return {
     // Opaque: this is the only name on the bridge, and the engine's DNS resolves it.
     name: `kiln-net-${randomHex()}`,
     Image: image,
     User: "0:0",
-    Entrypoint: ["/bin/sh", "-c", holderScript(host)],
+    Entrypoint: ["/bin/sh", "-c", variant?.script ?? holderScript(host)],
     Cmd: [],
     // The sandbox shares this namespace and cannot set a hostname of its own.
     Hostname: "sandbox",
-    Labels: { [EGRESS_LABEL.helper]: HELPER_HOLDER, [EGRESS_LABEL.owner]: processOwner() },
+    Labels: { [EGRESS_LABEL.helper]: HELPER_HOLDER, [EGRESS_LABEL.owner]: processOwner(), ...variant?.labels },
     AttachStdout: true,
     AttachStderr: true,
+    ...(variant === undefined
+      ? {}
+      : {
+          NetworkingConfig: {
+            EndpointsConfig: { [variant.network]: { IPAMConfig: { IPv4Address: variant.address } } },
+          },
+        }),
     HostConfig: {
-      NetworkMode: EGRESS_NETWORK,
+      NetworkMode: variant?.network ?? EGRESS_NETWORK,
       CapDrop: ["ALL"],
       // Only for the entry point's few milliseconds as root; setpriv drops them all before sleep.
       CapAdd: ["NET_ADMIN", "NET_RAW", "SETUID", "SETGID", "SETPCAP"],
@@ -272,7 +294,8 @@ export class EgressNetworks {
     this.#fail = fail;
   }
 
-  async #helperImage(): Promise<string> {
+  /** The image helpers run from (the runtime image). */
+  async helperImage(): Promise<string> {
     if (!this.#image) {
       throw new NotSupportedError('network: "egress" needs the runtime image (for its network holder)');
     }
@@ -319,7 +342,7 @@ export class EgressNetworks {
     } catch (err) {
       return this.#fail(err, "inspect the egress network");
     }
-    const { code, stdout, stderr } = await this.#runOnce(guardCreateOptions(await this.#helperImage(), bridge));
+    const { code, stdout, stderr } = await this.#runOnce(guardCreateOptions(await this.helperImage(), bridge));
     if (code !== 0) {
       throw new EngineError(
         `Could not shut the engine's host off from egress sandboxes (iptables in the host's network namespace exited with ${code}: ${stderr.trim().slice(-400)}). ` +
@@ -346,12 +369,12 @@ export class EgressNetworks {
     }
   }
 
-  /** Creates a stopped holder for a new egress sandbox; returns its id. */
-  async createHolder(): Promise<string> {
+  /** Creates a stopped holder for a new egress (or, with a variant, allow-list) sandbox; returns its id. */
+  async createHolder(variant?: HolderVariant): Promise<string> {
     const host = await this.ready();
-    const image = await this.#helperImage();
+    const image = await this.helperImage();
     try {
-      return (await this.#docker.createContainer(holderCreateOptions(image, host))).id;
+      return (await this.#docker.createContainer(holderCreateOptions(image, host, variant))).id;
     } catch (err) {
       return this.#fail(err, "create the network holder");
     }
@@ -479,7 +502,7 @@ export class EgressNetworks {
 }
 
 /** A container's attach stream, demultiplexed and collected (bounded) until it ends. */
-class AttachedOutput {
+export class AttachedOutput {
   static readonly KEEP = 64 * 1024;
   stdout = "";
   stderr = "";

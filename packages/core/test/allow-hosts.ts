@@ -1,0 +1,140 @@
+// Test "internet" hosts for allow-list tests and the proxy benchmark: one container on a Docker
+// network made here (never any address outside this machine), answering under several names
+// (network aliases), with an HTTPS server whose certificate comes from a CA made here with
+// openssl. Kiln's proxy joins that network and trusts its subnet (test-only proxy settings).
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { promisify } from "node:util";
+import type Dockerode from "dockerode";
+import { pack } from "tar-stream";
+
+const run = promisify(execFile);
+
+export const TEST_HOST_NAMES = [
+  "allowed.test",
+  "denied.test",
+  "wild.test",
+  "sub.wild.test",
+  "deep.sub.wild.test",
+  "evilwild.test",
+  "pypi.test",
+  "tls.test",
+  "other.test",
+  "rebind.test",
+];
+
+export interface TestHosts {
+  network: string;
+  subnet: string;
+  /** The test host's address on its network. */
+  address: string;
+  /** The test CA's certificate (PEM). */
+  ca: string;
+  close(): Promise<void>;
+}
+
+async function makeCerts(): Promise<{ ca: string; cert: string; key: string }> {
+  const dir = await mkdtemp(join(tmpdir(), "kiln-allow-ca-"));
+  try {
+    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    await run("openssl", [
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      join(dir, "ca.key"),
+      "-out",
+      join(dir, "ca.pem"),
+      "-days",
+      "2",
+      "-subj",
+      "/CN=kiln-test-ca",
+    ]);
+    await run("openssl", [
+      "req",
+      ...ec,
+      "-keyout",
+      join(dir, "server.key"),
+      "-out",
+      join(dir, "server.csr"),
+      "-subj",
+      "/CN=tls.test",
+    ]);
+    // other.test is in the certificate on purpose: only the proxy's SNI check stops a tunnel
+    // opened for tls.test from carrying a handshake for other.test.
+    await writeFile(join(dir, "ext"), "subjectAltName=DNS:tls.test,DNS:other.test,DNS:allowed.test,DNS:pypi.test\n");
+    await run("openssl", [
+      "x509",
+      "-req",
+      "-in",
+      join(dir, "server.csr"),
+      "-CA",
+      join(dir, "ca.pem"),
+      "-CAkey",
+      join(dir, "ca.key"),
+      "-CAcreateserial",
+      "-out",
+      join(dir, "server.pem"),
+      "-days",
+      "2",
+      "-extfile",
+      join(dir, "ext"),
+    ]);
+    const [ca, cert, key] = await Promise.all(
+      ["ca.pem", "server.pem", "server.key"].map((f) => readFile(join(dir, f), "utf8")),
+    );
+    return { ca: ca as string, cert: cert as string, key: key as string };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function startTestHosts(docker: Dockerode, image: string, label: string): Promise<TestHosts> {
+  const network = `kiln-test-allow-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
+  const [{ ca, cert, key }, program] = await Promise.all([
+    makeCerts(),
+    readFile(new URL("./fixtures/allow-test-host.py", import.meta.url), "utf8"),
+  ]);
+  const net = await docker.createNetwork({ Name: network, Driver: "bridge", Labels: { [label]: "1" } });
+  let container: Dockerode.Container | undefined;
+  const close = async () => {
+    await container?.remove({ force: true }).catch(() => {});
+    await net.remove().catch(() => {});
+  };
+  try {
+    container = await docker.createContainer({
+      name: `${network}-host`,
+      Image: image,
+      User: "0:0",
+      Entrypoint: ["python3", "-u", "/opt/test-host.py"],
+      Cmd: [],
+      Labels: { [label]: "1" },
+      NetworkingConfig: { EndpointsConfig: { [network]: { Aliases: TEST_HOST_NAMES } } },
+      HostConfig: { NetworkMode: network },
+    });
+    const archive = pack();
+    archive.entry({ name: "opt/test-host.py", mode: 0o644 }, program);
+    archive.entry({ name: "certs/server.pem", mode: 0o644 }, cert);
+    archive.entry({ name: "certs/server.key", mode: 0o600 }, key);
+    archive.finalize();
+    await container.putArchive(Readable.from(archive), { path: "/" });
+    await container.start();
+    for (let i = 0; ; i++) {
+      const logs = (await container.logs({ stdout: true, stderr: true })).toString("utf8");
+      if (logs.includes("test-host-ready")) break;
+      const state = (await container.inspect()).State;
+      if (!state.Running || i > 200) throw new Error(`test host did not start: ${logs.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const inspected = await container.inspect();
+    const address = inspected.NetworkSettings.Networks[network]?.IPAddress ?? "";
+    const subnet = ((await net.inspect()) as { IPAM: { Config: { Subnet: string }[] } }).IPAM.Config[0]?.Subnet ?? "";
+    return { network, subnet, address, ca, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
