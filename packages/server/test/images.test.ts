@@ -57,5 +57,10 @@ describe("images", () => {
     expect((await t.api("GET", "/v1/images", { key: reader })).status).toBe(200);
     expect((await t.api("POST", "/v1/images", { key: reader, body: { name: `${name}-x` } })).status).toBe(403);
     expect((await t.api("DELETE", `/v1/images/${name}-x`, { key: reader })).status).toBe(403);
+    // Images are shared by every organisation: only the server's administrators change them.
+    const tenant = await addOrgKey(t.dataDir, `img${process.pid}`, { scopes: ["*"] });
+    expect((await t.api("GET", "/v1/images", { key: tenant })).status).toBe(200);
+    expect((await t.api("POST", "/v1/images", { key: tenant, body: { name: `${name}-y` } })).status).toBe(403);
+    expect((await t.api("DELETE", `/v1/images/${name}`, { key: tenant })).status).toBe(403);
   }, 300_000);
 });

@@ -1,6 +1,9 @@
 /**
  * Custom images (kiln.images.build/list/delete). Images are the server's, shared by every
- * organisation (like the runtime image): a build needs sandboxes:write, a list sandboxes:read.
+ * organisation (like the runtime image): any key with sandboxes:read lists them and any
+ * organisation creates sandboxes from them, but only the server's administrators (orgs:admin,
+ * held only by keys of the default organisation) build or delete one, so no tenant can replace
+ * or remove an image another tenant uses.
  * Only declarative specs are accepted over HTTP: a Dockerfile build would read a directory of the
  * server's own machine into an image a sandbox can read.
  */
@@ -14,7 +17,7 @@ import { type App, CONFLICT, ERRORS, type RouteDeps } from "./common.ts";
 export function imageRoutes(app: App, deps: RouteDeps & { kiln: Kiln }): void {
   app.openapi(
     v1Route(
-      { scope: "sandboxes:write", action: "image.build" },
+      { scope: "orgs:admin", action: "image.build" },
       createRoute({
         method: "post",
         path: "/v1/images",
@@ -77,7 +80,7 @@ export function imageRoutes(app: App, deps: RouteDeps & { kiln: Kiln }): void {
 
   app.openapi(
     v1Route(
-      { scope: "sandboxes:write", action: "image.delete" },
+      { scope: "orgs:admin", action: "image.delete" },
       createRoute({
         method: "delete",
         path: "/v1/images/{name}",
