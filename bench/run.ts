@@ -5,6 +5,7 @@ import { writeFile } from "node:fs/promises";
 import { cpus, release, totalmem } from "node:os";
 import { promisify } from "node:util";
 import { Kiln } from "@kiln/core";
+import { poolBenchmarks } from "./pools.ts";
 import { remoteClientBenchmarks } from "./remote.ts";
 import { serverBenchmarks } from "./server.ts";
 import { measure, type Series, table, timeOnly } from "./stats.ts";
@@ -241,6 +242,7 @@ if (want("snapshot")) {
   sections.push(table('Cold start with network "egress" (holder + filter) vs "none"', [egress, none], none));
 }
 
+if (want("pools")) sections.push(...(await poolBenchmarks()));
 sections.push(...(await serverBenchmarks(kiln)));
 sections.push(...(await terminalBenchmarks(kiln)));
 sections.push(...(await remoteClientBenchmarks()));

@@ -9,6 +9,7 @@ import { registerCompletion } from "./commands/completion.ts";
 import { registerCp } from "./commands/cp.ts";
 import { registerDoctor } from "./commands/doctor.ts";
 import { registerExec } from "./commands/exec.ts";
+import { registerImages } from "./commands/images.ts";
 import { registerKeys } from "./commands/keys.ts";
 import { registerLogin } from "./commands/login.ts";
 import { registerMcp } from "./commands/mcp.ts";
@@ -67,6 +68,7 @@ kiln login, selects a server; --local forces this machine. Exit codes: 0 success
   registerRun(program);
   registerCp(program);
   registerSnapshots(program);
+  registerImages(program);
   registerVolumes(program);
   registerDoctor(program);
   registerLogin(program);

@@ -34,6 +34,7 @@ export {
   UnauthorizedError,
   VolumeNotFoundError,
 } from "./errors.ts";
+export type { BuildOptions, DockerfileImageSpec, ImageInfo, ImageSpec } from "./images/custom-images.ts";
 export type { EnsureOptions } from "./images/runtime-image.ts";
 export { Kiln } from "./kiln.ts";
 export { NETWORK_PRESETS, type NetworkPolicy } from "./network/policy.ts";

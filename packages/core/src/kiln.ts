@@ -17,6 +17,13 @@ import {
   prefixUserLabels,
 } from "./engine/labels.ts";
 import { ConflictError, InvalidArgumentError, SandboxNotFoundError, throwIfAborted } from "./errors.ts";
+import {
+  type BuildOptions,
+  CustomImages,
+  type DockerfileImageSpec,
+  type ImageInfo,
+  type ImageSpec,
+} from "./images/custom-images.ts";
 import { type EnsureOptions, RuntimeImages } from "./images/runtime-image.ts";
 import { compatible, WarmPool } from "./pool/warm-pool.ts";
 import { Previews } from "./preview/previews.ts";
@@ -42,6 +49,7 @@ import {
   optionalObject,
   optionalString,
   requireName,
+  requireString,
 } from "./validate.ts";
 import { Volumes } from "./volumes/volumes.ts";
 
@@ -78,9 +86,16 @@ export class Kiln implements AsyncDisposable {
     ensure(options?: EnsureOptions): Promise<string>;
     /**
      * Removes runtime images this Kiln version built earlier and nothing uses; never the current
-     * one, this Kiln's `image`, another version's, or one in use. Returns the tags removed.
+     * one, this Kiln's `image`, another version's, or one in use. Also older tags of built images
+     * (a rebuild keeps the previous one while a sandbox uses it) that nothing uses now. Returns the tags removed.
      */
     prune(): Promise<string[]>;
+    /** Builds a custom image (declarative spec or Dockerfile); an unchanged one is found in milliseconds. */
+    build(spec: ImageSpec | DockerfileImageSpec, options?: BuildOptions): Promise<{ name: string; tag: string }>;
+    /** Custom images built with build(), newest tag per name. */
+    list(): Promise<ImageInfo[]>;
+    /** Removes a custom image; ConflictError while a sandbox uses it. */
+    delete(name: string): Promise<void>;
   };
   /** The warm pool, when `options.pool` asked for one. */
   readonly pool?: {
@@ -104,10 +119,12 @@ export class Kiln implements AsyncDisposable {
   readonly #snapshots: Snapshots;
   readonly #volumes: Volumes;
   readonly #runtime: RuntimeImages;
+  readonly #custom: CustomImages;
   readonly #services: SandboxServices;
   #sweeper?: NodeJS.Timeout;
   #closed = false;
-  #warm?: Promise<WarmPool>;
+  /** One warm pool per configured shape (`pool: [...]`), with what it was configured for. */
+  readonly #warm: { pool: Promise<WarmPool>; snapshot?: string; image?: string }[] = [];
   #poolError: unknown;
   /** Set for `new Kiln({ url })` (or KILN_URL): every public method delegates to the server. */
   readonly #remote: RemoteKiln | undefined;
@@ -121,11 +138,9 @@ export class Kiln implements AsyncDisposable {
     this.#image = optionalString("options.image", o.image);
     this.#defaults = optionalObject("options.defaults", o.defaults) as Partial<CreateSandboxOptions>;
     // Fail fast on bad defaults rather than at the first create().
-    const shape = validateCreate({}, this.#defaults);
-    const poolSize =
-      o.pool === undefined || o.pool === false
-        ? 0
-        : (optionalNumber("options.pool.size", optionalObject("options.pool", o.pool).size, { min: 0, max: 256 }) ?? 0);
+    validateCreate({}, this.#defaults);
+    const pools = poolEntries(o.pool, this.#defaults);
+    const poolSize = pools.reduce((sum, p) => sum + p.size, 0);
     this.engine =
       (o.engine as Engine | undefined) ??
       // KilnOptions types the connection without dockerode; the engine folder checks it.
@@ -135,7 +150,14 @@ export class Kiln implements AsyncDisposable {
     this.#snapshots = new Snapshots(this.engine);
     this.#volumes = new Volumes(this.engine, () => this.#runtime.ensure());
     this.#runtime = new RuntimeImages(this.engine);
-    this.snapshots = { list: () => this.#snapshots.list(), delete: (name) => this.#snapshots.delete(name) };
+    this.#custom = new CustomImages(this.engine, this.#runtime);
+    this.snapshots = {
+      list: () => this.#snapshots.list(),
+      delete: async (name) => {
+        await this.#drain((entry) => entry.snapshot === name);
+        await this.#snapshots.delete(name);
+      },
+    };
     this.volumes = {
       create: (name) => this.#volumes.create(name),
       list: () => this.#volumes.list(),
@@ -143,7 +165,16 @@ export class Kiln implements AsyncDisposable {
     };
     this.images = {
       ensure: (opts) => this.#runtime.ensure(opts),
-      prune: () => this.#runtime.prune({ keep: this.#image === undefined ? [] : [this.#image] }),
+      prune: async () => [
+        ...(await this.#runtime.prune({ keep: this.#image === undefined ? [] : [this.#image] })),
+        ...(await this.#custom.pruneStale()),
+      ],
+      build: (spec, opts) => this.#custom.build(spec, opts),
+      list: () => this.#custom.list(),
+      delete: async (name) => {
+        await this.#drain((entry) => entry.image === name);
+        await this.#custom.delete(name);
+      },
     };
     // A preview hit reaches the agent as a port_open frame, which is activity for autoStopMs.
     this.previews = new Previews(async (id, port) => PortTunnel.open(await this.#connections.get(id), port));
@@ -155,28 +186,31 @@ export class Kiln implements AsyncDisposable {
       snapshot: (sandbox, name) => this.#snapshots.take(sandbox.id, name, () => this.#connections.get(sandbox.id)),
     };
     if (poolSize > 0) {
-      this.#warm = this.#startPool(poolSize, shape);
-      this.#warm.catch((err) => {
-        this.#poolError = err;
-      });
-      const warm = this.#warm;
-      let current: WarmPool | undefined;
-      warm.then(
-        (p) => {
-          current = p;
-        },
-        () => {},
-      );
+      const current: WarmPool[] = [];
+      for (const entry of pools) {
+        const warm = this.#startPool(entry.size, entry.shape);
+        warm.then(
+          (p) => {
+            current.push(p);
+          },
+          (err) => {
+            this.#poolError = err;
+          },
+        );
+        this.#warm.push({ pool: warm, snapshot: entry.shape.snapshot, image: entry.image });
+      }
       const self = this;
       this.pool = {
         size: poolSize,
         get ready() {
-          return current?.readyCount ?? 0;
+          return current.reduce((sum, p) => sum + p.readyCount, 0);
         },
         get lastError() {
           return self.#poolError;
         },
-        filled: async () => (await warm).filled(),
+        filled: async () => {
+          await Promise.all(self.#warm.map(async (w) => (await w.pool).filled()));
+        },
       };
     }
     if (this.#remote) {
@@ -190,7 +224,9 @@ export class Kiln implements AsyncDisposable {
     const image =
       shape.snapshot !== undefined
         ? await this.#snapshots.image(shape.snapshot)
-        : (shape.image ?? this.#image ?? (await this.#runtime.ensure()));
+        : shape.image !== undefined || this.#image !== undefined
+          ? await this.#custom.resolve((shape.image ?? this.#image) as string)
+          : await this.#runtime.ensure();
     const pool = new WarmPool({
       size,
       shape: {
@@ -203,6 +239,7 @@ export class Kiln implements AsyncDisposable {
         ...(shape.resources.diskMb === undefined ? {} : { diskMb: shape.resources.diskMb }),
       },
       owner: processOwner(),
+      ...(shape.snapshot === undefined ? {} : { awaitRestore: true }),
       engine: this.engine,
       connections: this.#connections,
       records: this.#records,
@@ -221,15 +258,41 @@ export class Kiln implements AsyncDisposable {
     const valid = validateCreate(options, this.#defaults);
     throwIfAborted(valid.signal, "create");
     this.#startSweeper();
+    // A built image's name resolves to its tag; an image without Kiln's agent is refused.
+    const image = valid.snapshot === undefined ? (valid.image ?? this.#image) : undefined;
+    if (image !== undefined) valid.image = await this.#custom.resolve(image);
     const claimed = await this.#claim(valid);
     return claimed ?? this.#createCold(valid);
   }
 
+  /** Closes (removes the members of) and forgets the pools `which` selects: their image is going away. */
+  async #drain(which: (entry: { snapshot?: string; image?: string }) => boolean): Promise<void> {
+    const drained = this.#warm.filter(which);
+    for (const entry of drained) this.#warm.splice(this.#warm.indexOf(entry), 1);
+    await Promise.all(drained.map(async (entry) => (await entry.pool.catch(() => undefined))?.close()));
+  }
+
   /** A pooled sandbox when one is ready and the request fits its shape; else undefined. */
   async #claim(v: ValidCreate): Promise<Sandbox | undefined> {
-    if (!this.#warm || this.#closed) return undefined;
-    const pool = await this.#warm.catch(() => undefined);
-    if (!pool || !compatible(v, v.image ?? this.#image ?? pool.shape.image, pool.shape)) return undefined;
+    if (this.#warm.length === 0 || this.#closed) return undefined;
+    let pool: WarmPool | undefined;
+    for (const entry of this.#warm) {
+      // A snapshot's pool serves that snapshot; an image's pool that image; the default pool the rest.
+      if (entry.snapshot !== v.snapshot) continue;
+      const candidate = await entry.pool.catch(() => undefined);
+      if (!candidate) continue;
+      // The request's image: a snapshot pool's own; else the (resolved) image asked for; none: the default pool's.
+      let image: string;
+      if (v.snapshot !== undefined) image = candidate.shape.image;
+      else if (v.image !== undefined) image = v.image;
+      else if (entry.image === undefined) image = candidate.shape.image;
+      else continue;
+      if (compatible({ ...v, snapshot: undefined }, image, candidate.shape)) {
+        pool = candidate;
+        break;
+      }
+    }
+    if (!pool) return undefined;
     const record = this.#record(v);
     const id = await pool.claim(v, containerNameFor(v.name, randomBytes(6).toString("hex")), record).catch((err) => {
       if (err instanceof ConflictError && v.name !== undefined) {
@@ -415,8 +478,7 @@ export class Kiln implements AsyncDisposable {
     this.#closed = true;
     await this.previews.close();
     clearInterval(this.#sweeper);
-    const pool = await this.#warm?.catch(() => undefined);
-    await pool?.close();
+    await Promise.all(this.#warm.map(async (w) => (await w.pool.catch(() => undefined))?.close()));
     this.#connections.closeAll();
   }
 
@@ -438,4 +500,25 @@ export class Kiln implements AsyncDisposable {
     // started it, so scripts that live only seconds reclaim what crashed runs left too.
     setTimeout(run, FIRST_SWEEP_DELAY_MS).unref();
   }
+}
+
+/** `pool`: `{ size }` (the default shape) or a list of `{ size, image?, snapshot? }`, one pool each. */
+function poolEntries(
+  value: unknown,
+  defaults: Partial<CreateSandboxOptions>,
+): { size: number; image?: string; shape: ValidCreate }[] {
+  if (value === undefined || value === false) return [];
+  const list = Array.isArray(value) ? value : [value];
+  return list.flatMap((item, i) => {
+    const field = Array.isArray(value) ? `options.pool[${i}]` : "options.pool";
+    const entry = optionalObject(field, item);
+    checkKnownKeys(field, entry, ["size", "image", "snapshot"]);
+    const size = optionalNumber(`${field}.size`, entry.size, { min: 0, max: 256 }) ?? 0;
+    const given: CreateSandboxOptions = {};
+    if (entry.image !== undefined) given.image = requireString(`${field}.image`, entry.image);
+    if (entry.snapshot !== undefined) given.snapshot = requireName(`${field}.snapshot`, entry.snapshot);
+    return size > 0
+      ? [{ size, ...(given.image === undefined ? {} : { image: given.image }), shape: validateCreate(given, defaults) }]
+      : [];
+  });
 }

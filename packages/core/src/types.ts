@@ -56,8 +56,11 @@ export interface KilnOptions {
   engine?: Engine;
   /** Runtime image for new sandboxes. @default the built-in runtime image (built by images.ensure()) */
   image?: string;
-  /** Warm pool of started sandboxes of the default shape. @default false */
-  pool?: { size: number } | false;
+  /**
+   * Warm pool of started sandboxes of the default shape, or a list of pools, one per shape:
+   * `[{ size: 2 }, { size: 2, image: "ds" }, { size: 1, snapshot: "base-env" }]`. @default false
+   */
+  pool?: { size: number } | { size: number; image?: string; snapshot?: string }[] | false;
   /** Defaults merged under every create() call's options. @default {} */
   defaults?: Partial<CreateSandboxOptions>;
 }

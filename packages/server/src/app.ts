@@ -17,6 +17,7 @@ import type { AppEnv } from "./pipeline/types.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { json } from "./routes/common.ts";
 import { fileRoutes } from "./routes/files.ts";
+import { imageRoutes } from "./routes/images.ts";
 import { McpHttpSessions, mcpRoutes } from "./routes/mcp.ts";
 import { networkRoutes } from "./routes/network.ts";
 import { runRoutes } from "./routes/run.ts";
@@ -146,6 +147,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   fileRoutes(app, routeDeps);
   storageRoutes(app);
   adminRoutes(app);
+  imageRoutes(app, { ...routeDeps, kiln: deps.services.kiln });
   terminalRoutes(app, { ...routeDeps, tickets: deps.tickets });
   mcpRoutes(app, auth, deps.mcp ?? new McpHttpSessions(), deps.services.audit);
   return app;

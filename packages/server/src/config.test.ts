@@ -33,4 +33,12 @@ describe("serverConfigFromEnv", () => {
     expect(() => serverConfigFromEnv({ KILN_POOL: "-1" })).toThrow(/KILN_POOL/);
     expect(() => serverConfigFromEnv({ KILN_MAX_UPLOAD_MB: "1e3" })).toThrow(/KILN_MAX_UPLOAD_MB/);
   });
+
+  it("KILN_POOL takes a JSON list of pools, one per shape", () => {
+    expect(
+      serverConfigFromEnv({ KILN_POOL: '[{"size":2},{"size":1,"image":"ds"},{"size":1,"snapshot":"base"}]' }).pool,
+    ).toEqual([{ size: 2 }, { size: 1, image: "ds" }, { size: 1, snapshot: "base" }]);
+    expect(() => serverConfigFromEnv({ KILN_POOL: "[1, 2]" })).toThrow(/KILN_POOL/);
+    expect(() => serverConfigFromEnv({ KILN_POOL: "[{" })).toThrow(/KILN_POOL: not JSON/);
+  });
 });

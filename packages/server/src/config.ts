@@ -15,8 +15,11 @@ export interface ServerConfig {
   dataDir: string;
   /** Unset: SQLite (node:sqlite) in dataDir; "postgres://...": PostgreSQL. */
   databaseUrl?: string;
-  /** Warm pool size of the default shape. @default 0 */
-  pool: number;
+  /**
+   * Warm pool size of the default shape, or one pool per shape
+   * (`[{ size: 2 }, { size: 1, image: "ds" }, { size: 1, snapshot: "base" }]`). @default 0
+   */
+  pool: number | { size: number; image?: string; snapshot?: string }[];
   /** Larger uploads get 413. @default 4096 */
   maxUploadMb: number;
   /** The address clients reach this server at (preview URLs). @default the listening address */
@@ -76,7 +79,7 @@ export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Parti
     out.databaseUrl = v;
   });
   set("KILN_POOL", (v) => {
-    out.pool = integer("KILN_POOL", v, 0, 256);
+    out.pool = v.trim().startsWith("[") ? poolList("KILN_POOL", v) : integer("KILN_POOL", v, 0, 256);
   });
   set("KILN_MAX_UPLOAD_MB", (v) => {
     out.maxUploadMb = integer("KILN_MAX_UPLOAD_MB", v, 1, 1024 * 1024);
@@ -106,4 +109,18 @@ function integer(name: string, value: string, min: number, max: number): number 
     throw new Error(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
   }
   return n;
+}
+
+/** A JSON list of pools, `[{ "size": 2 }, { "size": 1, "image": "ds" }]` (Kiln checks the entries). */
+export function poolList(field: string, text: string): { size: number; image?: string; snapshot?: string }[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${field}: not JSON: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(parsed) || parsed.some((p) => typeof p !== "object" || p === null || Array.isArray(p))) {
+    throw new Error(`${field}: must be a JSON list of { size, image?, snapshot? }`);
+  }
+  return parsed as { size: number; image?: string; snapshot?: string }[];
 }

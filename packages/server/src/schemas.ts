@@ -353,3 +353,35 @@ export const PreviewBody = z
   .openapi("PreviewRequest");
 export const Preview = z.object({ url: z.string(), token: z.string(), expiresAt: z.string() }).openapi("Preview");
 export const Ticket = z.object({ ticket: z.string(), expiresAt: z.string() }).openapi("Ticket");
+
+// --- Custom images (kiln.images.build/list/delete): server-wide, not per organisation ---
+const ImageName = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9_.-]{0,62}$/,
+    "must be 1-63 lower-case letters, digits, _ . - starting with a letter or digit",
+  )
+  .openapi({ example: "ds" });
+const Words = z.array(z.string().min(1).max(1024).refine(NoNul, "must not contain NUL bytes")).max(256);
+export const ImageSpecBody = z
+  .strictObject({
+    name: ImageName,
+    from: z.string().min(1).max(512).refine(NoNul, "must not contain NUL bytes").optional(),
+    apt: Words.optional(),
+    pip: Words.optional(),
+    npm: Words.optional(),
+    run: z
+      .array(Text.pipe(z.string().min(1).max(16_384)))
+      .max(256)
+      .optional(),
+    files: z.record(z.string().min(2).max(4096), Text).optional(),
+    env: Env.optional(),
+    workdir: z.string().min(1).max(4096).optional(),
+  })
+  .openapi("ImageSpec");
+export const ImageBuilt = z.object({ name: z.string(), tag: z.string() }).openapi("ImageBuilt");
+export const ImageInfo = z
+  .object({ name: z.string(), tag: z.string(), createdAt: z.string(), sizeBytes: z.number() })
+  .openapi("ImageInfo");
+export const ImageList = z.object({ images: z.array(ImageInfo) }).openapi("ImageList");
+export const ImageNameParam = z.object({ name: ImageName.openapi({ param: { name: "name", in: "path" } }) });

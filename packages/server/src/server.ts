@@ -67,7 +67,11 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
       dataDir: config.dataDir,
       ...(config.adminKey === undefined ? {} : { adminKey: config.adminKey }),
     });
-    kiln = config.kiln ?? new Kiln({ pool: config.pool > 0 ? { size: config.pool } : false });
+    kiln =
+      config.kiln ??
+      new Kiln({
+        pool: typeof config.pool !== "number" ? config.pool : config.pool > 0 ? { size: config.pool } : false,
+      });
     const ownKiln = config.kiln === undefined;
     // Build or find the runtime image now, so the first create does not pay for it; an engine
     // that is down only makes /healthz say so.

@@ -3,6 +3,7 @@
  * server's defaults. Prints the URL on stdout; a newly made admin key once on stderr.
  * SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit 0 (sandboxes keep running).
  */
+import { readFile } from "node:fs/promises";
 import { type Command, InvalidArgumentError } from "commander";
 import { EXIT_INTERRUPTED, ExitCode } from "../errors.ts";
 import { examples } from "../help.ts";
@@ -13,7 +14,7 @@ interface ServeFlags {
   port?: number;
   dataDir?: string;
   databaseUrl?: string;
-  pool?: number;
+  pool?: number | string;
   maxUploadMb?: number;
   json?: boolean;
 }
@@ -26,7 +27,11 @@ export function registerServe(program: Command): void {
     .option("--port <port>", "port, 0 for any free one (KILN_PORT, default 7420)", integer("--port", 0, 65_535))
     .option("--data-dir <dir>", "keys, audit log and the SQLite database (KILN_DATA_DIR, default ~/.kiln)")
     .option("--database-url <url>", "postgres://… for PostgreSQL (KILN_DATABASE_URL, default SQLite in the data dir)")
-    .option("--pool <n>", "warm sandboxes of the default shape (KILN_POOL, default 0)", integer("--pool", 0, 256))
+    .option(
+      "--pool <n|json|file>",
+      'warm sandboxes of the default shape, or pools per shape as JSON or a JSON file: [{"size":2},{"size":1,"image":"ds"},{"size":1,"snapshot":"base"}] (KILN_POOL, default 0)',
+      (value: string) => (/^\d+$/.test(value.trim()) ? integer("--pool", 0, 256)(value) : value),
+    )
     .option(
       "--max-upload-mb <mb>",
       "largest upload accepted (KILN_MAX_UPLOAD_MB, default 4096)",
@@ -38,6 +43,7 @@ export function registerServe(program: Command): void {
       `${examples(
         "kiln serve                                   # http://127.0.0.1:7420, data in ~/.kiln",
         "kiln serve --host 0.0.0.0 --port 8080 --pool 2",
+        `kiln serve --pool '[{"size":2},{"size":1,"image":"ds"}]'   # or --pool pools.json`,
         "KILN_ADMIN_KEY=kiln_secret kiln serve --data-dir /srv/kiln",
       )}
 
@@ -48,7 +54,11 @@ unless KILN_ALLOW_PRIVATE_HOOKS=true), KILN_ADMISSION_TIMEOUT_MS (default 2000: 
     )
     .action(async (flags: ServeFlags) => {
       // Loaded here, not at the top: the server's dependencies stay out of every other command's start-up.
-      const { serverConfigFromEnv, startServer } = await import("@kiln/server");
+      const { poolList, serverConfigFromEnv, startServer } = await import("@kiln/server");
+      if (typeof flags.pool === "string") {
+        const text = flags.pool.trim().startsWith("[") ? flags.pool : await readFile(flags.pool, "utf8");
+        flags.pool = poolList("--pool", text) as never;
+      }
       const config = { ...serverConfigFromEnv(process.env), ...definedFlags(flags), log: (line: string) => note(line) };
       const server = await startServer(config);
       if (flags.json) printJson({ url: server.url });

@@ -129,18 +129,30 @@ export class RuntimeImages {
     if (this.#ready && (await this.#engine.imageExists(this.#ready))) return this.#ready;
     const progress = (phase: ImageProgressEvent["phase"], message: string) => options.onProgress?.({ phase, message });
     const base = await this.#base(progress, options.signal);
-    const tag = await runtimeTag(base);
-    if (await this.#engine.imageExists(tag)) {
-      this.#ready = tag;
-      return tag;
+    const tag = await this.ensureOn(base, options);
+    this.#ready = tag;
+    return tag;
+  }
+
+  /**
+   * Adds Kiln's runtime layer (agent, kernels, Node, the `kiln` user, the runtime packages) to
+   * any Debian/Ubuntu-based `base` image, with the same recipe as the default runtime image, and
+   * returns the tag (kiln-runtime:<hash of recipe and base name>, and of `baseId` when given, so a
+   * re-pulled base gets a new layer). Found in milliseconds once built.
+   */
+  async ensureOn(base: string, options: EnsureOptions = {}, baseId?: string): Promise<string> {
+    const progress = (phase: ImageProgressEvent["phase"], message: string) => options.onProgress?.({ phase, message });
+    let tag = await runtimeTag(base);
+    if (baseId !== undefined) {
+      tag = `${RUNTIME_REPO}:${createHash("sha256").update(`${tag} ${baseId}`).digest("hex").slice(0, 16)}`;
     }
+    if (await this.#engine.imageExists(tag)) return tag;
     throwIfAborted(options.signal, "images.ensure");
     const { arch } = await this.#engine.info();
     const node = await sandboxNodeBinary(arch, (line) => progress("build", line));
     progress("build", `building ${tag} from ${base}`);
     await this.#engine.buildImage(await buildContext(base, node), tag, (line) => progress("build", line));
     progress("done", tag);
-    this.#ready = tag;
     return tag;
   }
 

@@ -55,6 +55,11 @@ export interface PoolOptions {
   engine: Engine;
   connections: AgentConnections;
   records: RecordReader;
+  /**
+   * A snapshot's pool: a member is ready only once its kernels have loaded the snapshot's Python
+   * variables (the agent's state_report answers then), so a claim never waits for a restore.
+   */
+  awaitRestore?: boolean;
   /** Called with a background failure (the pool keeps trying on the next claim). */
   onError?: (err: unknown) => void;
 }
@@ -217,6 +222,7 @@ export class WarmPool {
       const connection = await this.#o.connections.get(id);
       // Unclaimed, it stops itself once this process's connection has been gone a while.
       await connection.call({ type: "configure", orphanStopMs: POOL_ORPHAN_STOP_MS });
+      if (this.#o.awaitRestore) await connection.call({ type: "state_report" });
       return id;
     } catch (err) {
       await this.#discard(id);

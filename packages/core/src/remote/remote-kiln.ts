@@ -14,9 +14,11 @@ import {
   SandboxNotFoundError,
   throwIfAborted,
 } from "../errors.ts";
+import type { BuildOptions, DockerfileImageSpec, ImageInfo, ImageSpec } from "../images/custom-images.ts";
 import type { EnsureOptions } from "../images/runtime-image.ts";
 import type { CreateSandboxOptions, SandboxInfo, SnapshotInfo, VolumeInfo } from "../types.ts";
 import { describe, isRecord, optionalLabels, optionalObject, requireName } from "../validate.ts";
+import { streamCall } from "./event-stream.ts";
 import { HttpClient } from "./http-client.ts";
 import { RemoteSandbox, type RemoteSandboxInfo } from "./remote-sandbox.ts";
 
@@ -73,7 +75,13 @@ export class RemoteKiln {
     list(): Promise<VolumeInfo[]>;
     delete(name: string): Promise<void>;
   };
-  readonly images: { ensure(options?: EnsureOptions): Promise<string>; prune(): Promise<string[]> };
+  readonly images: {
+    ensure(options?: EnsureOptions): Promise<string>;
+    prune(): Promise<string[]>;
+    build(spec: ImageSpec | DockerfileImageSpec, options?: BuildOptions): Promise<{ name: string; tag: string }>;
+    list(): Promise<ImageInfo[]>;
+    delete(name: string): Promise<void>;
+  };
 
   constructor(target: RemoteTarget, options: { image?: unknown; defaults?: unknown } = {}) {
     this.client = new HttpClient(target.url, target.apiKey);
@@ -118,6 +126,40 @@ export class RemoteKiln {
       // The server's runtime images are the server's to prune: nothing to remove on this machine.
       prune: async () => {
         throw new NotSupportedError(`images.prune() runs on the Kiln server's machine, not through ${this.client.url}`);
+      },
+      // Custom images are the server's (POST/GET/DELETE /v1/images); progress streams as SSE.
+      build: async (spec, opts = {}) => {
+        if (isRecord(spec) && "dockerfile" in spec) {
+          throw new NotSupportedError(
+            `images.build({ dockerfile }) through ${this.client.url}: a Dockerfile build reads a directory of the server's machine; build it there, or send a declarative spec`,
+          );
+        }
+        const files = isRecord(spec) && isRecord(spec.files) ? spec.files : undefined;
+        if (files && Object.values(files).some((v) => typeof v !== "string")) {
+          throw new NotSupportedError("images.build through a server takes files as strings only");
+        }
+        return streamCall<{ name: string; tag: string }>(
+          c,
+          "/v1/images",
+          spec,
+          { ...(opts.signal ? { signal: opts.signal } : {}), what: "images.build" },
+          (event) => {
+            if (event.type === "progress") {
+              opts.onProgress?.({ phase: event.phase as "base" | "build" | "done", message: String(event.message) });
+              return undefined;
+            }
+            if (event.type === "done") return { name: String(event.name), tag: String(event.tag) };
+            return undefined;
+          },
+        );
+      },
+      list: async () => (await c.json<{ images: ImageInfo[] }>("GET", "/v1/images", { what: "images.list" })).images,
+      delete: async (name) => {
+        const valid = requireName("name", name);
+        await c.empty("DELETE", `/v1/images/${encodeURIComponent(valid)}`, {
+          context: { name: valid },
+          what: "images.delete",
+        });
       },
     };
   }
