@@ -3,6 +3,8 @@
  * matching itself happens in Kiln's egress proxy (packages/core/proxy/allow-proxy.mjs), which
  * receives the expanded rules; this module only decides what a rule may look like.
  */
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { InvalidArgumentError } from "../errors.ts";
 import { describe } from "../validate.ts";
@@ -11,13 +13,19 @@ import { describe } from "../validate.ts";
 export type NetworkPolicy = "none" | "egress" | { allow: string[] };
 
 /**
- * Presets: the hosts each package manager needs for its public registry. A mirror of your own
- * is one more rule (its host name), not a preset.
+ * Presets: the hosts each package manager needs. "npm" and "debian" are the registries this
+ * machine's own npm and apt are configured with (`npm config get registry`, the apt sources), read
+ * once when a preset is first used, so a site with its own mirror gets its mirror; "pypi" and
+ * "github" are the public services. Another registry is one more rule (its host name).
  */
 export const NETWORK_PRESETS: Record<string, readonly string[]> = {
   pypi: ["pypi.org", "files.pythonhosted.org"],
-  npm: ["(npm registry host)", "registry.yarnpkg.com"],
-  debian: ["(debian mirror host)", "security.debian.org", "*.(debian mirror host)"],
+  get npm() {
+    return configured("npm", npmRegistryHosts);
+  },
+  get debian() {
+    return configured("debian", aptSourceHosts);
+  },
   github: [
     "github.com",
     "*.github.com",
@@ -26,6 +34,45 @@ export const NETWORK_PRESETS: Record<string, readonly string[]> = {
     "objects.githubusercontent.com",
   ],
 };
+
+const configuredHosts = new Map<string, readonly string[]>();
+
+/** A preset read from this machine's configuration (cached); [] when there is none. */
+function configured(name: string, read: () => string[]): readonly string[] {
+  let hosts = configuredHosts.get(name);
+  if (!hosts) {
+    try {
+      hosts = [...new Set(read())];
+    } catch {
+      hosts = [];
+    }
+    configuredHosts.set(name, hosts);
+  }
+  return hosts;
+}
+
+/** The host of the registry this machine's npm uses (its own default when nothing is set). */
+function npmRegistryHosts(): string[] {
+  const registry = execFileSync("npm", ["config", "get", "registry"], { encoding: "utf8", timeout: 10_000 }).trim();
+  return [new URL(registry).hostname];
+}
+
+/** The hosts of this machine's apt sources (deb822 `.sources` files and `sources.list`). */
+function aptSourceHosts(): string[] {
+  const dir = "/etc/apt/sources.list.d";
+  const files = ["/etc/apt/sources.list", ...readdirSync(dir).map((f) => `${dir}/${f}`)];
+  const hosts: string[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    for (const match of text.matchAll(/https?:\/\/([^/\s:]+)/g)) if (match[1]) hosts.push(match[1].toLowerCase());
+  }
+  return hosts;
+}
 
 /** At most this many rules after expansion (the proxy matches them linearly per connection). */
 export const MAX_RULES = 512;
@@ -56,8 +103,16 @@ export function normaliseRule(field: string, value: unknown): string[] {
     throw new InvalidArgumentError(field, `must be a non-empty string, got ${describe(value)}`);
   }
   const v = value.trim().toLowerCase().replace(/\.$/, "");
-  const preset = NETWORK_PRESETS[v];
-  if (preset && Object.hasOwn(NETWORK_PRESETS, v)) return [...preset];
+  if (Object.hasOwn(NETWORK_PRESETS, v)) {
+    const preset = NETWORK_PRESETS[v] ?? [];
+    if (preset.length === 0) {
+      throw new InvalidArgumentError(
+        field,
+        `the preset "${v}" names the registry this machine's ${v === "npm" ? "npm" : "apt"} is configured with, and none was found here: list the registry's host name instead`,
+      );
+    }
+    return [...preset];
+  }
   if (isIP(v) || isCidr(v)) return [v];
   if (v.startsWith("*.") && isDomain(v.slice(2)) && v.slice(2).includes(".")) return [v];
   if (isDomain(v) && v.includes(".")) return [v];
