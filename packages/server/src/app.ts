@@ -16,6 +16,7 @@ import type { Tickets } from "./pipeline/tickets.ts";
 import type { AppEnv } from "./pipeline/types.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { json } from "./routes/common.ts";
+import { docsRoutes } from "./routes/docs.ts";
 import { fileRoutes } from "./routes/files.ts";
 import { imageRoutes } from "./routes/images.ts";
 import { McpHttpSessions, mcpRoutes } from "./routes/mcp.ts";
@@ -42,6 +43,8 @@ export interface AppDeps {
   log: (line: string) => void;
   /** MCP sessions of /mcp (the server ends them on close). @default new McpHttpSessions() */
   mcp?: McpHttpSessions;
+  /** The built documentation site served at /docs. @default docs-site/ at the repository's root */
+  docsDir?: string;
 }
 
 export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
@@ -150,6 +153,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   imageRoutes(app, { ...routeDeps, kiln: deps.services.kiln });
   terminalRoutes(app, { ...routeDeps, tickets: deps.tickets });
   mcpRoutes(app, auth, deps.mcp ?? new McpHttpSessions(), deps.services.audit);
+  docsRoutes(app, { dir: deps.docsDir, openApiPath: OPENAPI_PATH });
   return app;
 }
 

@@ -34,6 +34,8 @@ export interface ServerConfig {
   allowPrivateHooks?: boolean;
   /** Webhook delivery timing. @default { timeoutMs: 10000, backoffMs: 1000, maxAttempts: 8 } */
   webhooks?: { timeoutMs?: number; backoffMs?: number; maxAttempts?: number };
+  /** KILN_DOCS_DIR: the built documentation site served at /docs (`pnpm docs:build`). @default docs-site/ in the repository */
+  docsDir?: string;
   /** Inject a Kiln (tests). @default new Kiln({ pool }) */
   kiln?: Kiln;
   /** Where the server's log lines go. @default stderr */
@@ -58,7 +60,7 @@ export function defaultConfig(): ServerConfig {
 /**
  * KILN_HOST, KILN_PORT, KILN_DATA_DIR, KILN_DATABASE_URL, KILN_POOL, KILN_MAX_UPLOAD_MB,
  * KILN_PUBLIC_URL, KILN_ADMIN_KEY, KILN_ADMISSION_URL, KILN_ADMISSION_TIMEOUT_MS,
- * KILN_ALLOW_PRIVATE_HOOKS.
+ * KILN_ALLOW_PRIVATE_HOOKS, KILN_DOCS_DIR.
  */
 export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<ServerConfig> {
   const out: Partial<ServerConfig> = {};
@@ -99,6 +101,9 @@ export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Parti
   set("KILN_ALLOW_PRIVATE_HOOKS", (v) => {
     if (v !== "true" && v !== "false") throw new Error(`KILN_ALLOW_PRIVATE_HOOKS must be true or false, got "${v}"`);
     out.allowPrivateHooks = v === "true";
+  });
+  set("KILN_DOCS_DIR", (v) => {
+    out.docsDir = v;
   });
   return out;
 }

@@ -104,6 +104,7 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
       tmpDir,
       version: await version(),
       log,
+      ...(config.docsDir === undefined ? {} : { docsDir: config.docsDir }),
     });
     const server = createAdaptorServer({
       fetch: app.fetch,

@@ -1,0 +1,178 @@
+/**
+ * The guides: every docs/*.md rendered to HTML with markdown-it (raw HTML in the Markdown is
+ * escaped, not passed through; javascript: and other unsafe URLs are refused by markdown-it),
+ * headings given GitHub-style ids, and relative links rewritten: `x.md#a` to `x.html#a`, files
+ * beside the guides copied along, other files of the repository linked on GitHub. A link to a
+ * file that does not exist is an error, collected and thrown by the build.
+ */
+import { existsSync, statSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
+import MarkdownIt from "markdown-it";
+
+export interface Guide {
+  /** The source file, e.g. /repo/docs/api.md */
+  source: string;
+  /** The page in the site, e.g. api.html (README.md is index.html) */
+  page: string;
+  title: string;
+  markdown: string;
+}
+
+export interface RenderedGuide extends Guide {
+  html: string;
+}
+
+export interface GuideContext {
+  repoRoot: string;
+  docsDir: string;
+  /** e.g. https://github.com/kiln-sandbox/kiln/blob/main/ */
+  repoBlobUrl: string;
+  /** Non-Markdown files of docs/ the guides link to or show, copied into the site (relative to docsDir). */
+  assets: Set<string>;
+  /** Links that point nowhere: "docs/a.md: link to missing.md" */
+  broken: string[];
+}
+
+export function pageFor(docsDir: string, source: string): string {
+  const rel = relative(docsDir, source).split(sep).join("/");
+  return /(^|\/)README\.md$/i.test(rel) ? rel.replace(/README\.md$/i, "index.html") : rel.replace(/\.md$/i, ".html");
+}
+
+/** Every Markdown file of docs/ (one level: guides are flat), with its title. */
+export async function readGuides(docsDir: string): Promise<Guide[]> {
+  const names = (await readdir(docsDir)).filter((n) => n.toLowerCase().endsWith(".md")).sort();
+  return Promise.all(
+    names.map(async (name) => {
+      const source = join(docsDir, name);
+      const markdown = await readFile(source, "utf8");
+      const title = /^#\s+(.+?)\s*#*\s*$/m.exec(markdown)?.[1] ?? basename(name, ".md");
+      return { source, page: pageFor(docsDir, source), title: stripInline(title), markdown };
+    }),
+  );
+}
+
+/** The guides in reading order: docs/README.md's links first (in its order), then the rest by name. */
+export function navOrder(guides: Guide[], docsDir: string): Guide[] {
+  const index = guides.find((g) => g.page === "index.html");
+  const rest = guides.filter((g) => g !== index);
+  if (!index) return rest;
+  const order: string[] = [];
+  for (const m of index.markdown.matchAll(/\]\(\s*<?([^)\s>#]+\.md)(?:#[^)\s>]*)?>?(?:\s+"[^"]*")?\s*\)/gi)) {
+    const target = resolve(docsDir, decodeURI(m[1] as string));
+    if (!order.includes(target)) order.push(target);
+  }
+  const rank = (g: Guide) => {
+    const i = order.indexOf(g.source);
+    return i === -1 ? order.length : i;
+  };
+  return [...rest].sort((a, b) => rank(a) - rank(b) || a.page.localeCompare(b.page));
+}
+
+/** GitHub's heading slugs: lower case, punctuation dropped, spaces to hyphens, repeats numbered. */
+export function slugger(): (text: string) => string {
+  const seen = new Map<string, number>();
+  return (text) => {
+    const base = text
+      .toLowerCase()
+      .trim()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, "")
+      .replace(/\s/g, "-");
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    return n === 0 ? base : `${base}-${n}`;
+  };
+}
+
+function stripInline(text: string): string {
+  return text.replace(/`([^`]*)`/g, "$1").replace(/[*_]/g, "");
+}
+
+export function renderGuide(guide: Guide, ctx: GuideContext): RenderedGuide {
+  const md = new MarkdownIt({ html: false, linkify: false, typographer: false });
+  const slug = slugger();
+  const where = relative(ctx.repoRoot, guide.source);
+  md.core.ruler.push("kiln_ids_and_links", (state) => {
+    const tokens = state.tokens;
+    for (let i = 0; i < tokens.length; i++) {
+      const token = tokens[i];
+      if (!token) continue;
+      if (token.type === "heading_open") {
+        const text = (tokens[i + 1]?.children ?? [])
+          .filter((t) => t.type === "text" || t.type === "code_inline")
+          .map((t) => t.content)
+          .join("");
+        token.attrSet("id", slug(text));
+      }
+      for (const child of token.children ?? []) {
+        const attr = child.type === "link_open" ? "href" : child.type === "image" ? "src" : undefined;
+        const value = attr && child.attrGet(attr);
+        if (attr && value) child.attrSet(attr, rewrite(String(value), child.type === "image", guide, ctx, where));
+      }
+    }
+  });
+  return { ...guide, html: md.render(guide.markdown) };
+}
+
+/** A link or image target, as the site needs it. */
+function rewrite(href: string, image: boolean, guide: Guide, ctx: GuideContext, where: string): string {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(href) || href.startsWith("//") || href.startsWith("#")) return href;
+  if (href.startsWith("/")) {
+    ctx.broken.push(`${where}: absolute link ${href} (use a path relative to the guide)`);
+    return href;
+  }
+  const [pathPart = "", hash] = splitHash(href);
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(pathPart);
+  } catch {
+    ctx.broken.push(`${where}: link ${href} is not valid percent-encoding`);
+    return href;
+  }
+  const target = resolve(dirname(guide.source), decoded);
+  const suffix = hash === undefined ? "" : `#${hash}`;
+  if (!existsSync(target)) {
+    ctx.broken.push(`${where}: link to ${href}, but ${relative(ctx.repoRoot, target)} does not exist`);
+    return href;
+  }
+  const inDocs = target.startsWith(ctx.docsDir + sep);
+  const isDir = statSync(target).isDirectory();
+  if (inDocs && !isDir && target.toLowerCase().endsWith(".md")) {
+    return relativeHref(guide.page, pageFor(ctx.docsDir, target)) + suffix;
+  }
+  if (inDocs && !isDir) {
+    const rel = relative(ctx.docsDir, target).split(sep).join("/");
+    ctx.assets.add(rel);
+    return relativeHref(guide.page, rel) + suffix;
+  }
+  const inRepo = target === ctx.repoRoot || target.startsWith(ctx.repoRoot + sep);
+  if (!inRepo || image) {
+    ctx.broken.push(
+      `${where}: ${image ? "image" : "link"} ${href} points outside docs/ and cannot be part of the site`,
+    );
+    return href;
+  }
+  const repoPath = relative(ctx.repoRoot, target).split(sep).map(encodeURIComponent).join("/");
+  return `${isDir ? ctx.repoBlobUrl.replace("/blob/", "/tree/") : ctx.repoBlobUrl}${repoPath}${suffix}`;
+}
+
+function splitHash(href: string): [string, string | undefined] {
+  const i = href.indexOf("#");
+  return i === -1 ? [href, undefined] : [href.slice(0, i), href.slice(i + 1)];
+}
+
+/** The href from one page of the site to another (both relative to the site's root). */
+export function relativeHref(from: string, to: string): string {
+  const fromDir = from.split("/").slice(0, -1);
+  const toParts = to.split("/");
+  let common = 0;
+  while (common < fromDir.length && common < toParts.length - 1 && fromDir[common] === toParts[common]) common++;
+  const up = fromDir.length - common;
+  const rel = [...Array<string>(up).fill(".."), ...toParts.slice(common)].join("/");
+  return rel
+    .split("/")
+    .map((p) => (p === ".." ? p : encodeURIComponent(p)))
+    .join("/");
+}
+
+export const isMarkdown = (name: string) => extname(name).toLowerCase() === ".md";
