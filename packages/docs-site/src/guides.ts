@@ -91,7 +91,7 @@ function stripInline(text: string): string {
 export function renderGuide(guide: Guide, ctx: GuideContext): RenderedGuide {
   const md = new MarkdownIt({ html: false, linkify: false, typographer: false });
   const slug = slugger();
-  const where = relative(ctx.repoRoot, guide.source);
+  const where = relative(dirname(ctx.docsDir), guide.source);
   md.core.ruler.push("kiln_ids_and_links", (state) => {
     const tokens = state.tokens;
     for (let i = 0; i < tokens.length; i++) {
@@ -132,7 +132,7 @@ function rewrite(href: string, image: boolean, guide: Guide, ctx: GuideContext, 
   const target = resolve(dirname(guide.source), decoded);
   const suffix = hash === undefined ? "" : `#${hash}`;
   if (!existsSync(target)) {
-    ctx.broken.push(`${where}: link to ${href}, but ${relative(ctx.repoRoot, target)} does not exist`);
+    ctx.broken.push(`${where}: link to ${href}, but ${relative(dirname(ctx.docsDir), target)} does not exist`);
     return href;
   }
   const inDocs = target.startsWith(ctx.docsDir + sep);

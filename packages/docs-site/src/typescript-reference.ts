@@ -89,7 +89,7 @@ export async function buildTypeScriptReference(o: TypeScriptReferenceOptions): P
     modules.push(name);
   }
   const order = entries.map((e) => e.name);
-  project.children?.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
+  modules.sort((a, b) => order.indexOf(a) - order.indexOf(b));
   await app.generateDocs(project, o.out);
   if (errors > 0) throw new Error("TypeDoc reported errors (see the lines above)");
   await rewriteRootLinks(o.out, o.siteRoot);
