@@ -11,6 +11,7 @@
 #   4. gvisor: Debian's runsc from bookworm-backports, registered as the engine's "runsc" runtime
 #   5. a Docker engine answering (Linux as root: Debian's docker.io, dockerd started in the background)
 #   6. the runtime image (kiln.images.ensure(): built once, then found in milliseconds)
+#   7. docs: the documentation site `kiln serve` shows at /docs (`pnpm docs:build`; skipped when up to date)
 #   (on request) postgres: PostgreSQL binaries for the server's storage tests (`setup.sh postgres`)
 #   (on request) terminal_tools: tmux and script(1) for the CLI's terminal tests (`setup.sh terminal_tools`)
 #   (on request) python_sdk: Debian's python3-httpx and python3-pytest for clients/python (`setup.sh python_sdk`)
@@ -246,9 +247,16 @@ ensure_runtime_image() {
   export KILN_RUNTIME_IMAGE
 }
 
+ensure_docs() {
+  # Rebuilt only when docs/ or the packages' sources changed since the last build; a failed build
+  # (a broken link between guides) is reported, not fatal: the tests fail on it instead.
+  (cd "$KILN_ROOT" && node packages/docs-site/src/cli.ts --if-changed >&2) ||
+    say "note: the documentation site did not build (see above): kiln serve's /docs explains how to build it"
+}
+
 # With arguments, only those steps run (e.g. `setup.sh node pnpm`); sourced, PATH carries over.
 export DOCKER_SOCK="${DOCKER_SOCK:-/var/run/docker.sock}"
 # `storage` (the btrfs data root) is opt-in until Docker 20.10's btrfs driver costs are solved: see docs/developing.md.
-for step in "${@:-node pnpm dependencies gvisor docker image_tools runtime_image}"; do
+for step in "${@:-node pnpm dependencies gvisor docker image_tools runtime_image docs}"; do
   for s in $step; do "ensure_$s"; done
 done

@@ -7,31 +7,21 @@
  *   docs-site/reference/http/            the HTTP reference, from the server's OpenAPI document
  *
  * then checks every internal link of the result and fails, naming each, if one points nowhere.
- * `--if-changed` skips the build when nothing it reads changed since the last one (setup.sh).
+ * The command is cli.ts (`pnpm docs:build`).
  */
-import { createHash } from "node:crypto";
-import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { dirname, join, relative, resolve, sep } from "node:path";
-import { parseArgs } from "node:util";
+import { copyFile, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { renderHttpReference } from "@kiln/server";
 import { type GuideContext, navOrder, readGuides, renderGuide } from "./guides.ts";
 import { escapeHtml, layout, type NavEntry, SITE_CSS } from "./layout.ts";
 import { checkLinks } from "./links.ts";
 import { openApiDocument } from "./openapi-document.ts";
-import { buildTypeScriptReference, PUBLIC_PACKAGES } from "./typescript-reference.ts";
+import { fingerprint, locate, type SiteLocation, STAMP, stampOf } from "./stamp.ts";
+import { buildTypeScriptReference } from "./typescript-reference.ts";
 
-export const REPO_ROOT = resolve(import.meta.dirname, "../../..");
-const STAMP = ".build-stamp";
+export { isUpToDate, REPO_ROOT } from "./stamp.ts";
 
-export interface BuildOptions {
-  /** @default the repository this file is in */
-  repoRoot?: string;
-  /** The guides. @default <repoRoot>/docs */
-  docsDir?: string;
-  /** @default <repoRoot>/docs-site */
-  out?: string;
-  /** Run TypeDoc (the slow part, ~30 s). @default true */
-  typescript?: boolean;
+export interface BuildOptions extends SiteLocation {
   log?: (line: string) => void;
 }
 
@@ -54,9 +44,7 @@ export class BrokenLinksError extends Error {
 }
 
 export async function buildSite(options: BuildOptions = {}): Promise<BuildResult> {
-  const repoRoot = resolve(options.repoRoot ?? REPO_ROOT);
-  const docsDir = resolve(options.docsDir ?? join(repoRoot, "docs"));
-  const out = resolve(options.out ?? join(repoRoot, "docs-site"));
+  const { repoRoot, docsDir, out } = locate(options);
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const rootPkg = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as {
     repository?: { url?: string };
@@ -145,74 +133,5 @@ export async function buildSite(options: BuildOptions = {}): Promise<BuildResult
   } catch (err) {
     await rm(work, { recursive: true, force: true });
     throw err;
-  }
-}
-
-/** A hash of everything the build reads: the guides, the packages' sources and manifests, this builder. */
-export async function fingerprint(repoRoot: string, docsDir: string): Promise<string> {
-  const hash = createHash("sha256");
-  const dirs = [
-    docsDir,
-    join(repoRoot, "packages/docs-site/src"),
-    ...PUBLIC_PACKAGES.map((p) => join(repoRoot, "packages", p)),
-  ];
-  for (const dir of dirs) {
-    const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
-    const files = entries
-      .filter((e) => e.isFile() && !`${e.parentPath}${sep}`.includes(`${sep}node_modules${sep}`))
-      .filter((e) => /\.(ts|md|json|png|svg)$/.test(e.name) && !e.name.endsWith(".test.ts"))
-      .map((e) => join(e.parentPath, e.name))
-      .filter((f) => !f.includes(`${sep}test${sep}`) && !f.includes(`${sep}dist${sep}`))
-      .sort();
-    for (const file of files)
-      hash
-        .update(relative(repoRoot, file))
-        .update("\0")
-        .update(await readFile(file))
-        .update("\0");
-  }
-  return hash.digest("hex");
-}
-
-export async function isUpToDate(options: BuildOptions = {}): Promise<boolean> {
-  const repoRoot = resolve(options.repoRoot ?? REPO_ROOT);
-  const docsDir = resolve(options.docsDir ?? join(repoRoot, "docs"));
-  const out = resolve(options.out ?? join(repoRoot, "docs-site"));
-  const stamp = await readFile(join(out, STAMP), "utf8").catch(() => "");
-  return stamp !== "" && stamp === stampOf(await fingerprint(repoRoot, docsDir), options);
-}
-
-const stampOf = (hash: string, options: BuildOptions) =>
-  `${hash}${options.typescript === false ? " no-typescript" : ""}`;
-
-if (import.meta.main) {
-  const { values } = parseArgs({
-    options: {
-      out: { type: "string" },
-      docs: { type: "string" },
-      "if-changed": { type: "boolean", default: false },
-      "no-typescript": { type: "boolean", default: false },
-    },
-  });
-  const options: BuildOptions = {
-    ...(values.out === undefined ? {} : { out: values.out }),
-    ...(values.docs === undefined ? {} : { docsDir: values.docs }),
-    typescript: !values["no-typescript"],
-  };
-  const started = performance.now();
-  if (values["if-changed"] && (await isUpToDate(options))) {
-    console.log("docs site is up to date");
-  } else {
-    try {
-      const r = await buildSite(options);
-      const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      console.log(
-        `docs site built in ${seconds} s: ${r.out} (${r.guides.length} guides, ${r.modules.length} TypeScript modules, ` +
-          `${r.operations} HTTP operations, ${r.pages} pages, ${r.links} internal links checked)`,
-      );
-    } catch (err) {
-      console.error(`docs:build failed: ${err instanceof BrokenLinksError ? err.message : (err as Error).stack}`);
-      process.exitCode = 1;
-    }
   }
 }

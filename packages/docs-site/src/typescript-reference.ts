@@ -6,9 +6,7 @@
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 import { Application, type DeclarationReflection, LogLevel, ReflectionKind } from "typedoc";
-
-/** The packages users import, in the order the reference lists them. */
-export const PUBLIC_PACKAGES = ["core", "server", "langchain", "vercel-ai", "mastra", "mcp"];
+import { PUBLIC_PACKAGES } from "./stamp.ts";
 
 export interface EntryPoint {
   /** As users import it: @kiln/core/tools */

@@ -94,7 +94,7 @@ describe("a broken link", () => {
     const docsDir = await docs("cli", { "a.md": "# A\n\n[ok](b.md)\n", "b.md": "# B\n" });
     const out = join(dir, "cli-site");
     const cmd = (args: string[]) =>
-      spawnSync(process.execPath, [join(import.meta.dirname, "../src/build.ts"), ...args], { encoding: "utf8" });
+      spawnSync(process.execPath, [join(import.meta.dirname, "../src/cli.ts"), ...args], { encoding: "utf8" });
     const ok = cmd(["--docs", docsDir, "--out", out, "--no-typescript"]);
     expect(ok.status, ok.stderr).toBe(0);
     expect(ok.stdout).toContain("docs site built");
