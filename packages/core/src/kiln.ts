@@ -74,8 +74,25 @@ const KILN_OPTION_KEYS = Object.keys({
   apiKey: true,
 } satisfies Record<keyof KilnOptions, true>);
 
+/**
+ * The client: creates, finds and lists sandboxes, and owns what they share (the engine connection,
+ * the agent connections, the warm pool, images, snapshots, volumes, previews). Local by default
+ * (this machine's Docker engine); `new Kiln({ url })` or `KILN_URL` makes it a client of a Kiln
+ * server with the same API. Nothing lives only in a Kiln: a new one in another process sees every
+ * sandbox. `await using kiln = new Kiln()` closes it; its sandboxes keep running.
+ *
+ * @example
+ * ```ts
+ * await using kiln = new Kiln();
+ * await using sandbox = await kiln.create({ language: "python" });
+ * const execution = await sandbox.runCode("6 * 7");
+ * console.log(execution.results[0]?.text); // "42"
+ * ```
+ */
 export class Kiln implements AsyncDisposable {
+  /** Snapshots taken with `sandbox.snapshot(name)`; create from one with `kiln.create({ snapshot })`. */
   readonly snapshots: { list(): Promise<SnapshotInfo[]>; delete(name: string): Promise<void> };
+  /** Named volumes that outlive sandboxes; mount with `kiln.create({ volumes: [...] })`. */
   readonly volumes: {
     create(name: string): Promise<VolumeInfo>;
     list(): Promise<VolumeInfo[]>;
@@ -482,6 +499,7 @@ export class Kiln implements AsyncDisposable {
     this.#connections.closeAll();
   }
 
+  /** Same as close(), for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -34,9 +34,19 @@ export interface SandboxServices {
   previewUrl(sandbox: Sandbox, port: number, options?: PreviewUrlOptions): Promise<PreviewUrl>;
 }
 
+/**
+ * One sandbox: an isolated container with an agent inside that runs commands (`exec`), stateful
+ * code cells (`runCode`: Python, JavaScript, TypeScript), moves files (`files`), and holds
+ * terminals (`pty`) and background processes (`processes`). Made by `kiln.create()` or found by
+ * `kiln.get()`; a handle, so several can point at the same sandbox. `await using` deletes it.
+ * A failing command or cell is data (exit code, `Execution.error`), not an exception.
+ */
 export class Sandbox implements AsyncDisposable {
+  /** The engine's container id. */
   readonly id: string;
+  /** The name given at create, unique among sandboxes. */
   readonly name?: string;
+  /** Files inside the sandbox, moved as the sandbox's user: read, write, upload, download, list, stat, mkdir, remove. */
   readonly files: SandboxFiles;
   /** Terminals: create() one, connect(id) to re-attach. */
   readonly pty: SandboxPty;
@@ -62,6 +72,7 @@ export class Sandbox implements AsyncDisposable {
     return this.#record.language;
   }
 
+  /** The sandbox as the engine sees it now: state, resources, labels, network, timestamps. */
   async info(): Promise<SandboxInfo> {
     this.#services.connections.touch(this.id);
     const details = await this.#services.engine.inspectContainer(this.id);
@@ -103,6 +114,7 @@ export class Sandbox implements AsyncDisposable {
     return this.#services.previewUrl(this, port, options);
   }
 
+  /** Saves the sandbox's filesystem as a named snapshot, to create sandboxes from (`kiln.create({ snapshot })`). */
   snapshot(name: string): Promise<SnapshotInfo> {
     return this.#services.snapshot(this, name);
   }
@@ -155,6 +167,7 @@ export class Sandbox implements AsyncDisposable {
     return this.#deleting;
   }
 
+  /** Same as delete(), for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     try {
       await this.delete();
