@@ -34,19 +34,29 @@ export interface GuideContext {
   broken: string[];
 }
 
+const isMarkdown = (name: string) => extname(name).toLowerCase() === ".md";
+
 export function pageFor(docsDir: string, source: string): string {
   const rel = relative(docsDir, source).split(sep).join("/");
   return /(^|\/)README\.md$/i.test(rel) ? rel.replace(/README\.md$/i, "index.html") : rel.replace(/\.md$/i, ".html");
 }
 
-/** Every Markdown file of docs/ (one level: guides are flat), with its title. */
+/** Every Markdown file under docs/ (subfolders too, but not hidden ones), with its title. */
 export async function readGuides(docsDir: string): Promise<Guide[]> {
-  const names = (await readdir(docsDir)).filter((n) => n.toLowerCase().endsWith(".md")).sort();
+  const files = (await readdir(docsDir, { recursive: true, withFileTypes: true }))
+    .filter((e) => e.isFile() && isMarkdown(e.name))
+    .map((e) => join(e.parentPath, e.name))
+    .filter(
+      (f) =>
+        !relative(docsDir, f)
+          .split(sep)
+          .some((part) => part.startsWith(".") || part === "node_modules"),
+    )
+    .sort();
   return Promise.all(
-    names.map(async (name) => {
-      const source = join(docsDir, name);
+    files.map(async (source) => {
       const markdown = await readFile(source, "utf8");
-      const title = /^#\s+(.+?)\s*#*\s*$/m.exec(markdown)?.[1] ?? basename(name, ".md");
+      const title = /^#\s+(.+?)\s*#*\s*$/m.exec(markdown)?.[1] ?? basename(source, extname(source));
       return { source, page: pageFor(docsDir, source), title: stripInline(title), markdown };
     }),
   );
@@ -174,5 +184,3 @@ export function relativeHref(from: string, to: string): string {
     .map((p) => (p === ".." ? p : encodeURIComponent(p)))
     .join("/");
 }
-
-export const isMarkdown = (name: string) => extname(name).toLowerCase() === ".md";

@@ -4,7 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BrokenLinksError, buildSite, isUpToDate, REPO_ROOT } from "../src/build.ts";
 
@@ -20,7 +20,10 @@ afterAll(async () => {
 async function docs(name: string, files: Record<string, string>): Promise<string> {
   const at = join(dir, name);
   await mkdir(at, { recursive: true });
-  for (const [file, text] of Object.entries(files)) await writeFile(join(at, file), text);
+  for (const [file, text] of Object.entries(files)) {
+    await mkdir(dirname(join(at, file)), { recursive: true });
+    await writeFile(join(at, file), text);
+  }
   return at;
 }
 
@@ -33,13 +36,14 @@ describe("guides", () => {
     const docsDir = await docs("good", {
       "README.md": "# Start here\n\n1. [Zebra](zebra.md)\n2. [Alpha](alpha.md#second-part)\n",
       "alpha.md":
-        "# Alpha guide\n\n## First part\n\n## Second part\n\nSee [the index](README.md) and [zebra](./zebra.md#top-a).\n",
+        "# Alpha guide\n\n## First part\n\n## Second part\n\nSee [the index](README.md) and [zebra](./zebra.md#top-a) and [deep](sub/deep.md).\n",
+      "sub/deep.md": "# Deep\n\nBack [up](../alpha.md#first-part), a [picture](../chart.png).\n",
       "zebra.md": `# Zebra\n\n## Top: a\n\n![chart](chart.png)\n\n[the architecture](${architecture})\n`,
       "chart.png": "not really a png",
       "extra.md": "# Extra\n",
     });
     const result = await build(docsDir, "good-site");
-    expect(result.guides.sort()).toEqual(["alpha.html", "extra.html", "index.html", "zebra.html"]);
+    expect(result.guides.sort()).toEqual(["alpha.html", "extra.html", "index.html", "sub/deep.html", "zebra.html"]);
     const alpha = await readFile(join(result.out, "alpha.html"), "utf8");
     expect(alpha).toContain('<h2 id="second-part">Second part</h2>');
     expect(alpha).toContain('href="index.html"');
@@ -47,6 +51,10 @@ describe("guides", () => {
     // The nav: README's order (zebra, alpha), then the rest by name.
     const nav = [...alpha.matchAll(/<li(?: class="current")?><a href="([a-z]+)\.html">/g)].map((m) => m[1]);
     expect(nav).toEqual(["zebra", "alpha", "extra"]);
+    const deep = await readFile(join(result.out, "sub/deep.html"), "utf8");
+    expect(deep).toContain('href="../alpha.html#first-part"');
+    expect(deep).toContain('href="../assets/site.css"');
+    expect(deep).toContain('href="../zebra.html"');
     const zebra = await readFile(join(result.out, "zebra.html"), "utf8");
     expect(zebra).toContain('src="chart.png"');
     expect(await readFile(join(result.out, "chart.png"), "utf8")).toBe("not really a png");
