@@ -1,6 +1,7 @@
 /**
  * The guides: every docs/*.md rendered to HTML with markdown-it (raw HTML in the Markdown is
- * escaped, not passed through; javascript: and other unsafe URLs are refused by markdown-it),
+ * shown escaped, never passed through, and HTML comments are dropped; javascript: and other
+ * unsafe URLs are refused by markdown-it),
  * headings given GitHub-style ids, and relative links rewritten: `x.md#a` to `x.html#a`, files
  * beside the guides copied along, other files of the repository linked on GitHub. A link to a
  * file that does not exist is an error, collected and thrown by the build.
@@ -99,7 +100,15 @@ function stripInline(text: string): string {
 }
 
 export function renderGuide(guide: Guide, ctx: GuideContext): RenderedGuide {
-  const md = new MarkdownIt({ html: false, linkify: false, typographer: false });
+  // html: true only so raw HTML arrives as its own tokens: comments (the sample runner's
+  // `<!-- sample: ... -->` directives) are dropped, anything else is shown escaped, as text.
+  const md = new MarkdownIt({ html: true, linkify: false, typographer: false });
+  const rawHtml = (tokens: { content: string }[], i: number) => {
+    const content = tokens[i]?.content ?? "";
+    return /^\s*<!--[\s\S]*?-->\s*$/.test(content) ? "" : md.utils.escapeHtml(content);
+  };
+  md.renderer.rules.html_block = rawHtml;
+  md.renderer.rules.html_inline = rawHtml;
   const slug = slugger();
   const where = relative(dirname(ctx.docsDir), guide.source);
   md.core.ruler.push("kiln_ids_and_links", (state) => {

@@ -64,7 +64,8 @@ describe("guides", () => {
   it("escapes raw HTML and refuses javascript: links", async () => {
     const docsDir = await docs("hostile", {
       "a.md":
-        '# A <b>bold</b> & "quoted"\n\n<script>alert(1)</script>\n\n[click](javascript:alert(1))\n\n<img src=x onerror=alert(1)>\n',
+        '# A <b>bold</b> & "quoted"\n\n<script>alert(1)</script>\n\n[click](javascript:alert(1))\n\n<img src=x onerror=alert(1)>\n\n' +
+        "<!-- sample: skip -->\n\nInline <i onclick=x>i</i> and <!-- inline comment --> text.\n",
     });
     const result = await build(docsDir, "hostile-site");
     const html = await readFile(join(result.out, "a.html"), "utf8");
@@ -72,6 +73,9 @@ describe("guides", () => {
     expect(html).not.toContain("<img src=x");
     expect(html).not.toContain('href="javascript:');
     expect(html).toContain("&lt;script&gt;alert(1)&lt;/script&gt;");
+    expect(html).toContain("Inline &lt;i onclick=x&gt;i&lt;/i&gt; and  text.");
+    expect(html).not.toContain("sample: skip");
+    expect(html).not.toContain("<i onclick");
     expect(html).toContain("<title>A &lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot; · Kiln</title>");
   });
 });
