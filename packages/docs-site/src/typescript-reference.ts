@@ -5,13 +5,15 @@
  */
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
-import { Application, type DeclarationReflection, LogLevel, ReflectionKind } from "typedoc";
+import { Application, Comment, type DeclarationReflection, LogLevel, ReflectionKind } from "typedoc";
 import { PUBLIC_PACKAGES } from "./stamp.ts";
 
 export interface EntryPoint {
   /** As users import it: @kiln/core/tools */
   name: string;
   file: string;
+  /** The package's description (package.json), for its main entry point. */
+  description?: string;
 }
 
 export async function entryPoints(repoRoot: string): Promise<EntryPoint[]> {
@@ -20,12 +22,15 @@ export async function entryPoints(repoRoot: string): Promise<EntryPoint[]> {
     const root = join(repoRoot, "packages", dir);
     const pkg = JSON.parse(await readFile(join(root, "package.json"), "utf8")) as {
       name: string;
+      description?: string;
       exports: Record<string, string>;
     };
     for (const [subpath, file] of Object.entries(pkg.exports)) {
+      const main = subpath === ".";
       out.push({
-        name: subpath === "." ? pkg.name : `${pkg.name}/${subpath.replace(/^\.\//, "")}`,
+        name: main ? pkg.name : `${pkg.name}/${subpath.replace(/^\.\//, "")}`,
         file: resolve(root, file),
+        ...(main && pkg.description ? { description: pkg.description } : {}),
       });
     }
   }
@@ -77,14 +82,16 @@ export async function buildTypeScriptReference(o: TypeScriptReferenceOptions): P
   if (!project) throw new Error("TypeDoc could not convert the packages' entry points (see the lines above)");
 
   // Name each module as users import it ("@kiln/core/tools", not "core/src/tools").
-  const byFile = new Map(entries.map((e) => [e.file, e.name]));
+  // A module without a comment of its own gets its package's description.
+  const byFile = new Map(entries.map((e) => [e.file, e]));
   const modules: string[] = [];
   for (const child of project.children ?? []) {
     if (!child.kindOf(ReflectionKind.Module)) continue;
-    const name = moduleName(child, byFile);
-    if (name === undefined) throw new Error(`TypeDoc module ${child.name}: no entry point matches its file`);
-    child.name = name;
-    modules.push(name);
+    const entry = entryOf(child, byFile);
+    if (entry === undefined) throw new Error(`TypeDoc module ${child.name}: no entry point matches its file`);
+    child.name = entry.name;
+    if (!child.comment && entry.description) child.comment = new Comment([{ kind: "text", text: entry.description }]);
+    modules.push(entry.name);
   }
   const order = entries.map((e) => e.name);
   modules.sort((a, b) => order.indexOf(a) - order.indexOf(b));
@@ -94,10 +101,10 @@ export async function buildTypeScriptReference(o: TypeScriptReferenceOptions): P
   return { modules };
 }
 
-function moduleName(module: DeclarationReflection, byFile: Map<string, string>): string | undefined {
+function entryOf(module: DeclarationReflection, byFile: Map<string, EntryPoint>): EntryPoint | undefined {
   for (const source of module.sources ?? []) {
-    const name = byFile.get(source.fullFileName);
-    if (name !== undefined) return name;
+    const entry = byFile.get(source.fullFileName);
+    if (entry !== undefined) return entry;
   }
   return undefined;
 }
