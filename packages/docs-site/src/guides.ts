@@ -8,8 +8,34 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import MarkdownIt from "markdown-it";
+
+// highlight.js through require(): its type declarations pull in the DOM library
+// (`/// <reference lib="dom" />`), whose fetch and stream types clash with Node's in the
+// packages this one typechecks; these few calls are typed here instead.
+interface Highlighter {
+  registerLanguage(name: string, language: unknown): void;
+  registerAliases(aliases: string[], options: { languageName: string }): void;
+  getLanguage(name: string): unknown;
+  highlight(code: string, options: { language: string; ignoreIllegals: boolean }): { value: string };
+}
+const require = createRequire(import.meta.url);
+const hljs = require("highlight.js/lib/core") as Highlighter;
+// The languages the guides' code blocks use (highlighted at build time: no script in the page).
+for (const name of ["bash", "dockerfile", "ini", "javascript", "json", "nginx", "python", "typescript", "yaml"]) {
+  hljs.registerLanguage(name, require(`highlight.js/lib/languages/${name}`));
+}
+hljs.registerAliases(["sh", "shell", "console"], { languageName: "bash" });
+hljs.registerAliases(["toml"], { languageName: "ini" });
+
+/** A fenced block's code as highlighted HTML (highlight.js escapes it), or "" for markdown-it's own escaping. */
+function highlight(code: string, lang: string): string {
+  const name = lang.trim().split(/\s+/)[0]?.toLowerCase() ?? "";
+  if (!name || !hljs.getLanguage(name)) return "";
+  return hljs.highlight(code, { language: name, ignoreIllegals: true }).value;
+}
 
 export interface Guide {
   /** The source file, e.g. /repo/docs/api.md */
@@ -102,7 +128,7 @@ function stripInline(text: string): string {
 export function renderGuide(guide: Guide, ctx: GuideContext): RenderedGuide {
   // html: true only so raw HTML arrives as its own tokens: comments (the sample runner's
   // `<!-- sample: ... -->` directives) are dropped, anything else is shown escaped, as text.
-  const md = new MarkdownIt({ html: true, linkify: false, typographer: false });
+  const md = new MarkdownIt({ html: true, linkify: false, typographer: false, highlight });
   const rawHtml = (tokens: { content: string }[], i: number) => {
     const content = tokens[i]?.content ?? "";
     return /^\s*<!--[\s\S]*?-->\s*$/.test(content) ? "" : md.utils.escapeHtml(content);

@@ -77,5 +77,19 @@ th, td { border: 1px solid var(--line); padding: 0.35em 0.6em; text-align: left;
 th { background: var(--code); }
 blockquote { margin: 1em 0; padding: 0 1em; color: var(--muted); border-left: 3px solid var(--line); }
 img { max-width: 100%; }
+.hljs-keyword, .hljs-built_in, .hljs-meta .hljs-keyword { color: #8e3ba8; }
+.hljs-string, .hljs-regexp, .hljs-attr + .hljs-string { color: #1f7a3a; }
+.hljs-comment, .hljs-quote { color: #6e6e78; font-style: italic; }
+.hljs-number, .hljs-literal, .hljs-variable.constant_ { color: #b35900; }
+.hljs-title, .hljs-title.function_, .hljs-title.class_ { color: #1f5fa8; }
+.hljs-attr, .hljs-property, .hljs-variable, .hljs-params { color: #9a3412; }
+@media (prefers-color-scheme: dark) {
+  .hljs-keyword, .hljs-built_in, .hljs-meta .hljs-keyword { color: #d19ee6; }
+  .hljs-string, .hljs-regexp { color: #8fd19e; }
+  .hljs-comment, .hljs-quote { color: #8d8d99; }
+  .hljs-number, .hljs-literal { color: #f0a868; }
+  .hljs-title, .hljs-title.function_, .hljs-title.class_ { color: #8cb8f0; }
+  .hljs-attr, .hljs-property, .hljs-variable, .hljs-params { color: #f0b08c; }
+}
 @media (max-width: 800px) { body { display: block; } .sidebar { position: static; height: auto; width: auto; border-right: 0; border-bottom: 1px solid var(--line); } main { padding: 1rem; } }
 `;

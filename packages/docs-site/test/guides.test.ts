@@ -65,7 +65,8 @@ describe("guides", () => {
     const docsDir = await docs("hostile", {
       "a.md":
         '# A <b>bold</b> & "quoted"\n\n<script>alert(1)</script>\n\n[click](javascript:alert(1))\n\n<img src=x onerror=alert(1)>\n\n' +
-        "<!-- sample: skip -->\n\nInline <i onclick=x>i</i> and <!-- inline comment --> text.\n",
+        "<!-- sample: skip -->\n\nInline <i onclick=x>i</i> and <!-- inline comment --> text.\n\n" +
+        '```ts\nconst tag = "</code><script>x</script>";\n```\n\n```unknown-lang\n<b>plain</b>\n```\n',
     });
     const result = await build(docsDir, "hostile-site");
     const html = await readFile(join(result.out, "a.html"), "utf8");
@@ -76,6 +77,11 @@ describe("guides", () => {
     expect(html).toContain("Inline &lt;i onclick=x&gt;i&lt;/i&gt; and  text.");
     expect(html).not.toContain("sample: skip");
     expect(html).not.toContain("<i onclick");
+    // Code blocks: highlighted at build time, their text escaped, with or without a known language.
+    expect(html).toContain('<span class="hljs-keyword">const</span>');
+    expect(html).toContain("&lt;/code&gt;&lt;script&gt;x&lt;/script&gt;");
+    expect(html).toContain("&lt;b&gt;plain&lt;/b&gt;");
+    expect(html).not.toContain("<script>");
     expect(html).toContain("<title>A &lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot; · Kiln</title>");
   });
 });
