@@ -66,7 +66,7 @@ a { color: var(--link); }
 .brand a { color: var(--fg); }
 .version, .group { color: var(--muted); font-size: 0.75rem; font-weight: 400; }
 .group { text-transform: uppercase; letter-spacing: 0.05em; margin: 1em 0 0.3em; }
-main { padding: 1.5rem 2.5rem 4rem; max-width: 52rem; min-width: 0; }
+main { padding: 1.5rem 2.5rem 4rem; max-width: 60rem; min-width: 0; }
 h1, h2, h3 { line-height: 1.25; }
 h2 { margin-top: 2em; padding-bottom: 0.2em; border-bottom: 1px solid var(--line); }
 code, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 0.88em; }
