@@ -10,6 +10,8 @@ export default defineConfig({
     testTimeout: 60_000,
     // One full build (TypeDoc included) takes 10-40 s on a busy 2-core machine.
     hookTimeout: 300_000,
+    // Runs beside core and server (group 1), whose maxWorkers vitest requires it to share.
+    maxWorkers: 3,
     sequence: { groupOrder: 1 },
   },
 });
