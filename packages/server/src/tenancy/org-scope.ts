@@ -75,7 +75,11 @@ export class OrgScope {
       ...(signal === undefined ? {} : { signal }),
     };
     try {
-      return await this.#kiln.create(options);
+      const sandbox = await this.#kiln.create(options);
+      // The calls that follow a create (its first runCode) find it without an engine lookup.
+      this.#handles.set(`${this.#principal.orgId}\0${sandbox.id}`, sandbox);
+      ownersOf(this.#kiln).set(sandbox.id, this.#principal.orgId);
+      return sandbox;
     } catch (err) {
       if (err instanceof ConflictError && body.name !== undefined) {
         throw new ConflictError(`A sandbox named "${body.name}" already exists`, { cause: err });
@@ -124,18 +128,19 @@ export class OrgScope {
 
   /** The owning organisation: a label fixed at creation, so it is cached by container id. */
   async #owner(sandbox: Sandbox): Promise<string | undefined> {
-    let owners = OWNERS.get(this.#kiln);
-    if (!owners) {
-      owners = new Map();
-      OWNERS.set(this.#kiln, owners);
-    }
+    const owners = ownersOf(this.#kiln);
     if (owners.has(sandbox.id)) return owners.get(sandbox.id);
     const info = await sandbox.info().catch(notFoundAsUndefined);
     if (!info) return undefined;
     const owner = info.labels[ORG_LABEL];
-    if (owners.size >= MAX_CACHED_OWNERS) owners.clear();
     owners.set(sandbox.id, owner);
     return owner;
+  }
+
+  /** The answer to a create: what create() knew (no engine round trip), else the engine's info. */
+  async createdInfo(sandbox: Sandbox): Promise<SandboxInfo> {
+    const known = sandbox.infoAtCreate();
+    return known === undefined ? this.info(sandbox) : this.view(known);
   }
 
   /** The sandbox's info in this organisation's terms: its own name, no reserved labels. */
@@ -233,6 +238,16 @@ export class OrgScope {
     if (coreName === undefined) return undefined;
     return coreName.startsWith(this.#prefix) ? coreName.slice(this.#prefix.length) : coreName;
   }
+}
+
+function ownersOf(kiln: Kiln): Map<string, string | undefined> {
+  let owners = OWNERS.get(kiln);
+  if (!owners) {
+    owners = new Map();
+    OWNERS.set(kiln, owners);
+  }
+  if (owners.size >= MAX_CACHED_OWNERS) owners.clear();
+  return owners;
 }
 
 function notFoundAsUndefined(err: unknown): undefined {
