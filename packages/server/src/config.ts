@@ -34,6 +34,11 @@ export interface ServerConfig {
   allowPrivateHooks?: boolean;
   /** Webhook delivery timing. @default { timeoutMs: 10000, backoffMs: 1000, maxAttempts: 8 } */
   webhooks?: { timeoutMs?: number; backoffMs?: number; maxAttempts?: number };
+  /**
+   * KILN_SSE_KEEPALIVE_MS: a stream (exec, code, logs, image builds) that has been silent this
+   * long gets an SSE comment line, so clients and proxies do not cut a long quiet command. @default 15000
+   */
+  sseKeepAliveMs?: number;
   /** Inject a Kiln (tests). @default new Kiln({ pool }) */
   kiln?: Kiln;
   /** Where the server's log lines go. @default stderr */
@@ -58,7 +63,7 @@ export function defaultConfig(): ServerConfig {
 /**
  * KILN_HOST, KILN_PORT, KILN_DATA_DIR, KILN_DATABASE_URL, KILN_POOL, KILN_MAX_UPLOAD_MB,
  * KILN_PUBLIC_URL, KILN_ADMIN_KEY, KILN_ADMISSION_URL, KILN_ADMISSION_TIMEOUT_MS,
- * KILN_ALLOW_PRIVATE_HOOKS.
+ * KILN_ALLOW_PRIVATE_HOOKS, KILN_SSE_KEEPALIVE_MS.
  */
 export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<ServerConfig> {
   const out: Partial<ServerConfig> = {};
@@ -99,6 +104,9 @@ export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Parti
   set("KILN_ALLOW_PRIVATE_HOOKS", (v) => {
     if (v !== "true" && v !== "false") throw new Error(`KILN_ALLOW_PRIVATE_HOOKS must be true or false, got "${v}"`);
     out.allowPrivateHooks = v === "true";
+  });
+  set("KILN_SSE_KEEPALIVE_MS", (v) => {
+    out.sseKeepAliveMs = integer("KILN_SSE_KEEPALIVE_MS", v, 100, 3_600_000);
   });
   return out;
 }

@@ -9,7 +9,12 @@ const streamed = <T extends z.ZodType>(schema: T, description: string, events: s
   description,
   content: {
     "application/json": { schema },
-    "text/event-stream": { schema: { type: "string" as const, description: events } },
+    "text/event-stream": {
+      schema: {
+        type: "string" as const,
+        description: `${events}. A stream silent for KILN_SSE_KEEPALIVE_MS (15 s) gets a comment line ": keep-alive" (skip it)`,
+      },
+    },
   },
 });
 
