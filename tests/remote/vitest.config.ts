@@ -13,8 +13,6 @@ const serverSetup = resolve(import.meta.dirname, "global-setup.ts");
  *   stdin, Mastra's background processes unless stdinMode "ignore"): the server's exec route
  *   takes stdin as one string, so the remote client refuses a live stdin with NotSupportedError
  *   (server.md's processes routes, issue 12, are where a streamed stdin belongs);
- * - a 63-character conversation sandbox name: the server takes names of at most 51 characters
- *   (it prefixes each with the organisation), while core derives names of up to 63;
  * - "killed, and already gone when kill() returns": an abort reaches the server as a closed
  *   connection, and the server kills the command moments after the client has returned (there
  *   is no cancel route to wait on); tests/remote/run.test.ts checks that the kill does happen.
@@ -22,7 +20,6 @@ const serverSetup = resolve(import.meta.dirname, "global-setup.ts");
 const NOT_THROUGH_A_SERVER = [
   ".*with live stdin",
   'processes (?!stdinMode "ignore")',
-  ".*derives a valid, distinct sandbox name",
   "spawn kills a running process; kill is idempotent",
 ];
 const testNamePattern = new RegExp(`^(?!(?:${NOT_THROUGH_A_SERVER.join("|")}))`);

@@ -16,6 +16,15 @@ export const Name = z
   )
   .openapi({ example: "dev" });
 
+/** Sandbox names: core's whole name rule (the organisation's part is kept apart, see tenancy/org-scope.ts). */
+export const SandboxName = z
+  .string()
+  .regex(
+    /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/,
+    "must start with a letter or digit and hold only letters, digits, _ . - (at most 63)",
+  )
+  .openapi({ example: "dev" });
+
 const NoNul = (s: string) => !s.includes("\0");
 const Text = z.string().refine(NoNul, "must not contain NUL bytes");
 const Labels = z
@@ -56,7 +65,7 @@ export const Resources = z.strictObject({
 
 export const CreateSandboxBody = z
   .strictObject({
-    name: Name.optional(),
+    name: SandboxName.optional(),
     image: z.string().min(1).max(512).refine(NoNul, "must not contain NUL bytes").optional(),
     snapshot: Name.optional(),
     language: Language.optional(),
