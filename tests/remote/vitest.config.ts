@@ -9,19 +9,11 @@ const serverSetup = resolve(import.meta.dirname, "global-setup.ts");
 /**
  * Tests that cannot pass through today's server, left out in remote mode only (they run
  * in-process as always), each for a stated reason (patterns match a test's full name):
- * - live stdin (an async iterable fed while the command runs: the AI SDK session's spawn with
- *   stdin, Mastra's background processes unless stdinMode "ignore"): the server's exec route
- *   takes stdin as one string, so the remote client refuses a live stdin with NotSupportedError
- *   (server.md's processes routes, issue 12, are where a streamed stdin belongs);
  * - "killed, and already gone when kill() returns": an abort reaches the server as a closed
  *   connection, and the server kills the command moments after the client has returned (there
  *   is no cancel route to wait on); tests/remote/run.test.ts checks that the kill does happen.
  */
-const NOT_THROUGH_A_SERVER = [
-  ".*with live stdin",
-  'processes (?!stdinMode "ignore")',
-  "spawn kills a running process; kill is idempotent",
-];
+const NOT_THROUGH_A_SERVER = ["spawn kills a running process; kill is idempotent"];
 const testNamePattern = new RegExp(`^(?!(?:${NOT_THROUGH_A_SERVER.join("|")}))`);
 
 const adapter = (name: string) => ({

@@ -105,6 +105,14 @@ export const IdParam = z.object({
     .max(128)
     .openapi({ param: { name: "id", in: "path" }, description: "The sandbox's id or name" }),
 });
+export const ExecStdinParam = z.object({
+  id: IdParam.shape.id,
+  execId: z
+    .string()
+    .min(1)
+    .max(128)
+    .openapi({ param: { name: "execId", in: "path" }, description: "The execId of the exec stream's started event" }),
+});
 export const IdOrNameParam = z.object({
   idOrName: z
     .string()
@@ -136,6 +144,10 @@ export const ExecBody = z
       .string()
       .max(8 * 1024 * 1024)
       .optional(),
+    stdinStream: z.boolean().optional().openapi({
+      description:
+        'Live stdin (SSE only, not with stdin): the stream begins with {"type":"started","execId"}; send the stdin as the raw body of POST /v1/sandboxes/{id}/exec/{execId}/stdin, its end closes stdin',
+    }),
     timeoutMs: Millis(24 * 60 * 60 * 1000, 1).optional(),
     maxOutputBytes: z
       .number()

@@ -6,13 +6,8 @@
  * mirrored here fails with NotSupportedError naming it (see `detachedServices`) instead of
  * touching this machine's engine.
  */
-import {
-  AbortedError,
-  InvalidArgumentError,
-  NotSupportedError,
-  SandboxNotFoundError,
-  throwIfAborted,
-} from "../errors.ts";
+import { Readable } from "node:stream";
+import { AbortedError, NotSupportedError, SandboxNotFoundError, throwIfAborted } from "../errors.ts";
 import { type NetworkPolicy, validateNetwork } from "../network/policy.ts";
 import { validateRunCode } from "../sandbox/code.ts";
 import { validateExec } from "../sandbox/exec.ts";
@@ -90,17 +85,22 @@ export class RemoteSandbox extends Sandbox {
     const valid = validateExec(command, options);
     throwIfAborted(valid.signal, "exec");
     const o = options ?? {};
+    // Text goes in the request; a live stdin (or bytes that are not UTF-8) streams beside it.
+    const text = o.stdin === undefined ? undefined : stdinText(o.stdin);
+    const live = valid.stdin !== undefined && text === undefined ? valid.stdin : undefined;
     const body = {
       command,
       ...(o.cwd === undefined ? {} : { cwd: o.cwd }),
       ...(o.env === undefined ? {} : { env: o.env }),
-      ...(o.stdin === undefined ? {} : { stdin: await stdinText(o.stdin) }),
+      ...(text === undefined ? {} : { stdin: text }),
+      ...(live === undefined ? {} : { stdinStream: true }),
       ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
       ...(o.maxOutputBytes === undefined ? {} : { maxOutputBytes: o.maxOutputBytes }),
     };
     const started = performance.now();
     let stdout = "";
     let stderr = "";
+    const feeding = new AbortController();
     try {
       return await streamCall<CommandResult>(
         this.#client,
@@ -108,6 +108,10 @@ export class RemoteSandbox extends Sandbox {
         body,
         { signal: valid.signal, context: this.#context, what: "exec" },
         (event) => {
+          if (event.type === "started" && live !== undefined && typeof event.execId === "string") {
+            this.#sendStdin(event.execId, live, feeding.signal);
+            return undefined;
+          }
           if (event.type === "stdout" || event.type === "stderr") {
             const data = String(event.data ?? "");
             if (event.type === "stdout") {
@@ -134,7 +138,41 @@ export class RemoteSandbox extends Sandbox {
         truncated: false,
         durationMs: Math.round(performance.now() - started),
       };
+    } finally {
+      // The command has ended: a stdin still being read is not needed any more.
+      feeding.abort();
     }
+  }
+
+  /**
+   * Streams a live stdin as the body of `POST …/exec/{execId}/stdin` while the exec stream runs.
+   * Its outcome is not the caller's: as in-process, the command's result says what happened
+   * (a stdin cut short reads as EOF).
+   */
+  #sendStdin(execId: string, source: Uint8Array | AsyncIterable<Uint8Array | string>, signal: AbortSignal): void {
+    const encoder = new TextEncoder();
+    const chunks = async function* () {
+      if (source instanceof Uint8Array) {
+        yield source;
+        return;
+      }
+      for await (const chunk of source) {
+        if (signal.aborted) return;
+        yield typeof chunk === "string" ? encoder.encode(chunk) : chunk;
+      }
+    };
+    // Through node:http, read only as fast as the server takes it (fetch would read ahead).
+    this.#client
+      .postStream(
+        `${this.#path}/exec/${encodeURIComponent(execId)}/stdin`,
+        Readable.from(chunks(), { objectMode: false }),
+        {
+          signal,
+          context: this.#context,
+          what: "exec.stdin",
+        },
+      )
+      .catch(() => {});
   }
 
   override async runCode(code: string, options?: RunCodeOptions): Promise<Execution> {
@@ -250,20 +288,16 @@ function capped(current: string, more: string, max: number): string {
 }
 
 /**
- * stdin travels in the request's JSON as text (UTF-8). A live stdin (an async iterable, fed
- * while the command runs) needs a streaming exec route the server does not offer: refused at
- * once rather than read to an end that may only come after the command's output.
+ * stdin that is text (a string, or UTF-8 bytes) travels in the request's JSON; undefined for a
+ * live stdin (an async iterable, fed while the command runs) and for bytes that are not UTF-8,
+ * which stream as the body of the exec's stdin route instead.
  */
-async function stdinText(stdin: NonNullable<ExecOptions["stdin"]>): Promise<string> {
+function stdinText(stdin: NonNullable<ExecOptions["stdin"]>): string | undefined {
   if (typeof stdin === "string") return stdin;
-  if (!(stdin instanceof Uint8Array)) {
-    throw new NotSupportedError(
-      "options.stdin: a live stdin (an async iterable) is not supported through a Kiln server yet; pass a string or bytes",
-    );
-  }
+  if (!(stdin instanceof Uint8Array)) return undefined;
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(stdin);
   } catch {
-    throw new InvalidArgumentError("options.stdin", "must be UTF-8 text through a Kiln server (these bytes are not)");
+    return undefined;
   }
 }
