@@ -1,6 +1,8 @@
 /**
- * Live stdin for exec. `POST …/exec` with `stdinStream: true` (SSE only) registers the command
- * here and first sends `{ "type": "started", "execId" }`; the client then streams the command's
+ * Running exec streams. Every `POST …/exec` answered with SSE registers its command here and
+ * first sends `{ "type": "started", "execId" }`: `POST …/exec/{execId}/cancel` kills it while its
+ * stream goes on to the result (so a client learns when it is gone). With `stdinStream: true`
+ * the client then streams the command's
  * stdin as the raw body of `POST …/exec/{execId}/stdin`, and each chunk reaches the command as
  * it arrives (core's exec takes it as an async iterable); the end of that body closes stdin.
  * Chunks are handed over one at a time: the request is read only as fast as the command's stdin
@@ -66,9 +68,15 @@ export class StdinFeed implements AsyncIterable<Uint8Array> {
   }
 }
 
-const FEEDS = new WeakMap<Services, Map<string, StdinFeed>>();
+/** A running exec: its live stdin (with stdinStream) and the controller that cancels it. */
+export interface RunningExec {
+  feed?: StdinFeed;
+  cancel: AbortController;
+}
 
-function feeds(services: Services): Map<string, StdinFeed> {
+const FEEDS = new WeakMap<Services, Map<string, RunningExec>>();
+
+function feeds(services: Services): Map<string, RunningExec> {
   let map = FEEDS.get(services);
   if (!map) {
     map = new Map();
@@ -79,28 +87,34 @@ function feeds(services: Services): Map<string, StdinFeed> {
 
 const key = (orgId: string, sandboxId: string, execId: string) => `${orgId}\0${sandboxId}\0${execId}`;
 
-/** Registers a command that takes live stdin; call the returned `done` when it has ended. */
-export function openStdin(
+/** Registers a running exec (with a live stdin when asked); call the returned `done` when it has ended. */
+export function openExec(
   services: Services,
   orgId: string,
   sandboxId: string,
-): { execId: string; feed: StdinFeed; done: () => void } {
+  options: { stdin: boolean },
+): RunningExec & { execId: string; done: () => void } {
   const execId = `exec_${randomBytes(12).toString("base64url")}`;
-  const feed = new StdinFeed();
+  const running: RunningExec = { cancel: new AbortController(), ...(options.stdin ? { feed: new StdinFeed() } : {}) };
   const map = feeds(services);
   const k = key(orgId, sandboxId, execId);
-  map.set(k, feed);
+  map.set(k, running);
   return {
     execId,
-    feed,
+    ...running,
     done: () => {
-      feed.close();
+      running.feed?.close();
       map.delete(k);
     },
   };
 }
 
-/** The running command's stdin, or undefined (ended, never asked for live stdin, another organisation's). */
-export function findStdin(services: Services, orgId: string, sandboxId: string, execId: string): StdinFeed | undefined {
+/** The running exec, or undefined (ended, unknown, another organisation's). */
+export function findExec(
+  services: Services,
+  orgId: string,
+  sandboxId: string,
+  execId: string,
+): RunningExec | undefined {
   return feeds(services).get(key(orgId, sandboxId, execId));
 }

@@ -109,6 +109,45 @@ describe("live exec stdin", () => {
     expect(((await after.json()) as { error: { code: string } }).error.code).toBe("NOT_FOUND");
   });
 
+  it("cancels a running exec through its execId; the stream then ends with the killed result", async () => {
+    const res = await fetch(`${t.url}/v1/sandboxes/${id}/exec`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${t.key}`, "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ command: "echo up; sleep 32" }),
+    });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let text = "";
+    while (!text.includes('"type":"stdout"')) text += new TextDecoder().decode((await reader.read()).value);
+    const execId = /"execId":"(exec_[^"]+)"/.exec(text)?.[1] as string;
+    expect(execId).toBeDefined();
+    const cancelUrl = `${t.url}/v1/sandboxes/${id}/exec/${execId}/cancel`;
+    const post = (key: string) => fetch(cancelUrl, { method: "POST", headers: { authorization: `Bearer ${key}` } });
+    expect((await post(other)).status).toBe(404);
+    // Started without stdinStream: its stdin cannot be attached.
+    const noStdin = await fetch(`${t.url}/v1/sandboxes/${id}/exec/${execId}/stdin`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${t.key}`, "content-type": "application/octet-stream" },
+      body: "x",
+    });
+    expect(noStdin.status).toBe(409);
+    expect((await post(t.key)).status).toBe(204);
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value);
+    expect(text).toContain('"status":"killed"');
+    expect(
+      (await t.api("POST", `/v1/sandboxes/${id}/exec`, { body: { command: "pgrep -fx 'sleep 32' || true" } })).body
+        .stdout,
+    ).toBe("");
+    expect((await post(t.key)).status).toBe(404);
+    // A live-stdin exec is cancelled the same way.
+    const live = await startLive("sleep 5");
+    const plain = await fetch(`${t.url}/v1/sandboxes/${id}/exec/${live.execId}/cancel`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${t.key}` },
+    });
+    expect(plain.status).toBe(204);
+    expect((await live.events()).at(-1)).toMatchObject({ type: "result", result: { status: "killed" } });
+  });
+
   it("refuses stdinStream without SSE, or with stdin", async () => {
     const json = await t.api("POST", `/v1/sandboxes/${id}/exec`, { body: { command: "cat", stdinStream: true } });
     expect(json.status).toBe(400);

@@ -38,6 +38,9 @@ import { RemoteProcesses, RemotePtys, remotePreviewUrl } from "./remote-terminal
 /** SandboxInfo as a server answers it: with the sandbox's language (and network, resources). */
 export type RemoteSandboxInfo = SandboxInfo & { language?: Language };
 
+/** After an abort, how long exec waits for the server to report the command killed before it cuts the stream. */
+const CANCEL_WAIT_MS = 5_000;
+
 /** Stands in for the engine and agent a remote sandbox does not have: any use names what is missing. */
 const detachedServices = new Proxy({} as SandboxServices, {
   get(_target, property) {
@@ -101,15 +104,34 @@ export class RemoteSandbox extends Sandbox {
     let stdout = "";
     let stderr = "";
     const feeding = new AbortController();
+    // An abort asks the server to kill the command and waits for its result on the stream, as
+    // in-process waits for the agent (the command is gone when exec returns); a server that
+    // does not answer within CANCEL_WAIT_MS, or a command not started yet, is cut off instead.
+    const stream = new AbortController();
+    let execId: string | undefined;
+    let cutOff: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      const cut = () => stream.abort(valid.signal?.reason);
+      if (execId === undefined) return cut();
+      cutOff = setTimeout(cut, CANCEL_WAIT_MS);
+      this.#client
+        .empty("POST", `${this.#path}/exec/${encodeURIComponent(execId)}/cancel`, {
+          context: this.#context,
+          what: "exec.cancel",
+        })
+        .catch(cut);
+    };
+    valid.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       return await streamCall<CommandResult>(
         this.#client,
         `${this.#path}/exec`,
         body,
-        { signal: valid.signal, context: this.#context, what: "exec" },
+        { signal: stream.signal, context: this.#context, what: "exec" },
         (event) => {
-          if (event.type === "started" && live !== undefined && typeof event.execId === "string") {
-            this.#sendStdin(event.execId, live, feeding.signal);
+          if (event.type === "started" && typeof event.execId === "string") {
+            execId = event.execId;
+            if (live !== undefined) this.#sendStdin(event.execId, live, feeding.signal);
             return undefined;
           }
           if (event.type === "stdout" || event.type === "stderr") {
@@ -127,7 +149,7 @@ export class RemoteSandbox extends Sandbox {
         },
       );
     } catch (err) {
-      // Aborted mid-command: like in-process, a result with status "killed" (the server
+      // Cut off mid-command: like in-process, a result with status "killed" (the server
       // sees the connection close and kills the command), not a throw.
       if (!(err instanceof AbortedError) || !valid.signal?.aborted) throw err;
       return {
@@ -139,6 +161,8 @@ export class RemoteSandbox extends Sandbox {
         durationMs: Math.round(performance.now() - started),
       };
     } finally {
+      clearTimeout(cutOff);
+      valid.signal?.removeEventListener("abort", onAbort);
       // The command has ended: a stdin still being read is not needed any more.
       feeding.abort();
     }

@@ -5,7 +5,7 @@ import { HttpError } from "../errors.ts";
 import { v1Route } from "../pipeline/pipeline.ts";
 import { CodeBody, CommandResult, ExecBody, ExecStdinParam, Execution, IdParam } from "../schemas.ts";
 import { sse, wantsEventStream } from "../sse.ts";
-import { findStdin, openStdin } from "../stdin.ts";
+import { findExec, openExec } from "../stdin.ts";
 import { type App, CONFLICT, ERRORS, type RouteDeps } from "./common.ts";
 
 const streamed = <T extends z.ZodType>(schema: T, description: string, events: string) => ({
@@ -38,7 +38,7 @@ export function runRoutes(app: App, deps: RouteDeps): void {
           200: streamed(
             CommandResult,
             "The CommandResult; or SSE with Accept: text/event-stream",
-            'data: {"type":"started","execId"} first with stdinStream, {"type":"stdout"|"stderr","data"} ... then {"type":"result","result":CommandResult}; a failure ends it with {"type":"error","error":{code,message}}',
+            'data: {"type":"started","execId"} first (for …/exec/{execId}/cancel and, with stdinStream, …/stdin), {"type":"stdout"|"stderr","data"} ... then {"type":"result","result":CommandResult}; a failure ends it with {"type":"error","error":{code,message}}',
           ),
           ...ERRORS,
           ...CONFLICT,
@@ -66,19 +66,21 @@ export function runRoutes(app: App, deps: RouteDeps): void {
         return sse(
           c,
           async (emit, signal) => {
-            const live = stdinStream ? openStdin(c.var.services, c.var.principal.orgId, sandbox.id) : undefined;
-            if (live) emit({ type: "started", execId: live.execId });
+            const running = openExec(c.var.services, c.var.principal.orgId, sandbox.id, {
+              stdin: stdinStream === true,
+            });
+            emit({ type: "started", execId: running.execId });
             try {
               const result = await sandbox.exec(command, {
                 ...options,
-                ...(live ? { stdin: live.feed } : {}),
+                ...(running.feed ? { stdin: running.feed } : {}),
                 onStdout: (data) => emit({ type: "stdout", data }),
                 onStderr: (data) => emit({ type: "stderr", data }),
-                signal,
+                signal: AbortSignal.any([signal, running.cancel.signal]),
               });
               return { type: "result", result };
             } finally {
-              live?.done();
+              running.done();
             }
           },
           (err) => deps.describeError(c, err),
@@ -111,8 +113,10 @@ export function runRoutes(app: App, deps: RouteDeps): void {
     async (c) => {
       const { id, execId } = c.req.valid("param");
       const sandbox = await c.var.tenant.get(id);
-      const feed = findStdin(c.var.services, c.var.principal.orgId, sandbox.id, execId);
-      if (!feed) throw new HttpError("NOT_FOUND", `No command ${execId} is waiting for stdin in sandbox ${id}`);
+      const running = findExec(c.var.services, c.var.principal.orgId, sandbox.id, execId);
+      if (!running) throw new HttpError("NOT_FOUND", `No command ${execId} is running in sandbox ${id}`);
+      const feed = running.feed;
+      if (!feed) throw new ConflictError(`Command ${execId} was started without stdinStream: its stdin is closed`);
       if (feed.attached) throw new ConflictError(`Command ${execId} already has its stdin attached`);
       feed.attached = true;
       // The Node request itself: read one chunk at a time, as the command takes them.
@@ -131,6 +135,30 @@ export function runRoutes(app: App, deps: RouteDeps): void {
       }
       // Stopped reading before the body's end: the connection cannot carry another request.
       if (!complete) c.header("connection", "close");
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    v1Route(
+      { scope: "sandboxes:exec", action: "sandbox.cancel" },
+      createRoute({
+        method: "post",
+        path: "/v1/sandboxes/{id}/exec/{execId}/cancel",
+        tags: ["run"],
+        summary: "Kill a running exec; its stream goes on to the result (status killed)",
+        description:
+          "execId is the one of the exec stream's started event. Idempotent while the command runs; 404 once it has ended (or for another organisation's).",
+        request: { params: ExecStdinParam },
+        responses: { 204: { description: "Cancelling: the exec stream ends with its result" }, ...ERRORS },
+      }),
+    ),
+    async (c) => {
+      const { id, execId } = c.req.valid("param");
+      const sandbox = await c.var.tenant.get(id);
+      const running = findExec(c.var.services, c.var.principal.orgId, sandbox.id, execId);
+      if (!running) throw new HttpError("NOT_FOUND", `No command ${execId} is running in sandbox ${id}`);
+      running.cancel.abort(new Error("cancelled through the API"));
       return c.body(null, 204);
     },
   );
