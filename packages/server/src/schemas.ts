@@ -144,6 +144,10 @@ export const ExecBody = z
       .string()
       .max(8 * 1024 * 1024)
       .optional(),
+    cancellable: z.boolean().optional().openapi({
+      description:
+        'SSE only: the stream begins with {"type":"started","execId"}; POST /v1/sandboxes/{id}/exec/{execId}/cancel kills the command and the stream goes on to its killed result (implied by stdinStream)',
+    }),
     stdinStream: z.boolean().optional().openapi({
       description:
         'Live stdin (SSE only, not with stdin): the stream begins with {"type":"started","execId"}; send the stdin as the raw body of POST /v1/sandboxes/{id}/exec/{execId}/stdin, its end closes stdin',

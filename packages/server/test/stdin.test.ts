@@ -113,7 +113,7 @@ describe("live exec stdin", () => {
     const res = await fetch(`${t.url}/v1/sandboxes/${id}/exec`, {
       method: "POST",
       headers: { authorization: `Bearer ${t.key}`, "content-type": "application/json", accept: "text/event-stream" },
-      body: JSON.stringify({ command: "echo up; sleep 32" }),
+      body: JSON.stringify({ command: "echo up; sleep 32", cancellable: true }),
     });
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     let text = "";

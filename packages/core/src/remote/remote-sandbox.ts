@@ -96,7 +96,8 @@ export class RemoteSandbox extends Sandbox {
       ...(o.cwd === undefined ? {} : { cwd: o.cwd }),
       ...(o.env === undefined ? {} : { env: o.env }),
       ...(text === undefined ? {} : { stdin: text }),
-      ...(live === undefined ? {} : { stdinStream: true }),
+      // The stream names the command, so that an abort can cancel it and wait (see onAbort).
+      ...(live === undefined ? { cancellable: true } : { stdinStream: true }),
       ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
       ...(o.maxOutputBytes === undefined ? {} : { maxOutputBytes: o.maxOutputBytes }),
     };

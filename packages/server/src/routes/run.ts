@@ -38,7 +38,7 @@ export function runRoutes(app: App, deps: RouteDeps): void {
           200: streamed(
             CommandResult,
             "The CommandResult; or SSE with Accept: text/event-stream",
-            'data: {"type":"started","execId"} first (for …/exec/{execId}/cancel and, with stdinStream, …/stdin), {"type":"stdout"|"stderr","data"} ... then {"type":"result","result":CommandResult}; a failure ends it with {"type":"error","error":{code,message}}',
+            'data: {"type":"started","execId"} first with cancellable or stdinStream, {"type":"stdout"|"stderr","data"} ... then {"type":"result","result":CommandResult}; a failure ends it with {"type":"error","error":{code,message}}',
           ),
           ...ERRORS,
           ...CONFLICT,
@@ -46,7 +46,7 @@ export function runRoutes(app: App, deps: RouteDeps): void {
       }),
     ),
     async (c) => {
-      const { command, stdinStream, ...options } = c.req.valid("json");
+      const { command, stdinStream, cancellable, ...options } = c.req.valid("json");
       if (stdinStream && options.stdin !== undefined) {
         throw new HttpError("INVALID_ARGUMENT", "stdinStream: give either stdin or stdinStream, not both", {
           field: "stdinStream",
@@ -66,21 +66,23 @@ export function runRoutes(app: App, deps: RouteDeps): void {
         return sse(
           c,
           async (emit, signal) => {
-            const running = openExec(c.var.services, c.var.principal.orgId, sandbox.id, {
-              stdin: stdinStream === true,
-            });
-            emit({ type: "started", execId: running.execId });
+            // Named only when asked: a stream of the contract's events otherwise.
+            const running =
+              stdinStream || cancellable
+                ? openExec(c.var.services, c.var.principal.orgId, sandbox.id, { stdin: stdinStream === true })
+                : undefined;
+            if (running) emit({ type: "started", execId: running.execId });
             try {
               const result = await sandbox.exec(command, {
                 ...options,
-                ...(running.feed ? { stdin: running.feed } : {}),
+                ...(running?.feed ? { stdin: running.feed } : {}),
                 onStdout: (data) => emit({ type: "stdout", data }),
                 onStderr: (data) => emit({ type: "stderr", data }),
-                signal: AbortSignal.any([signal, running.cancel.signal]),
+                signal: running ? AbortSignal.any([signal, running.cancel.signal]) : signal,
               });
               return { type: "result", result };
             } finally {
-              running.done();
+              running?.done();
             }
           },
           (err) => deps.describeError(c, err),
