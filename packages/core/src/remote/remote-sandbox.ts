@@ -7,7 +7,13 @@
  * touching this machine's engine.
  */
 import { Readable } from "node:stream";
-import { AbortedError, NotSupportedError, SandboxNotFoundError, throwIfAborted } from "../errors.ts";
+import {
+  AbortedError,
+  InvalidArgumentError,
+  NotSupportedError,
+  SandboxNotFoundError,
+  throwIfAborted,
+} from "../errors.ts";
 import { type NetworkPolicy, validateNetwork } from "../network/policy.ts";
 import { validateRunCode } from "../sandbox/code.ts";
 import { validateExec } from "../sandbox/exec.ts";
@@ -96,8 +102,9 @@ export class RemoteSandbox extends Sandbox {
       ...(o.cwd === undefined ? {} : { cwd: o.cwd }),
       ...(o.env === undefined ? {} : { env: o.env }),
       ...(text === undefined ? {} : { stdin: text }),
-      // The stream names the command, so that an abort can cancel it and wait (see onAbort).
-      ...(live === undefined ? { cancellable: true } : { stdinStream: true }),
+      ...(live === undefined ? {} : { stdinStream: true }),
+      // With a signal, the stream names the command, so that an abort can cancel it and wait (onAbort).
+      ...(live === undefined && valid.signal !== undefined ? { cancellable: true } : {}),
       ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
       ...(o.maxOutputBytes === undefined ? {} : { maxOutputBytes: o.maxOutputBytes }),
     };
@@ -123,11 +130,11 @@ export class RemoteSandbox extends Sandbox {
         .catch(cut);
     };
     valid.signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      return await streamCall<CommandResult>(
+    const call = (json: Record<string, unknown>) =>
+      streamCall<CommandResult>(
         this.#client,
         `${this.#path}/exec`,
-        body,
+        json,
         { signal: stream.signal, context: this.#context, what: "exec" },
         (event) => {
           if (event.type === "started" && typeof event.execId === "string") {
@@ -149,6 +156,15 @@ export class RemoteSandbox extends Sandbox {
           return event.type === "result" ? (event.result as CommandResult) : undefined;
         },
       );
+    try {
+      try {
+        return await call(body);
+      } catch (err) {
+        // A server from before `cancellable` refuses the field: the call without it (an abort then only cuts).
+        if (!(err instanceof InvalidArgumentError && err.field === "cancellable")) throw err;
+        const { cancellable: _, ...older } = body;
+        return await call(older);
+      }
     } catch (err) {
       // Cut off mid-command: like in-process, a result with status "killed" (the server
       // sees the connection close and kills the command), not a throw.
