@@ -317,7 +317,7 @@ export class Kiln implements AsyncDisposable {
       }
       throw err;
     });
-    return id === undefined ? undefined : new Sandbox(id, record, this.#services);
+    return id === undefined ? undefined : new Sandbox(id, record, this.#services, { image: pool.shape.image });
   }
 
   #record(v: ValidCreate): SandboxRecord {
@@ -395,7 +395,7 @@ export class Kiln implements AsyncDisposable {
       await this.engine.removeContainer(id).catch(() => {});
       throw err;
     }
-    return new Sandbox(id, record, this.#services);
+    return new Sandbox(id, record, this.#services, { image });
   }
 
   /** Finds a sandbox by id (or unique id prefix of 12+ characters) or by name. */

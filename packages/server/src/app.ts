@@ -133,7 +133,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     },
   });
   app.use("/v1/*", async (c, next) =>
-    c.req.method === "PUT" && c.req.path.endsWith("/files") ? next() : jsonLimit(c, next),
+    (c.req.method === "PUT" && c.req.path.endsWith("/files")) ||
+    (c.req.method === "POST" && c.req.path.endsWith("/stdin")) // live exec stdin streams too (routes/run.ts)
+      ? next()
+      : jsonLimit(c, next),
   );
 
   const routeDeps = {

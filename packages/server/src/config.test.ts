@@ -34,6 +34,11 @@ describe("serverConfigFromEnv", () => {
     expect(() => serverConfigFromEnv({ KILN_MAX_UPLOAD_MB: "1e3" })).toThrow(/KILN_MAX_UPLOAD_MB/);
   });
 
+  it("KILN_SSE_KEEPALIVE_MS sets the SSE keep-alive interval (100 ms to 1 h)", () => {
+    expect(serverConfigFromEnv({ KILN_SSE_KEEPALIVE_MS: "5000" })).toEqual({ sseKeepAliveMs: 5000 });
+    expect(() => serverConfigFromEnv({ KILN_SSE_KEEPALIVE_MS: "0" })).toThrow(/KILN_SSE_KEEPALIVE_MS/);
+  });
+
   it("KILN_POOL takes a JSON list of pools, one per shape", () => {
     expect(
       serverConfigFromEnv({ KILN_POOL: '[{"size":2},{"size":1,"image":"ds"},{"size":1,"snapshot":"base"}]' }).pool,

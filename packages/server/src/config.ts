@@ -36,6 +36,11 @@ export interface ServerConfig {
   webhooks?: { timeoutMs?: number; backoffMs?: number; maxAttempts?: number };
   /** KILN_DOCS_DIR: the built documentation site served at /docs (`pnpm docs:build`). @default docs-site/ in the repository */
   docsDir?: string;
+  /**
+   * KILN_SSE_KEEPALIVE_MS: a stream (exec, code, logs, image builds) that has been silent this
+   * long gets an SSE comment line, so clients and proxies do not cut a long quiet command. @default 15000
+   */
+  sseKeepAliveMs?: number;
   /** Inject a Kiln (tests). @default new Kiln({ pool }) */
   kiln?: Kiln;
   /** Where the server's log lines go. @default stderr */
@@ -60,7 +65,7 @@ export function defaultConfig(): ServerConfig {
 /**
  * KILN_HOST, KILN_PORT, KILN_DATA_DIR, KILN_DATABASE_URL, KILN_POOL, KILN_MAX_UPLOAD_MB,
  * KILN_PUBLIC_URL, KILN_ADMIN_KEY, KILN_ADMISSION_URL, KILN_ADMISSION_TIMEOUT_MS,
- * KILN_ALLOW_PRIVATE_HOOKS, KILN_DOCS_DIR.
+ * KILN_ALLOW_PRIVATE_HOOKS, KILN_DOCS_DIR, KILN_SSE_KEEPALIVE_MS.
  */
 export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<ServerConfig> {
   const out: Partial<ServerConfig> = {};
@@ -104,6 +109,9 @@ export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Parti
   });
   set("KILN_DOCS_DIR", (v) => {
     out.docsDir = v;
+  });
+  set("KILN_SSE_KEEPALIVE_MS", (v) => {
+    out.sseKeepAliveMs = integer("KILN_SSE_KEEPALIVE_MS", v, 100, 3_600_000);
   });
   return out;
 }

@@ -16,6 +16,15 @@ export const Name = z
   )
   .openapi({ example: "dev" });
 
+/** Sandbox names: core's whole name rule (the organisation's part is kept apart, see tenancy/org-scope.ts). */
+export const SandboxName = z
+  .string()
+  .regex(
+    /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/,
+    "must start with a letter or digit and hold only letters, digits, _ . - (at most 63)",
+  )
+  .openapi({ example: "dev" });
+
 const NoNul = (s: string) => !s.includes("\0");
 const Text = z.string().refine(NoNul, "must not contain NUL bytes");
 const Labels = z
@@ -56,7 +65,7 @@ export const Resources = z.strictObject({
 
 export const CreateSandboxBody = z
   .strictObject({
-    name: Name.optional(),
+    name: SandboxName.optional(),
     image: z.string().min(1).max(512).refine(NoNul, "must not contain NUL bytes").optional(),
     snapshot: Name.optional(),
     language: Language.optional(),
@@ -96,6 +105,14 @@ export const IdParam = z.object({
     .max(128)
     .openapi({ param: { name: "id", in: "path" }, description: "The sandbox's id or name" }),
 });
+export const ExecStdinParam = z.object({
+  id: IdParam.shape.id,
+  execId: z
+    .string()
+    .min(1)
+    .max(128)
+    .openapi({ param: { name: "execId", in: "path" }, description: "The execId of the exec stream's started event" }),
+});
 export const IdOrNameParam = z.object({
   idOrName: z
     .string()
@@ -127,6 +144,14 @@ export const ExecBody = z
       .string()
       .max(8 * 1024 * 1024)
       .optional(),
+    cancellable: z.boolean().optional().openapi({
+      description:
+        'SSE only: the stream begins with {"type":"started","execId"}; POST /v1/sandboxes/{id}/exec/{execId}/cancel kills the command and the stream goes on to its killed result (implied by stdinStream)',
+    }),
+    stdinStream: z.boolean().optional().openapi({
+      description:
+        'Live stdin (SSE only, not with stdin): the stream begins with {"type":"started","execId"}; send the stdin as the raw body of POST /v1/sandboxes/{id}/exec/{execId}/stdin, its end closes stdin',
+    }),
     timeoutMs: Millis(24 * 60 * 60 * 1000, 1).optional(),
     maxOutputBytes: z
       .number()

@@ -93,6 +93,7 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
         ? {}
         : { admission: new AdmissionHook(config.admissionUrl, config.admissionTimeoutMs) }),
       allowPrivateHooks,
+      ...(config.sseKeepAliveMs === undefined ? {} : { sseKeepAliveMs: config.sseKeepAliveMs }),
       log,
     };
     const app = createApp({

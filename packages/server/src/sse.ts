@@ -5,10 +5,15 @@
  * spin); the queue is bounded because core caps each output stream (maxOutputBytes).
  * A failure after the stream began ends it with { type: "error", error: { code, message } }.
  * The client going away aborts `signal`, which cancels the command in the sandbox.
+ * A stream silent for `sseKeepAliveMs` (15 s) gets a comment line (`: keep-alive`), which SSE
+ * clients ignore: a long quiet command (`sleep 400`) is not cut by a client's or a proxy's idle
+ * timeout (undici's fetch gives up on a body silent for 300 s).
  */
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { AppEnv } from "./pipeline/types.ts";
+
+export const DEFAULT_SSE_KEEPALIVE_MS = 15_000;
 
 export type Emit = (event: Record<string, unknown>) => void;
 
@@ -27,16 +32,29 @@ export function sse(
     stream.onAbort(abort);
     c.req.raw.signal.addEventListener("abort", abort, { once: true });
     let writing: Promise<void> = Promise.resolve();
+    let wrote = Date.now();
     const emit: Emit = (event) => {
       const data = JSON.stringify(event);
+      wrote = Date.now();
       writing = writing.then(() => (stream.aborted ? undefined : stream.writeSSE({ data })));
     };
+    // Through the same queue as events, so a comment never lands inside one.
+    const every = c.var.services?.sseKeepAliveMs ?? DEFAULT_SSE_KEEPALIVE_MS;
+    const keepAlive = setInterval(
+      () => {
+        if (Date.now() - wrote < every) return;
+        wrote = Date.now();
+        writing = writing.then(() => (stream.aborted ? undefined : stream.write(": keep-alive\n\n").then(() => {})));
+      },
+      Math.max(25, Math.floor(every / 4)),
+    );
     try {
       const final = await run(emit, controller.signal);
       emit(final);
     } catch (err) {
       emit({ type: "error", error: describeError(err) });
     } finally {
+      clearInterval(keepAlive);
       await writing.catch(() => {});
       c.req.raw.signal.removeEventListener("abort", abort);
     }

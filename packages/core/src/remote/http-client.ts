@@ -108,20 +108,30 @@ export class HttpClient {
     }
   }
 
+  /**
+   * POSTs a stream of unknown length (chunked), read only as fast as the socket takes it, as
+   * upload() does; once: a live stream cannot be sent again. Resolves when the server has answered.
+   */
+  async postStream(path: string, source: Readable, options: Omit<RequestOptions, "json" | "body">): Promise<void> {
+    const outcome = await this.#uploadOnce(path, source, options, "POST");
+    if (outcome !== undefined) throw this.failure(outcome, options);
+  }
+
   /** One attempt: undefined when done; the connection's error when it broke before an answer. Else throws. */
   async #uploadOnce(
     path: string,
     source: Readable,
-    options: Omit<RequestOptions, "json" | "body"> & { contentLength: number },
+    options: Omit<RequestOptions, "json" | "body">,
+    method = "PUT",
   ): Promise<unknown> {
     const target = this.#target(path, options.query);
     const send = target.protocol === "https:" ? httpsRequest : httpRequest;
     const request = send(target, {
-      method: "PUT",
+      method,
       headers: {
         authorization: this.#authorization,
         "content-type": "application/octet-stream",
-        "content-length": String(options.contentLength),
+        ...(options.contentLength === undefined ? {} : { "content-length": String(options.contentLength) }),
       },
       ...(options.signal ? { signal: options.signal } : {}),
     });

@@ -6,6 +6,7 @@
  * mirrored here fails with NotSupportedError naming it (see `detachedServices`) instead of
  * touching this machine's engine.
  */
+import { Readable } from "node:stream";
 import {
   AbortedError,
   InvalidArgumentError,
@@ -42,6 +43,9 @@ import { RemoteProcesses, RemotePtys, remotePreviewUrl } from "./remote-terminal
 
 /** SandboxInfo as a server answers it: with the sandbox's language (and network, resources). */
 export type RemoteSandboxInfo = SandboxInfo & { language?: Language };
+
+/** After an abort, how long exec waits for the server to report the command killed before it cuts the stream. */
+const CANCEL_WAIT_MS = 5_000;
 
 /** Stands in for the engine and agent a remote sandbox does not have: any use names what is missing. */
 const detachedServices = new Proxy({} as SandboxServices, {
@@ -90,24 +94,54 @@ export class RemoteSandbox extends Sandbox {
     const valid = validateExec(command, options);
     throwIfAborted(valid.signal, "exec");
     const o = options ?? {};
+    // Text goes in the request; a live stdin (or bytes that are not UTF-8) streams beside it.
+    const text = o.stdin === undefined ? undefined : stdinText(o.stdin);
+    const live = valid.stdin !== undefined && text === undefined ? valid.stdin : undefined;
     const body = {
       command,
       ...(o.cwd === undefined ? {} : { cwd: o.cwd }),
       ...(o.env === undefined ? {} : { env: o.env }),
-      ...(o.stdin === undefined ? {} : { stdin: await stdinText(o.stdin) }),
+      ...(text === undefined ? {} : { stdin: text }),
+      ...(live === undefined ? {} : { stdinStream: true }),
+      // With a signal, the stream names the command, so that an abort can cancel it and wait (onAbort).
+      ...(live === undefined && valid.signal !== undefined ? { cancellable: true } : {}),
       ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
       ...(o.maxOutputBytes === undefined ? {} : { maxOutputBytes: o.maxOutputBytes }),
     };
     const started = performance.now();
     let stdout = "";
     let stderr = "";
-    try {
-      return await streamCall<CommandResult>(
+    const feeding = new AbortController();
+    // An abort asks the server to kill the command and waits for its result on the stream, as
+    // in-process waits for the agent (the command is gone when exec returns); a server that
+    // does not answer within CANCEL_WAIT_MS, or a command not started yet, is cut off instead.
+    const stream = new AbortController();
+    let execId: string | undefined;
+    let cutOff: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      const cut = () => stream.abort(valid.signal?.reason);
+      if (execId === undefined) return cut();
+      cutOff = setTimeout(cut, CANCEL_WAIT_MS);
+      this.#client
+        .empty("POST", `${this.#path}/exec/${encodeURIComponent(execId)}/cancel`, {
+          context: this.#context,
+          what: "exec.cancel",
+        })
+        .catch(cut);
+    };
+    valid.signal?.addEventListener("abort", onAbort, { once: true });
+    const call = (json: Record<string, unknown>) =>
+      streamCall<CommandResult>(
         this.#client,
         `${this.#path}/exec`,
-        body,
-        { signal: valid.signal, context: this.#context, what: "exec" },
+        json,
+        { signal: stream.signal, context: this.#context, what: "exec" },
         (event) => {
+          if (event.type === "started" && typeof event.execId === "string") {
+            execId = event.execId;
+            if (live !== undefined) this.#sendStdin(event.execId, live, feeding.signal);
+            return undefined;
+          }
           if (event.type === "stdout" || event.type === "stderr") {
             const data = String(event.data ?? "");
             if (event.type === "stdout") {
@@ -122,8 +156,17 @@ export class RemoteSandbox extends Sandbox {
           return event.type === "result" ? (event.result as CommandResult) : undefined;
         },
       );
+    try {
+      try {
+        return await call(body);
+      } catch (err) {
+        // A server from before `cancellable` refuses the field: the call without it (an abort then only cuts).
+        if (!(err instanceof InvalidArgumentError && err.field === "cancellable")) throw err;
+        const { cancellable: _, ...older } = body;
+        return await call(older);
+      }
     } catch (err) {
-      // Aborted mid-command: like in-process, a result with status "killed" (the server
+      // Cut off mid-command: like in-process, a result with status "killed" (the server
       // sees the connection close and kills the command), not a throw.
       if (!(err instanceof AbortedError) || !valid.signal?.aborted) throw err;
       return {
@@ -134,7 +177,43 @@ export class RemoteSandbox extends Sandbox {
         truncated: false,
         durationMs: Math.round(performance.now() - started),
       };
+    } finally {
+      clearTimeout(cutOff);
+      valid.signal?.removeEventListener("abort", onAbort);
+      // The command has ended: a stdin still being read is not needed any more.
+      feeding.abort();
     }
+  }
+
+  /**
+   * Streams a live stdin as the body of `POST …/exec/{execId}/stdin` while the exec stream runs.
+   * Its outcome is not the caller's: as in-process, the command's result says what happened
+   * (a stdin cut short reads as EOF).
+   */
+  #sendStdin(execId: string, source: Uint8Array | AsyncIterable<Uint8Array | string>, signal: AbortSignal): void {
+    const encoder = new TextEncoder();
+    const chunks = async function* () {
+      if (source instanceof Uint8Array) {
+        yield source;
+        return;
+      }
+      for await (const chunk of source) {
+        if (signal.aborted) return;
+        yield typeof chunk === "string" ? encoder.encode(chunk) : chunk;
+      }
+    };
+    // Through node:http, read only as fast as the server takes it (fetch would read ahead).
+    this.#client
+      .postStream(
+        `${this.#path}/exec/${encodeURIComponent(execId)}/stdin`,
+        Readable.from(chunks(), { objectMode: false }),
+        {
+          signal,
+          context: this.#context,
+          what: "exec.stdin",
+        },
+      )
+      .catch(() => {});
   }
 
   override async runCode(code: string, options?: RunCodeOptions): Promise<Execution> {
@@ -250,20 +329,16 @@ function capped(current: string, more: string, max: number): string {
 }
 
 /**
- * stdin travels in the request's JSON as text (UTF-8). A live stdin (an async iterable, fed
- * while the command runs) needs a streaming exec route the server does not offer: refused at
- * once rather than read to an end that may only come after the command's output.
+ * stdin that is text (a string, or UTF-8 bytes) travels in the request's JSON; undefined for a
+ * live stdin (an async iterable, fed while the command runs) and for bytes that are not UTF-8,
+ * which stream as the body of the exec's stdin route instead.
  */
-async function stdinText(stdin: NonNullable<ExecOptions["stdin"]>): Promise<string> {
+function stdinText(stdin: NonNullable<ExecOptions["stdin"]>): string | undefined {
   if (typeof stdin === "string") return stdin;
-  if (!(stdin instanceof Uint8Array)) {
-    throw new NotSupportedError(
-      "options.stdin: a live stdin (an async iterable) is not supported through a Kiln server yet; pass a string or bytes",
-    );
-  }
+  if (!(stdin instanceof Uint8Array)) return undefined;
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(stdin);
   } catch {
-    throw new InvalidArgumentError("options.stdin", "must be UTF-8 text through a Kiln server (these bytes are not)");
+    return undefined;
   }
 }

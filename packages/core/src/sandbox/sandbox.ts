@@ -54,13 +54,16 @@ export class Sandbox implements AsyncDisposable {
   readonly processes: SandboxProcesses;
   readonly #services: SandboxServices;
   readonly #record: SandboxRecord;
+  /** Set on the handle create() returns: the image it was made from. */
+  readonly #created: { image: string } | undefined;
   #deleting?: Promise<void>;
 
   /** @internal Made by Kiln; use kiln.create() or kiln.get(). */
-  constructor(id: string, record: SandboxRecord, services: SandboxServices) {
+  constructor(id: string, record: SandboxRecord, services: SandboxServices, created?: { image: string }) {
     this.id = id;
     this.#record = record;
     this.#services = services;
+    this.#created = created;
     if (record.name !== undefined) this.name = record.name;
     this.files = new AgentFiles(() => this.#connect());
     this.pty = new AgentPtys(() => this.#connect());
@@ -90,6 +93,25 @@ export class Sandbox implements AsyncDisposable {
       createdAt: this.#record.createdAt,
       image: details.image,
       ...recorded,
+    };
+  }
+
+  /**
+   * @internal The info as create() knew it when it returned this handle (running, its image),
+   * without asking the engine; undefined on handles from get(). A Kiln server answers a create
+   * with it: an engine inspect right after a pool claim waits behind the claim's background
+   * file write (~100 ms), which in-process callers do not pay unless they ask for info().
+   */
+  infoAtCreate(): SandboxInfo | undefined {
+    if (this.#created === undefined) return undefined;
+    return {
+      id: this.id,
+      ...(this.name === undefined ? {} : { name: this.name }),
+      state: "running",
+      labels: { ...this.#record.labels },
+      createdAt: this.#record.createdAt,
+      image: this.#created.image,
+      ...recordInfo(this.#record),
     };
   }
 

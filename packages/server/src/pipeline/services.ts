@@ -20,4 +20,6 @@ export interface Services {
   log: (line: string) => void;
   /** KILN_ALLOW_PRIVATE_HOOKS */
   allowPrivateHooks: boolean;
+  /** KILN_SSE_KEEPALIVE_MS (see sse.ts). @default 15000 */
+  sseKeepAliveMs?: number;
 }

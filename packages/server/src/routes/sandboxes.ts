@@ -21,7 +21,7 @@ export function sandboxRoutes(app: App): void {
     async (c) => {
       const tenant = c.var.tenant;
       const sandbox = await tenant.create(c.req.valid("json"), c.req.raw.signal);
-      return c.json(await tenant.info(sandbox), 201);
+      return c.json(await tenant.createdInfo(sandbox), 201);
     },
   );
 

@@ -5,7 +5,14 @@
  * `kiln.org=<orgId>` (the `kiln.` label prefix is reserved: callers cannot set or filter on it,
  * and the sandbox's own code cannot change engine labels or its root-only record). Another
  * organisation's object is not found, never forbidden. Routes reach Kiln only through this.
+ *
+ * Sandbox names take core's whole 63 characters: a name whose `<orgId>.<name>` would pass 62
+ * characters is `<orgId>.<its start>-<12 hex of its SHA-256>` in core (exactly 63 characters, so
+ * it never equals the plain form of another name), and the sandbox carries its own name in the
+ * label `kiln.name`. Both forms start with the organisation's prefix and are computed from the
+ * name: a lookup is one engine call, and another organisation never reaches them.
  */
+import { createHash } from "node:crypto";
 import {
   ConflictError,
   type CreateSandboxOptions,
@@ -26,6 +33,11 @@ import { HandleCache } from "./handle-cache.ts";
 /** Labels under this prefix are the server's own. */
 export const RESERVED_LABEL_PREFIX = "kiln.";
 export const ORG_LABEL = "kiln.org";
+/** The sandbox's name in its organisation (its core name may be shortened). */
+export const NAME_LABEL = "kiln.name";
+/** Core's longest name (its NAME rule). */
+const CORE_NAME_MAX = 63;
+const NAME_HASH_CHARS = 12;
 const ID = /^[0-9a-f]{12,64}$/;
 /** Container id -> owning organisation, per Kiln. Ids are never reused, so entries never go stale. */
 const OWNERS = new WeakMap<Kiln, Map<string, string | undefined>>();
@@ -65,9 +77,10 @@ export class OrgScope {
       labels: {
         ...body.labels,
         [ORG_LABEL]: this.#principal.orgId,
+        ...(body.name === undefined ? {} : { [NAME_LABEL]: body.name }),
         ...(this.reservation === undefined ? {} : { "kiln.reservation": this.reservation }),
       },
-      ...(body.name === undefined ? {} : { name: this.#core(body.name) }),
+      ...(body.name === undefined ? {} : { name: this.#coreSandbox(body.name) }),
       ...(body.snapshot === undefined ? {} : { snapshot: this.#core(body.snapshot) }),
       ...(body.volumes === undefined
         ? {}
@@ -75,7 +88,11 @@ export class OrgScope {
       ...(signal === undefined ? {} : { signal }),
     };
     try {
-      return await this.#kiln.create(options);
+      const sandbox = await this.#kiln.create(options);
+      // The calls that follow a create (its first runCode) find it without an engine lookup.
+      this.#handles.set(`${this.#principal.orgId}\0${sandbox.id}`, sandbox);
+      ownersOf(this.#kiln).set(sandbox.id, this.#principal.orgId);
+      return sandbox;
     } catch (err) {
       if (err instanceof ConflictError && body.name !== undefined) {
         throw new ConflictError(`A sandbox named "${body.name}" already exists`, { cause: err });
@@ -113,7 +130,7 @@ export class OrgScope {
   }
 
   async #byName(name: string): Promise<Sandbox | undefined> {
-    return this.#kiln.get(this.#core(name)).catch(notFoundAsUndefined);
+    return this.#kiln.get(this.#coreSandbox(name)).catch(notFoundAsUndefined);
   }
 
   async #byId(id: string): Promise<Sandbox | undefined> {
@@ -124,18 +141,19 @@ export class OrgScope {
 
   /** The owning organisation: a label fixed at creation, so it is cached by container id. */
   async #owner(sandbox: Sandbox): Promise<string | undefined> {
-    let owners = OWNERS.get(this.#kiln);
-    if (!owners) {
-      owners = new Map();
-      OWNERS.set(this.#kiln, owners);
-    }
+    const owners = ownersOf(this.#kiln);
     if (owners.has(sandbox.id)) return owners.get(sandbox.id);
     const info = await sandbox.info().catch(notFoundAsUndefined);
     if (!info) return undefined;
     const owner = info.labels[ORG_LABEL];
-    if (owners.size >= MAX_CACHED_OWNERS) owners.clear();
     owners.set(sandbox.id, owner);
     return owner;
+  }
+
+  /** The answer to a create: what create() knew (no engine round trip), else the engine's info. */
+  async createdInfo(sandbox: Sandbox): Promise<SandboxInfo> {
+    const known = sandbox.infoAtCreate();
+    return known === undefined ? this.info(sandbox) : this.view(known);
   }
 
   /** The sandbox's info in this organisation's terms: its own name, no reserved labels. */
@@ -152,7 +170,7 @@ export class OrgScope {
     const labels: Record<string, string> = {};
     for (const [k, v] of Object.entries(info.labels)) if (!k.startsWith(RESERVED_LABEL_PREFIX)) labels[k] = v;
     const { id, name: coreName, ...rest } = info;
-    const name = this.#own(coreName);
+    const name = info.labels[NAME_LABEL] ?? this.#own(coreName);
     return { id, ...(name === undefined ? {} : { name }), ...rest, labels };
   }
 
@@ -226,13 +244,39 @@ export class OrgScope {
   }
 
   #core(name: string): string {
-    return `${this.#prefix}${name}`;
+    const core = `${this.#prefix}${name}`;
+    if (core.length > CORE_NAME_MAX) {
+      throw new InvalidArgumentError(
+        "name",
+        `must be at most ${CORE_NAME_MAX - this.#prefix.length} characters for a snapshot or volume in this organisation`,
+      );
+    }
+    return core;
+  }
+
+  /** A sandbox's core name: `<orgId>.<name>`, or its shortened form when that is too long. */
+  #coreSandbox(name: string): string {
+    const plain = `${this.#prefix}${name}`;
+    if (plain.length < CORE_NAME_MAX) return plain;
+    const hash = createHash("sha256").update(name).digest("hex").slice(0, NAME_HASH_CHARS);
+    const keep = Math.max(0, CORE_NAME_MAX - this.#prefix.length - 1 - NAME_HASH_CHARS);
+    return `${this.#prefix}${name.slice(0, keep)}-${hash}`;
   }
 
   #own(coreName: string | undefined): string | undefined {
     if (coreName === undefined) return undefined;
     return coreName.startsWith(this.#prefix) ? coreName.slice(this.#prefix.length) : coreName;
   }
+}
+
+function ownersOf(kiln: Kiln): Map<string, string | undefined> {
+  let owners = OWNERS.get(kiln);
+  if (!owners) {
+    owners = new Map();
+    OWNERS.set(kiln, owners);
+  }
+  if (owners.size >= MAX_CACHED_OWNERS) owners.clear();
+  return owners;
 }
 
 function notFoundAsUndefined(err: unknown): undefined {
