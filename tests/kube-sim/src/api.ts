@@ -8,7 +8,7 @@
  * #generated-values); conflicts: https://kubernetes.io/docs/reference/using-api/api-concepts/#conflicts.
  */
 import { randomBytes } from "node:crypto";
-import { jsonPatch, mergePatch } from "./patch.ts";
+import { jsonPatch, mergePatch, sameJson } from "./patch.ts";
 import {
   apiVersionOf,
   defaultNetworkPolicy,
@@ -250,15 +250,14 @@ export class Api {
     }
     // metadata.generation counts spec changes
     // (https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/object-meta/).
-    if (JSON.stringify(next.spec) !== JSON.stringify(old.spec))
-      next.metadata.generation = (old.metadata.generation ?? 1) + 1;
+    if (!sameJson(next.spec, old.spec)) next.metadata.generation = (old.metadata.generation ?? 1) + 1;
     return this.#write(def, old, next, opts.dryRun);
   }
 
   #write(def: ResourceDef, old: KObject, next: KObject, dryRun?: boolean): KObject {
     next.metadata.resourceVersion = old.metadata.resourceVersion;
     // A no-op update does not change the resourceVersion (api-concepts#resource-versions).
-    if (JSON.stringify(next) === JSON.stringify(old)) return old;
+    if (sameJson(next, old)) return old;
     if (dryRun) return next;
     return this.store.update(def.plural, next);
   }

@@ -26,6 +26,7 @@
 import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
 import type { Api } from "./api.ts";
+import { sameJson } from "./patch.ts";
 import { parseQuantity } from "./resources.ts";
 import { selectorFromObject } from "./selectors.ts";
 import { type Change, type KObject, now, type Store } from "./store.ts";
@@ -102,8 +103,7 @@ export class Kubelet {
         if (!st) return;
         if (c.previous?.spec.activeDeadlineSeconds !== c.object.spec.activeDeadlineSeconds)
           this.#armDeadline(st, c.object);
-        if (JSON.stringify(c.previous?.metadata.labels) !== JSON.stringify(c.object.metadata.labels))
-          this.#reconcileNetwork(st);
+        if (!sameJson(c.previous?.metadata.labels, c.object.metadata.labels)) this.#reconcileNetwork(st);
       }
     } else if (c.resource === "networkpolicies") {
       for (const st of this.#pods.values()) if (st.ns === c.object.metadata.namespace) this.#reconcileNetwork(st);

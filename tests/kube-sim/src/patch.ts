@@ -89,11 +89,13 @@ function equal(a: Json, b: Json): boolean {
   return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
 }
 
-function canonical(v: Json): Json {
+/** A JSON value with object keys sorted: equal documents stringify equal. */
+export function canonical(v: Json): Json {
   if (Array.isArray(v)) return v.map(canonical);
   if (v !== null && typeof v === "object")
     return Object.fromEntries(
       Object.keys(v)
+        .filter((k) => v[k] !== undefined)
         .sort()
         .map((k) => [k, canonical(v[k])]),
     );
@@ -137,3 +139,5 @@ export function jsonPatch(target: Json, ops: unknown): Json {
   }
   return doc;
 }
+
+export const sameJson = (a: Json, b: Json) => JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));

@@ -3,6 +3,7 @@
  * page it follows; the API reference pages (https://kubernetes.io/docs/reference/kubernetes-api/)
  * give the fields and their defaults.
  */
+import { canonical, sameJson } from "./patch.ts";
 import { selectorFromObject } from "./selectors.ts";
 import { invalid, type StatusCause } from "./status.ts";
 import type { KObject } from "./store.ts";
@@ -277,7 +278,7 @@ export function validatePodUpdate(next: KObject, old: KObject): void {
     for (const c of s.containers ?? []) delete c.image;
     delete s.activeDeadlineSeconds;
     delete s.tolerations;
-    return JSON.stringify(s);
+    return JSON.stringify(canonical(s));
   };
   const causes = [...metadataCauses(next, dnsSubdomainErrors)];
   if (strip(next.spec) !== strip(old.spec))
@@ -333,7 +334,7 @@ export function validateReplicaSet(rs: KObject, old?: KObject): void {
       });
   }
   // apps/v1: "spec.selector is immutable after creation"
-  if (old && JSON.stringify(old.spec.selector) !== JSON.stringify(spec.selector))
+  if (old && !sameJson(old.spec.selector, spec.selector))
     causes.push({
       field: "spec.selector",
       message: `Invalid value: ${JSON.stringify(spec.selector)}: field is immutable`,
