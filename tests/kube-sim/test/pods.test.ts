@@ -7,7 +7,7 @@ import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SIM_LABEL } from "../src/index.ts";
-import { type Cluster, cluster, exec, failure, sleeperPod, waitFor, waitReady } from "./helpers.ts";
+import { type Cluster, cluster, exec, failure, runtimeImage, sleeperPod, waitFor, waitReady } from "./helpers.ts";
 
 const docker = new Docker();
 let c: Cluster;
@@ -168,7 +168,7 @@ describe("pods", () => {
             {
               name: "main",
               image: sleeperPod("x").spec!.containers[0]!.image,
-              args: ["sh", "-c", "echo line1; echo line2 >&2; sleep infinity"],
+              args: ["sh", "-c", "echo line1; sleep 0.3; echo line2 >&2; sleep infinity"],
             },
           ],
         },
@@ -211,6 +211,31 @@ describe("authentication", () => {
         reason: "Unauthorized",
         code: 401,
       });
+    }
+  });
+});
+
+describe("close", () => {
+  it("removes every container and the network the sim made, and nothing else", async () => {
+    const other = await cluster();
+    const bystander = await docker.createContainer({
+      Image: runtimeImage(),
+      Cmd: ["true"],
+      Labels: { [SIM_LABEL]: "someone-else" },
+    });
+    try {
+      await other.core.createNamespacedPod({ namespace: "default", body: sleeperPod("c-1") });
+      await other.core.createNamespacedPod({ namespace: "default", body: sleeperPod("c-2") });
+      await waitReady(other, "c-1");
+      const mine = () => docker.listContainers({ all: true, filters: { label: [`${SIM_LABEL}=${other.sim.id}`] } });
+      expect((await mine()).length).toBeGreaterThanOrEqual(1);
+      await other.sim.close();
+      expect(await mine()).toHaveLength(0);
+      expect(await docker.listNetworks({ filters: { label: [`${SIM_LABEL}=${other.sim.id}`] } })).toHaveLength(0);
+      expect((await bystander.inspect()).Id).toBe(bystander.id);
+    } finally {
+      await other.sim.close();
+      await bystander.remove({ force: true });
     }
   });
 });
