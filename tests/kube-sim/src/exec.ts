@@ -104,9 +104,10 @@ export async function runExec(ws: WebSocket, docker: Docker, containerId: string
     });
     return;
   }
-  // The server opens each channel with an empty message (client-node skips empty frames).
-  if (r.stdout) frame(STDOUT, Buffer.alloc(0));
-  if (r.stderr && !r.tty) frame(STDERR, Buffer.alloc(0));
+  // As the API server's createWebSocketStreams (k8s.io/apiserver/pkg/util/proxy/websocket.go):
+  // "Send an empty message to the lowest writable channel to notify the client the connection
+  // is established" (client-node skips empty frames; clients may wait for it before writing).
+  frame(r.stdout ? STDOUT : r.stderr && !r.tty ? STDERR : ERROR, Buffer.alloc(0));
 
   const forward = (channel: number, data: Buffer) => {
     if (ws.readyState !== ws.OPEN || data.length === 0) return;
