@@ -6,7 +6,7 @@
  * "Transition from SPDY to WebSockets", https://github.com/kubernetes/enhancements/tree/master/keps/sig-api-machinery/4006-transition-spdy-to-websockets):
  * every binary message starts with a channel byte: 0 stdin, 1 stdout, 2 stderr, 3 error (the
  * final Status as JSON: Success, or Failure with reason NonZeroExitCode and the exit code as the
- * cause of type ExitCode), 4 resize (`{"Width":w,"Height":h}`). `v5.channel.k8s.io` adds
+ * cause of type ExitCode), 4 resize (`{"Width":w,"Height":h}`, keys matched case-insensitively). `v5.channel.k8s.io` adds
  * 255 = close one channel (`[255, 0]` closes stdin: the process reads EOF); with
  * `v4.channel.k8s.io` a client can only end stdin by closing the whole connection.
  * The server picks the first protocol of the client's list that it speaks (v5, v4).
@@ -144,8 +144,11 @@ export async function runExec(ws: WebSocket, docker: Docker, containerId: string
         break;
       case RESIZE:
         try {
-          const size = JSON.parse(payload.toString("utf8")) as { Width?: number; Height?: number };
-          if (r.tty) void exec.resize({ w: size.Width ?? 80, h: size.Height ?? 24 }).catch(() => {});
+          // remotecommand.TerminalSize{Width, Height} has no JSON tags, and Go's decoder matches
+          // keys case-insensitively: client-node sends {"width","height"}, client-go {"Width","Height"}.
+          const raw = JSON.parse(payload.toString("utf8")) as Record<string, number>;
+          const size = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k.toLowerCase(), v]));
+          if (r.tty && size.width && size.height) void exec.resize({ w: size.width, h: size.height }).catch(() => {});
         } catch {
           // a malformed resize is ignored, as the kubelet logs and drops it
         }

@@ -39,6 +39,8 @@ export interface KubeSimOptions {
   namespaces?: string[];
   /** The pids limit of every pod (the kubelet's --pod-max-pids). Default 4096. */
   podPidsLimit?: number;
+  /** How many changes a watch can resume across; older resourceVersions get 410 Expired. Default 20,000. */
+  watchHistory?: number;
   /** Interval of BOOKMARK events on watches that allow them. Default 10 s. */
   bookmarkMs?: number;
   log?: (line: string) => void;
@@ -101,7 +103,7 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
   const network = `kube-sim-${id}`;
   await docker.createNetwork({ Name: network, Driver: "bridge", Labels: { [SIM_LABEL]: id } });
 
-  const store = new Store();
+  const store = new Store(opts.watchHistory);
   const api = new Api(store);
   const kubelet = new Kubelet(api, docker, {
     simId: id,

@@ -52,13 +52,17 @@ export interface Change {
 
 export type Listener = (change: Change) => void;
 
-const HISTORY = 20_000;
-
 export class Store {
+  readonly #historySize: number;
   #rv = 1;
   #objects = new Map<string, Map<string, KObject>>();
   #history: Change[] = [];
   #listeners = new Set<Listener>();
+
+  /** `historySize`: how many changes a watch can resume across (an etcd compaction window). */
+  constructor(historySize = 20_000) {
+    this.#historySize = historySize;
+  }
 
   get resourceVersion(): string {
     return String(this.#rv);
@@ -147,7 +151,7 @@ export class Store {
 
   #emit(change: Change): void {
     this.#history.push(change);
-    if (this.#history.length > HISTORY) this.#history.splice(0, this.#history.length - HISTORY);
+    if (this.#history.length > this.#historySize) this.#history.splice(0, this.#history.length - this.#historySize);
     for (const l of [...this.#listeners]) {
       try {
         l(change);

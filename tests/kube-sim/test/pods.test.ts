@@ -3,7 +3,8 @@
 // bearer-token authentication.
 
 import https from "node:https";
-import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { PassThrough } from "node:stream";
+import { CoreV1Api, KubeConfig, type V1Status } from "@kubernetes/client-node";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SIM_LABEL } from "../src/index.ts";
@@ -91,6 +92,34 @@ describe("pods", () => {
     const r = await exec(c, "stdin-1", ["sh", "-c", "tr a-z A-Z; echo done"], { stdin: "hello kube\n" });
     expect(r.stdout).toBe("HELLO KUBE\ndone\n");
     expect(r.status.status).toBe("Success");
+  });
+
+  it("execs with a tty: one output stream, and the terminal size from client-node's resize channel", async () => {
+    await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod("tty-1") });
+    await waitReady(c, "tty-1");
+    const { Exec } = await import("@kubernetes/client-node");
+    const out = Object.assign(new PassThrough(), { rows: 33, columns: 101 });
+    let text = "";
+    out.on("data", (b: Buffer) => {
+      text += b.toString();
+    });
+    const status = await new Promise<V1Status>((resolve, reject) => {
+      new Exec(c.kc)
+        .exec(
+          "default",
+          "tty-1",
+          "main",
+          ["sh", "-c", "sleep 0.5; stty size; echo err >&2"],
+          out,
+          null,
+          null,
+          true,
+          resolve,
+        )
+        .catch(reject);
+    });
+    expect(status.status).toBe("Success");
+    expect(text.replace(/\r/g, "")).toBe("33 101\nerr\n");
   });
 
   it("refuses exec into a missing pod (404) and into a pod that has completed (400)", async () => {

@@ -91,6 +91,33 @@ describe("watch", () => {
   });
 });
 
+describe("watch history", () => {
+  it("a resourceVersion older than the retained history is one ERROR event with a 410 Expired Status", async () => {
+    const small = await cluster({ watchHistory: 5 });
+    try {
+      const list = await small.core.listNamespacedPod({ namespace: "default" });
+      for (let i = 0; i < 4; i++) await small.core.createNamespace({ body: { metadata: { name: `ns-${i}` } } });
+      for (let i = 0; i < 4; i++) await small.core.deleteNamespace({ name: `ns-${i}` });
+      const events: { type: string; object: { code?: number; reason?: string } }[] = [];
+      let done: unknown = "open";
+      await new Watch(small.kc).watch(
+        "/api/v1/namespaces/default/pods",
+        { resourceVersion: list.metadata!.resourceVersion },
+        (type, object) => events.push({ type, object }),
+        (err) => {
+          done = err;
+        },
+      );
+      await waitFor("watch ended", async () => done !== "open");
+      expect(events).toEqual([
+        { type: "ERROR", object: expect.objectContaining({ kind: "Status", code: 410, reason: "Expired" }) },
+      ]);
+    } finally {
+      await small.sim.close();
+    }
+  });
+});
+
 describe("patch and update", () => {
   it("merge, strategic-merge and JSON patches change labels and annotations and bump resourceVersion", async () => {
     const pod = await c.core.createNamespacedPod({
