@@ -195,6 +195,11 @@ export class Kubelet {
       if (st.stopping) return;
       const container = await this.#docker.createContainer(options);
       st.containerId = container.id;
+      if (st.stopping) {
+        // Deleted while the container was being created: the teardown may not have seen it.
+        await container.remove({ force: true, v: true }).catch(() => undefined);
+        return;
+      }
       this.#api.recordEvent(bound, "Normal", "Pulled", `Container image "${c.image}" already present on machine`);
       this.#api.recordEvent(bound, "Normal", "Created", `Created container ${c.name}`);
       if (this.#isolated(bound)) {
@@ -341,7 +346,9 @@ export class Kubelet {
       hostConfig.Tmpfs![m.mountPath] = `${m.readOnly ? "ro" : "rw"},nosuid,nodev,mode=1777${size}`;
     }
     return {
-      name: `kube-sim-${this.#opts.simId}-${pod.metadata.namespace}-${pod.metadata.name}`.slice(0, 200),
+      // The uid keeps names distinct when a pod is recreated under its name while the old
+      // container is still being killed (a force delete returns at once).
+      name: `${`kube-sim-${this.#opts.simId}-${pod.metadata.namespace}-${pod.metadata.name}`.slice(0, 180)}-${pod.metadata.uid!.slice(0, 8)}`,
       Hostname: pod.metadata.name.slice(0, 63),
       Image: c.image,
       ...(c.command ? { Entrypoint: c.command.map(expand) } : {}),

@@ -188,6 +188,31 @@ describe("pods", () => {
     );
   });
 
+  it("a force delete (grace 0) frees the name at once: the pod can be created again under it", async () => {
+    await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod("reuse-1") });
+    const first = await waitReady(c, "reuse-1");
+    await c.core.deleteNamespacedPod({ name: "reuse-1", namespace: "default", gracePeriodSeconds: 0 });
+    await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod("reuse-1") });
+    const second = await waitReady(c, "reuse-1");
+    expect(second.metadata?.uid).not.toBe(first.metadata?.uid);
+    expect((await exec(c, "reuse-1", ["echo", "again"])).stdout).toBe("again\n");
+  });
+
+  it("deletes a collection by label selector", async () => {
+    for (const n of ["coll-1", "coll-2"])
+      await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod(n, { labels: { coll: "x" } }) });
+    await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod("coll-3") });
+    await c.core.deleteCollectionNamespacedPod({
+      namespace: "default",
+      labelSelector: "coll=x",
+      gracePeriodSeconds: 0,
+    });
+    const left = (await c.core.listNamespacedPod({ namespace: "default" })).items
+      .map((p) => p.metadata?.name)
+      .filter((n) => n?.startsWith("coll-"));
+    expect(left).toEqual(["coll-3"]);
+  });
+
   it("logs: the container's output", async () => {
     await c.core.createNamespacedPod({
       namespace: "default",
