@@ -257,4 +257,53 @@ describe("network policies", () => {
     const listed = await c.net.listNamespacedNetworkPolicy({ namespace: "default" });
     expect(listed.items).toHaveLength(0);
   });
+
+  it("enforces egress ipBlock rules with except, pod-selector peers with ports, and ingress isolation (iptables in the pod's namespace)", async () => {
+    const mk = async (name: string, labels: Record<string, string>) => {
+      await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod(name, { labels }) });
+      return (await waitReady(c, name)).status!.podIP!;
+    };
+    const srv = await mk("fw-srv", { role: "srv" });
+    const other = await mk("fw-other", { role: "other" });
+    await mk("fw-cli", { mode: "egress" });
+    // TCP to port 9: a refusal (RST) means the packet arrived; a rejection by the filter is
+    // "no route to host" (the REJECT's ICMP admin-prohibited).
+    const reach = async (ip: string, port = 9) => {
+      const code = `import socket; s=socket.socket(); s.settimeout(2)\ntry: r=s.connect_ex(("${ip}", ${port}))\nexcept OSError as e: r=e.errno\nprint("reachable" if r == 111 else "unreachable")`;
+      return (await exec(c, "fw-cli", ["python3", "-c", code])).stdout.trim();
+    };
+    expect([await reach(srv), await reach(other)]).toEqual(["reachable", "reachable"]);
+    const policy = (name: string, spec: object) =>
+      c.net.createNamespacedNetworkPolicy({ namespace: "default", body: { metadata: { name }, spec } as never });
+    await policy("fw-internet", {
+      podSelector: { matchLabels: { mode: "egress" } },
+      policyTypes: ["Egress"],
+      egress: [{ to: [{ ipBlock: { cidr: "0.0.0.0/0", except: [`${srv}/32`] } }] }],
+    });
+    await waitFor("srv blocked", async () => (await reach(srv)) === "unreachable");
+    expect(await reach(other)).toBe("reachable");
+    // Policies add up: a second one allows the server's pods on port 9 only.
+    await policy("fw-srv-9", {
+      podSelector: { matchLabels: { mode: "egress" } },
+      policyTypes: ["Egress"],
+      egress: [{ to: [{ podSelector: { matchLabels: { role: "srv" } } }], ports: [{ protocol: "TCP", port: 9 }] }],
+    });
+    await waitFor("srv:9 allowed", async () => (await reach(srv)) === "reachable");
+    expect(await reach(srv, 10)).toBe("unreachable");
+    // Ingress isolation of the server: nothing in, then only from the egress-mode pods.
+    await policy("fw-srv-in", { podSelector: { matchLabels: { role: "srv" } }, policyTypes: ["Ingress"], ingress: [] });
+    await waitFor("srv ingress closed", async () => (await reach(srv)) === "unreachable");
+    await c.net.patchNamespacedNetworkPolicy(
+      {
+        name: "fw-srv-in",
+        namespace: "default",
+        body: { spec: { ingress: [{ from: [{ podSelector: { matchLabels: { mode: "egress" } } }] }] } },
+      },
+      (await import("@kubernetes/client-node")).setHeaderOptions("Content-Type", "application/merge-patch+json"),
+    );
+    await waitFor("srv ingress from cli", async () => (await reach(srv)) === "reachable");
+    for (const n of ["fw-internet", "fw-srv-9", "fw-srv-in"])
+      await c.net.deleteNamespacedNetworkPolicy({ name: n, namespace: "default" });
+    await waitFor("all open", async () => (await reach(srv, 10)) === "reachable");
+  });
 });
