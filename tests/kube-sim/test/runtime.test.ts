@@ -112,6 +112,45 @@ describe("pod spec to Docker", () => {
   });
 });
 
+describe("readiness probes", () => {
+  it("an exec readiness probe gates Ready: Running but unready until the probe's command succeeds", async () => {
+    await c.core.createNamespacedPod({
+      namespace: "default",
+      body: sleeperPod("probe-1", {
+        spec: {
+          containers: [
+            {
+              name: "main",
+              image: runtimeImage(),
+              args: ["sleep", "infinity"],
+              readinessProbe: {
+                exec: { command: ["test", "-f", "/tmp/ready"] },
+                periodSeconds: 1,
+                failureThreshold: 1,
+              },
+            },
+          ],
+        },
+      }),
+    });
+    const running = await waitFor("Running", async () => {
+      const p = await c.core.readNamespacedPod({ name: "probe-1", namespace: "default" });
+      return p.status?.phase === "Running" ? p : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 2500));
+    const still = await c.core.readNamespacedPod({ name: "probe-1", namespace: "default" });
+    expect(running.status?.containerStatuses?.[0]?.ready).toBe(false);
+    expect(still.status?.conditions?.find((x) => x.type === "Ready")?.status).toBe("False");
+    await exec(c, "probe-1", ["touch", "/tmp/ready"]);
+    await waitReady(c, "probe-1");
+    await exec(c, "probe-1", ["rm", "/tmp/ready"]);
+    await waitFor("unready again", async () => {
+      const p = await c.core.readNamespacedPod({ name: "probe-1", namespace: "default" });
+      return p.status?.conditions?.find((x) => x.type === "Ready")?.status === "False";
+    });
+  });
+});
+
 describe("runtime classes", () => {
   it("serves RuntimeClasses; an unknown class is rejected (403)", async () => {
     const { items } = await c.kc.makeApiClient((await import("@kubernetes/client-node")).NodeV1Api).listRuntimeClass();
