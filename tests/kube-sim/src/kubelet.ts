@@ -17,8 +17,10 @@
  *   a fixed pids limit per pod: https://kubernetes.io/docs/concepts/policy/pid-limiting/
  * - runtimeClassName: https://kubernetes.io/docs/concepts/containers/runtime-class/ (a class
  *   whose handler the node lacks leaves the pod Pending with a FailedCreatePodSandBox event)
- * - activeDeadlineSeconds: https://kubernetes.io/docs/concepts/workloads/controllers/job/#job-termination-and-cleanup
- *   and the Pod API reference (phase Failed, reason DeadlineExceeded, counted from startTime)
+ * - activeDeadlineSeconds: the Pod API reference
+ *   (https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/: counted from
+ *   startTime) and https://kubernetes.io/docs/concepts/workloads/controllers/job/#job-termination-and-cleanup
+ *   (phase Failed, reason DeadlineExceeded)
  * - graceful deletion: https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination
  * - emptyDir volumes (as tmpfs): https://kubernetes.io/docs/concepts/storage/volumes/#emptydir
  * - readiness probes (exec only): https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/

@@ -312,7 +312,8 @@ export class Handler {
     name: string,
     method: string,
   ): Promise<void> {
-    // https://kubernetes.io/docs/reference/kubernetes-api/autoscaling/ (Scale, autoscaling/v1)
+    // The scale subresource (autoscaling/v1 Scale): "read/replace/patch scale" in
+    // https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/replica-set-v1/
     const { api } = this.#d;
     const toScale = (rs: KObject) => ({
       kind: "Scale",
