@@ -58,6 +58,14 @@ describe("pods", () => {
     expect(bad.body.details?.causes?.map((x) => x.field)).toEqual(
       expect.arrayContaining(["metadata.name", "spec.containers[0].image"]),
     );
+    const init = await failure(
+      c.core.createNamespacedPod({
+        namespace: "default",
+        body: sleeperPod("init-1", { spec: { initContainers: [{ name: "i", image: runtimeImage() }] } }),
+      }),
+    );
+    expect(init.code).toBe(422);
+    expect(init.body.message).toContain("kube-sim does not run initContainers");
     const dup = await failure(
       c.core.createNamespacedPod({ namespace: "default", body: sleeperPod(made.metadata!.name!) }),
     );
