@@ -49,6 +49,12 @@ export function isolationOf(pod: KObject, store: Store): PodIsolation {
     const iface = dir === "OUTPUT" ? "-o lo" : "-i lo";
     const addr = dir === "OUTPUT" ? "-d" : "-s";
     lines.push(`-A ${dir} ${iface} -j ACCEPT`, `-A ${dir} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`);
+    // The sim has no cluster DNS pods: Docker's embedded DNS stands in for them. Its forwarder
+    // sends the queries from inside the pod's namespace as root (dockerd), so when a rule allows
+    // port 53 (the usual "DNS to kube-dns" rule), root's queries on port 53 may leave.
+    if (dir === "OUTPUT" && rules.some((r) => (r.ports ?? []).some((p: KObject) => p.port === 53)))
+      for (const proto of ["udp", "tcp"])
+        lines.push(`-A OUTPUT -p ${proto} --dport 53 -m owner --uid-owner 0 -j ACCEPT`);
     rules.forEach((rule, i) => {
       const ports = portSpecs(rule.ports);
       const peers: KObject[] | undefined = dir === "OUTPUT" ? rule.to : rule.from;

@@ -345,4 +345,51 @@ describe("network policies", () => {
       await c.net.deleteNamespacedNetworkPolicy({ name: n, namespace: "default" });
     await waitFor("all open", async () => (await reach(srv, 10)) === "reachable");
   });
+
+  it("names resolve for a pod whose policy allows DNS (port 53), through Docker's embedded DNS", async () => {
+    // A host name this machine resolves, read from its npm configuration (not written here).
+    const { execFileSync } = await import("node:child_process");
+    const host = new URL(execFileSync("npm", ["config", "get", "registry"], { encoding: "utf8" }).trim()).hostname;
+    await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod("dns-1", { labels: { mode: "dns" } }) });
+    await waitReady(c, "dns-1");
+    const resolve = async () =>
+      (
+        await exec(c, "dns-1", ["sh", "-c", `timeout 3 getent hosts ${host} >/dev/null && echo ok || echo fail`])
+      ).stdout.trim();
+    expect(await resolve()).toBe("ok");
+    const base = { podSelector: { matchLabels: { mode: "dns" } }, policyTypes: ["Egress"] };
+    // Internet minus the private ranges (where the host's resolver sits here), no DNS rule: no names.
+    await c.net.createNamespacedNetworkPolicy({
+      namespace: "default",
+      body: {
+        metadata: { name: "dns-internet" },
+        spec: {
+          ...base,
+          egress: [
+            { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] } }] },
+          ],
+        },
+      } as never,
+    });
+    await waitFor("no names", async () => (await resolve()) === "fail");
+    await c.net.createNamespacedNetworkPolicy({
+      namespace: "default",
+      body: {
+        metadata: { name: "dns-53" },
+        spec: {
+          ...base,
+          egress: [
+            {
+              to: [{ namespaceSelector: {}, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
+              ports: [
+                { protocol: "UDP", port: 53 },
+                { protocol: "TCP", port: 53 },
+              ],
+            },
+          ],
+        },
+      } as never,
+    });
+    await waitFor("names again", async () => (await resolve()) === "ok");
+  });
 });
