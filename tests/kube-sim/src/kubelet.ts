@@ -63,6 +63,8 @@ export interface KubeletOptions {
   /** Docker runtimes the engine has registered (`docker info` Runtimes). */
   dockerRuntimes: Set<string>;
   podPidsLimit: number;
+  /** Labels every container gets besides the sim's own (the owner, for sweepKubeSims). */
+  extraLabels: Record<string, string>;
   log: (line: string) => void;
 }
 
@@ -376,6 +378,7 @@ export class Kubelet {
       StdinOnce: c.stdinOnce === true,
       Tty: c.tty === true,
       Labels: {
+        ...this.#opts.extraLabels,
         [SIM_LABEL]: this.#opts.simId,
         [`${SIM_LABEL}.pod`]: `${pod.metadata.namespace}.${pod.metadata.name}`,
         [`${SIM_LABEL}.uid`]: pod.metadata.uid!,

@@ -2,12 +2,14 @@
 // (stdout, stderr, exit status, stdin), list by selectors, delete removes the container, and
 // bearer-token authentication.
 
+import { spawn } from "node:child_process";
 import https from "node:https";
+import { resolve } from "node:path";
 import { PassThrough } from "node:stream";
 import { CoreV1Api, KubeConfig, type V1Status } from "@kubernetes/client-node";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SIM_LABEL } from "../src/index.ts";
+import { SIM_LABEL, sweepKubeSims } from "../src/index.ts";
 import { type Cluster, cluster, exec, failure, runtimeImage, sleeperPod, waitFor, waitReady } from "./helpers.ts";
 
 const docker = new Docker();
@@ -299,5 +301,36 @@ describe("close", () => {
       await other.sim.close();
       await bystander.remove({ force: true });
     }
+  });
+
+  it("sweepKubeSims removes what a killed run of the same owner left behind, and only that", async () => {
+    const owner = `sweep-test-${process.pid}`;
+    const child = spawn(
+      process.execPath,
+      [resolve(import.meta.dirname, "fixtures/crash-sim.ts"), owner, runtimeImage()],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    const id = await new Promise<string>((ok, fail) => {
+      let out = "";
+      child.stdout.on("data", (b: Buffer) => {
+        out += b.toString();
+        if (out.includes("\n")) ok(out.trim());
+      });
+      child.on("exit", (code) => fail(new Error(`child exited ${code}`)));
+    });
+    const objects = async () => [
+      ...(await docker.listContainers({ all: true, filters: { label: [`${SIM_LABEL}=${id}`] } })),
+      ...(await docker.listNetworks({ filters: { label: [`${SIM_LABEL}=${id}`] } })),
+    ];
+    expect((await objects()).length).toBe(2);
+    // Alive: nothing is swept.
+    expect(await sweepKubeSims(owner)).toBe(0);
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    expect(await sweepKubeSims("some-other-owner")).toBe(0);
+    expect(await sweepKubeSims(owner)).toBe(2);
+    expect(await objects()).toEqual([]);
   });
 });
