@@ -180,10 +180,12 @@ export class KubernetesEngine implements Engine {
   fail(err: unknown, what: string): never {
     if (KilnError.isInstance(err)) throw err;
     const code = causeCode(err);
-    if (!(err instanceof ApiException) && code !== undefined && UNAVAILABLE.has(code)) {
+    // undici's fetch fails with TypeError("fetch failed") and the socket error as its cause.
+    const network = (code !== undefined && UNAVAILABLE.has(code)) || (err instanceof TypeError && err.message === "fetch failed");
+    if (!(err instanceof ApiException) && network) {
       const server = this.kubeConfig.getCurrentCluster()?.server ?? "(no cluster in the kubeconfig)";
       throw new EngineUnavailableError(
-        `No Kubernetes API server answers at ${server} (${code}): check the kubeconfig and its context`,
+        `No Kubernetes API server answers at ${server} (${code ?? (err as { cause?: { message?: string } }).cause?.message ?? "fetch failed"}): check the kubeconfig and its context`,
         { cause: err },
       );
     }
