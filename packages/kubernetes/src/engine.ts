@@ -53,6 +53,7 @@ import {
 import { extract, pack } from "tar-stream";
 import { type ExecTarget, openExecChannel, runExec } from "./exec.ts";
 import {
+  AGENT_SOCKET,
   ANNOTATION,
   CONTAINER,
   K8S_LABEL,
@@ -181,7 +182,8 @@ export class KubernetesEngine implements Engine {
     if (KilnError.isInstance(err)) throw err;
     const code = causeCode(err);
     // undici's fetch fails with TypeError("fetch failed") and the socket error as its cause.
-    const network = (code !== undefined && UNAVAILABLE.has(code)) || (err instanceof TypeError && err.message === "fetch failed");
+    const network =
+      (code !== undefined && UNAVAILABLE.has(code)) || (err instanceof TypeError && err.message === "fetch failed");
     if (!(err instanceof ApiException) && network) {
       const server = this.kubeConfig.getCurrentCluster()?.server ?? "(no cluster in the kubeconfig)";
       throw new EngineUnavailableError(
@@ -437,6 +439,9 @@ export class KubernetesEngine implements Engine {
 
   /** Waits until the pod's container runs; a pod that ended cannot run again. */
   async waitRunning(podName: string, id: string): Promise<V1Pod> {
+    const pod = await this.readPod(podName);
+    // A pod that never ran (no start time, or started just now) failed to start; else it was stopped.
+    const fresh = !pod?.status?.startTime || Date.now() - Date.parse(String(pod.status.startTime)) < 60_000;
     const deadline = Date.now() + (this.#o.startTimeoutMs ?? 120_000);
     let delay = 25;
     let last: V1Pod | undefined;
@@ -446,6 +451,15 @@ export class KubernetesEngine implements Engine {
       const status = podStatus(last);
       if (status === "running") return last;
       if (status === "exited") {
+        if (fresh) {
+          const log = await this.core
+            .readNamespacedPodLog({ name: podName, namespace: this.namespace, container: CONTAINER, tailLines: 20 })
+            .catch(() => "");
+          const why = last.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.terminated;
+          throw new EngineError(
+            `pod ${podName} ended while starting (${why?.reason ?? "?"}, exit ${why?.exitCode ?? "?"})${log ? `: ${String(log).trim()}` : ""}`,
+          );
+        }
         throw new NotSupportedError(
           `${id} has stopped, and Kubernetes never runs a finished Pod again (its filesystem went with it): create a new sandbox`,
         );
@@ -619,7 +633,9 @@ export class KubernetesEngine implements Engine {
     const pod = await this.#require(id);
     this.touch(pod);
     try {
-      return await openExecChannel(this.target(pod.metadata?.name as string), argv, () => this.touch(pod));
+      // Core's bridge command names the Docker socket path; the pod's agent listens in its emptyDir.
+      const args = argv.map((a) => a.replaceAll("/run/kiln/agent.sock", AGENT_SOCKET));
+      return await openExecChannel(this.target(pod.metadata?.name as string), args, () => this.touch(pod));
     } catch (err) {
       this.fail(err, "exec");
     }

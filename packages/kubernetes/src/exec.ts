@@ -24,6 +24,7 @@ const STATUS = 3;
 const CLOSE = 255;
 const V5 = "v5.channel.k8s.io";
 const STDERR_KEEP = 8 * 1024;
+const OPEN_WAIT_MS = 1_000;
 
 /** The exit code a v1 Status reports (0 for Success; -1 when it names none). */
 export function exitCode(status: V1Status): number {
@@ -72,10 +73,19 @@ async function connect(
     command: argv,
   });
   const path = `/api/v1/namespaces/${encodeURIComponent(target.namespace)}/pods/${encodeURIComponent(target.pod)}/exec?${query}`;
+  let opened: () => void = () => {};
+  const first = new Promise<void>((resolve) => {
+    opened = resolve;
+  });
   const ws = await handler(target.kubeConfig).connect(path, null, (channel: number, data: Buffer) => {
+    opened();
     onMessage(channel, data);
     return true;
   });
+  // The server opens each output channel with an empty frame once the process is attached; stdin
+  // sent before that may be lost by servers that attach late (kube-sim did), so wait for it
+  // (bounded: a server that sends no opening frame costs OPEN_WAIT_MS once per exec).
+  await Promise.race([first, new Promise((r) => setTimeout(r, OPEN_WAIT_MS).unref())]);
   return { ws, protocol: ws.protocol };
 }
 
@@ -111,7 +121,9 @@ export async function openExecChannel(
   const onMessage = (channel: number, data: Buffer) => {
     if (channel === STDOUT) {
       if (!stream) early.push(data);
-      else if (!stream.push(data)) socket?.ws.pause();
+      else {
+        if (!stream.push(data)) socket?.ws.pause();
+      }
     } else if (channel === STDERR) {
       if (stderr.length < STDERR_KEEP) stderr += data.toString("utf8");
     } else if (channel === STATUS) {

@@ -37,8 +37,15 @@ export const ANNOTATION = {
 export const CONTAINER = "sandbox";
 /** The runtime image's unprivileged user (runtime-image.ts: useradd --uid 1000). */
 export const SANDBOX_UID = 1000;
-/** Where the agent listens: an emptyDir here, since the pod cannot start as root to own a tmpfs. */
-export const AGENT_SOCKET_DIR = "/run/kiln";
+/**
+ * Where the agent listens: an emptyDir (the pod cannot start as root to own a tmpfs as on
+ * Docker). Not the image's /run/kiln: an emptyDir over it works on a real kubelet (emptyDir
+ * roots are 0777), but Docker-backed simulators copy the image directory's root-only 0700 mode
+ * onto the tmpfs; a directory the image lacks is writable everywhere. KILN_AGENT_SOCKET tells
+ * the agent, and the engine points core's bridge command at it (engine.ts openProcess).
+ */
+export const AGENT_SOCKET_DIR = "/run/kiln-agent";
+export const AGENT_SOCKET = `${AGENT_SOCKET_DIR}/agent.sock`;
 /** /tmp's size, as on Docker (defaults.ts DEFAULT_TMPFS_MB). */
 export const TMP_MB = 512;
 /** The writable layer's cap when a sandbox asks for none (defaults.ts DEFAULT_DISK_MB). */
@@ -131,7 +138,10 @@ export function podSpec(spec: ContainerSpec, o: PodOptions): NonNullable<V1Pod["
         name: CONTAINER,
         image: `${o.imageRegistry ?? ""}${spec.image}`,
         imagePullPolicy: o.imagePullPolicy ?? "IfNotPresent",
-        env: Object.entries(spec.env).map(([name, value]) => ({ name, value })),
+        env: [
+          ...Object.entries(spec.env).map(([name, value]) => ({ name, value })),
+          { name: "KILN_AGENT_SOCKET", value: AGENT_SOCKET },
+        ],
         workingDir: "/workspace",
         resources: { limits, requests },
         securityContext: {
@@ -147,7 +157,7 @@ export function podSpec(spec: ContainerSpec, o: PodOptions): NonNullable<V1Pod["
         },
         // Ready once the agent listens: what a warm pool's ReplicaSet counts.
         readinessProbe: {
-          exec: { command: ["test", "-S", `${AGENT_SOCKET_DIR}/agent.sock`] },
+          exec: { command: ["test", "-S", AGENT_SOCKET] },
           periodSeconds: 1,
           failureThreshold: 1,
         },

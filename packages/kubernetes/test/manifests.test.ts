@@ -76,7 +76,11 @@ describe("the sandbox pod", () => {
     expect(s?.enableServiceLinks).toBe(false);
     expect(s?.restartPolicy).toBe("Never");
     expect(s?.runtimeClassName).toBe("gvisor");
-    expect(s?.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: "RuntimeDefault" } });
+    expect(s?.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
     expect(c?.securityContext).toMatchObject({
       allowPrivilegeEscalation: false,
       privileged: false,
@@ -89,6 +93,7 @@ describe("the sandbox pod", () => {
     expect(c?.env).toEqual([
       { name: "A", value: "1" },
       { name: "B", value: "two words" },
+      { name: "KILN_AGENT_SOCKET", value: "/run/kiln-agent/agent.sock" },
     ]);
   });
 
@@ -107,7 +112,12 @@ describe("the sandbox pod", () => {
 });
 
 describe("the warm pool's ReplicaSet", () => {
-  const rs = poolReplicaSet("0123456789abcdef", 3, { ...spec, name: "kiln-pool-0123456789abcdef" }, { namespace: "kiln" });
+  const rs = poolReplicaSet(
+    "0123456789abcdef",
+    3,
+    { ...spec, name: "kiln-pool-0123456789abcdef" },
+    { namespace: "kiln" },
+  );
 
   it("is a valid apps/v1 ReplicaSet whose selector matches its template", () => {
     expect(() => new ReplicaSet(rs as ConstructorParameters<typeof ReplicaSet>[0]).validate()).not.toThrow();
@@ -119,10 +129,7 @@ describe("the warm pool's ReplicaSet", () => {
   });
 
   it("a claimed member's labels leave the selector", () => {
-    const claimed = podLabels(
-      { [LABEL.kind]: "sandbox" },
-      { id: "ab".repeat(16), name: "kiln-abc", network: "none" },
-    );
+    const claimed = podLabels({ [LABEL.kind]: "sandbox" }, { id: "ab".repeat(16), name: "kiln-abc", network: "none" });
     const selector = rs.spec?.selector.matchLabels ?? {};
     expect(Object.entries(selector).every(([k, v]) => claimed[k] === v)).toBe(false);
   });
@@ -157,7 +164,10 @@ describe("the network policies", () => {
     // DNS only at the cluster's resolver pods.
     expect(egress?.spec?.egress?.[1]?.ports?.map((p) => p.port)).toEqual([53, 53]);
     expect(allow?.spec?.egress).toEqual([
-      { to: [{ podSelector: { matchLabels: { app: "kiln-egress-proxy" } } }], ports: [{ protocol: "TCP", port: 3128 }] },
+      {
+        to: [{ podSelector: { matchLabels: { app: "kiln-egress-proxy" } } }],
+        ports: [{ protocol: "TCP", port: 3128 }],
+      },
     ]);
   });
 });
