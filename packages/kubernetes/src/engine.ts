@@ -66,7 +66,7 @@ import {
   validLabel,
 } from "./manifests.ts";
 import type { KubernetesEngineOptions } from "./options.ts";
-import { KubePool } from "./pool.ts";
+import { HOLDERS, type Holders, KubePool, updateHolders } from "./pool.ts";
 
 /** Where core keeps a sandbox's files (records.ts RECORD_DIR): annotations here. */
 const ETC_KILN = "/etc/kiln";
@@ -119,11 +119,15 @@ export function kilnLabels(pod: V1Pod): Record<string, string> {
 
 export function podStatus(pod: V1Pod): ContainerStatus {
   if (pod.metadata?.deletionTimestamp) return "removing";
-  const state = pod.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state;
+  const status = pod.status?.containerStatuses?.find((c) => c.name === CONTAINER);
+  const state = status?.state;
   switch (pod.status?.phase) {
     case "Pending":
       return "created";
     case "Running":
+      // A claimed pool member (restartPolicy Always) whose container restarted lost its
+      // filesystem and state: for Kiln it stopped (stopIdle ends such pods).
+      if ((status?.restartCount ?? 0) > 0 && pod.metadata?.labels?.[K8S_LABEL.kind] === "sandbox") return "exited";
       return state?.terminated ? "exited" : "running";
     case "Succeeded":
     case "Failed":
@@ -493,7 +497,10 @@ export class KubernetesEngine implements Engine {
     if (!pod || podStatus(pod) !== "running") return;
     const name = pod.metadata?.name as string;
     await this.patchPod(name, { spec: { activeDeadlineSeconds: 1 } }).catch(() => {});
-    await runExec(this.target(name), ["/bin/sh", "-c", "kill -TERM 1"]).catch(() => {});
+    // A pool member's container (restartPolicy Always) would only restart: the deadline alone ends it.
+    if (pod.spec?.restartPolicy === "Never") {
+      await runExec(this.target(name), ["/bin/sh", "-c", "kill -TERM 1"]).catch(() => {});
+    }
     const deadline = Date.now() + timeoutMs + 10_000;
     while (Date.now() < deadline) {
       const now = await this.readPod(name);
@@ -665,6 +672,12 @@ export class KubernetesEngine implements Engine {
   async stopIdle(now = Date.now()): Promise<string[]> {
     const stopped: string[] = [];
     for (const pod of await this.listPods(`${K8S_LABEL.kind}=sandbox`)) {
+      const restarted = pod.status?.phase === "Running" && podStatus(pod) === "exited";
+      if (restarted) {
+        await this.patchPod(pod.metadata?.name as string, { spec: { activeDeadlineSeconds: 1 } }).catch(() => {});
+        stopped.push(podId(pod));
+        continue;
+      }
       const autoStop = Number(kilnLabels(pod)[LABEL.autoStopMs]);
       if (!(autoStop > 0) || podStatus(pod) !== "running") continue;
       const last = Date.parse(pod.metadata?.annotations?.[ANNOTATION.lastActivity] ?? iso(pod.status?.startTime) ?? "");
@@ -675,8 +688,25 @@ export class KubernetesEngine implements Engine {
     return stopped;
   }
 
-  async reclaimHelpers(): Promise<string[]> {
+  /**
+   * The sweeper's turn: the idle auto-stop, and pool ReplicaSets' holders whose process is gone
+   * (a crashed Kiln never left its pool): they are dropped, so the replicas shrink back; a
+   * ReplicaSet left with no holder stays (it refills with no Kiln running) until one joins again.
+   */
+  async reclaimHelpers(ownerAlive?: (owner: string | undefined) => boolean): Promise<string[]> {
     await this.stopIdle();
+    if (!ownerAlive) return [];
+    const sets = await this.apps
+      .listNamespacedReplicaSet({ namespace: this.namespace, labelSelector: `${K8S_LABEL.kind}=pool` })
+      .catch(() => ({ items: [] }));
+    for (const rs of sets.items) {
+      const holders = JSON.parse(rs.metadata?.annotations?.[HOLDERS] ?? "{}") as Holders;
+      const dead = Object.entries(holders).filter(([, h]) => !ownerAlive(h.owner));
+      if (dead.length === 0) continue;
+      await updateHolders(this, rs.metadata?.name as string, (h) => {
+        for (const [key] of dead) delete h[key];
+      }).catch(() => {});
+    }
     return [];
   }
 

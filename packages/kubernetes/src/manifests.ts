@@ -104,8 +104,17 @@ function quantityCpu(cpus: number): string {
   return `${Math.max(1, Math.round(cpus * 1000))}m`;
 }
 
-/** The pod's spec (no metadata): Kiln's hardening and limits, in Kubernetes' terms. */
-export function podSpec(spec: ContainerSpec, o: PodOptions): NonNullable<V1Pod["spec"]> {
+/**
+ * The pod's spec (no metadata): Kiln's hardening and limits, in Kubernetes' terms.
+ * `restartPolicy`: "Never" for a sandbox pod (a stopped sandbox stays stopped); a ReplicaSet's
+ * template must say "Always" (the API refuses anything else), so a claimed pool member keeps
+ * it: its container restarting means a fresh filesystem, which the engine reports as stopped.
+ */
+export function podSpec(
+  spec: ContainerSpec,
+  o: PodOptions,
+  restartPolicy: "Never" | "Always" = "Never",
+): NonNullable<V1Pod["spec"]> {
   const ratio = o.requestRatio ?? 1;
   const disk = spec.diskMb ?? DEFAULT_DISK_MB;
   const limits = {
@@ -119,7 +128,7 @@ export function podSpec(spec: ContainerSpec, o: PodOptions): NonNullable<V1Pod["
     "ephemeral-storage": `${Math.max(1, Math.round(disk * ratio))}Mi`,
   };
   return {
-    restartPolicy: "Never",
+    restartPolicy,
     automountServiceAccountToken: false,
     enableServiceLinks: false,
     hostname: "sandbox",
@@ -217,7 +226,7 @@ export function poolReplicaSet(shape: string, size: number, spec: ContainerSpec,
           labels: { ...podLabels(spec.labels, { name: spec.name, network: spec.network }, o.extraLabels), ...selector },
           annotations: podAnnotations(spec),
         },
-        spec: podSpec(spec, o),
+        spec: podSpec(spec, o, "Always"),
       },
     },
   };

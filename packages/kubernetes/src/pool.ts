@@ -14,10 +14,14 @@ import { ConflictError, EngineError } from "@kiln/core";
 import { type ContainerSpec, type EngineWarmPool, LABEL } from "@kiln/core/engine";
 import type { V1Pod } from "@kubernetes/client-node";
 import type { KubernetesEngine } from "./engine.ts";
-import { kilnLabels, MERGE_PATCH, newLabelsPatch, statusCode } from "./engine.ts";
+import { MERGE_PATCH, newLabelsPatch, statusCode } from "./engine.ts";
 import { ANNOTATION, CONTAINER, K8S_LABEL, podLabels, poolReplicaSet } from "./manifests.ts";
 
 const POLL_MS = 250;
+/** Annotation on a pool's ReplicaSet: the Kiln pools holding it, { key: { owner, size } }. */
+export const HOLDERS = "kiln.pool-holders";
+export type Holders = Record<string, { owner: string; size: number }>;
+export const POOLED_LABEL = "kiln.pooled";
 
 export function podReady(pod: V1Pod): boolean {
   return (
@@ -38,19 +42,26 @@ export class KubePool implements EngineWarmPool {
   #timer?: NodeJS.Timeout;
   #closed = false;
   #started?: Promise<void>;
+  /** The ReplicaSet exists (made or scaled by this pool); until then each poll tries again. */
+  #ensured = false;
   readonly #waiters = new Set<() => void>();
+  /** This pool's entry in the ReplicaSet's holders, and the process that holds it. */
+  readonly #key = randomBytes(6).toString("hex");
+  readonly #owner: string;
 
   constructor(engine: KubernetesEngine, spec: ContainerSpec, shape: string, size: number) {
     this.#engine = engine;
     this.#shape = shape;
     this.#size = size;
     this.#name = `kiln-pool-${shape}`;
+    this.#owner = spec.labels[LABEL.owner] ?? "";
     // Owned by the ReplicaSet, not a process: core's sweeper leaves another host's owner alone.
     this.#spec = { ...spec, labels: { ...spec.labels, [LABEL.owner]: `replicaset/${this.#name}` } };
   }
 
+  /** This pool's ready members: the shared ReplicaSet's, up to this pool's size. */
   get ready(): number {
-    return this.#ready.length;
+    return Math.min(this.#ready.length, this.#size);
   }
 
   get selector(): string {
@@ -58,30 +69,38 @@ export class KubePool implements EngineWarmPool {
   }
 
   start(): void {
-    this.#started = this.#ensure().catch((err) => {
-      this.#error = err;
-      this.#wake();
-    });
+    this.#started = this.#ensure().then(
+      () => {
+        this.#ensured = true;
+      },
+      (err) => {
+        this.#error = err;
+        this.#wake();
+      },
+    );
     this.#schedule(0);
   }
 
-  /** Creates the ReplicaSet, or sets its replicas when another Kiln made it already. */
+  /**
+   * Creates the ReplicaSet with this pool as its one holder, or joins the one another Kiln made
+   * for the same shape: holders are listed in its annotation kiln.pool-holders ({ key: { owner,
+   * size } }) and replicas is the sum of their sizes, as separate Docker pools would add up.
+   */
   async #ensure(): Promise<void> {
     const engine = this.#engine;
     await engine.ensurePolicies();
     const body = poolReplicaSet(this.#shape, this.#size, this.#spec, engine.podOptions(this.#spec.runtime));
+    body.metadata = {
+      ...body.metadata,
+      annotations: { [HOLDERS]: JSON.stringify({ [this.#key]: { owner: this.#owner, size: this.#size } }) },
+    };
     try {
       await engine.apps.createNamespacedReplicaSet({ namespace: engine.namespace, body });
     } catch (err) {
       if (statusCode(err) !== 409) engine.fail(err, "create replicaset");
-      try {
-        await engine.apps.patchNamespacedReplicaSet(
-          { name: this.#name, namespace: engine.namespace, body: { spec: { replicas: this.#size } } },
-          MERGE_PATCH,
-        );
-      } catch (e) {
-        engine.fail(e, "scale replicaset");
-      }
+      await updateHolders(engine, this.#name, (h) => {
+        h[this.#key] = { owner: this.#owner, size: this.#size };
+      });
     }
   }
 
@@ -106,6 +125,10 @@ export class KubePool implements EngineWarmPool {
 
   /** One list of the members: the ready ones, and a failure that no retry will fix. */
   async #refresh(): Promise<void> {
+    if (!this.#ensured) {
+      await this.#ensure();
+      this.#ensured = true;
+    }
     const pods = await this.#engine.listPods(this.selector);
     this.#ready = pods.filter(podReady);
     for (const pod of pods) {
@@ -125,7 +148,7 @@ export class KubePool implements EngineWarmPool {
     await this.#started;
     const deadline = Date.now() + (this.#engine.options.startTimeoutMs ?? 120_000);
     while (!this.#closed) {
-      if (this.#ready.length >= this.#size) return;
+      if (this.ready >= this.#size) return;
       if (this.#error) throw this.#error;
       if (Date.now() > deadline) throw new EngineError(`warm pool ${this.#name} did not fill within the start timeout`);
       await new Promise<void>((resolve) => {
@@ -153,7 +176,9 @@ export class KubePool implements EngineWarmPool {
     for (const pod of candidates) {
       const id = randomBytes(16).toString("hex");
       const podName = pod.metadata?.name as string;
-      const next = podLabels(labels, { id, name, network: this.#spec.network }, engine.options.extraLabels);
+      // kiln.pooled: which pool it came from (what Docker's kiln.kind=pool tells about a claimed member).
+      const claimed = { ...labels, [POOLED_LABEL]: this.#shape };
+      const next = podLabels(claimed, { id, name, network: this.#spec.network }, engine.options.extraLabels);
       try {
         await engine.core.patchNamespacedPod(
           {
@@ -164,7 +189,7 @@ export class KubePool implements EngineWarmPool {
                 resourceVersion: pod.metadata?.resourceVersion,
                 ownerReferences: null,
                 labels: newLabelsPatch(pod.metadata?.labels, next),
-                annotations: { [ANNOTATION.labels]: JSON.stringify(labels), [ANNOTATION.containerName]: name },
+                annotations: { [ANNOTATION.labels]: JSON.stringify(claimed), [ANNOTATION.containerName]: name },
               },
             },
           },
@@ -191,24 +216,87 @@ export class KubePool implements EngineWarmPool {
     this.#wake();
   }
 
-  /** Stops watching and, unless kubernetes({ keepPools: true }), deletes the ReplicaSet and its unclaimed members. */
+  /**
+   * Stops watching and leaves the ReplicaSet: its replicas drop by this pool's size, and the
+   * last holder to leave deletes it with its unclaimed members (unless kubernetes({ keepPools:
+   * true }), which leaves it to refill with no Kiln running). Returns once the members beyond
+   * the new size are gone.
+   */
   async close(): Promise<void> {
     this.stopWatching();
     await this.#started;
     if (this.#engine.options.keepPools) return;
-    try {
-      await this.#engine.apps.deleteNamespacedReplicaSet({
-        name: this.#name,
-        namespace: this.#engine.namespace,
-        propagationPolicy: "Background",
-      });
-    } catch (err) {
-      if (statusCode(err) !== 404) this.#engine.fail(err, "delete replicaset");
+    const engine = this.#engine;
+    const remaining = await updateHolders(engine, this.#name, (h) => {
+      delete h[this.#key];
+    }).catch((err) => {
+      if (statusCode(err) === 404) return 0;
+      throw err;
+    });
+    if (remaining === 0) {
+      try {
+        await engine.apps.deleteNamespacedReplicaSet({
+          name: this.#name,
+          namespace: engine.namespace,
+          propagationPolicy: "Background",
+        });
+      } catch (err) {
+        if (statusCode(err) !== 404) engine.fail(err, "delete replicaset");
+      }
+      // Background propagation deletes the members later; delete them now so nothing lingers.
+      for (const pod of await engine.listPods(this.selector).catch(() => [])) {
+        await engine.deletePod(pod.metadata?.name as string).catch(() => {});
+      }
+      return;
     }
-    // Background propagation deletes the members later; delete them now so nothing lingers.
-    for (const pod of await this.#engine.listPods(this.selector).catch(() => [])) {
-      if (kilnLabels(pod)[LABEL.kind] === "pool")
-        await this.#engine.deletePod(pod.metadata?.name as string).catch(() => {});
+    // Settled: no member beyond the new size, and the remaining ones ready (the ReplicaSet
+    // may have removed a ready member and kept one still starting).
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      const pods = await engine.listPods(this.selector);
+      if (pods.length <= remaining && pods.every(podReady)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/**
+ * Changes a pool ReplicaSet's holders (and so its replicas) with its resourceVersion as the
+ * precondition, retrying on 409 Conflict; returns the new replicas.
+ */
+export async function updateHolders(
+  engine: KubernetesEngine,
+  name: string,
+  change: (holders: Holders) => void,
+): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const rs = await engine.apps.readNamespacedReplicaSet({ name, namespace: engine.namespace });
+    let holders: Holders = {};
+    try {
+      holders = JSON.parse(rs.metadata?.annotations?.[HOLDERS] ?? "{}") as Holders;
+    } catch {
+      holders = {};
+    }
+    change(holders);
+    const replicas = Object.values(holders).reduce((sum, h) => sum + h.size, 0);
+    try {
+      await engine.apps.patchNamespacedReplicaSet(
+        {
+          name,
+          namespace: engine.namespace,
+          body: {
+            metadata: {
+              resourceVersion: rs.metadata?.resourceVersion,
+              annotations: { [HOLDERS]: JSON.stringify(holders) },
+            },
+            spec: { replicas },
+          },
+        },
+        MERGE_PATCH,
+      );
+      return replicas;
+    } catch (err) {
+      if (statusCode(err) !== 409 || attempt >= 20) throw err;
     }
   }
 }

@@ -154,7 +154,7 @@ describe("the network policies", () => {
     expect(deny?.spec?.policyTypes).toEqual(["Ingress", "Egress"]);
     expect(deny?.spec?.ingress).toEqual([]);
     expect(deny?.spec?.egress).toEqual([]);
-    expect(egress?.spec?.podSelector.matchLabels).toEqual({ [K8S_LABEL.networkMode]: "egress" });
+    expect(egress?.spec?.podSelector?.matchLabels).toEqual({ [K8S_LABEL.networkMode]: "egress" });
     const v4 = egress?.spec?.egress?.[0]?.to?.[0]?.ipBlock;
     expect(v4?.cidr).toBe("0.0.0.0/0");
     expect(v4?.except).toEqual(EGRESS_BLOCKED_V4);
