@@ -217,7 +217,13 @@ export class KubernetesEngine implements Engine {
   }
 
   target(pod: string): ExecTarget {
-    return { kubeConfig: this.kubeConfig, namespace: this.namespace, pod, container: CONTAINER };
+    return {
+      kubeConfig: this.kubeConfig,
+      namespace: this.namespace,
+      pod,
+      container: CONTAINER,
+      ...(this.#o.execProtocols === undefined ? {} : { protocols: this.#o.execProtocols }),
+    };
   }
 
   podOptions(runtime: ContainerSpec["runtime"]): PodOptions {
@@ -444,8 +450,8 @@ export class KubernetesEngine implements Engine {
   /** Waits until the pod's container runs; a pod that ended cannot run again. */
   async waitRunning(podName: string, id: string): Promise<V1Pod> {
     const pod = await this.readPod(podName);
-    // A pod that never ran (no start time, or started just now) failed to start; else it was stopped.
-    const fresh = !pod?.status?.startTime || Date.now() - Date.parse(String(pod.status.startTime)) < 60_000;
+    // A pod that ends while we wait failed to start; one that had ended already was stopped.
+    const fresh = pod !== undefined && podStatus(pod) !== "exited";
     const deadline = Date.now() + (this.#o.startTimeoutMs ?? 120_000);
     let delay = 25;
     let last: V1Pod | undefined;

@@ -14,6 +14,7 @@ import type { ProcessChannel } from "@kiln/core/engine";
 import type { KubeConfig, V1Status } from "@kubernetes/client-node";
 // Not re-exported by the package's index (which has no exports map): the module Exec itself uses.
 import { WebSocketHandler } from "@kubernetes/client-node/dist/web-socket-handler.js";
+import WebSocket from "ws";
 
 type WebSocketClient = Awaited<ReturnType<WebSocketHandler["connect"]>>;
 
@@ -45,14 +46,20 @@ export interface ExecTarget {
   namespace: string;
   pod: string;
   container: string;
+  /** Test-only: the subprotocols to offer (default client-node's: v5, v4, and older). */
+  protocols?: string[];
 }
 
 /**
  * The handler never touches process.stdin/stdout: client-node's default streams are the
  * process's own, and a v5 close frame for stdout would end this process's stdout.
  */
-function handler(kubeConfig: KubeConfig): WebSocketHandler {
-  return new WebSocketHandler(kubeConfig, undefined, {
+function handler(kubeConfig: KubeConfig, protocols?: string[]): WebSocketHandler {
+  const factory =
+    protocols === undefined
+      ? undefined
+      : (uri: string, _offered: string[], opts: WebSocket.ClientOptions) => new WebSocket(uri, protocols, opts);
+  return new WebSocketHandler(kubeConfig, factory as never, {
     stdin: new PassThrough(),
     stdout: new PassThrough(),
     stderr: new PassThrough(),
@@ -77,7 +84,7 @@ async function connect(
   const first = new Promise<void>((resolve) => {
     opened = resolve;
   });
-  const ws = await handler(target.kubeConfig).connect(path, null, (channel: number, data: Buffer) => {
+  const ws = await handler(target.kubeConfig, target.protocols).connect(path, null, (channel: number, data: Buffer) => {
     opened();
     onMessage(channel, data);
     return true;

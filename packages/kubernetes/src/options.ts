@@ -47,6 +47,8 @@ export interface KubernetesEngineOptions {
    * them). Default: close() deletes the ReplicaSet and its unclaimed members, as on Docker.
    */
   keepPools?: boolean;
+  /** Test-only: the exec subprotocols to offer (default v5, then v4 and older). */
+  execProtocols?: string[];
   /** How long startContainer waits for a pod to run (image pull included). @default 120000 */
   startTimeoutMs?: number;
 }
