@@ -66,6 +66,19 @@ else
   failed=$((failed + 1))
 fi
 
+step "kube-sim: the test-only Kubernetes API server, through the real @kubernetes/client-node (tests/kube-sim)"
+pnpm exec vitest run -c tests/kube-sim/vitest.config.ts --reporter=default --reporter=json --outputFile.json="$out/kube-sim.json"
+kubesim_exit=$?
+if [ -f "$out/kube-sim.json" ]; then
+  read -r p f s < <(node -e '
+    const r = require(process.argv[1]);
+    console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests);' "$PWD/$out/kube-sim.json")
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  [ "$kubesim_exit" -ne 0 ] && [ "$f" -eq 0 ] && failed=$((failed + 1))
+else
+  failed=$((failed + 1))
+fi
+
 step "in-sandbox agent (python unittest, inside the runtime image: the sandbox's own Python)"
 docker run --rm --network none -v "$PWD/packages/core/runtime:/opt/src:ro" "$KILN_RUNTIME_IMAGE" \
   python3 -m unittest discover -s /opt/src/tests -p 'test_*.py' >"$out/agent.log" 2>&1
