@@ -25,3 +25,11 @@ export {
   sandboxPod,
 } from "./manifests.ts";
 export type { KubernetesEngineOptions } from "./options.ts";
+export {
+  DirectorySnapshotStore,
+  restoreSnapshot,
+  SNAPSHOT_FORMAT,
+  type SnapshotManifest,
+  type SnapshotStore,
+  takeSnapshot,
+} from "./snapshots.ts";
