@@ -410,6 +410,11 @@ export class KubernetesEngine implements Engine {
     }
   }
 
+  /** Caches id → pod name (a claim knows both: the next lookup needs no list). */
+  remember(id: string, podName: string): void {
+    this.#podNames.set(id, podName);
+  }
+
   /** The live pod behind an id (or unique 12+ digit prefix), a container name, or an unclaimed member's pod name. */
   async resolve(idOrName: string): Promise<V1Pod | undefined> {
     if (ID.test(idOrName)) {

@@ -201,6 +201,7 @@ export class KubePool implements EngineWarmPool {
         engine.fail(err, "claim pool member");
       }
       this.#ready = this.#ready.filter((p) => p.metadata?.name !== podName);
+      engine.remember(id, podName);
       if (named && !(await engine.settleName(podName, name))) {
         await engine.deletePod(podName);
         throw new ConflictError(`The name "${name}" is already taken`);

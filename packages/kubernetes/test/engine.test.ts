@@ -140,6 +140,12 @@ describe("network modes as NetworkPolicies", () => {
     expect((await podOf(none.id)).metadata?.labels?.[K8S_LABEL.networkMode]).toBe("none");
     expect((await podOf(egress.id)).metadata?.labels?.[K8S_LABEL.networkMode]).toBe("egress");
     await expect(kiln.create({ network: { allow: ["pypi.org"] } })).rejects.toThrow(NotSupportedError);
+    // kube-sim enforces egress deny-all (the "none" pod keeps only loopback); rules that allow
+    // something it stores without enforcing (docs/kubernetes.md): the egress pod keeps its interface.
+    const interfaces = async (sb: typeof none) =>
+      (await sb.exec("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort")).stdout.trim().split("\n");
+    expect(await interfaces(none)).toEqual(["lo"]);
+    expect((await interfaces(egress)).length).toBeGreaterThan(1);
   });
 });
 
