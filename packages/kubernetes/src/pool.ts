@@ -173,33 +173,21 @@ export class KubePool implements EngineWarmPool {
       const j = Math.floor(Math.random() * (i + 1));
       [candidates[i], candidates[j]] = [candidates[j] as V1Pod, candidates[i] as V1Pod];
     }
-    for (const pod of candidates) {
+    for (const listed of candidates) {
+      let pod: V1Pod | undefined = listed;
       const id = randomBytes(16).toString("hex");
-      const podName = pod.metadata?.name as string;
-      // kiln.pooled: which pool it came from (what Docker's kiln.kind=pool tells about a claimed member).
-      const claimed = { ...labels, [POOLED_LABEL]: this.#shape };
-      const next = podLabels(claimed, { id, name, network: this.#spec.network }, engine.options.extraLabels);
-      try {
-        await engine.core.patchNamespacedPod(
-          {
-            name: podName,
-            namespace: engine.namespace,
-            body: {
-              metadata: {
-                resourceVersion: pod.metadata?.resourceVersion,
-                ownerReferences: null,
-                labels: newLabelsPatch(pod.metadata?.labels, next),
-                annotations: { [ANNOTATION.labels]: JSON.stringify(claimed), [ANNOTATION.containerName]: name },
-              },
-            },
-          },
-          MERGE_PATCH,
-        );
-      } catch (err) {
-        const code = statusCode(err);
-        if (code === 409 || code === 404) continue; // another claimer won it, or it is gone: the next one
-        engine.fail(err, "claim pool member");
+      const podName = listed.metadata?.name as string;
+      // A 409 also comes from the kubelet's own status writes to an unclaimed member: re-read it
+      // once, and try again while it is still an unclaimed Ready member.
+      let won = false;
+      for (let attempt = 0; attempt < 2 && pod && !won; attempt++) {
+        won = await this.#take(pod, id, name, labels);
+        if (!won) {
+          const now = await engine.readPod(podName);
+          pod = now && now.metadata?.labels?.[K8S_LABEL.kind] === "pool" && podReady(now) ? now : undefined;
+        }
       }
+      if (!won) continue;
       this.#ready = this.#ready.filter((p) => p.metadata?.name !== podName);
       engine.remember(id, podName);
       if (named && !(await engine.settleName(podName, name))) {
@@ -209,6 +197,36 @@ export class KubePool implements EngineWarmPool {
       return id;
     }
     return undefined;
+  }
+
+  /** One relabel of `pod` with its resourceVersion as precondition: false on 409 or 404. */
+  async #take(pod: V1Pod, id: string, name: string, labels: Record<string, string>): Promise<boolean> {
+    const engine = this.#engine;
+    // kiln.pooled: which pool it came from (what Docker's kiln.kind=pool tells about a claimed member).
+    const claimed = { ...labels, [POOLED_LABEL]: this.#shape };
+    const next = podLabels(claimed, { id, name, network: this.#spec.network }, engine.options.extraLabels);
+    try {
+      await engine.core.patchNamespacedPod(
+        {
+          name: pod.metadata?.name as string,
+          namespace: engine.namespace,
+          body: {
+            metadata: {
+              resourceVersion: pod.metadata?.resourceVersion,
+              ownerReferences: null,
+              labels: newLabelsPatch(pod.metadata?.labels, next),
+              annotations: { [ANNOTATION.labels]: JSON.stringify(claimed), [ANNOTATION.containerName]: name },
+            },
+          },
+        },
+        MERGE_PATCH,
+      );
+      return true;
+    } catch (err) {
+      const code = statusCode(err);
+      if (code === 409 || code === 404) return false; // another writer came first, or it is gone
+      engine.fail(err, "claim pool member");
+    }
   }
 
   stopWatching(): void {
@@ -250,12 +268,12 @@ export class KubePool implements EngineWarmPool {
       }
       return;
     }
-    // Settled: no member beyond the new size, and the remaining ones ready (the ReplicaSet
-    // may have removed a ready member and kept one still starting).
-    const deadline = Date.now() + 30_000;
+    // Settled: exactly the remaining holders' members, all ready (the ReplicaSet may have
+    // removed a ready member and kept one still starting, or not yet replaced a claimed one).
+    const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       const pods = await engine.listPods(this.selector);
-      if (pods.length <= remaining && pods.every(podReady)) return;
+      if (pods.length === remaining && pods.every(podReady)) return;
       await new Promise((r) => setTimeout(r, 100));
     }
   }
