@@ -225,7 +225,7 @@ export class KubePool implements EngineWarmPool {
     } catch (err) {
       const code = statusCode(err);
       if (code === 409 || code === 404) return false; // another writer came first, or it is gone
-      engine.fail(err, "claim pool member");
+      return engine.fail(err, "claim pool member");
     }
   }
 
