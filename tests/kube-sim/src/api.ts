@@ -4,8 +4,8 @@
  * controllers both go through here, so a controller's write is exactly a client's write.
  *
  * Verbs and their semantics: https://kubernetes.io/docs/reference/using-api/api-concepts/
- * (#resource-versions, #create-and-update-requests, #patch-and-apply, #dry-run,
- * #generated-values); conflicts: https://kubernetes.io/docs/reference/using-api/api-concepts/#conflicts.
+ * (#resource-versions, #dry-run, #generated-values); optimistic concurrency (a stale
+ * resourceVersion is 409 Conflict): https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#concurrency-control-and-consistency
  */
 import { randomBytes } from "node:crypto";
 import { jsonPatch, mergePatch, sameJson } from "./patch.ts";

@@ -2,8 +2,11 @@
  * pods/exec over WebSocket, backed by a Docker exec whose hijacked stream is the process's
  * stdin/stdout/stderr, so real processes run (a long-lived one too, as Kiln's agent).
  *
- * Protocol (https://kubernetes.io/docs/reference/using-api/websockets/ and KEP-4006
- * "Transition from SPDY to WebSockets", https://github.com/kubernetes/enhancements/tree/master/keps/sig-api-machinery/4006-transition-spdy-to-websockets):
+ * Protocol: the Pod API reference's "connect exec" operation
+ * (https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/), the channel
+ * framing of https://github.com/kubernetes/apimachinery/blob/master/pkg/util/httpstream/wsstream/doc.go
+ * and KEP-4006 "Transition from SPDY to WebSockets" for v5
+ * (https://github.com/kubernetes/enhancements/tree/master/keps/sig-api-machinery/4006-transition-spdy-to-websockets):
  * every binary message starts with a channel byte: 0 stdin, 1 stdout, 2 stderr, 3 error (the
  * final Status as JSON: Success, or Failure with reason NonZeroExitCode and the exit code as the
  * cause of type ExitCode), 4 resize (`{"Width":w,"Height":h}`, keys matched case-insensitively). `v5.channel.k8s.io` adds
@@ -39,7 +42,8 @@ export function parseExecQuery(url: URL): ExecRequest {
     const v = url.searchParams.get(name);
     return v === null ? dflt : v === "true" || v === "1";
   };
-  // PodExecOptions defaults (https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#get-connect-exec-pod-v1-core-pod... ):
+  // PodExecOptions defaults (the "connect exec" parameters of
+  // https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/):
   // stdout and stderr true, stdin and tty false.
   return {
     command: url.searchParams.getAll("command"),

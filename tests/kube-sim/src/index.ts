@@ -15,7 +15,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import Docker from "dockerode";
@@ -43,6 +43,11 @@ export interface KubeSimOptions {
   watchHistory?: number;
   /** Interval of BOOKMARK events on watches that allow them. Default 10 s. */
   bookmarkMs?: number;
+  /**
+   * Marks every Docker object of this sim with `kiln.kube-sim.owner=<owner>` and the process id,
+   * so `sweepKubeSims(owner)` can remove what a crashed run of the same owner left behind.
+   */
+  owner?: string;
   log?: (line: string) => void;
 }
 
@@ -101,7 +106,11 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
   const runtimeClasses = opts.runtimeClasses ?? { gvisor: "runsc" };
   const info = (await docker.info()) as { Runtimes?: Record<string, unknown> };
   const network = `kube-sim-${id}`;
-  await docker.createNetwork({ Name: network, Driver: "bridge", Labels: { [SIM_LABEL]: id } });
+  const ownerLabels: Record<string, string> =
+    opts.owner === undefined
+      ? {}
+      : { [`${SIM_LABEL}.owner`]: opts.owner, [`${SIM_LABEL}.pid`]: `${hostname()}/${process.pid}` };
+  await docker.createNetwork({ Name: network, Driver: "bridge", Labels: { [SIM_LABEL]: id, ...ownerLabels } });
 
   const store = new Store(opts.watchHistory);
   const api = new Api(store);
@@ -111,6 +120,7 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
     runtimeHandlers: runtimeClasses,
     dockerRuntimes: new Set(Object.keys(info.Runtimes ?? {})),
     podPidsLimit: opts.podPidsLimit ?? 4096,
+    extraLabels: ownerLabels,
     log,
   });
   const replicasets = new ReplicaSetController(api, log);
@@ -224,4 +234,40 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
     writeKubeconfig: (path) => writeFile(path, kubeconfig, { mode: 0o600 }),
     close,
   };
+}
+
+/**
+ * Removes the containers and networks of sims started with `owner` whose process is gone (a run
+ * that crashed before close()). Objects of other owners, and of live processes, are left alone.
+ */
+export async function sweepKubeSims(owner: string, docker: Docker = new Docker()): Promise<number> {
+  const filters = { label: [`${SIM_LABEL}.owner=${owner}`] };
+  const dead = (labels: Record<string, string> | undefined) => {
+    const [host, pid] = (labels?.[`${SIM_LABEL}.pid`] ?? "").split("/");
+    if (host !== hostname() || !pid) return false;
+    try {
+      process.kill(Number(pid), 0);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === "ESRCH";
+    }
+  };
+  let removed = 0;
+  for (const c of await docker.listContainers({ all: true, filters })) {
+    if (!dead(c.Labels)) continue;
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true, v: true })
+      .catch(() => {});
+    removed++;
+  }
+  for (const n of await docker.listNetworks({ filters })) {
+    if (!dead(n.Labels)) continue;
+    await docker
+      .getNetwork(n.Id)
+      .remove()
+      .catch(() => {});
+    removed++;
+  }
+  return removed;
 }

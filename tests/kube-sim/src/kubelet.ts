@@ -17,18 +17,21 @@
  *   a fixed pids limit per pod: https://kubernetes.io/docs/concepts/policy/pid-limiting/
  * - runtimeClassName: https://kubernetes.io/docs/concepts/containers/runtime-class/ (a class
  *   whose handler the node lacks leaves the pod Pending with a FailedCreatePodSandBox event)
- * - activeDeadlineSeconds: https://kubernetes.io/docs/concepts/workloads/controllers/job/#job-termination-and-cleanup
- *   and the Pod API reference (phase Failed, reason DeadlineExceeded, counted from startTime)
+ * - activeDeadlineSeconds: the Pod API reference
+ *   (https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/: counted from
+ *   startTime) and https://kubernetes.io/docs/concepts/workloads/controllers/job/#job-termination-and-cleanup
+ *   (phase Failed, reason DeadlineExceeded)
  * - graceful deletion: https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination
  * - emptyDir volumes (as tmpfs): https://kubernetes.io/docs/concepts/storage/volumes/#emptydir
  * - readiness probes (exec only): https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/
  */
+import { spawn } from "node:child_process";
 import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
 import type { Api } from "./api.ts";
+import { isolationOf } from "./netpol.ts";
 import { sameJson } from "./patch.ts";
 import { parseQuantity } from "./resources.ts";
-import { selectorFromObject } from "./selectors.ts";
 import { type Change, type KObject, now, type Store } from "./store.ts";
 
 export const SIM_LABEL = "kiln.kube-sim";
@@ -46,6 +49,9 @@ interface PodState {
   deadlineHit: boolean;
   running: boolean;
   isolated: boolean;
+  /** The filter table applied in the pod's network namespace (netpol.ts), if any. */
+  rules?: string;
+  gvisor: boolean;
   networkOp: Promise<void>;
 }
 
@@ -57,6 +63,8 @@ export interface KubeletOptions {
   /** Docker runtimes the engine has registered (`docker info` Runtimes). */
   dockerRuntimes: Set<string>;
   podPidsLimit: number;
+  /** Labels every container gets besides the sim's own (the owner, for sweepKubeSims). */
+  extraLabels: Record<string, string>;
   log: (line: string) => void;
 }
 
@@ -103,10 +111,16 @@ export class Kubelet {
         if (!st) return;
         if (c.previous?.spec.activeDeadlineSeconds !== c.object.spec.activeDeadlineSeconds)
           this.#armDeadline(st, c.object);
-        if (!sameJson(c.previous?.metadata.labels, c.object.metadata.labels)) this.#reconcileNetwork(st);
       }
-    } else if (c.resource === "networkpolicies") {
-      for (const st of this.#pods.values()) if (st.ns === c.object.metadata.namespace) this.#reconcileNetwork(st);
+      // Policies with pod selectors resolve to pod IPs: any pod's labels or IP may change them.
+      if (
+        c.type !== "MODIFIED" ||
+        !sameJson(c.previous?.metadata.labels, c.object.metadata.labels) ||
+        c.previous?.status?.podIP !== c.object.status?.podIP
+      )
+        this.#reconcileAll();
+    } else if (c.resource === "networkpolicies" || c.resource === "namespaces") {
+      this.#reconcileAll();
     }
   }
 
@@ -142,6 +156,7 @@ export class Kubelet {
       deadlineHit: false,
       running: false,
       isolated: false,
+      gvisor: false,
       networkOp: Promise.resolve(),
     };
     this.#pods.set(st.uid, st);
@@ -195,15 +210,24 @@ export class Kubelet {
       if (st.stopping) return;
       const container = await this.#docker.createContainer(options);
       st.containerId = container.id;
+      if (st.stopping) {
+        // Deleted while the container was being created: the teardown may not have seen it.
+        await container.remove({ force: true, v: true }).catch(() => undefined);
+        return;
+      }
       this.#api.recordEvent(bound, "Normal", "Pulled", `Container image "${c.image}" already present on machine`);
       this.#api.recordEvent(bound, "Normal", "Created", `Created container ${c.name}`);
-      if (this.#isolated(bound)) {
+      st.gvisor = handler === "runsc";
+      if (isolationOf(bound, this.#store).noNetwork) {
         await this.#docker.getNetwork(this.#opts.network).disconnect({ Container: container.id, Force: true });
         st.isolated = true;
       }
       if (st.stopping) return;
       await container.start();
       st.running = true;
+      // The policies in force apply before the pod is reported Running (the CNI's part of
+      // sandbox creation).
+      await this.#reconcileNetwork(st);
       const info = await container.inspect();
       const ip = info.NetworkSettings.Networks?.[this.#opts.network]?.IPAddress ?? "";
       const probe = c.readinessProbe;
@@ -230,7 +254,6 @@ export class Kubelet {
       });
       if (running) this.#api.recordEvent(running, "Normal", "Started", `Started container ${c.name}`);
       if (probe) this.#startProbe(st, c);
-      this.#reconcileNetwork(st);
       await this.#waitLoop(st, container.id, pod.spec.restartPolicy);
     } catch (err) {
       if (st.stopping) return;
@@ -341,7 +364,9 @@ export class Kubelet {
       hostConfig.Tmpfs![m.mountPath] = `${m.readOnly ? "ro" : "rw"},nosuid,nodev,mode=1777${size}`;
     }
     return {
-      name: `kube-sim-${this.#opts.simId}-${pod.metadata.namespace}-${pod.metadata.name}`.slice(0, 200),
+      // The uid keeps names distinct when a pod is recreated under its name while the old
+      // container is still being killed (a force delete returns at once).
+      name: `${`kube-sim-${this.#opts.simId}-${pod.metadata.namespace}-${pod.metadata.name}`.slice(0, 180)}-${pod.metadata.uid!.slice(0, 8)}`,
       Hostname: pod.metadata.name.slice(0, 63),
       Image: c.image,
       ...(c.command ? { Entrypoint: c.command.map(expand) } : {}),
@@ -353,6 +378,7 @@ export class Kubelet {
       StdinOnce: c.stdinOnce === true,
       Tty: c.tty === true,
       Labels: {
+        ...this.#opts.extraLabels,
         [SIM_LABEL]: this.#opts.simId,
         [`${SIM_LABEL}.pod`]: `${pod.metadata.namespace}.${pod.metadata.name}`,
         [`${SIM_LABEL}.uid`]: pod.metadata.uid!,
@@ -602,32 +628,51 @@ export class Kubelet {
     this.#pods.delete(st.uid);
   }
 
-  /** Whether the policies in force leave this pod no egress at all (the shape the sim enforces). */
-  #isolated(pod: KObject): boolean {
-    const policies = this.#store
-      .list("networkpolicies", pod.metadata.namespace)
-      .filter(
-        (np) =>
-          (np.spec.policyTypes ?? []).includes("Egress") &&
-          selectorFromObject(np.spec.podSelector)(pod.metadata.labels),
-      );
-    // https://kubernetes.io/docs/concepts/services-networking/network-policies/#the-two-sorts-of-pod-isolation:
-    // a pod selected by an Egress policy may send only what the union of those policies' rules allows.
-    return policies.length > 0 && policies.every((np) => (np.spec.egress ?? []).length === 0);
+  #reconcileTimer: NodeJS.Immediate | undefined;
+
+  #reconcileAll(): void {
+    this.#reconcileTimer ??= setImmediate(() => {
+      this.#reconcileTimer = undefined;
+      for (const st of this.#pods.values()) this.#track(this.#reconcileNetwork(st));
+    });
   }
 
-  #reconcileNetwork(st: PodState): void {
+  /**
+   * Brings the pod's network in line with the NetworkPolicies selecting it (netpol.ts): egress
+   * deny-all disconnects it from the sim's network; other isolation is an iptables filter table
+   * in its namespace. If that cannot be applied (no root, no nsenter), it fails closed: the pod
+   * loses its network, with a Warning event saying why.
+   */
+  #reconcileNetwork(st: PodState): Promise<void> {
     st.networkOp = st.networkOp.then(async () => {
       const pod = this.#current(st);
-      if (!pod || !st.containerId || st.stopping || this.#closed) return;
-      const want = this.#isolated(pod);
-      if (want === st.isolated) return;
+      if (!pod || !st.containerId || st.stopping || this.#closed || !st.running) return;
+      const want = isolationOf(pod, this.#store);
+      let noNetwork = want.noNetwork;
+      // Under gVisor the runtime has no network (runsc is registered with --network=none).
+      if (!noNetwork && !st.gvisor && want.rules !== st.rules) {
+        try {
+          const info = await this.#docker.getContainer(st.containerId).inspect();
+          await iptablesRestore(info.State.Pid, want.rules ?? EMPTY_FILTER);
+          st.rules = want.rules;
+        } catch (err) {
+          noNetwork = true;
+          this.#api.recordEvent(
+            pod,
+            "Warning",
+            "NetworkPolicyNotEnforced",
+            `kube-sim could not apply this pod's NetworkPolicy rules (${(err as Error).message.split("\n")[0]}): the pod has no network instead`,
+            "kube-sim",
+          );
+        }
+      }
+      if (noNetwork === st.isolated) return;
       const net = this.#docker.getNetwork(this.#opts.network);
-      if (want) await net.disconnect({ Container: st.containerId, Force: true });
+      if (noNetwork) await net.disconnect({ Container: st.containerId, Force: true });
       else await net.connect({ Container: st.containerId });
-      st.isolated = want;
+      st.isolated = noNetwork;
     });
-    this.#track(st.networkOp);
+    return st.networkOp;
   }
 
   async close(): Promise<void> {
@@ -716,3 +761,24 @@ function containerStatus(
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const EMPTY_FILTER = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+
+/** Replaces the filter table of the network namespace of process `pid` (needs root). */
+function iptablesRestore(pid: number, table: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (!pid) return reject(new Error("the container has no process"));
+    const child = spawn("nsenter", ["-t", String(pid), "-n", "iptables-restore", "-w"], {
+      stdio: ["pipe", "ignore", "pipe"],
+    });
+    let err = "";
+    child.stderr.on("data", (b: Buffer) => {
+      err += b.toString();
+    });
+    child.on("error", reject);
+    child.on("close", (code) =>
+      code === 0 ? resolve() : reject(new Error(err.trim() || `iptables-restore exited ${code}`)),
+    );
+    child.stdin.end(table);
+  });
+}

@@ -1,7 +1,6 @@
 /**
  * The three patch types of `kubectl patch` / the PATCH verb
- * (https://kubernetes.io/docs/tasks/manage-kubernetes-objects/update-api-object-kubectl-patch/ and
- * https://kubernetes.io/docs/reference/using-api/api-concepts/#patch-and-apply):
+ * (https://kubernetes.io/docs/tasks/manage-kubernetes-objects/update-api-object-kubectl-patch/):
  * - application/json-patch+json: RFC 6902 (add, remove, replace, move, copy, test); a failed
  *   `test` fails the whole patch (the server answers 422);
  * - application/merge-patch+json: RFC 7386 (objects merge, null deletes, lists replace);

@@ -247,6 +247,21 @@ export function podSpecCauses(spec: KObject["spec"], path: string): StatusCause[
       reason: "FieldValueNotSupported",
       message: "Unsupported value: kube-sim runs exactly one container per pod",
     });
+  // Not simulated, so refused rather than silently ignored.
+  for (const f of ["initContainers", "ephemeralContainers"])
+    if (Array.isArray(spec[f]) && spec[f].length > 0)
+      causes.push({
+        field: `${path}.${f}`,
+        reason: "FieldValueNotSupported",
+        message: `Unsupported value: kube-sim does not run ${f}`,
+      });
+  for (const f of ["hostNetwork", "hostPID", "hostIPC"])
+    if (spec[f] === true)
+      causes.push({
+        field: `${path}.${f}`,
+        reason: "FieldValueNotSupported",
+        message: `Unsupported value: true: kube-sim does not simulate ${f}`,
+      });
   if (!["Always", "OnFailure", "Never"].includes(spec.restartPolicy))
     causes.push({
       field: `${path}.restartPolicy`,

@@ -126,6 +126,23 @@ export class Handler {
         if (!def.namespaced && ns) throw methodNotAllowed();
         return json(res, 201, api.create(def, ns, await body(req), { dryRun }));
       }
+      if (method === "DELETE" && def.verbs.includes("delete")) {
+        // deletecollection: every object the selectors match, each deleted as by DELETE; the
+        // answer is the list of what was deleted (the generic registry's DeleteCollection).
+        const labels = parseLabelSelector(q.get("labelSelector"));
+        const fields = parseFieldSelector(def.plural, q.get("fieldSelector"));
+        const grace = q.has("gracePeriodSeconds") ? Number(q.get("gracePeriodSeconds")) : undefined;
+        const items = api
+          .list(def, ns)
+          .filter((o) => labels(o.metadata.labels) && fields(o))
+          .map((o) => api.delete(def, o.metadata.namespace, o.metadata.name, { gracePeriodSeconds: grace, dryRun }));
+        return json(res, 200, {
+          kind: `${def.kind}List`,
+          apiVersion: apiVersionOf(def),
+          metadata: { resourceVersion: api.store.resourceVersion },
+          items,
+        });
+      }
       throw methodNotAllowed();
     }
     switch (method) {
@@ -295,7 +312,8 @@ export class Handler {
     name: string,
     method: string,
   ): Promise<void> {
-    // https://kubernetes.io/docs/reference/kubernetes-api/autoscaling/ (Scale, autoscaling/v1)
+    // The scale subresource (autoscaling/v1 Scale): "read/replace/patch scale" in
+    // https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/replica-set-v1/
     const { api } = this.#d;
     const toScale = (rs: KObject) => ({
       kind: "Scale",

@@ -1,5 +1,6 @@
 // Test helpers: a sim per test file, the real client-node's clients on its kubeconfig, and a
 // one-shot exec that collects stdout, stderr and the final Status.
+import { resolve } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import {
   ApiException,
@@ -27,8 +28,11 @@ export interface Cluster {
   net: NetworkingV1Api;
 }
 
+/** The owner label of this checkout's test sims (global-setup.ts sweeps crashed runs' leftovers). */
+export const TEST_OWNER = `kube-sim-tests:${resolve(import.meta.dirname, "..")}`;
+
 export async function cluster(opts?: KubeSimOptions): Promise<Cluster> {
-  const sim = await startKubeSim(opts);
+  const sim = await startKubeSim({ owner: TEST_OWNER, ...opts });
   const kc = new KubeConfig();
   kc.loadFromString(sim.kubeconfig);
   return {

@@ -2,12 +2,14 @@
 // (stdout, stderr, exit status, stdin), list by selectors, delete removes the container, and
 // bearer-token authentication.
 
+import { spawn } from "node:child_process";
 import https from "node:https";
+import { resolve } from "node:path";
 import { PassThrough } from "node:stream";
 import { CoreV1Api, KubeConfig, type V1Status } from "@kubernetes/client-node";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SIM_LABEL } from "../src/index.ts";
+import { SIM_LABEL, sweepKubeSims } from "../src/index.ts";
 import { type Cluster, cluster, exec, failure, runtimeImage, sleeperPod, waitFor, waitReady } from "./helpers.ts";
 
 const docker = new Docker();
@@ -58,6 +60,14 @@ describe("pods", () => {
     expect(bad.body.details?.causes?.map((x) => x.field)).toEqual(
       expect.arrayContaining(["metadata.name", "spec.containers[0].image"]),
     );
+    const init = await failure(
+      c.core.createNamespacedPod({
+        namespace: "default",
+        body: sleeperPod("init-1", { spec: { initContainers: [{ name: "i", image: runtimeImage() }] } }),
+      }),
+    );
+    expect(init.code).toBe(422);
+    expect(init.body.message).toContain("kube-sim does not run initContainers");
     const dup = await failure(
       c.core.createNamespacedPod({ namespace: "default", body: sleeperPod(made.metadata!.name!) }),
     );
@@ -188,6 +198,31 @@ describe("pods", () => {
     );
   });
 
+  it("a force delete (grace 0) frees the name at once: the pod can be created again under it", async () => {
+    await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod("reuse-1") });
+    const first = await waitReady(c, "reuse-1");
+    await c.core.deleteNamespacedPod({ name: "reuse-1", namespace: "default", gracePeriodSeconds: 0 });
+    await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod("reuse-1") });
+    const second = await waitReady(c, "reuse-1");
+    expect(second.metadata?.uid).not.toBe(first.metadata?.uid);
+    expect((await exec(c, "reuse-1", ["echo", "again"])).stdout).toBe("again\n");
+  });
+
+  it("deletes a collection by label selector", async () => {
+    for (const n of ["coll-1", "coll-2"])
+      await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod(n, { labels: { coll: "x" } }) });
+    await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod("coll-3") });
+    await c.core.deleteCollectionNamespacedPod({
+      namespace: "default",
+      labelSelector: "coll=x",
+      gracePeriodSeconds: 0,
+    });
+    const left = (await c.core.listNamespacedPod({ namespace: "default" })).items
+      .map((p) => p.metadata?.name)
+      .filter((n) => n?.startsWith("coll-"));
+    expect(left).toEqual(["coll-3"]);
+  });
+
   it("logs: the container's output", async () => {
     await c.core.createNamespacedPod({
       namespace: "default",
@@ -266,5 +301,36 @@ describe("close", () => {
       await other.sim.close();
       await bystander.remove({ force: true });
     }
+  });
+
+  it("sweepKubeSims removes what a killed run of the same owner left behind, and only that", async () => {
+    const owner = `sweep-test-${process.pid}`;
+    const child = spawn(
+      process.execPath,
+      [resolve(import.meta.dirname, "fixtures/crash-sim.ts"), owner, runtimeImage()],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    const id = await new Promise<string>((ok, fail) => {
+      let out = "";
+      child.stdout.on("data", (b: Buffer) => {
+        out += b.toString();
+        if (out.includes("\n")) ok(out.trim());
+      });
+      child.on("exit", (code) => fail(new Error(`child exited ${code}`)));
+    });
+    const objects = async () => [
+      ...(await docker.listContainers({ all: true, filters: { label: [`${SIM_LABEL}=${id}`] } })),
+      ...(await docker.listNetworks({ filters: { label: [`${SIM_LABEL}=${id}`] } })),
+    ];
+    expect((await objects()).length).toBe(2);
+    // Alive: nothing is swept.
+    expect(await sweepKubeSims(owner)).toBe(0);
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    expect(await sweepKubeSims("some-other-owner")).toBe(0);
+    expect(await sweepKubeSims(owner)).toBe(2);
+    expect(await objects()).toEqual([]);
   });
 });

@@ -112,6 +112,45 @@ describe("pod spec to Docker", () => {
   });
 });
 
+describe("readiness probes", () => {
+  it("an exec readiness probe gates Ready: Running but unready until the probe's command succeeds", async () => {
+    await c.core.createNamespacedPod({
+      namespace: "default",
+      body: sleeperPod("probe-1", {
+        spec: {
+          containers: [
+            {
+              name: "main",
+              image: runtimeImage(),
+              args: ["sleep", "infinity"],
+              readinessProbe: {
+                exec: { command: ["test", "-f", "/tmp/ready"] },
+                periodSeconds: 1,
+                failureThreshold: 1,
+              },
+            },
+          ],
+        },
+      }),
+    });
+    const running = await waitFor("Running", async () => {
+      const p = await c.core.readNamespacedPod({ name: "probe-1", namespace: "default" });
+      return p.status?.phase === "Running" ? p : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 2500));
+    const still = await c.core.readNamespacedPod({ name: "probe-1", namespace: "default" });
+    expect(running.status?.containerStatuses?.[0]?.ready).toBe(false);
+    expect(still.status?.conditions?.find((x) => x.type === "Ready")?.status).toBe("False");
+    await exec(c, "probe-1", ["touch", "/tmp/ready"]);
+    await waitReady(c, "probe-1");
+    await exec(c, "probe-1", ["rm", "/tmp/ready"]);
+    await waitFor("unready again", async () => {
+      const p = await c.core.readNamespacedPod({ name: "probe-1", namespace: "default" });
+      return p.status?.conditions?.find((x) => x.type === "Ready")?.status === "False";
+    });
+  });
+});
+
 describe("runtime classes", () => {
   it("serves RuntimeClasses; an unknown class is rejected (403)", async () => {
     const { items } = await c.kc.makeApiClient((await import("@kubernetes/client-node")).NodeV1Api).listRuntimeClass();
@@ -256,5 +295,101 @@ describe("network policies", () => {
     expect((await exec(c, "net-none", ["python3", "-c", probe])).stdout.trim()).toBe("reachable");
     const listed = await c.net.listNamespacedNetworkPolicy({ namespace: "default" });
     expect(listed.items).toHaveLength(0);
+  });
+
+  it("enforces egress ipBlock rules with except, pod-selector peers with ports, and ingress isolation (iptables in the pod's namespace)", async () => {
+    const mk = async (name: string, labels: Record<string, string>) => {
+      await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod(name, { labels }) });
+      return (await waitReady(c, name)).status!.podIP!;
+    };
+    const srv = await mk("fw-srv", { role: "srv" });
+    const other = await mk("fw-other", { role: "other" });
+    await mk("fw-cli", { mode: "egress" });
+    // TCP to port 9: a refusal (RST) means the packet arrived; a rejection by the filter is
+    // "no route to host" (the REJECT's ICMP admin-prohibited).
+    const reach = async (ip: string, port = 9) => {
+      const code = `import socket; s=socket.socket(); s.settimeout(2)\ntry: r=s.connect_ex(("${ip}", ${port}))\nexcept OSError as e: r=e.errno\nprint("reachable" if r == 111 else "unreachable")`;
+      return (await exec(c, "fw-cli", ["python3", "-c", code])).stdout.trim();
+    };
+    expect([await reach(srv), await reach(other)]).toEqual(["reachable", "reachable"]);
+    const policy = (name: string, spec: object) =>
+      c.net.createNamespacedNetworkPolicy({ namespace: "default", body: { metadata: { name }, spec } as never });
+    await policy("fw-internet", {
+      podSelector: { matchLabels: { mode: "egress" } },
+      policyTypes: ["Egress"],
+      egress: [{ to: [{ ipBlock: { cidr: "0.0.0.0/0", except: [`${srv}/32`] } }] }],
+    });
+    await waitFor("srv blocked", async () => (await reach(srv)) === "unreachable");
+    expect(await reach(other)).toBe("reachable");
+    // Policies add up: a second one allows the server's pods on port 9 only.
+    await policy("fw-srv-9", {
+      podSelector: { matchLabels: { mode: "egress" } },
+      policyTypes: ["Egress"],
+      egress: [{ to: [{ podSelector: { matchLabels: { role: "srv" } } }], ports: [{ protocol: "TCP", port: 9 }] }],
+    });
+    await waitFor("srv:9 allowed", async () => (await reach(srv)) === "reachable");
+    expect(await reach(srv, 10)).toBe("unreachable");
+    // Ingress isolation of the server: nothing in, then only from the egress-mode pods.
+    await policy("fw-srv-in", { podSelector: { matchLabels: { role: "srv" } }, policyTypes: ["Ingress"], ingress: [] });
+    await waitFor("srv ingress closed", async () => (await reach(srv)) === "unreachable");
+    await c.net.patchNamespacedNetworkPolicy(
+      {
+        name: "fw-srv-in",
+        namespace: "default",
+        body: { spec: { ingress: [{ from: [{ podSelector: { matchLabels: { mode: "egress" } } }] }] } },
+      },
+      (await import("@kubernetes/client-node")).setHeaderOptions("Content-Type", "application/merge-patch+json"),
+    );
+    await waitFor("srv ingress from cli", async () => (await reach(srv)) === "reachable");
+    for (const n of ["fw-internet", "fw-srv-9", "fw-srv-in"])
+      await c.net.deleteNamespacedNetworkPolicy({ name: n, namespace: "default" });
+    await waitFor("all open", async () => (await reach(srv, 10)) === "reachable");
+  });
+
+  it("names resolve for a pod whose policy allows DNS (port 53), through Docker's embedded DNS", async () => {
+    // A host name this machine resolves, read from its npm configuration (not written here).
+    const { execFileSync } = await import("node:child_process");
+    const host = new URL(execFileSync("npm", ["config", "get", "registry"], { encoding: "utf8" }).trim()).hostname;
+    await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod("dns-1", { labels: { mode: "dns" } }) });
+    await waitReady(c, "dns-1");
+    const resolve = async () =>
+      (
+        await exec(c, "dns-1", ["sh", "-c", `timeout 3 getent hosts ${host} >/dev/null && echo ok || echo fail`])
+      ).stdout.trim();
+    expect(await resolve()).toBe("ok");
+    const base = { podSelector: { matchLabels: { mode: "dns" } }, policyTypes: ["Egress"] };
+    // Internet minus the private ranges (where the host's resolver sits here), no DNS rule: no names.
+    await c.net.createNamespacedNetworkPolicy({
+      namespace: "default",
+      body: {
+        metadata: { name: "dns-internet" },
+        spec: {
+          ...base,
+          egress: [
+            { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] } }] },
+          ],
+        },
+      } as never,
+    });
+    await waitFor("no names", async () => (await resolve()) === "fail");
+    await c.net.createNamespacedNetworkPolicy({
+      namespace: "default",
+      body: {
+        metadata: { name: "dns-53" },
+        spec: {
+          ...base,
+          egress: [
+            {
+              to: [{ namespaceSelector: {}, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
+              ports: [
+                { protocol: "UDP", port: 53 },
+                { protocol: "TCP", port: 53 },
+              ],
+            },
+          ],
+        },
+      } as never,
+    });
+    await waitFor("names again", async () => (await resolve()) === "ok");
   });
 });
