@@ -79,6 +79,19 @@ else
   failed=$((failed + 1))
 fi
 
+step "Kubernetes engine contract: core's lifecycle, code, files, exec and pool tests on kubernetes() against kube-sim"
+pnpm exec vitest run -c packages/kubernetes/vitest.contract.config.ts --reporter=default --reporter=json --outputFile.json="$out/k8s-contract.json"
+k8s_exit=$?
+if [ -f "$out/k8s-contract.json" ]; then
+  read -r p f s < <(node -e '
+    const r = require(process.argv[1]);
+    console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests);' "$PWD/$out/k8s-contract.json")
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  [ "$k8s_exit" -ne 0 ] && [ "$f" -eq 0 ] && failed=$((failed + 1))
+else
+  failed=$((failed + 1))
+fi
+
 step "in-sandbox agent (python unittest, inside the runtime image: the sandbox's own Python)"
 docker run --rm --network none -v "$PWD/packages/core/runtime:/opt/src:ro" "$KILN_RUNTIME_IMAGE" \
   python3 -m unittest discover -s /opt/src/tests -p 'test_*.py' >"$out/agent.log" 2>&1

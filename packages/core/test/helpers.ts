@@ -1,6 +1,7 @@
 // Fixtures for integration tests against the real engine. Every sandbox a test makes is
 // labelled, deleted afterwards, and its id printed when the test fails.
 import { afterAll, inject, onTestFailed } from "vitest";
+import type { Engine } from "../src/engine/engine.ts";
 import { type CreateSandboxOptions, Kiln, type Sandbox } from "../src/index.ts";
 import { testRunLabel } from "./test-run-label.ts";
 
@@ -10,8 +11,25 @@ import { testRunLabel } from "./test-run-label.ts";
  */
 export const TEST_LABELS = { "test-run": testRunLabel(import.meta.dirname) };
 
+/**
+ * The engine under test: "docker" (default), or another engine whose contract run sets
+ * KILN_TEST_ENGINE (e.g. "kube-sim") and KILN_TEST_ENGINE_MODULE, a module whose testEngine()
+ * makes a fresh engine (packages/kubernetes/vitest.contract.config.ts runs a selection of
+ * these files that way). Tests of Docker-only behaviour skip with a reason when it is not "docker".
+ */
+export const TEST_ENGINE = process.env.KILN_TEST_ENGINE ?? "docker";
+const engineModule = process.env.KILN_TEST_ENGINE_MODULE;
+const makeEngine: (() => Engine) | undefined = engineModule
+  ? ((await import(engineModule)) as { testEngine(): Engine }).testEngine
+  : undefined;
+
+/** `new Kiln(options)`, on the engine under test (exactly that on Docker). */
+export function newKiln(options: ConstructorParameters<typeof Kiln>[0] = {}): Kiln {
+  return makeEngine ? new Kiln({ image: inject("runtimeImage"), engine: makeEngine(), ...options }) : new Kiln(options);
+}
+
 export function testKiln(options: ConstructorParameters<typeof Kiln>[0] = {}): Kiln {
-  const kiln = new Kiln({ image: inject("runtimeImage"), ...options });
+  const kiln = newKiln({ image: inject("runtimeImage"), ...options });
   afterAll(() => kiln.close());
   return kiln;
 }

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Kiln, type Sandbox } from "../src/index.ts";
-import { TEST_LABELS, testKiln, uniqueName } from "./helpers.ts";
+import type { Kiln, Sandbox } from "../src/index.ts";
+import { newKiln, TEST_ENGINE, TEST_LABELS, testKiln, uniqueName } from "./helpers.ts";
 
 const kiln = testKiln({ pool: { size: 2 } });
 const claimed: Sandbox[] = [];
@@ -15,8 +15,10 @@ async function create(options: Parameters<Kiln["create"]>[0] = {}): Promise<Sand
   return sb;
 }
 
-async function kindOf(sb: Sandbox): Promise<string | undefined> {
-  return (await kiln.engine.inspectContainer(sb.id))?.labels["kiln.kind"];
+async function kindOf(sb: Sandbox, on = kiln): Promise<string | undefined> {
+  const labels = (await on.engine.inspectContainer(sb.id))?.labels;
+  // Docker keeps kiln.kind=pool on a claimed member; Kubernetes relabels it a sandbox (kiln.pooled names its pool).
+  return labels?.["kiln.pooled"] ? "pool" : labels?.["kiln.kind"];
 }
 
 beforeAll(async () => {
@@ -42,7 +44,7 @@ describe("warm pool", () => {
       (await sb.runCode("import os; os.environ.get('SECRET_SAUCE')", { language: "python" })).results[0]?.text,
     ).toBe("'ketchup'");
     // Another client in another process would see exactly this.
-    const other = new Kiln();
+    const other = newKiln();
     try {
       expect((await other.get(name)).id).toBe(sb.id);
       expect((await other.list({ labels: { owner: "alice" } })).map((i) => i.id)).toEqual([sb.id]);
@@ -79,7 +81,7 @@ describe("warm pool", () => {
 
   it("survives 20 concurrent create + runCode against a pool of 4, leaking nothing", { timeout: 180_000 }, async () => {
     const marker = uniqueName("burst");
-    const burst = new Kiln({ pool: { size: 4 } });
+    const burst = newKiln({ pool: { size: 4 } });
     await burst.pool?.filled();
     const made: Sandbox[] = [];
     try {
@@ -93,17 +95,17 @@ describe("warm pool", () => {
       );
       expect(results).toEqual(Array.from({ length: 20 }, (_, i) => String(i * 2)));
       expect(new Set(made.map((s) => s.id)).size).toBe(20);
-      const pooled = await Promise.all(
-        made.map(async (s) => (await burst.engine.inspectContainer(s.id))?.labels["kiln.kind"]),
-      );
+      const pooled = await Promise.all(made.map((s) => kindOf(s, burst)));
       expect(pooled.filter((k) => k === "pool").length).toBeGreaterThanOrEqual(4);
     } finally {
       await Promise.all(made.map((s) => s.delete()));
       await burst.close();
     }
     expect(await burst.list({ labels: { marker } })).toEqual([]);
-    const owner = `${hostname()}/${process.pid}`;
-    const leftovers = (await kiln.engine.listContainers({ "kiln.kind": "pool", "kiln.owner": owner })).filter((c) =>
+    // Kubernetes: pool members belong to their ReplicaSet, not to a process.
+    const owner: Record<string, string> =
+      TEST_ENGINE === "docker" ? { "kiln.owner": `${hostname()}/${process.pid}` } : {};
+    const leftovers = (await kiln.engine.listContainers({ "kiln.kind": "pool", ...owner })).filter((c) =>
       c.name.startsWith("kiln-pool-"),
     );
     // Only the suite's own pool of 2 remains.
@@ -111,7 +113,7 @@ describe("warm pool", () => {
   });
 
   it("close() removes the pool's containers but not claimed sandboxes", async () => {
-    const own = new Kiln({ pool: { size: 1 } });
+    const own = newKiln({ pool: { size: 1 } });
     await own.pool?.filled();
     const sb = await own.create({ labels: TEST_LABELS });
     await own.pool?.filled();

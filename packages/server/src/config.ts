@@ -4,7 +4,7 @@
  */
 import { homedir } from "node:os";
 import { join } from "node:path";
-import type { Kiln } from "@kiln/core";
+import type { Engine, Kiln } from "@kiln/core";
 
 export interface ServerConfig {
   /** @default "127.0.0.1" (loopback only: exposing Kiln is a decision, not a default) */
@@ -41,8 +41,10 @@ export interface ServerConfig {
    * long gets an SSE comment line, so clients and proxies do not cut a long quiet command. @default 15000
    */
   sseKeepAliveMs?: number;
-  /** Inject a Kiln (tests). @default new Kiln({ pool }) */
+  /** Inject a Kiln (tests). @default new Kiln({ pool, engine }) */
   kiln?: Kiln;
+  /** The engine of the server's own Kiln (`kiln serve --engine kubernetes`). @default Docker */
+  engine?: Engine;
   /** Where the server's log lines go. @default stderr */
   log?: (line: string) => void;
 }

@@ -71,6 +71,7 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
       config.kiln ??
       new Kiln({
         pool: typeof config.pool !== "number" ? config.pool : config.pool > 0 ? { size: config.pool } : false,
+        ...(config.engine === undefined ? {} : { engine: config.engine }),
       });
     const ownKiln = config.kiln === undefined;
     // Build or find the runtime image now, so the first create does not pay for it; an engine

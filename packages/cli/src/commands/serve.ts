@@ -5,6 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { type Command, InvalidArgumentError } from "commander";
+import { type EngineFlags, engineFrom } from "../engine.ts";
 import { EXIT_INTERRUPTED, ExitCode } from "../errors.ts";
 import { examples } from "../help.ts";
 import { err, note, printJson } from "../output.ts";
@@ -17,6 +18,9 @@ interface ServeFlags {
   pool?: number | string;
   maxUploadMb?: number;
   json?: boolean;
+  engine?: string;
+  kubeconfig?: string;
+  namespace?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -37,6 +41,15 @@ export function registerServe(program: Command): void {
       "largest upload accepted (KILN_MAX_UPLOAD_MB, default 4096)",
       integer("--max-upload-mb", 1, 1 << 30),
     )
+    .option(
+      "--engine <docker|kubernetes>",
+      "where sandboxes run (KILN_ENGINE, default docker; kubernetes is experimental)",
+    )
+    .option(
+      "--kubeconfig <file>",
+      "--engine kubernetes: the cluster (KILN_KUBECONFIG, default KUBECONFIG or ~/.kube/config)",
+    )
+    .option("--namespace <ns>", "--engine kubernetes: the namespace of its sandboxes (KILN_K8S_NAMESPACE)")
     .option("--json", 'print { "url" } on stdout once listening')
     .addHelpText(
       "after",
@@ -45,6 +58,7 @@ export function registerServe(program: Command): void {
         "kiln serve --host 0.0.0.0 --port 8080 --pool 2",
         `kiln serve --pool '[{"size":2},{"size":1,"image":"ds"}]'   # or --pool pools.json`,
         "KILN_ADMIN_KEY=kiln_secret kiln serve --data-dir /srv/kiln",
+        "KILN_K8S_NETWORK_POLICY=enforced kiln serve --engine kubernetes --namespace kiln   # experimental",
       )}
 
 On the first start without KILN_ADMIN_KEY an admin key is made, printed once on stderr and written
@@ -59,7 +73,14 @@ unless KILN_ALLOW_PRIVATE_HOOKS=true), KILN_ADMISSION_TIMEOUT_MS (default 2000: 
         const text = flags.pool.trim().startsWith("[") ? flags.pool : await readFile(flags.pool, "utf8");
         flags.pool = poolList("--pool", text) as never;
       }
-      const config = { ...serverConfigFromEnv(process.env), ...definedFlags(flags), log: (line: string) => note(line) };
+      const { engine: kind, kubeconfig, namespace, ...serverFlags } = flags;
+      const engine = await engineFrom({ engine: kind, kubeconfig, namespace } as EngineFlags);
+      const config = {
+        ...serverConfigFromEnv(process.env),
+        ...definedFlags(serverFlags),
+        ...(engine ? { engine } : {}),
+        log: (line: string) => note(line),
+      };
       const server = await startServer(config);
       if (flags.json) printJson({ url: server.url });
       else process.stdout.write(`${server.url}\n`);

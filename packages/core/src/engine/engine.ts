@@ -110,6 +110,27 @@ export interface ProcessChannel {
   unref?(): void;
 }
 
+/**
+ * A warm pool the engine keeps itself (Kubernetes: a ReplicaSet per shape, which refills even
+ * when no Kiln process runs). Optional: without Engine.warmPool, core's WarmPool creates and
+ * starts pool containers one by one (Docker).
+ */
+export interface EngineWarmPool {
+  /** Members ready to claim right now, as last seen. */
+  readonly ready: number;
+  /** Resolves once `size` members are ready; rejects when the engine reports a failure. */
+  filled(): Promise<void>;
+  /**
+   * Takes one ready member for a sandbox, atomically (a member goes to one claimer only), and
+   * turns it into an ordinary sandbox: `labels` are the labels a cold create would have given
+   * it, `name` its container name. Returns its id; undefined when none is ready (create cold).
+   * ConflictError when `name` is taken (the member stays in the pool).
+   */
+  claim(name: string, labels: Record<string, string>): Promise<string | undefined>;
+  /** Stops keeping the pool (its unclaimed members go). */
+  close(): Promise<void>;
+}
+
 export interface Engine {
   /** Throws EngineUnavailableError with a how-to when nothing answers. */
   ping(): Promise<void>;
@@ -173,6 +194,12 @@ export interface Engine {
   networkPolicy?(id: string): Promise<"none" | { allow: string[] } | undefined>;
   /** The recent decisions of the sandbox's egress proxy, oldest first ([] when it has none). */
   networkLog?(id: string): Promise<NetworkDecision[]>;
+
+  /**
+   * Optional: an engine-kept warm pool of `size` members of `spec` (its labels mark them as pool
+   * members of the shape `shape`). Core's WarmPool uses it instead of creating members itself.
+   */
+  warmPool?(spec: ContainerSpec, shape: string, size: number): EngineWarmPool;
 
   reclaimHelpers?(ownerAlive: (owner: string | undefined) => boolean, now?: number): Promise<string[]>;
 }

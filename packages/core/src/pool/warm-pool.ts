@@ -7,11 +7,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { AgentConnections } from "../agent/connections.ts";
 import { POOL_ORPHAN_STOP_MS } from "../defaults.ts";
-import type { ContainerSpec, Engine } from "../engine/engine.ts";
+import type { ContainerSpec, Engine, EngineWarmPool } from "../engine/engine.ts";
 import { KIND_POOL, LABEL, POOL_PREFIX } from "../engine/labels.ts";
 import { ConflictError, EngineUnavailableError } from "../errors.ts";
 import type { ValidCreate } from "../sandbox/create-options.ts";
-import { type RecordReader, type SandboxRecord, writeSandboxFiles } from "../sandbox/records.ts";
+import { labelsFromRecord, type RecordReader, type SandboxRecord, writeSandboxFiles } from "../sandbox/records.ts";
 
 /** What a pooled container must share with a create() request for the claim to be transparent. */
 export type PoolShape = Pick<ContainerSpec, "image" | "cpus" | "memoryMb" | "pids" | "network"> & {
@@ -74,6 +74,8 @@ export class WarmPool {
   #filling = 0;
   #closed = false;
   #refill?: Promise<void>;
+  /** Set when the engine keeps the pool itself (Engine.warmPool, e.g. a Kubernetes ReplicaSet). */
+  #engineKept?: EngineWarmPool;
 
   constructor(options: PoolOptions) {
     this.#o = options;
@@ -86,16 +88,35 @@ export class WarmPool {
 
   /** How many sandboxes are ready right now. */
   get readyCount(): number {
-    return this.#ready.length;
+    return this.#engineKept ? this.#engineKept.ready : this.#ready.length;
   }
 
   /** Starts filling in the background; `await pool.filled()` waits for it. */
   start(): void {
+    const { engine, shape, size } = this.#o;
+    if (engine.warmPool) {
+      this.#engineKept = engine.warmPool(
+        {
+          ...shape,
+          name: `${POOL_PREFIX}${this.#key}`,
+          labels: { [LABEL.kind]: KIND_POOL, [LABEL.shape]: this.#key, [LABEL.owner]: this.#o.owner },
+          env: {},
+          volumes: [],
+        },
+        this.#key,
+        size,
+      );
+      return;
+    }
     this.#kick();
   }
 
   /** Resolves once the pool has reached its size (or stopped trying after a failure). */
   async filled(): Promise<void> {
+    if (this.#engineKept) {
+      await this.#engineKept.filled().catch((err) => this.#o.onError?.(err));
+      return;
+    }
     while (this.#refill) await this.#refill;
   }
 
@@ -108,6 +129,7 @@ export class WarmPool {
    * taken) the container goes back to the pool untouched and the error is thrown.
    */
   async claim(request: ValidCreate, containerName: string, record: SandboxRecord): Promise<string | undefined> {
+    if (this.#engineKept) return this.#claimEngineKept(this.#engineKept, request, containerName, record);
     // A member can die while it waits (an engine restart, the OOM killer, a kill): the claim finds
     // out through its agent, discards it and takes the next one; none left means a cold create.
     for (let id = this.#ready.shift(); id !== undefined; id = this.#ready.shift()) {
@@ -165,6 +187,39 @@ export class WarmPool {
     return true;
   }
 
+  /**
+   * An engine-kept pool: the engine hands over one ready member, already relabelled as an
+   * ordinary sandbox (its record is in its labels); the agent gets the environment and settings
+   * inline. A member that does not answer is removed and the next one tried.
+   */
+  async #claimEngineKept(
+    pool: EngineWarmPool,
+    request: ValidCreate,
+    containerName: string,
+    record: SandboxRecord,
+  ): Promise<string | undefined> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const id = await pool.claim(containerName, labelsFromRecord(record, this.#o.owner));
+      if (id === undefined) return undefined;
+      try {
+        const connection = await this.#o.connections.get(id);
+        const replies = await Promise.all([
+          Object.keys(request.env).length > 0 ? connection.call({ type: "set_env", env: request.env }) : undefined,
+          connection.call({ type: "configure", autoStopMs: request.autoStopMs ?? null }),
+        ]);
+        const refused = replies.find((r) => r && r.header.type !== "ok");
+        if (refused) throw new Error(`the sandbox's agent refused its settings: ${String(refused.header.message)}`);
+        this.#o.records.remember(id, record);
+        return id;
+      } catch (err) {
+        await this.#discard(id);
+        if (err instanceof EngineUnavailableError) throw err;
+        this.#o.onError?.(err);
+      }
+    }
+    return undefined;
+  }
+
   #track(work: Promise<unknown>): void {
     const tracked = work.catch((err) => this.#o.onError?.(err)).finally(() => this.#pending.delete(tracked));
     this.#pending.add(tracked);
@@ -179,6 +234,7 @@ export class WarmPool {
   /** Removes every pooled container, ready or still starting. */
   async close(): Promise<void> {
     this.#closed = true;
+    await this.#engineKept?.close();
     await this.filled().catch(() => {});
     await Promise.all([...this.#pending]);
     await Promise.all(this.#ready.splice(0).map((id) => this.#discard(id)));

@@ -11,7 +11,7 @@ import { json } from "node:stream/consumers";
 import { extract, pack } from "tar-stream";
 import { DEFAULT_RESOURCES } from "../defaults.ts";
 import type { ContainerSummary, Engine } from "../engine/engine.ts";
-import { KIND_POOL, LABEL, POOL_PREFIX, userLabels } from "../engine/labels.ts";
+import { KIND_POOL, KIND_SANDBOX, LABEL, POOL_PREFIX, prefixUserLabels, userLabels } from "../engine/labels.ts";
 import type { Language, SandboxInfo, SandboxState } from "../types.ts";
 
 export const RECORD_DIR = "/etc/kiln";
@@ -68,6 +68,24 @@ export function recordFromLabels(labels: Record<string, string>, createdAt: stri
         ? (labels[LABEL.network] as "none" | "egress")
         : parseJsonLabel(labels[LABEL.network]),
     resources: parseJsonLabel(labels[LABEL.resources]),
+  };
+}
+
+/** The labels a cold create gives a sandbox with this record (recordFromLabels reads them back). */
+export function labelsFromRecord(record: SandboxRecord, creator: string): Record<string, string> {
+  return {
+    [LABEL.kind]: KIND_SANDBOX,
+    [LABEL.name]: record.name ?? "",
+    [LABEL.language]: record.language,
+    [LABEL.createdAt]: record.createdAt,
+    [LABEL.creator]: creator,
+    ...(record.autoStopMs === undefined ? {} : { [LABEL.autoStopMs]: String(record.autoStopMs) }),
+    ...(record.autoDeleteMs === undefined ? {} : { [LABEL.autoDeleteMs]: String(record.autoDeleteMs) }),
+    ...(record.network === undefined
+      ? {}
+      : { [LABEL.network]: typeof record.network === "string" ? record.network : JSON.stringify(record.network) }),
+    ...(record.resources === undefined ? {} : { [LABEL.resources]: JSON.stringify(record.resources) }),
+    ...prefixUserLabels(record.labels),
   };
 }
 
