@@ -327,25 +327,39 @@ describe.each(["local", "remote"] as const)("%s mode", { timeout: 180_000 }, (mo
 
   it("hostile input: unknown sandbox or process, bad port or expiry, no terminal", async () => {
     const missing = `no-such-${suffix}`;
-    expectOneLineError(await run(mode, ["ps", missing]), 1, /No sandbox/);
-    expectOneLineError(await run(mode, ["logs", missing, "1"]), 1, /No sandbox/);
-    expectOneLineError(await run(mode, ["preview", missing, "8000"]), 1, /No sandbox/);
-    expectOneLineError(await run(mode, ["exec", "-t", missing, "--", "true"]), 1, /No sandbox/);
-    expectOneLineError(await run(mode, ["exec", "-d", missing, "--", "true"]), 1, /No sandbox/);
-    expectOneLineError(await run(mode, ["logs", box(), "4000000"]), 1, /No background process 4000000/);
-    expectOneLineError(await run(mode, ["logs", box(), "no-such-tag"]), 1, /no background process .*"no-such-tag"/);
-    for (const port of ["0", "70000", "abc", "80.5", "1e3"]) {
-      expectOneLineError(await run(mode, ["preview", box(), port]), 2, /argument 'port'.*not a port/);
+    const cases: [string[], number, RegExp][] = [
+      [["ps", missing], 1, /No sandbox/],
+      [["logs", missing, "1"], 1, /No sandbox/],
+      [["preview", missing, "8000"], 1, /No sandbox/],
+      [["exec", "-t", missing, "--", "true"], 1, /No sandbox/],
+      [["exec", "-d", missing, "--", "true"], 1, /No sandbox/],
+      [["logs", box(), "4000000"], 1, /No background process 4000000/],
+      [["logs", box(), "no-such-tag"], 1, /no background process .*"no-such-tag"/],
+      ...["0", "70000", "abc", "80.5", "1e3"].map((port): [string[], number, RegExp] => [
+        ["preview", box(), port],
+        2,
+        /argument 'port'.*not a port/,
+      ]),
+      [["preview", "--expires", "soon", box(), "80"], 2, /not a duration/],
+      [["preview", "--expires", "0s", box(), "80"], 2, /--expires/],
+      [["preview", "--expires", "31d", box(), "80"], 2, /1s to 30d/],
+      // stdin is a pipe here, not a terminal.
+      [["shell", box()], 2, /needs a terminal.*kiln exec/],
+      [["exec", "-it", box(), "--", "sh"], 2, /-it needs stdin to be a terminal/],
+      [["exec", "-t", "--json", box(), "--", "true"], 2, /--json does not go with -t/],
+      [["exec", "--tag", "x", box(), "--", "true"], 2, /--tag .* with -d/],
+      [["exec", "-d", "-t", box(), "--", "true"], 2, /-t does not go with -d/],
+    ];
+    // Three at a time: the machine has 2 cores.
+    for (let i = 0; i < cases.length; i += 3) {
+      const batch = cases.slice(i, i + 3);
+      const runs = await Promise.all(batch.map(([args]) => run(mode, args)));
+      for (const [j, result] of runs.entries()) {
+        const [args, code, pattern] = batch[j] as [string[], number, RegExp];
+        expect(result.code, args.join(" ")).toBe(code);
+        expectOneLineError(result, code, pattern);
+      }
     }
-    expectOneLineError(await run(mode, ["preview", "--expires", "soon", box(), "80"]), 2, /not a duration/);
-    expectOneLineError(await run(mode, ["preview", "--expires", "0s", box(), "80"]), 2, /--expires/);
-    expectOneLineError(await run(mode, ["preview", "--expires", "31d", box(), "80"]), 2, /1s to 30d/);
-    // stdin is a pipe here, not a terminal.
-    expectOneLineError(await run(mode, ["shell", box()]), 2, /needs a terminal.*kiln exec/);
-    expectOneLineError(await run(mode, ["exec", "-it", box(), "--", "sh"]), 2, /-it needs stdin to be a terminal/);
-    expectOneLineError(await run(mode, ["exec", "-t", "--json", box(), "--", "true"]), 2, /--json does not go with -t/);
-    expectOneLineError(await run(mode, ["exec", "--tag", "x", box(), "--", "true"]), 2, /--tag .* with -d/);
-    expectOneLineError(await run(mode, ["exec", "-d", "-t", box(), "--", "true"]), 2, /-t does not go with -d/);
   });
 
   it("kiln shell on an unknown sandbox fails with one line (1) and leaves the terminal as it was", async () => {
