@@ -191,6 +191,13 @@ describe.each(["local", "remote"] as const)("%s mode", { timeout: 180_000 }, (mo
     expect(code.stdout).toBe("out\r\n");
     const timeout = await run(mode, ["exec", "-t", "--timeout", "1s", box(), "--", "sleep", "30"]);
     expectOneLineError(timeout, 124, /longer than 1s/);
+    // Without -i, Ctrl-C is kiln's: it kills the program in the sandbox and exits 130.
+    const interrupted = await run(mode, ["exec", "-t", box(), "--", "sh", "-c", "echo ready; sleep 313"], {
+      signalOnOutput: "SIGINT",
+    });
+    expect(interrupted.code).toBe(130);
+    const left = await run(mode, ["exec", box(), "--", "pgrep", "-f", "sleep 313"]);
+    expect(left.code, left.stdout).toBe(1);
   });
 
   it("exec -d starts a background process; ps lists it; logs prints (and follows) its output", async () => {
