@@ -167,6 +167,25 @@ describe.each(["local", "remote"] as const)("%s mode", { timeout: 180_000 }, (mo
     }
   });
 
+  it("closing kiln shell's terminal (SIGHUP) ends the shell's program in the sandbox", async () => {
+    const term = new Terminal(`hangup-${mode}`, kilnLine(["shell", box()]), envFor(mode));
+    try {
+      await term.waitFor(PROMPT);
+      term.type("sleep 314", "Enter");
+      const running = await run(mode, ["exec", box(), "--", "pgrep", "-f", "sleep 314"]);
+      expect(running.code, running.stderr).toBe(0);
+    } finally {
+      term.close();
+    }
+    let left = 0;
+    for (let i = 0; i < 30; i++) {
+      left = (await run(mode, ["exec", box(), "--", "pgrep", "-f", "sleep 314"])).code ?? -1;
+      if (left === 1) break;
+      await sleep(300);
+    }
+    expect(left).toBe(1);
+  });
+
   it("exec -it runs an interactive program on a terminal", async () => {
     const term = new Terminal(`execit-${mode}`, kilnLine(["exec", "-it", box(), "--", "python3", "-q"]), envFor(mode));
     try {
