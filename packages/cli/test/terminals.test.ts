@@ -293,6 +293,18 @@ describe.each(["local", "remote"] as const)("%s mode", { timeout: 180_000 }, (mo
     expect(interrupted.stderr).toBe("");
     const after = await runJson<{ processes: ProcessInfo[] }>(mode, ["ps", box()]);
     expect(after.processes.find((p) => p.pid === Number(ticker.stdout.trim()))?.running).toBe(true);
+
+    // kill: SIGTERM unless -s; the process ends with 128 + its number.
+    const killed = await run(mode, ["kill", "--json", "-s", "int", box(), ticker.stdout.trim()]);
+    expect(killed.code, killed.stderr).toBe(0);
+    expect(JSON.parse(killed.stdout)).toEqual({ pid: Number(ticker.stdout.trim()), signal: "SIGINT" });
+    let state = "";
+    for (let i = 0; i < 20 && !/exited/.test(state); i++) {
+      state = (await run(mode, ["ps", box()])).stdout.split("\n").find((l) => l.startsWith(ticker.stdout.trim())) ?? "";
+    }
+    expect(state).toMatch(/exited \(130\)/);
+    expectOneLineError(await run(mode, ["kill", box(), "4000000"]), 1, /No background process 4000000/);
+    expectOneLineError(await run(mode, ["kill", "-s", "NOPE", box(), "1"]), 2, /not a signal/);
   });
 
   it("preview prints a URL that opens the sandbox's port (--json: url, token, expiresAt)", async () => {
@@ -402,7 +414,7 @@ describe.each(["local", "remote"] as const)("%s mode", { timeout: 180_000 }, (mo
 
 describe("help and completion", () => {
   it("the new commands have --help with examples and complete in bash and zsh", async () => {
-    for (const command of ["shell", "ps", "logs", "preview"]) {
+    for (const command of ["shell", "ps", "logs", "kill", "preview"]) {
       const help = await kiln([command, "--help"]);
       expect(help.code, command).toBe(0);
       expect(help.stdout, command).toMatch(/Examples?:\n {2}\$ kiln /);

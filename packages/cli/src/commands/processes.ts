@@ -1,6 +1,8 @@
-/** ps ID, logs ID PID [-f]: a sandbox's background processes (started with kiln exec -d). */
+/** ps ID, logs ID PID [-f], kill ID PID: a sandbox's background processes (started with kiln exec -d). */
+
+import { constants as osConstants } from "node:os";
 import type { ProcessInfo, Sandbox } from "@kiln/core";
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { type CommonOptions, withCommonOptions, withKiln } from "../context.ts";
 import { EXIT_INTERRUPTED, ExitCode, kilnErrorCode, stdoutClosed } from "../errors.ts";
 import { examples } from "../help.ts";
@@ -84,6 +86,38 @@ JSON line per chunk as it arrives: { "type": "stdout" | "stderr", "data" }.`,
     // Stopped following with Ctrl-C: as tail -f, 130, and nothing to explain.
     if (controller.signal.aborted) throw new ExitCode(EXIT_INTERRUPTED);
   });
+
+  withCommonOptions(
+    program
+      .command("kill")
+      .description("Send a signal to a background process in a sandbox (default SIGTERM)")
+      .argument("<id>", "sandbox id or name")
+      .argument("<process>", "the process's pid, or its tag (kiln exec -d --tag)")
+      .option("-s, --signal <signal>", "the signal: a name (TERM, SIGKILL, INT, …) or a number", parseSignal, "SIGTERM")
+      .addHelpText("after", examples("kiln kill box web", "kiln kill -s KILL box 42")),
+  ).action(async (id: string, processArg: string, flags: CommonOptions & { signal: string }) => {
+    await withKiln(flags, async (kiln) => {
+      const sandbox = await kiln.get(id);
+      const pid = await resolveProcess(sandbox, processArg);
+      await sandbox.processes.signal(pid, flags.signal);
+      if (flags.json) printJson({ pid, signal: flags.signal });
+      else process.stdout.write(`${pid}\n`);
+    });
+  });
+}
+
+/** "TERM", "sigterm", "SIGTERM" or "15" -> "SIGTERM"; anything else is a usage error. */
+export function parseSignal(text: string): string {
+  const upper = text.trim().toUpperCase();
+  const signals = osConstants.signals as Record<string, number>;
+  if (/^\d{1,2}$/.test(upper)) {
+    const name = Object.keys(signals).find((n) => signals[n] === Number(upper));
+    if (name) return name;
+  } else {
+    const name = upper.startsWith("SIG") ? upper : `SIG${upper}`;
+    if (name in signals) return name;
+  }
+  throw new InvalidArgumentError(`"${text}" is not a signal: use a name such as TERM, INT, KILL, HUP or its number.`);
 }
 
 function status(p: ProcessInfo): string {
