@@ -217,6 +217,17 @@ describe.each(["local", "remote"] as const)("%s mode", { timeout: 180_000 }, (mo
     expect(interrupted.code).toBe(130);
     const left = await run(mode, ["exec", box(), "--", "pgrep", "-f", "sleep 313"]);
     expect(left.code, left.stdout).toBe(1);
+    // stdout's reader goes away (| head -1): 141, and the program in the sandbox is stopped too.
+    const piped = await run(
+      mode,
+      ["exec", "-t", box(), "--", "sh", "-c", "while :; do echo pipe-313; sleep 0.05; done"],
+      {
+        closeOnOutput: true,
+      },
+    );
+    expect(piped.code).toBe(141);
+    const loop = await run(mode, ["exec", box(), "--", "pgrep", "-f", "echo pipe-313"]);
+    expect(loop.code, loop.stdout).toBe(1);
   });
 
   it("exec -d starts a background process; ps lists it; logs prints (and follows) its output", async () => {

@@ -2,7 +2,7 @@
 import { constants as osConstants } from "node:os";
 import type { Command } from "commander";
 import { type CommonOptions, collect, pairs, withCommonOptions, withKiln } from "../context.ts";
-import { ExitCode, UsageError } from "../errors.ts";
+import { EXIT_PIPE, ExitCode, stdoutClosed, UsageError } from "../errors.ts";
 import { examples } from "../help.ts";
 import { attachTerminal, terminalSize } from "../terminal.ts";
 
@@ -70,10 +70,10 @@ export async function runAttached(
   const signals: NodeJS.Signals[] = input ? ["SIGTERM", "SIGHUP"] : ["SIGTERM", "SIGHUP", "SIGINT"];
   for (const s of signals) process.on(s, stop);
   try {
-    const code = await attachTerminal(pty, {
-      input,
-      signal: extra ? AbortSignal.any([controller.signal, extra]) : controller.signal,
-    });
+    // stdout's reader went away (kiln exec -t … | head -1): the program is stopped too.
+    const stops = [controller.signal, stdoutClosed.signal, ...(extra ? [extra] : [])];
+    const code = await attachTerminal(pty, { input, signal: AbortSignal.any(stops) });
+    if (stdoutClosed.signal.aborted) return EXIT_PIPE;
     // As a shell reports a child that a signal ended: 128 + its number.
     return received === undefined ? code : 128 + (osConstants.signals[received] ?? 0);
   } finally {
