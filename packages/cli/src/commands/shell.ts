@@ -52,8 +52,9 @@ Exit code: the shell's own (exit 3 ends kiln shell with 3); 1 when kiln itself f
 }
 
 /**
- * Attaches and passes the program's exit code on. SIGTERM or SIGHUP to kiln (its terminal
- * closed) ends the program in the sandbox too, rather than leaving it running there.
+ * Attaches and passes the program's exit code on. SIGTERM, SIGINT or SIGHUP to kiln (its
+ * terminal closed) ends the program in the sandbox too, rather than leaving it running there;
+ * kiln then exits 128 + that signal's number.
  */
 export async function runAttached(
   pty: Parameters<typeof attachTerminal>[0],
@@ -66,8 +67,9 @@ export async function runAttached(
     received ??= signal;
     controller.abort();
   };
-  // In raw mode Ctrl-C is a byte for the sandbox; without a terminal for input it is kiln's SIGINT.
-  const signals: NodeJS.Signals[] = input ? ["SIGTERM", "SIGHUP"] : ["SIGTERM", "SIGHUP", "SIGINT"];
+  // In raw mode Ctrl-C is a byte for the sandbox; a SIGINT comes from kill, or from Ctrl-C when
+  // stdin is not forwarded (exec -t): it stops the program like the others.
+  const signals: NodeJS.Signals[] = ["SIGTERM", "SIGHUP", "SIGINT"];
   for (const s of signals) process.on(s, stop);
   try {
     // stdout's reader went away (kiln exec -t … | head -1): the program is stopped too.
