@@ -2,6 +2,7 @@
 // (this machine's Docker engine) and remote (a real `kiln serve` child on a free port). The
 // interactive ones run in tmux, a real terminal whose keys the test types and whose screen it reads.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -98,11 +99,15 @@ class Terminal {
     return screen;
   }
   close(): void {
+    let socketPath = "";
     try {
+      socketPath = this.tmux("display-message", "-p", "#{socket_path}").trim();
       this.tmux("kill-server");
     } catch {
       // already gone
     }
+    // tmux leaves the socket file behind here.
+    if (socketPath) rmSync(socketPath, { force: true });
   }
 }
 
