@@ -28,4 +28,9 @@ describe("formatDuration", () => {
     expect(formatDuration(90_000)).toBe("1m30s");
     expect(formatDuration(3_600_000)).toBe("1h");
   });
+  it("rounds to whole seconds before splitting into units (never 59m60s)", () => {
+    expect(formatDuration(3_599_999)).toBe("1h");
+    expect(formatDuration(119_700)).toBe("2m");
+    expect(formatDuration(5_399_600)).toBe("1h30m");
+  });
 });

@@ -28,8 +28,10 @@ function positive(ms: number, text: string): number {
 export function formatDuration(ms: number): string {
   if (ms < 1_000) return `${Math.round(ms)}ms`;
   if (ms < 60_000) return `${Number((ms / 1_000).toFixed(1))}s`;
-  const minutes = Math.floor(ms / 60_000);
-  const seconds = Math.round((ms % 60_000) / 1_000);
+  // Rounded to whole seconds first: 3_599_999 ms is 1h, not 59m60s.
+  const total = Math.round(ms / 1_000);
+  const minutes = Math.floor(total / 60);
+  const seconds = total % 60;
   if (minutes < 60) return seconds ? `${minutes}m${seconds}s` : `${minutes}m`;
   const hours = Math.floor(minutes / 60);
   return minutes % 60 ? `${hours}h${minutes % 60}m` : `${hours}h`;

@@ -3,7 +3,7 @@
  * stderr, never a stack trace), 2 usage error; commands like exec choose their own through ExitCode.
  */
 import { CommanderError } from "commander";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ExitCode, UsageError } from "./errors.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ExitCode, kilnErrorCode, UsageError } from "./errors.ts";
 import { err } from "./output.ts";
 import { createProgram } from "./program.ts";
 
@@ -33,7 +33,11 @@ export function report(error: unknown): number {
     fail(error.message);
     return EXIT_USAGE;
   }
-  const message = error instanceof Error ? error.message : String(error);
+  let message = error instanceof Error ? error.message : String(error);
+  // Core's advice names its API; on the command line the same step is a command.
+  if (kilnErrorCode(error) === "SANDBOX_NOT_RUNNING") {
+    message = message.replace(/call sandbox\.start\(\) first/, "start it with kiln start first");
+  }
   fail(message);
   if (process.env.KILN_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   return EXIT_FAILURE;

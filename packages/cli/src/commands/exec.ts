@@ -11,9 +11,12 @@ import {
   ExitCode,
   kilnErrorCode,
   stdoutClosed,
+  UsageError,
 } from "../errors.ts";
 import { examples } from "../help.ts";
 import { note, printJson } from "../output.ts";
+import { terminalSize } from "../terminal.ts";
+import { runAttached } from "./shell.ts";
 
 /** No timeout unless --timeout: the longest core accepts (a day). */
 const NO_TIMEOUT_MS = 24 * 60 * 60 * 1000;
@@ -22,6 +25,9 @@ const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
 
 interface ExecFlags extends CommonOptions {
   interactive?: boolean;
+  tty?: boolean;
+  detach?: boolean;
+  tag?: string;
   timeout?: number;
   cwd?: string;
   env?: string[];
@@ -35,6 +41,9 @@ export function registerExec(program: Command): void {
       .argument("<id>", "sandbox id or name")
       .argument("<command...>", "the command as an argv, after -- (use -- sh -c '…' for a shell line)")
       .option("-i, --interactive", "forward this process's stdin to the command")
+      .option("-t, --tty", "run it on a terminal (with -i: an interactive one; stdin must then be a terminal)")
+      .option("-d, --detach", "start it as a background process and print its pid (see kiln ps, kiln logs)")
+      .option("--tag <tag>", "with -d: a name to find the process by (kiln logs ID TAG)")
       .option("--timeout <duration>", "kill it after this long (30s, 5m, 1h) and exit 124", parseDuration)
       .option("-w, --cwd <dir>", "working directory (default /workspace)")
       .option("-e, --env <KEY=VALUE>", "an environment variable (repeatable)", collect)
@@ -46,12 +55,19 @@ export function registerExec(program: Command): void {
           "kiln exec box -- sh -c 'pip list | grep numpy'",
           "echo hello | kiln exec -i box -- wc -c",
           "kiln exec --timeout 30s box -- python3 train.py",
+          "kiln exec -it box -- python3            # an interactive REPL",
+          "kiln exec -d --tag web box -- python3 -m http.server 8000",
         )}
 
-Exit code: the command's own; 124 when --timeout ran out; 137 when it was killed (or ran out of memory).`,
+Exit code: the command's own; 124 when --timeout ran out; 137 when it was killed (or ran out of memory).
+With -t the command's stdout and stderr arrive as one terminal stream (--json does not apply);
+with -d kiln exits at once and prints the background process's pid ({ pid, tag } with --json).`,
       ),
   ).action(async (id: string, command: string[], flags: ExecFlags) => {
     const env = pairs(flags.env, "--env");
+    if (flags.detach) return detached(id, command, flags, env);
+    if (flags.tag !== undefined) throw new UsageError("--tag names a background process: use it with -d");
+    if (flags.tty) return onTerminal(id, command, flags, env);
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.once("SIGINT", onSigint);
@@ -92,6 +108,53 @@ Exit code: the command's own; 124 when --timeout ran out; 137 when it was killed
       process.off("SIGTERM", onSigint);
     }
   });
+}
+
+/** exec -d: a background process of the sandbox's agent; it runs on after kiln exits. */
+async function detached(id: string, command: string[], flags: ExecFlags, env: Record<string, string>): Promise<void> {
+  for (const [set, flag] of [
+    [flags.tty, "-t"],
+    [flags.interactive, "-i"],
+    [flags.timeout !== undefined, "--timeout"],
+  ] as const) {
+    if (set) throw new UsageError(`${flag} does not go with -d (a background process has no terminal or stdin here)`);
+  }
+  await withKiln(flags, async (kiln) => {
+    const sandbox = await kiln.get(id);
+    const started = await sandbox.processes.start(command, {
+      ...(flags.cwd === undefined ? {} : { cwd: flags.cwd }),
+      ...(flags.env ? { env } : {}),
+      ...(flags.tag === undefined ? {} : { tag: flags.tag }),
+    });
+    if (flags.json) printJson(started);
+    else process.stdout.write(`${started.pid}\n`);
+  });
+}
+
+/** exec -t: the command on a terminal in the sandbox; with -i this terminal's keys go to it. */
+async function onTerminal(id: string, command: string[], flags: ExecFlags, env: Record<string, string>): Promise<void> {
+  if (flags.json) throw new UsageError("--json does not go with -t: a terminal has one output stream, not a result");
+  if (flags.interactive && !process.stdin.isTTY) {
+    throw new UsageError("-it needs stdin to be a terminal, and it is not: drop -t to pipe stdin in (kiln exec -i)");
+  }
+  const timeout = flags.timeout === undefined ? undefined : AbortSignal.timeout(flags.timeout);
+  const code = await withKiln(flags, async (kiln) => {
+    const sandbox = await kiln.get(id);
+    const pty = await sandbox.pty.create({
+      ...terminalSize(),
+      command,
+      ...(flags.cwd === undefined ? {} : { cwd: flags.cwd }),
+      ...(flags.env ? { env } : {}),
+    });
+    return runAttached(pty, flags.interactive === true, timeout);
+  });
+  if (timeout?.aborted) {
+    throw new ExitCode(
+      EXIT_TIMEOUT,
+      `the command ran longer than ${formatDuration(flags.timeout ?? 0)} and was killed`,
+    );
+  }
+  if (code !== 0) throw new ExitCode(code);
 }
 
 export function exitCodeOf(result: CommandResult): number {
