@@ -80,35 +80,67 @@ export const NOT_CODE = new Set([
 
 const DIRECTIVE = /<!--\s*sample:\s*([\s\S]*?)-->/g;
 
+/** Each directive: its pattern, and what a match sets (returns a problem, if any). */
+const DIRECTIVES: [RegExp, (m: RegExpExecArray, into: Directives) => string | undefined][] = [
+  [
+    /^skip\b\s*(?:\(([^)]*)\))?/,
+    (m, into) => {
+      into.skip = m[1]?.trim() || "(no reason given)";
+      return m[1]?.trim() ? undefined : "`skip` needs a reason: <!-- sample: skip (why) -->";
+    },
+  ],
+  [
+    /^leaves sandboxes\b\s*(?:\(([^)]*)\))?/,
+    (m, into) => {
+      into.leaves = m[1]?.trim() || "(no reason given)";
+      return m[1]?.trim() ? undefined : "`leaves sandboxes` needs a reason";
+    },
+  ],
+  [
+    /^server\b/,
+    (_, into) => {
+      into.server = true;
+      return undefined;
+    },
+  ],
+  [
+    /^admin\b/,
+    (_, into) => {
+      into.admin = true;
+      into.server = true;
+      return undefined;
+    },
+  ],
+  [
+    /^expect\s+"((?:[^"\\]|\\.)*)"/,
+    (m, into) => {
+      into.expect.push(m[1]!.replace(/\\(.)/g, "$1"));
+      return undefined;
+    },
+  ],
+  [
+    /^timeout\s+(\d+)/,
+    (m, into) => {
+      into.timeoutSec = Number(m[1]);
+      return undefined;
+    },
+  ],
+];
+
 /** Parses the text of one `<!-- sample: ... -->` comment into `into`; returns problems. */
 export function parseDirective(text: string, into: Directives): string[] {
   const problems: string[] = [];
   let rest = text.trim();
-  const take = (re: RegExp): RegExpExecArray | null => {
-    const m = re.exec(rest);
-    if (m) rest = rest.slice(m[0].length).replace(/^[\s,;]+/, "");
-    return m;
-  };
   while (rest.length > 0) {
-    let m: RegExpExecArray | null;
-    if ((m = take(/^skip\b\s*(?:\(([^)]*)\))?/))) {
-      const reason = m[1]?.trim();
-      if (!reason) problems.push("`skip` needs a reason: <!-- sample: skip (why) -->");
-      into.skip = reason || "(no reason given)";
-    } else if ((m = take(/^leaves sandboxes\b\s*(?:\(([^)]*)\))?/))) {
-      const reason = m[1]?.trim();
-      if (!reason) problems.push("`leaves sandboxes` needs a reason");
-      into.leaves = reason || "(no reason given)";
-    } else if (take(/^server\b/)) into.server = true;
-    else if (take(/^admin\b/)) {
-      into.admin = true;
-      into.server = true;
-    } else if ((m = take(/^expect\s+"((?:[^"\\]|\\.)*)"/))) into.expect.push(m[1]!.replace(/\\(.)/g, "$1"));
-    else if ((m = take(/^timeout\s+(\d+)/))) into.timeoutSec = Number(m[1]);
-    else {
+    const found = DIRECTIVES.map(([re, apply]) => [re.exec(rest), apply] as const).find(([m]) => m !== null);
+    if (!found) {
       problems.push(`unknown sample directive: ${rest}`);
       break;
     }
+    const [m, apply] = found;
+    const problem = apply(m!, into);
+    if (problem) problems.push(problem);
+    rest = rest.slice(m![0].length).replace(/^[\s,;]+/, "");
   }
   return problems;
 }
