@@ -10,7 +10,7 @@
 // - Directives, in one or more HTML comments right before the block (blank lines allowed):
 //   `skip (reason)` (the reason is required), `server` (a TS/JS sample gets KILN_URL/KILN_API_KEY),
 //   `admin` (the server's admin key instead of a fresh organisation's), `expect "text"` (stdout
-//   must contain it; repeatable), `timeout 300` (seconds), `leaves sandboxes (reason)` (sandboxes
+//   must contain it; `\n` is a newline, `\"` a quote; repeatable), `timeout 300` (seconds), `leaves sandboxes (reason)` (sandboxes
 //   left behind are removed without failing the sample).
 
 export type SampleKind = "ts" | "js" | "python" | "shell";
@@ -114,7 +114,7 @@ const DIRECTIVES: [RegExp, (m: RegExpExecArray, into: Directives) => string | un
   [
     /^expect\s+"((?:[^"\\]|\\.)*)"/,
     (m, into) => {
-      into.expect.push(m[1]!.replace(/\\(.)/g, "$1"));
+      into.expect.push(m[1]!.replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c)));
       return undefined;
     },
   ],

@@ -1,6 +1,6 @@
 // The docs' sample runner: extracts every fenced code block of docs/*.md (not docs/reference/)
 // and of every README.md in the repository, and runs it (conventions: extract.ts, docs/README.md).
-//   node tests/docs/run.ts [--concurrency 2] [--list] [FILE.md ...]
+//   node tests/docs/run.ts [--concurrency 2] [--list] [--verbose] [FILE.md ...]
 // Prints one line per sample, the failures with file:line and their output, and last
 //   "N samples ran, N skipped, N failed"
 // which scripts/test.sh counts. Exits 1 when a sample or a file's markup fails.
@@ -42,7 +42,11 @@ export function discoverFiles(): string[] {
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { concurrency: { type: "string", default: "2" }, list: { type: "boolean", default: false } },
+    options: {
+      concurrency: { type: "string", default: "2" },
+      list: { type: "boolean", default: false },
+      verbose: { type: "boolean", short: "v", default: false },
+    },
   });
   const files = positionals.length > 0 ? positionals.map((f) => relative(REPO, resolve(f))) : discoverFiles();
   const all: Extracted = { samples: [], notCode: 0, problems: [] };
@@ -93,7 +97,10 @@ async function main(): Promise<number> {
     all.samples,
     Math.max(1, Number(values.concurrency)),
     (sample, i) => runSample(sample, ctx, i),
-    (r) => console.log(line(r)),
+    (r) => {
+      console.log(line(r));
+      if (values.verbose && r.status !== "skipped") console.log(r.output.trimEnd().replace(/^/gm, "    "));
+    },
   );
   const seconds = ((performance.now() - started) / 1000).toFixed(0);
   await server?.close();
