@@ -76,6 +76,8 @@ export const NOT_CODE = new Set([
   "csv",
   "sql",
   "mermaid",
+  "nginx",
+  "caddyfile",
 ]);
 
 const DIRECTIVE = /<!--\s*sample:\s*([\s\S]*?)-->/g;
