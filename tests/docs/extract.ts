@@ -11,7 +11,8 @@
 //   `skip (reason)` (the reason is required), `server` (a TS/JS sample gets KILN_URL/KILN_API_KEY),
 //   `admin` (the server's admin key instead of a fresh organisation's), `expect "text"` (stdout
 //   must contain it; `\n` is a newline, `\"` a quote; repeatable), `timeout 300` (seconds), `leaves sandboxes (reason)` (sandboxes
-//   left behind are removed without failing the sample).
+//   left behind are removed without failing the sample), `prelude scripts/packed/x.prelude.ts` (that
+//   file's code runs first: what an excerpt leaves to the reader, such as a scripted model).
 
 export type SampleKind = "ts" | "js" | "python" | "shell";
 
@@ -22,6 +23,8 @@ export interface Directives {
   expect: string[];
   timeoutSec?: number;
   leaves?: string;
+  /** A file (from the repository root) whose code runs before the sample's: what an excerpt leaves to the reader. */
+  prelude?: string;
 }
 
 export interface Sample {
@@ -121,6 +124,13 @@ const DIRECTIVES: [RegExp, (m: RegExpExecArray, into: Directives) => string | un
     },
   ],
   [
+    /^prelude\s+([^\s,]+)/,
+    (m, into) => {
+      into.prelude = m[1]!;
+      return undefined;
+    },
+  ],
+  [
     /^timeout\s+(\d+)/,
     (m, into) => {
       into.timeoutSec = Number(m[1]);
@@ -205,8 +215,8 @@ export function extractSamples(file: string, markdown: string): Extracted {
       i = j;
       continue;
     }
-    DIRECTIVE.lastIndex = 0;
-    const comments = [...line.matchAll(DIRECTIVE)];
+    // A directive is a line of its own; one quoted inside a paragraph (as in docs/README.md) is prose.
+    const comments = /^\s*<!--\s*sample:/.test(line) ? [...line.matchAll(DIRECTIVE)] : [];
     if (comments.length > 0) {
       for (const c of comments) pending.push({ text: c[1]!, line: i + 1 });
     } else if (line.trim() !== "") {

@@ -4,7 +4,7 @@
 // samples that break on purpose.
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { Kiln } from "@kiln/core";
 import type { Sample } from "./extract.ts";
@@ -132,7 +132,13 @@ export async function runSample(sample: Sample, ctx: RunContext, index: number):
   const file = join(ctx.workDir, `${slug}.${FILE_EXT[sample.kind]}`);
   const cwd = join(ctx.workDir, `${slug}.d`);
   await mkdir(cwd, { recursive: true });
-  await writeFile(file, sample.code);
+  let prelude = "";
+  if (sample.directives.prelude) {
+    const text = await readFile(join(REPO, sample.directives.prelude), "utf8").catch(() => undefined);
+    if (text === undefined) return result("failed", "", `its prelude ${sample.directives.prelude} cannot be read`);
+    prelude = `${text}\n`;
+  }
+  await writeFile(file, prelude + sample.code);
 
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.KILN_URL;
