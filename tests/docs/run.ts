@@ -108,6 +108,7 @@ async function main(): Promise<number> {
   await kiln.close();
   await rm(dataDir, { recursive: true, force: true });
   await rm(ctx.workDir, { recursive: true, force: true });
+  await rm(ctx.scratchDir, { recursive: true, force: true });
   return report(results, all.problems, seconds);
 }
 

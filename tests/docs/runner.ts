@@ -4,7 +4,8 @@
 // samples that break on purpose.
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { Kiln } from "@kiln/core";
 import type { Sample } from "./extract.ts";
@@ -24,8 +25,13 @@ export interface RunServer {
 }
 
 export interface RunContext {
-  /** Per-run folder under tests/docs/.work: sample files, their working directories, the shims. */
+  /** Per-run folder under tests/docs/.work: the sample files (so `@kiln/*` resolve) and the shims. */
   workDir: string;
+  /**
+   * Per-run folder outside the repository for the samples' working directories: a sample's
+   * `pnpm add` or stray file must never land in the workspace.
+   */
+  scratchDir: string;
   binDir: string;
   runId: string;
   server?: RunServer;
@@ -54,6 +60,7 @@ export async function prepareRun(kiln: Kiln, server?: RunServer): Promise<RunCon
   const workDir = join(import.meta.dirname, ".work", runId);
   const binDir = join(workDir, "bin");
   await mkdir(binDir, { recursive: true });
+  const scratchDir = await mkdtemp(join(tmpdir(), `kiln-docs-${runId}-`));
   const node = process.execPath;
   const cli = join(REPO, "packages/cli/src/bin.ts");
   await writeFile(join(binDir, "kiln"), `#!/bin/sh\nexec "${node}" "${cli}" "$@"\n`);
@@ -69,7 +76,7 @@ ${realPnpm ? `exec "${realPnpm}" "$@"` : 'echo "pnpm: not installed" >&2; exit 1
   );
   await chmod(join(binDir, "kiln"), 0o755);
   await chmod(join(binDir, "pnpm"), 0o755);
-  return { workDir, binDir, runId, kiln, ...(server ? { server } : {}) };
+  return { workDir, scratchDir, binDir, runId, kiln, ...(server ? { server } : {}) };
 }
 
 async function which(command: string): Promise<string | undefined> {
@@ -128,9 +135,9 @@ export async function runSample(sample: Sample, ctx: RunContext, index: number):
   const sampleLabel = `${ctx.runId}-${index}`;
   const labels = { ...CHECKOUT_LABEL, "kiln-docs-sample": sampleLabel };
   // Sample files of TS/JS sit in tests/docs/.work so `@kiln/*` and the frameworks resolve from
-  // this workspace package; each runs in its own empty working directory.
+  // this workspace package; each runs in its own empty working directory outside the repository.
   const file = join(ctx.workDir, `${slug}.${FILE_EXT[sample.kind]}`);
-  const cwd = join(ctx.workDir, `${slug}.d`);
+  const cwd = join(ctx.scratchDir, slug);
   await mkdir(cwd, { recursive: true });
   let prelude = "";
   if (sample.directives.prelude) {
