@@ -72,17 +72,20 @@ async function main(): Promise<number> {
   await kiln.images.ensure();
   await sweep(kiln, "an earlier run");
   let server: { url: string; close(): Promise<void> } | undefined;
+  let serverKiln: Kiln | undefined;
   let runServer: RunServer | undefined;
   const dataDir = await mkdtemp(join(tmpdir(), "kiln-docs-samples-"));
   if (all.samples.some((s) => needsServer(s) && !s.directives.skip)) {
     const adminKey = `kiln_docs_${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
     const serverLog: string[] = [];
+    // The server's own Kiln keeps two sandboxes warm: most shell and Python samples start with a create.
+    serverKiln = new Kiln({ pool: { size: 2 } });
     server = await startServer({
       host: "127.0.0.1",
       port: 0,
       dataDir,
       adminKey,
-      kiln: new Kiln(),
+      kiln: serverKiln,
       log: (line) => {
         serverLog.push(line);
         if (serverLog.length > 500) serverLog.shift();
@@ -104,6 +107,7 @@ async function main(): Promise<number> {
   );
   const seconds = ((performance.now() - started) / 1000).toFixed(0);
   await server?.close();
+  await serverKiln?.close();
   await sweep(kiln, "this run");
   await kiln.close();
   await rm(dataDir, { recursive: true, force: true });
