@@ -9,6 +9,7 @@
 //   error: say what it is.
 // - Directives, in one or more HTML comments right before the block (blank lines allowed):
 //   `skip (reason)` (the reason is required), `server` (a TS/JS sample gets KILN_URL/KILN_API_KEY),
+//   `local` (a shell sample runs without them, on this machine's engine),
 //   `admin` (the server's admin key instead of a fresh organisation's), `expect "text"` (stdout
 //   must contain it; `\n` is a newline, `\"` a quote; repeatable), `timeout 300` (seconds), `leaves sandboxes (reason)` (sandboxes
 //   left behind are removed without failing the sample), `prelude scripts/packed/x.prelude.ts` (that
@@ -19,6 +20,8 @@ export type SampleKind = "ts" | "js" | "python" | "shell";
 export interface Directives {
   skip?: string;
   server: boolean;
+  /** A shell sample on this machine's engine (no KILN_URL), as a reader without a server runs it. */
+  local: boolean;
   admin: boolean;
   expect: string[];
   timeoutSec?: number;
@@ -109,6 +112,13 @@ const DIRECTIVES: [RegExp, (m: RegExpExecArray, into: Directives) => string | un
     },
   ],
   [
+    /^local\b/,
+    (_, into) => {
+      into.local = true;
+      return undefined;
+    },
+  ],
+  [
     /^admin\b/,
     (_, into) => {
       into.admin = true;
@@ -182,7 +192,7 @@ export function extractSamples(file: string, markdown: string): Extracted {
         body.push(indent && close.startsWith(indent!) ? close.slice(indent!.length) : close);
       }
       const lang = langRaw!.toLowerCase();
-      const directives: Directives = { server: false, admin: false, expect: [] };
+      const directives: Directives = { server: false, local: false, admin: false, expect: [] };
       for (const d of pending) {
         for (const problem of parseDirective(d.text, directives))
           out.problems.push({ file, line: d.line, message: problem });

@@ -39,7 +39,9 @@ describe("extractSamples", () => {
       [41, "ts"],
       [48, "js"],
       [54, "ts"],
+      [63, "shell"],
     ]);
+    expect(samples[7]!.directives.local).toBe(true);
     expect(samples[0]!.directives.expect).toEqual(["42"]);
     expect(samples[3]!.directives.skip).toBe("shows a command that must not run here");
     expect(samples[0]!.code).toMatch(/^import \{ Kiln \}[\s\S]*console\.log\(run\.results\[0\]\?\.text\);\n$/);
@@ -55,9 +57,9 @@ describe("extractSamples", () => {
   });
 
   it("parses combined directives", () => {
-    const d = { server: false, admin: false, expect: [] as string[] };
+    const d = { server: false, local: false, admin: false, expect: [] as string[] };
     expect(parseDirective('server, expect "a \\"b\\"" expect "c" timeout 30', d)).toEqual([]);
-    expect(d).toEqual({ server: true, admin: false, expect: ['a "b"', "c"], timeoutSec: 30 });
+    expect(d).toEqual({ server: true, local: false, admin: false, expect: ['a "b"', "c"], timeoutSec: 30 });
   });
 
   it("discovers docs/*.md and every README, not the generated reference or these fixtures", () => {
@@ -84,7 +86,10 @@ describe("the runner", () => {
     expect(out).toMatch(
       /✗ tests\/docs\/fixtures\/samples\.md:54 ts .*FAILED: left behind \(now removed\): sandbox leaky-/,
     );
-    expect(out.trimEnd().split("\n").at(-1)).toBe("6 samples ran, 1 skipped, 3 failed");
+    expect(out).toMatch(
+      /✗ tests\/docs\/fixtures\/samples\.md:63 bash .*FAILED: left behind \(now removed\): sandbox cli-leaky-/,
+    );
+    expect(out.trimEnd().split("\n").at(-1)).toBe("7 samples ran, 1 skipped, 4 failed");
   });
 
   it("fails on markup mistakes before running anything", async () => {

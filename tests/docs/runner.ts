@@ -62,15 +62,17 @@ export async function prepareRun(kiln: Kiln, server?: RunServer): Promise<RunCon
   await mkdir(binDir, { recursive: true });
   const scratchDir = await mkdtemp(join(tmpdir(), `kiln-docs-${runId}-`));
   const node = process.execPath;
-  const cli = join(REPO, "packages/cli/src/bin.ts");
-  await writeFile(join(binDir, "kiln"), `#!/bin/sh\nexec "${node}" "${cli}" "$@"\n`);
+  // The CLI runs with the preload too, so the sandboxes it makes (locally or through the server)
+  // carry the sample's labels like those of TS samples.
+  const cli = `--import "${join(import.meta.dirname, "preload.ts")}" "${join(REPO, "packages/cli/src/bin.ts")}"`;
+  await writeFile(join(binDir, "kiln"), `#!/bin/sh\nexec "${node}" ${cli} "$@"\n`);
   // `pnpm kiln ...` (and `pnpm -s kiln ...`) as in the repository; anything else is the real pnpm.
   const realPnpm = await which("pnpm");
   await writeFile(
     join(binDir, "pnpm"),
     `#!/bin/sh
-if [ "$1" = "-s" ] && [ "$2" = "kiln" ]; then shift 2; exec "${node}" "${cli}" "$@"; fi
-if [ "$1" = "kiln" ]; then shift; exec "${node}" "${cli}" "$@"; fi
+if [ "$1" = "-s" ] && [ "$2" = "kiln" ]; then shift 2; exec "${node}" ${cli} "$@"; fi
+if [ "$1" = "kiln" ]; then shift; exec "${node}" ${cli} "$@"; fi
 ${realPnpm ? `exec "${realPnpm}" "$@"` : 'echo "pnpm: not installed" >&2; exit 127'}
 `,
   );
@@ -90,9 +92,10 @@ async function which(command: string): Promise<string | undefined> {
   return undefined;
 }
 
-/** Needs the runner's server: every shell and Python sample, and TS/JS ones marked `server`. */
+/** Needs the runner's server: Python samples, shell ones unless marked `local`, TS/JS ones marked `server`. */
 export function needsServer(sample: Sample): boolean {
-  return sample.kind === "shell" || sample.kind === "python" || sample.directives.server;
+  if (sample.kind === "shell") return !sample.directives.local;
+  return sample.kind === "python" || sample.directives.server;
 }
 
 interface Tenant {
