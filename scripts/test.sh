@@ -92,6 +92,18 @@ else
   failed=$((failed + 1))
 fi
 
+step "docs: every code sample of docs/*.md and the READMEs (tests/docs/run.ts, real engine and server)"
+node tests/docs/run.ts >"$out/docs-samples.log" 2>&1
+docs_exit=$?
+grep -E '^(✗|──)' "$out/docs-samples.log" | head -40
+docs_summary=$(tail -n 1 "$out/docs-samples.log")
+echo "  $docs_summary"
+read -r dr ds df < <(sed -n 's/^\([0-9]*\) samples ran, \([0-9]*\) skipped, \([0-9]*\) failed.*/\1 \2 \3/p' <<<"$docs_summary")
+dr=${dr:-0} ds=${ds:-0} df=${df:-0}
+if [ "$dr" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the docs samples did not run (log: $out/docs-samples.log)"; fi
+passed=$((passed + dr - df)); failed=$((failed + df)); skipped=$((skipped + ds))
+[ "$docs_exit" -ne 0 ] && [ "$df" -eq 0 ] && failed=$((failed + 1))
+
 step "in-sandbox agent (python unittest, inside the runtime image: the sandbox's own Python)"
 docker run --rm --network none -v "$PWD/packages/core/runtime:/opt/src:ro" "$KILN_RUNTIME_IMAGE" \
   python3 -m unittest discover -s /opt/src/tests -p 'test_*.py' >"$out/agent.log" 2>&1
