@@ -104,6 +104,8 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
       tmpDir,
       version: await version(),
       log,
+      sessionKey: createHmac("sha256", secret).update("kiln dashboard sessions").digest(),
+      ...(config.publicUrl === undefined ? {} : { publicUrl: config.publicUrl }),
     });
     const server = createAdaptorServer({
       fetch: app.fetch,
