@@ -24,6 +24,7 @@ export interface Harness {
   kiln: Kiln;
   browser: Browser;
   /** JSON over HTTP with the admin key (or another), for setting up and checking. */
+  // biome-ignore lint/suspicious/noExplicitAny: test bodies are checked field by field
   api(method: string, path: string, body?: unknown, key?: string): Promise<{ status: number; body: any }>;
   close(): Promise<void>;
 }
