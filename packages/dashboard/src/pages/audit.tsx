@@ -1,7 +1,12 @@
 /** The audit log: the newest events, filtered by action, key and sandbox; follows new events live. */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api.ts";
-import { Empty, ErrorBox, Loading, when } from "../ui.tsx";
+import { Empty, ErrorBox, Loading } from "../ui.tsx";
+
+function short(iso: string): string {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
+}
 
 interface AuditEvent {
   id: number;
@@ -106,15 +111,19 @@ export function AuditPage() {
             <tbody>
               {shown.map((e) => (
                 <tr key={e.id}>
-                  <td>{when(e.at)}</td>
+                  <td class="nowrap">{short(e.at)}</td>
                   <td class="mono">{e.action}</td>
                   <td>
                     <span class={`outcome outcome-${e.outcome}`}>{e.outcome}</span>{" "}
                     <span class="muted">{e.status}</span>
                   </td>
                   <td class="hide-narrow mono">{e.keyId ?? "—"}</td>
-                  <td class="mono">{e.target ?? "—"}</td>
-                  <td class="hide-narrow mono small">{e.detail ? JSON.stringify(e.detail) : ""}</td>
+                  <td class="mono" title={e.target ?? undefined}>
+                    {e.target && e.target.length > 24 ? `${e.target.slice(0, 12)}…` : (e.target ?? "—")}
+                  </td>
+                  <td class="hide-narrow mono small detail" title={e.detail ? JSON.stringify(e.detail) : undefined}>
+                    {e.detail ? JSON.stringify(e.detail) : ""}
+                  </td>
                 </tr>
               ))}
             </tbody>

@@ -160,7 +160,7 @@ export function FileBrowser({ sandboxId }: { sandboxId: string }) {
                   <td>
                     {e.type === "directory" ? (
                       <button type="button" class="link" onClick={() => setDir(e.path)}>
-                        📁 {e.name}/
+                        {e.name}/
                       </button>
                     ) : (
                       <button

@@ -183,11 +183,15 @@ function NewKeyForm({ onCreated, onCancel }: { onCreated: (k: Key & { key: strin
         </div>
       </fieldset>
       <label>
-        Only this sandbox <span class="muted">(optional id)</span>
+        <span>
+          Only this sandbox <span class="muted">(optional id)</span>
+        </span>
         <input name="sandboxId" />
       </label>
       <label>
-        Expires after (days) <span class="muted">(empty: never)</span>
+        <span>
+          Expires after (days) <span class="muted">(empty: never)</span>
+        </span>
         <input name="days" type="number" min="1" />
       </label>
       <ErrorBox error={error} />

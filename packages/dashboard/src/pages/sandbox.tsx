@@ -74,24 +74,40 @@ export function SandboxPage({ id, tab }: { id: string; tab: string }) {
         </div>
       </div>
       <dl class="facts">
-        <dt>Id</dt>
-        <dd class="mono">{s.id}</dd>
-        <dt>Image</dt>
-        <dd class="mono">{s.image}</dd>
-        <dt>Language</dt>
-        <dd>{s.language}</dd>
-        <dt>Resources</dt>
-        <dd>
-          {s.resources.cpus} CPU · {s.resources.memoryMb} MB · {s.resources.pids} processes
-        </dd>
-        <dt>Network</dt>
-        <dd>{networkText(s.network)}</dd>
-        <dt>Created</dt>
-        <dd>{when(s.createdAt)}</dd>
-        <dt>Labels</dt>
-        <dd>
-          <Labels labels={s.labels} />
-        </dd>
+        <div>
+          <dt>Id</dt>
+          <dd class="mono" title={s.id}>
+            {s.id.slice(0, 12)}
+          </dd>
+        </div>
+        <div>
+          <dt>Image</dt>
+          <dd class="mono">{s.image}</dd>
+        </div>
+        <div>
+          <dt>Language</dt>
+          <dd>{s.language}</dd>
+        </div>
+        <div>
+          <dt>Resources</dt>
+          <dd>
+            {s.resources.cpus} CPU · {s.resources.memoryMb} MB
+          </dd>
+        </div>
+        <div>
+          <dt>Network</dt>
+          <dd>{networkText(s.network)}</dd>
+        </div>
+        <div>
+          <dt>Created</dt>
+          <dd>{when(s.createdAt)}</dd>
+        </div>
+        <div>
+          <dt>Labels</dt>
+          <dd>
+            <Labels labels={s.labels} />
+          </dd>
+        </div>
       </dl>
       <nav class="tabs" aria-label="Sandbox">
         {TABS.map(([key, label]) => (

@@ -103,7 +103,11 @@ function SandboxRow({ sandbox: s, changed }: { sandbox: SandboxInfo; changed: ()
     <tr data-id={s.id}>
       <td>
         <a href={`/sandboxes/${id}`}>{s.name ?? s.id}</a>
-        {s.name ? <div class="muted small mono">{s.id}</div> : null}
+        {s.name ? (
+          <div class="muted small mono" title={s.id}>
+            {s.id.slice(0, 12)}
+          </div>
+        ) : null}
       </td>
       <td>
         <span class={`state state-${s.state}`}>{s.state}</span>
@@ -152,7 +156,7 @@ export function Labels({ labels }: { labels: Record<string, string> }) {
   return (
     <ul class="labels">
       {entries.map(([k, v]) => (
-        <li key={k} class="label">
+        <li key={k} class="label" title={`${k}=${v}`}>
           {k}={v}
         </li>
       ))}
@@ -248,7 +252,9 @@ function CreateForm({ onCreated, onCancel }: { onCreated: (s: SandboxInfo) => vo
   return (
     <form class="form" onSubmit={submit}>
       <label>
-        Name <span class="muted">(optional)</span>
+        <span>
+          Name <span class="muted">(optional)</span>
+        </span>
         <input name="name" pattern="[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,50}" placeholder="dev" />
       </label>
       <fieldset>
@@ -262,7 +268,9 @@ function CreateForm({ onCreated, onCancel }: { onCreated: (s: SandboxInfo) => vo
         </label>
         {source === "image" ? (
           <label>
-            Image <span class="muted">(empty: the runtime image)</span>
+            <span>
+              Image <span class="muted">(empty: the runtime image)</span>
+            </span>
             <input name="image" placeholder="kiln-runtime" />
           </label>
         ) : (
@@ -312,11 +320,15 @@ function CreateForm({ onCreated, onCancel }: { onCreated: (s: SandboxInfo) => vo
         </label>
       ) : null}
       <label>
-        Labels <span class="muted">(k=v, comma separated)</span>
+        <span>
+          Labels <span class="muted">(k=v, comma separated)</span>
+        </span>
         <input name="labels" placeholder="team=ml, env=dev" />
       </label>
       <label>
-        Auto-stop after idle <span class="muted">(e.g. 30m; empty: never)</span>
+        <span>
+          Auto-stop after idle <span class="muted">(e.g. 30m; empty: never)</span>
+        </span>
         <input name="autoStop" placeholder="30m" />
       </label>
       <ErrorBox error={error} />

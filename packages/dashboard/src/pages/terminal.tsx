@@ -227,7 +227,9 @@ export function Terminal({ sandboxId }: { sandboxId: string }) {
         <span class="muted small hide-narrow">Ctrl+Shift+C / Ctrl+Shift+V copy and paste</span>
       </div>
       <ErrorBox error={status === "open" ? undefined : error} />
-      <section class="terminal" ref={host} aria-label="Terminal" />
+      <div class="terminal-frame">
+        <section class="terminal" ref={host} aria-label="Terminal" />
+      </div>
     </div>
   );
 }
