@@ -102,6 +102,19 @@ describe("the dashboard in Chromium", () => {
     await page.setViewportSize({ width: 1280, height: 860 });
   });
 
+  it("reconnects the terminal after the server restarts, with the scrollback", async () => {
+    await page.keyboard.type("echo before-restart-$((40+2))\n");
+    await waitForLine(page, (l) => l.trim() === "before-restart-42");
+    await h.restart();
+    await page.getByRole("status").filter({ hasText: "Connected" }).waitFor({ timeout: 30_000 });
+    // The screen came back from the server's scrollback, and the same shell still answers.
+    await waitForLine(page, (l) => l.trim() === "before-restart-42");
+    await page.locator(".xterm").click();
+    await page.keyboard.type("echo after-restart-$((40+3))\n");
+    const lines = await waitForLine(page, (l) => l.trim() === "after-restart-43");
+    expect(lines.filter((l) => l.trim() === "before-restart-42")).toHaveLength(1);
+  });
+
   it("uploads a file and downloads it again, its hostile name shown as text", async () => {
     await page.getByRole("link", { name: "Files" }).click();
     await page.getByRole("table", { name: "Files in /workspace" }).waitFor();
@@ -145,7 +158,9 @@ describe("the dashboard in Chromium", () => {
     await expect(page.getByLabel("Code").inputValue()).resolves.toContain("matplotlib");
     await page.getByRole("button", { name: "Run", exact: true }).click();
     const img = page.locator("img.result-img");
-    await img.waitFor({ timeout: 90_000 });
+    await img.waitFor({ timeout: 90_000 }).catch(async (err) => {
+      throw new Error(`${(err as Error).message}\nthe cell showed: ${await page.locator(".cell").innerText()}`);
+    });
     await expect(img.getAttribute("src")).resolves.toMatch(/^data:image\/png;base64,/);
     await expect.poll(() => img.evaluate((el) => (el as HTMLImageElement).naturalWidth)).toBeGreaterThan(100);
     await page.locator('[data-status="ok"]').waitFor();

@@ -20,12 +20,14 @@ export const CHROMIUM = process.env.KILN_CHROMIUM ?? "/usr/bin/chromium";
 export interface Harness {
   url: string;
   key: string;
-  server: RunningServer;
+  readonly server: RunningServer;
   kiln: Kiln;
   browser: Browser;
   /** JSON over HTTP with the admin key (or another), for setting up and checking. */
   // biome-ignore lint/suspicious/noExplicitAny: test bodies are checked field by field
   api(method: string, path: string, body?: unknown, key?: string): Promise<{ status: number; body: any }>;
+  /** Stops the server and starts a new one on the same port and data dir (sessions survive). */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -33,8 +35,9 @@ export async function startHarness(options: { image?: string } = {}): Promise<Ha
   const dataDir = await mkdtemp(join(tmpdir(), "kiln-dashboard-test-"));
   const kiln = new Kiln(options.image ? { image: options.image } : {});
   const logs: string[] = [];
-  const server = await startServer({ port: 0, dataDir, kiln, log: (l) => logs.push(l) });
+  let server = await startServer({ port: 0, dataDir, kiln, log: (l) => logs.push(l) });
   const key = server.createdAdminKey as string;
+  const port = Number(new URL(server.url).port);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     // Root in a container: Chromium's own sandbox needs user namespaces it may not get.
@@ -43,7 +46,9 @@ export async function startHarness(options: { image?: string } = {}): Promise<Ha
   return {
     url: server.url,
     key,
-    server,
+    get server() {
+      return server;
+    },
     kiln,
     browser,
     async api(method, path, body, k = key) {
@@ -57,6 +62,10 @@ export async function startHarness(options: { image?: string } = {}): Promise<Ha
       });
       const text = await res.text();
       return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    },
+    async restart() {
+      await server.close();
+      server = await startServer({ port, dataDir, kiln, log: (l) => logs.push(l) });
     },
     async close() {
       await browser.close().catch(() => {});
