@@ -31,11 +31,12 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { image?: string } = {}): Promise<Harness> {
+export async function startHarness(options: { image?: string; allowPrivateHooks?: boolean } = {}): Promise<Harness> {
   const dataDir = await mkdtemp(join(tmpdir(), "kiln-dashboard-test-"));
   const kiln = new Kiln(options.image ? { image: options.image } : {});
   const logs: string[] = [];
-  let server = await startServer({ port: 0, dataDir, kiln, log: (l) => logs.push(l) });
+  const hooks = options.allowPrivateHooks ? { allowPrivateHooks: true } : {};
+  let server = await startServer({ port: 0, dataDir, kiln, log: (l) => logs.push(l), ...hooks });
   const key = server.createdAdminKey as string;
   const port = Number(new URL(server.url).port);
   const browser = await chromium.launch({
@@ -65,7 +66,7 @@ export async function startHarness(options: { image?: string } = {}): Promise<Ha
     },
     async restart() {
       await server.close();
-      server = await startServer({ port, dataDir, kiln, log: (l) => logs.push(l) });
+      server = await startServer({ port, dataDir, kiln, log: (l) => logs.push(l), ...hooks });
     },
     async close() {
       await browser.close().catch(() => {});
