@@ -1,6 +1,7 @@
 /** The audit log: the newest events, filtered by action, key and sandbox; follows new events live. */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api.ts";
+import { matches } from "../format.ts";
 import { Empty, ErrorBox, Loading } from "../ui.tsx";
 
 function short(iso: string): string {
@@ -23,13 +24,6 @@ interface AuditEvent {
 
 const FOLLOW_MS = 2_000;
 const KEEP = 1000;
-
-export function matches(e: AuditEvent, f: { action: string; key: string; sandbox: string }): boolean {
-  if (f.action && !e.action.includes(f.action)) return false;
-  if (f.key && !(e.keyId ?? "").includes(f.key)) return false;
-  if (f.sandbox && !(e.target ?? "").includes(f.sandbox)) return false;
-  return true;
-}
 
 export function AuditPage() {
   const [events, setEvents] = useState<AuditEvent[] | undefined>(undefined);

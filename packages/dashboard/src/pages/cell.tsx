@@ -6,6 +6,7 @@
  */
 import { useState } from "preact/hooks";
 import { type Execution, type Result, stream } from "../api.ts";
+import { base64Utf8 } from "../format.ts";
 import { ErrorBox } from "../ui.tsx";
 
 const EXAMPLE: Record<string, string> = {
@@ -14,13 +15,6 @@ const EXAMPLE: Record<string, string> = {
   javascript: "const xs = [1, 2, 3].map((x) => x * x);\nxs",
   typescript: "const greet = (name: string): string => 'hello ' + name;\ngreet('kiln')",
 };
-
-function base64Utf8(text: string): string {
-  const bytes = new TextEncoder().encode(text);
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin);
-}
 
 export function ResultView({ result }: { result: Result }) {
   if (result.png)

@@ -1,19 +1,11 @@
 /** The file browser: navigate, upload, download, view and edit text files, make folders, delete. */
 import { useRef, useState } from "preact/hooks";
 import { api, can, type FileEntry, request, url } from "../api.ts";
-import { bytes, ConfirmButton, Empty, ErrorBox, Loading, useData, when } from "../ui.tsx";
+import { bytes, joinPath, parentOf } from "../format.ts";
+import { ConfirmButton, Empty, ErrorBox, Loading, useData, when } from "../ui.tsx";
 
 /** Files up to this size open in the editor; larger ones download. */
 const MAX_EDIT_BYTES = 1024 * 1024;
-
-export function joinPath(dir: string, name: string): string {
-  return dir.endsWith("/") ? `${dir}${name}` : `${dir}/${name}`;
-}
-
-export function parentOf(path: string): string {
-  const i = path.replace(/\/+$/, "").lastIndexOf("/");
-  return i <= 0 ? "/" : path.slice(0, i);
-}
 
 export function FileBrowser({ sandboxId }: { sandboxId: string }) {
   const id = encodeURIComponent(sandboxId);

@@ -3,22 +3,13 @@
  * come from GET /v1/orgs, which only orgs:admin keys may read (others see usage alone).
  */
 import { api, can, me, type SandboxInfo } from "../api.ts";
+import { usage } from "../format.ts";
 import { ErrorBox, Loading, useData } from "../ui.tsx";
 
 interface Org {
   id: string;
   name: string;
   quotas: { maxSandboxes?: number; maxCpus?: number; maxMemoryMb?: number; createsPerMinute?: number };
-}
-
-export function usage(sandboxes: SandboxInfo[]) {
-  const running = sandboxes.filter((s) => s.state === "running");
-  return {
-    sandboxes: sandboxes.length,
-    running: running.length,
-    cpus: Math.round(running.reduce((n, s) => n + s.resources.cpus, 0) * 100) / 100,
-    memoryMb: running.reduce((n, s) => n + s.resources.memoryMb, 0),
-  };
 }
 
 function Meter({ label, used, limit, unit = "" }: { label: string; used: number; limit?: number; unit?: string }) {

@@ -1,12 +1,13 @@
 /** One sandbox: its facts and actions, and tabs for the terminal, files, code, processes, previews, snapshots. */
 import { api, can, type SandboxInfo } from "../api.ts";
+import { networkText } from "../format.ts";
 import { navigate } from "../router.ts";
 import { ConfirmButton, ErrorBox, Loading, useData, when } from "../ui.tsx";
 import { CodeCell } from "./cell.tsx";
 import { FileBrowser } from "./files.tsx";
 import { PreviewsPanel, SnapshotPanel } from "./previews.tsx";
 import { ProcessesPanel } from "./processes.tsx";
-import { Labels, networkText } from "./sandboxes.tsx";
+import { Labels } from "./sandboxes.tsx";
 import { Terminal } from "./terminal.tsx";
 
 const TABS = [

@@ -1,22 +1,12 @@
 /** The sandboxes: a live list (polled), a label filter, the create dialog, start/stop/delete. */
 import { useState } from "preact/hooks";
 import { api, can, type NetworkPolicy, type SandboxInfo } from "../api.ts";
+import { labelQuery, networkText, parseDuration, parseLabels } from "../format.ts";
 import { navigate } from "../router.ts";
 import { ConfirmButton, Dialog, Empty, ErrorBox, Loading, useData, when } from "../ui.tsx";
 
 /** How often the list refreshes (state changes show without a reload). */
 const POLL_MS = 3_000;
-
-export function labelQuery(filter: string): string[] {
-  return filter
-    .split(/[\s,]+/)
-    .map((s) => s.trim())
-    .filter((s) => s.includes("="));
-}
-
-export function networkText(n: NetworkPolicy): string {
-  return typeof n === "string" ? n : `allow ${n.allow.join(", ")}`;
-}
 
 export function SandboxesPage() {
   const [filter, setFilter] = useState(new URLSearchParams(location.search).get("label") ?? "");
@@ -162,25 +152,6 @@ export function Labels({ labels }: { labels: Record<string, string> }) {
       ))}
     </ul>
   );
-}
-
-/** "k=v, k2=v2" or one per line → { k: v }. */
-export function parseLabels(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of text.split(/[\n,]+/)) {
-    const i = part.indexOf("=");
-    if (i <= 0) continue;
-    out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
-  }
-  return out;
-}
-
-/** "30m", "2h", "90s" or a number of minutes → milliseconds. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
-  if (!m) return undefined;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? "m"] ?? 60_000;
-  return Math.round(Number(m[1]) * unit);
 }
 
 function CreateDialog({

@@ -1,7 +1,8 @@
 /** Snapshots and volumes of the organisation. */
 import { useState } from "preact/hooks";
 import { api, can } from "../api.ts";
-import { bytes, ConfirmButton, Empty, ErrorBox, Loading, useData, when } from "../ui.tsx";
+import { bytes } from "../format.ts";
+import { ConfirmButton, Empty, ErrorBox, Loading, useData, when } from "../ui.tsx";
 
 interface Snapshot {
   name: string;
