@@ -228,7 +228,7 @@ describe("a session cookie", () => {
 describe("the dashboard at /", () => {
   it("answers pages with a strict Content-Security-Policy and the SPA's index for its own paths", async () => {
     for (const path of ["/", "/sandboxes", "/sandboxes/abc/terminal"]) {
-      const res = await fetch(t.url + path);
+      const res = await fetch(t.url + path, { headers: { accept: "text/html,application/xhtml+xml,*/*;q=0.8" } });
       expect(res.status, path).toBe(200);
       expect(res.headers.get("content-type")).toContain("text/html");
       const csp = res.headers.get("content-security-policy") ?? "";
@@ -241,11 +241,17 @@ describe("the dashboard at /", () => {
     }
   });
 
+  it("answers an unknown path with the API's 404 unless a browser asks for a page", async () => {
+    const res = await fetch(`${t.url}/nope`);
+    expect(res.status).toBe(404);
+    expect((await res.json()).error.code).toBe("NOT_FOUND");
+  });
+
   it("never answers /v1, /mcp, /preview or /docs paths with the dashboard", async () => {
     const api = await fetch(`${t.url}/v1/nothing-here`);
     expect(api.status).toBe(401);
-    for (const path of ["/preview/x/1/", "/docs/nothing-here"]) {
-      const res = await fetch(t.url + path);
+    for (const path of ["/preview/x/1/", "/docs/nothing-here", "/mcp"]) {
+      const res = await fetch(t.url + path, { headers: { accept: "text/html" } });
       expect(await res.text(), path).not.toContain("<title>Kiln</title>");
     }
   });
@@ -254,6 +260,7 @@ describe("the dashboard at /", () => {
     expect((await fetch(`${t.url}/assets/nope.js`)).status).toBe(404);
     for (const path of [
       "/..%2f..%2fetc/passwd",
+      "/..%2f..%2fetc%2fpasswd",
       "/%2e%2e/%2e%2e/etc/passwd",
       "/assets/..%2f..%2fpackage.json",
       "/..%2fpackage.json",
@@ -262,7 +269,7 @@ describe("the dashboard at /", () => {
       "/assets/nope.js",
       "/%E0%A4%A",
     ]) {
-      const res = await fetch(t.url + path);
+      const res = await fetch(t.url + path, { headers: { accept: "text/html" } });
       const text = await res.text();
       // 404, or (where the URL parser already folded the dots away) the dashboard's own index.
       if (res.status === 200) expect(text, path).toContain("<title>Kiln</title>");

@@ -1,7 +1,8 @@
 /**
  * The dashboard (packages/dashboard, built to static files) at `/`. Every GET that no other
- * route answers and that is not under /v1, /preview, /mcp or /docs gets a file of the build, or
- * index.html (the dashboard routes in the browser). Hashed assets are cached for a year, the rest
+ * route answers and that is not under /v1, /preview, /mcp or /docs gets a file of the build, or,
+ * when a browser asks for a page (Accept: text/html), index.html (the dashboard routes in the
+ * browser); anything else stays the API's 404 NOT_FOUND. Hashed assets are cached for a year, the rest
  * revalidated. Every answer carries a strict Content-Security-Policy: scripts from this server
  * only (no inline script), no framing of the dashboard. Without a build, `/` says how to make one.
  */
@@ -86,8 +87,10 @@ export function dashboardRoutes(app: App, options: { dir?: string } = {}): void 
       c.header("cache-control", immutable ? "public, max-age=31536000, immutable" : "no-cache");
       return c.req.method === "HEAD" ? c.body(null, 200) : c.body(new Uint8Array(await readFile(file)), 200);
     }
-    // A missing asset is a 404; any other path is a page the dashboard routes itself.
+    // A missing asset is a 404. Any other path is a page the dashboard routes itself, for a
+    // browser (which asks for text/html); API clients keep the contract's 404 NOT_FOUND.
     if (extname(path) !== "" || path.startsWith("/assets/")) return next();
+    if (path !== "/" && !(c.req.header("accept") ?? "").includes("text/html")) return next();
     const index = join(root, "index.html");
     if (!(await regularFile(index))) {
       c.header("cache-control", "no-store");
