@@ -59,7 +59,7 @@ describe("the dashboard in Chromium", () => {
     sandboxId = decodeURIComponent(new URL(page.url()).pathname.split("/")[2] as string);
     const info = await h.api("GET", `/v1/sandboxes/${sandboxId}`);
     expect(info.body).toMatchObject({ name, state: "running", labels: { "test-run": TEST_RUN, note: hostileLabel } });
-    await expect(page.getByText(`note=${hostileLabel}`).first().isVisible()).resolves.toBe(true);
+    await page.getByText(`note=${hostileLabel}`).first().waitFor();
     // The list shows it (live: no reload), the label as text, and no injected element ran.
     await page.getByRole("link", { name: "← Sandboxes" }).click();
     await page.locator(`tr[data-id="${sandboxId}"]`).waitFor();

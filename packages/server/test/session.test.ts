@@ -244,7 +244,7 @@ describe("the dashboard at /", () => {
   it("answers an unknown path with the API's 404 unless a browser asks for a page", async () => {
     const res = await fetch(`${t.url}/nope`);
     expect(res.status).toBe(404);
-    expect((await res.json()).error.code).toBe("NOT_FOUND");
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("NOT_FOUND");
   });
 
   it("never answers /v1, /mcp, /preview or /docs paths with the dashboard", async () => {
