@@ -159,7 +159,7 @@ describe("the dashboard in Chromium", () => {
     await page.getByRole("button", { name: "Run", exact: true }).click();
     const img = page.locator("img.result-img");
     await img.waitFor({ timeout: 90_000 }).catch(async (err) => {
-      throw new Error(`${(err as Error).message}\nthe cell showed: ${await page.locator(".cell").innerText()}`);
+      throw new Error(`${(err as Error).message}\nthe cell showed: ${await page.locator(".cell").textContent()}`);
     });
     await expect(img.getAttribute("src")).resolves.toMatch(/^data:image\/png;base64,/);
     await expect.poll(() => img.evaluate((el) => (el as HTMLImageElement).naturalWidth)).toBeGreaterThan(100);

@@ -1,6 +1,6 @@
 /** The sandboxes: a live list (polled), a label filter, the create dialog, start/stop/delete. */
 import { useState } from "preact/hooks";
-import { api, can, type NetworkPolicy, type SandboxInfo } from "../api.ts";
+import { api, can, type SandboxInfo } from "../api.ts";
 import { labelQuery, networkText, parseDuration, parseLabels } from "../format.ts";
 import { navigate } from "../router.ts";
 import { ConfirmButton, Dialog, Empty, ErrorBox, Loading, useData, when } from "../ui.tsx";
