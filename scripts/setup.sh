@@ -12,8 +12,10 @@
 #   5. a Docker engine answering (Linux as root: Debian's docker.io, dockerd started in the background)
 #   6. the runtime image (kiln.images.ensure(): built once, then found in milliseconds)
 #   7. docs: the documentation site `kiln serve` shows at /docs (`pnpm docs:build`; skipped when up to date)
+#   8. dashboard: packages/dashboard built to dist/ (what `kiln serve` serves at /), when older than its sources
 #   (on request) postgres: PostgreSQL binaries for the server's storage tests (`setup.sh postgres`)
 #   (on request) terminal_tools: tmux and script(1) for the CLI's terminal tests (`setup.sh terminal_tools`)
+#   (on request) chromium: Debian's chromium for the dashboard's browser tests (`setup.sh chromium`)
 #   (on request) python_sdk: Debian's python3-httpx and python3-pytest for clients/python (`setup.sh python_sdk`)
 #
 # Engine settings go to $KILN_DAEMON_JSON (default /etc/docker/daemon.json); KILN_DOCKER_STORAGE=default
@@ -242,6 +244,24 @@ ensure_python_sdk() {
   apt_install python3-httpx python3-pytest || die "the Python SDK's tests need python3-httpx and python3-pytest: install them"
 }
 
+ensure_dashboard() {
+  # The dashboard's static build (Vite); skipped while dist/ is newer than every source file.
+  local dir="$KILN_ROOT/packages/dashboard"
+  [ -d "$dir" ] || return 0
+  if [ -f "$dir/dist/index.html" ] && [ -z "$(find "$dir/src" "$dir/public" "$dir/index.html" "$dir/vite.config.ts" -newer "$dir/dist/index.html" -print -quit)" ]; then
+    return 0
+  fi
+  say "building the dashboard (packages/dashboard/dist)"
+  (cd "$dir" && pnpm run build >&2) || die "the dashboard did not build: run 'pnpm --filter @kiln/dashboard build' to see why"
+}
+
+ensure_chromium() {
+  # The dashboard's browser tests drive Debian's chromium headless (playwright-core, no downloaded browser).
+  [ -x "${KILN_CHROMIUM:-/usr/bin/chromium}" ] && return 0
+  say "installing Debian's chromium for the dashboard's browser tests"
+  apt_install chromium || die "the dashboard's browser tests need chromium (/usr/bin/chromium, or set KILN_CHROMIUM)"
+}
+
 ensure_runtime_image() {
   KILN_RUNTIME_IMAGE="$(node "$KILN_ROOT/scripts/ensure-image.ts")"
   export KILN_RUNTIME_IMAGE
@@ -257,6 +277,6 @@ ensure_docs() {
 # With arguments, only those steps run (e.g. `setup.sh node pnpm`); sourced, PATH carries over.
 export DOCKER_SOCK="${DOCKER_SOCK:-/var/run/docker.sock}"
 # `storage` (the btrfs data root) is opt-in until Docker 20.10's btrfs driver costs are solved: see docs/developing.md.
-for step in "${@:-node pnpm dependencies gvisor docker image_tools runtime_image docs}"; do
+for step in "${@:-node pnpm dependencies gvisor docker image_tools runtime_image docs dashboard}"; do
   for s in $step; do "ensure_$s"; done
 done

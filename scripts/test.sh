@@ -9,6 +9,8 @@ ensure_postgres || exit 1   # the server's storage tests start their own Postgre
 ensure_terminal_tools || exit 1   # the CLI's tests drive a real terminal (tmux, script)
 ensure_python_sdk || exit 1   # clients/python: Debian's python3-httpx and python3-pytest
 ensure_test_hosts || exit 1   # the allow-list tests' TLS test hosts (openssl) and Debian's pip wheel
+ensure_chromium || exit 1   # the dashboard's browser tests: Debian's headless chromium
+ensure_dashboard || exit 1   # ...against the dashboard's build (setup.sh builds it; again here if sources changed)
 # setup.sh turns on errexit; here every step must run and be counted.
 set +e
 

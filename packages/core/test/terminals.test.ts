@@ -70,6 +70,19 @@ describe("pty", () => {
     expect(await pty.wait()).toEqual({ exitCode: 3 });
   });
 
+  it("a wait() left on a closed handle (a browser that went away) never cuts the sandbox's other calls", async () => {
+    const pty = await sb.pty.create({ cols: 80, rows: 24 });
+    const exited = pty.wait(); // what the server's WebSocket bridge does
+    pty.close(); // the client went away; the shell runs on, and the wait now asks the agent
+    // Longer than an agent call's deadline (15 s): a wait with that deadline closed the connection under it.
+    const run = await sb.exec("sleep 17; echo still-here");
+    expect(run).toMatchObject({ exitCode: 0, stdout: "still-here\n" });
+    const again = await sb.pty.connect(pty.id);
+    again.write("exit 4\n");
+    expect(await exited).toEqual({ exitCode: 4 });
+    again.close();
+  }, 60_000);
+
   it("outlives the client that opened it: another client re-attaches and gets everything, in order", async () => {
     const first = testKiln();
     const mine = await first.get(sb.id);

@@ -12,17 +12,20 @@ import { HttpError, mapError } from "./errors.ts";
 import { authenticate } from "./pipeline/pipeline.ts";
 import type { FailureLimiter } from "./pipeline/rate-limit.ts";
 import type { Services } from "./pipeline/services.ts";
+import { Sessions } from "./pipeline/sessions.ts";
 import type { Tickets } from "./pipeline/tickets.ts";
 import type { AppEnv } from "./pipeline/types.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { json } from "./routes/common.ts";
 import { docsRoutes } from "./routes/docs.ts";
+import { dashboardRoutes } from "./routes/dashboard.ts";
 import { fileRoutes } from "./routes/files.ts";
 import { imageRoutes } from "./routes/images.ts";
 import { McpHttpSessions, mcpRoutes } from "./routes/mcp.ts";
 import { networkRoutes } from "./routes/network.ts";
 import { runRoutes } from "./routes/run.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
+import { isPublicSessionCall, sessionRoutes } from "./routes/session.ts";
 import { storageRoutes } from "./routes/storage.ts";
 import { terminalRoutes } from "./routes/terminals.ts";
 import { Health } from "./schemas.ts";
@@ -45,6 +48,9 @@ export interface AppDeps {
   mcp?: McpHttpSessions;
   /** The built documentation site served at /docs. @default docs-site/ at the repository's root */
   docsDir?: string;
+  /** Signs the dashboard's session cookies (derived from the server secret); publicUrl: KILN_PUBLIC_URL. */
+  sessionKey: Buffer;
+  publicUrl?: string;
 }
 
 export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
@@ -120,9 +126,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     },
   );
 
-  const auth = authenticate({ services: deps.services, limiter: deps.limiter, tickets: deps.tickets });
+  const sessions = new Sessions(deps.sessionKey, deps.publicUrl === undefined ? {} : { publicUrl: deps.publicUrl });
+  const auth = authenticate({ services: deps.services, limiter: deps.limiter, tickets: deps.tickets, sessions });
   app.use("/v1/*", async (c, next) => {
-    if (c.req.path === OPENAPI_PATH) return next();
+    if (c.req.path === OPENAPI_PATH || isPublicSessionCall(c)) return next();
     return auth(c, next);
   });
   // File uploads stream with their own limit (routes/files.ts); every other body is small JSON.
@@ -157,6 +164,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   terminalRoutes(app, { ...routeDeps, tickets: deps.tickets });
   mcpRoutes(app, auth, deps.mcp ?? new McpHttpSessions(), deps.services.audit);
   docsRoutes(app, { dir: deps.docsDir, openApiPath: OPENAPI_PATH });
+  sessionRoutes(app, { services: deps.services, limiter: deps.limiter, sessions });
+  dashboardRoutes(app); // last: it answers the GETs no other route does
   return app;
 }
 

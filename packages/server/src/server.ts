@@ -107,6 +107,8 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
       version: await version(),
       log,
       ...(config.docsDir === undefined ? {} : { docsDir: config.docsDir }),
+      sessionKey: createHmac("sha256", secret).update("kiln dashboard sessions").digest(),
+      ...(config.publicUrl === undefined ? {} : { publicUrl: config.publicUrl }),
     });
     const server = createAdaptorServer({
       fetch: app.fetch,

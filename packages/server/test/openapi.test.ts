@@ -112,7 +112,8 @@ describe("the OpenAPI document", () => {
   });
 
   it("every /v1 route needs a key", async () => {
-    const v1 = operations.filter((o) => o.path.startsWith("/v1/"));
+    // Signing in and out of the dashboard (POST/DELETE /v1/session) run before a session exists or after it ended.
+    const v1 = operations.filter((o) => o.path.startsWith("/v1/") && o.path !== "/v1/session");
     expect(v1.length).toBeGreaterThanOrEqual(31);
     for (const [i, op] of v1.entries()) {
       const s = sample(op, "0123456789ab");

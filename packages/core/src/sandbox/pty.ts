@@ -188,7 +188,9 @@ export class AgentPty implements Pty {
     this.#waitingByRequest = true;
     (async () => {
       const connection = this.#connection ?? (await this.#connect());
-      const reply = await connection.call({ type: "pty_wait", ptyId: this.id });
+      // Answered when the program ends, which may be never: no deadline (the default one would
+      // close the sandbox's connection after 15 s, ending every other call on it, e.g. a running cell).
+      const reply = await connection.call({ type: "pty_wait", ptyId: this.id }, undefined, { deadlineMs: 0 });
       if (reply.header.type !== "exit") throw agentError(reply, "id");
       this.#settleExit(Number(reply.header.exitCode));
     })().catch((err: Error) => this.#failExit(err));

@@ -33,6 +33,7 @@ import { KeyHasher } from "./keys.ts";
 import { hasScope, type Principal, type Scope } from "./principal.ts";
 import type { FailureLimiter } from "./rate-limit.ts";
 import type { Services } from "./services.ts";
+import { Sessions } from "./sessions.ts";
 import type { Tickets } from "./tickets.ts";
 import type { AppEnv } from "./types.ts";
 
@@ -250,6 +251,8 @@ export interface AuthDeps {
   services: Services;
   limiter: FailureLimiter;
   tickets: Tickets;
+  /** The dashboard's session cookies (pipeline/sessions.ts). @default none: bearer keys and tickets only */
+  sessions?: Sessions;
 }
 
 /** Resolves the caller of every /v1 request, or ends it with 401/429. */
@@ -266,10 +269,15 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     const started = performance.now();
     const ticket = c.req.query("ticket");
     // A browser's WebSocket cannot send Authorization: it brings a one-time ticket instead.
+    const authorization = c.req.header("authorization");
+    // Without a header, the dashboard's session cookie stands for the key it was made with.
+    const cookie = authorization === undefined && deps.sessions ? Sessions.read(c) : undefined;
     const principal =
-      ticket !== undefined && c.req.header("authorization") === undefined && isWebSocketUpgrade(c)
+      ticket !== undefined && authorization === undefined && isWebSocketUpgrade(c)
         ? await redeemTicket(s, deps.tickets, ticket)
-        : await resolveKey(s, c.req.header("authorization"));
+        : cookie !== undefined && deps.sessions
+          ? await resolveSession(s, deps.sessions, cookie)
+          : await resolveKey(s, authorization);
     if (!("keyId" in principal)) {
       deps.limiter.fail(address);
       // A revoked or expired key is someone's: its use is audited in its organisation.
@@ -288,6 +296,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
       }
       throw new HttpError("UNAUTHORIZED", principal.message);
     }
+    if (cookie !== undefined) deps.sessions?.checkCsrf(c);
     touch(s, principal.keyId);
     c.set("principal", principal);
     c.set("services", s);
@@ -327,19 +336,36 @@ function touch(deps: Services, keyId: string): void {
   deps.store.touchKey(keyId, new Date(now).toISOString()).catch(() => {});
 }
 
-type Refusal = { message: string; row?: KeyRow };
+export type Refusal = { message: string; row?: KeyRow };
 
 /** The principal, or why not (a message for the 401, and the key's row when it is a known key). */
 async function resolveKey(deps: Services, header: string | undefined): Promise<Principal | Refusal> {
   if (header === undefined) return { message: "Missing API key: send Authorization: Bearer <key>" };
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match?.[1]) return { message: "Malformed Authorization header: send Authorization: Bearer <key>" };
-  const key = match[1];
+  return resolveApiKey(deps, match[1]);
+}
+
+/** The principal of an API key (a bearer header's, or the one a dashboard signs in with), or why not. */
+export async function resolveApiKey(deps: Services, key: string): Promise<Principal | Refusal> {
   if (key.length < 16 || key.length > 512) return { message: "Unknown API key" };
   const hash = deps.hasher.hash(key);
   const row = await deps.store.findKeyByHash(hash);
   // The lookup is by a keyed hash the caller cannot compute; the comparison is constant-time anyway.
   if (!row || !KeyHasher.same(row.hash, hash)) return { message: "Unknown API key" };
+  return principalOf(row);
+}
+
+/** A session cookie's principal: the key it was made with, as long as that key still works. */
+async function resolveSession(deps: Services, sessions: Sessions, cookie: string): Promise<Principal | Refusal> {
+  const claims = sessions.verify(cookie);
+  if (!claims) return { message: "No valid session: sign in again" };
+  const row = await deps.store.getKey(claims.keyId);
+  if (!row) return { message: "No valid session: sign in again" };
+  return principalOf(row);
+}
+
+function principalOf(row: KeyRow): Principal | Refusal {
   const now = new Date();
   if (row.revokedAt !== undefined) return { message: "This API key was revoked", row };
   if (row.expiresAt !== undefined && Date.parse(row.expiresAt) <= now.getTime())

@@ -1,0 +1,140 @@
+/** Background processes of a sandbox: start one, see them, read or follow their logs, signal them. */
+import { useEffect, useState } from "preact/hooks";
+import { api, can, stream } from "../api.ts";
+import { Empty, ErrorBox, Loading, useData } from "../ui.tsx";
+
+interface Proc {
+  pid: number;
+  tag?: string;
+  command: string;
+  running: boolean;
+  exitCode?: number;
+}
+
+export function ProcessesPanel({ sandboxId }: { sandboxId: string }) {
+  const id = encodeURIComponent(sandboxId);
+  const list = useData((signal) => api<{ processes: Proc[] }>(`/v1/sandboxes/${id}/processes`, { signal }), [id], 3000);
+  const [selected, setSelected] = useState<number | undefined>(undefined);
+  const [error, setError] = useState<unknown>(undefined);
+  const processes = list.data?.processes ?? [];
+  return (
+    <div class="processes">
+      <form
+        class="toolbar"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          const f = new FormData(e.target as HTMLFormElement);
+          const command = String(f.get("command") ?? "").trim();
+          const tag = String(f.get("tag") ?? "").trim();
+          if (!command) return;
+          setError(undefined);
+          try {
+            const started = await api<{ pid: number }>(`/v1/sandboxes/${id}/processes`, {
+              method: "POST",
+              body: { command, ...(tag ? { tag } : {}) },
+            });
+            (e.target as HTMLFormElement).reset();
+            setSelected(started.pid);
+            list.reload();
+          } catch (err) {
+            setError(err);
+          }
+        }}
+      >
+        <label for="proc-command">Command</label>
+        <input id="proc-command" name="command" placeholder="python3 -m http.server 8000" class="grow" />
+        <label for="proc-tag" class="sr-only">
+          Tag
+        </label>
+        <input id="proc-tag" name="tag" placeholder="tag (optional)" />
+        <button type="submit" class="primary" disabled={!can("sandboxes:exec")}>
+          Start
+        </button>
+      </form>
+      <ErrorBox error={error ?? list.error} />
+      {list.data === undefined && list.loading ? (
+        <Loading what="Loading processes" />
+      ) : processes.length === 0 ? (
+        <Empty>No background processes. Start one above (a server, a watcher, a long job).</Empty>
+      ) : (
+        <div class="table-wrap">
+          <table class="list" aria-label="Processes">
+            <thead>
+              <tr>
+                <th>PID</th>
+                <th>Command</th>
+                <th>State</th>
+                <th>
+                  <span class="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {processes.map((p) => (
+                <tr key={p.pid}>
+                  <td>{p.pid}</td>
+                  <td class="mono">
+                    {p.tag ? <span class="label">{p.tag}</span> : null} {p.command}
+                  </td>
+                  <td>{p.running ? "running" : `exited ${p.exitCode ?? ""}`}</td>
+                  <td class="row-actions">
+                    <button type="button" onClick={() => setSelected(p.pid)}>
+                      Logs
+                    </button>
+                    {p.running ? (
+                      <button
+                        type="button"
+                        disabled={!can("sandboxes:exec")}
+                        onClick={() =>
+                          api(`/v1/sandboxes/${id}/processes/${p.pid}/signal`, {
+                            method: "POST",
+                            body: { signal: "SIGTERM" },
+                          }).then(list.reload, setError)
+                        }
+                      >
+                        Stop
+                      </button>
+                    ) : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {selected !== undefined ? <Logs sandboxId={sandboxId} pid={selected} /> : null}
+    </div>
+  );
+}
+
+function Logs({ sandboxId, pid }: { sandboxId: string; pid: number }) {
+  const [out, setOut] = useState("");
+  const [error, setError] = useState<unknown>(undefined);
+  const [following, setFollowing] = useState(true);
+  useEffect(() => {
+    const ac = new AbortController();
+    setOut("");
+    setError(undefined);
+    setFollowing(true);
+    const path = `/v1/sandboxes/${encodeURIComponent(sandboxId)}/processes/${pid}/logs`;
+    stream(path, { query: { follow: "true" }, signal: ac.signal }, (event) => {
+      if (event.type === "stdout" || event.type === "stderr") setOut((s) => s + String(event.data));
+    })
+      .catch((err) => {
+        if (!ac.signal.aborted) setError(err);
+      })
+      .finally(() => {
+        if (!ac.signal.aborted) setFollowing(false);
+      });
+    return () => ac.abort();
+  }, [sandboxId, pid]);
+  return (
+    <section class="logs" aria-label={`Logs of process ${pid}`}>
+      <h3>
+        Logs of {pid} {following ? <span class="muted small">(following)</span> : null}
+      </h3>
+      <ErrorBox error={error} />
+      <pre class="out">{out || "(no output yet)"}</pre>
+    </section>
+  );
+}
