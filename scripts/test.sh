@@ -23,6 +23,19 @@ check() { # a named check that counts as one test: check NAME COMMAND...
   step "$name"
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $name"; fi
 }
+vitest_suite() { # vitest_suite TITLE RESULT-NAME [vitest args...]: runs it and adds its counts
+  local title=$1 json="$out/$2.json"; shift 2
+  step "$title"
+  pnpm exec vitest run "$@" --reporter=default --reporter=json --outputFile.json="$json"
+  local code=$? p f s
+  if [ ! -f "$json" ]; then failed=$((failed + 1)); echo "FAILED: $title wrote no results"; return; fi
+  read -r p f s < <(node -e '
+    const r = require(process.argv[1]);
+    console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests);' "$PWD/$json")
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  # A crash outside any test (e.g. in global setup) fails the run even with no failed test.
+  if [ "$code" -ne 0 ] && [ "$f" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: $title exited $code"; fi
+}
 
 # Whole-flow checks, each counted as one test: setup with a newer global pnpm, the adapters
 # against their oldest framework versions, and the packed packages installed from npm. They spend
@@ -41,58 +54,10 @@ flow_check "packed packages installed with npm (scripts/test-packed.sh)" bash sc
 check "lint and format (biome)" pnpm exec biome ci .
 check "typecheck" pnpm -r --no-bail run typecheck
 
-step "vitest: unit and integration tests, every package"
-pnpm exec vitest run --reporter=default --reporter=json --outputFile.json="$out/vitest.json"
-vitest_exit=$?
-if [ -f "$out/vitest.json" ]; then
-  read -r p f s < <(node -e '
-    const r = require(process.argv[1]);
-    console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests);' "$PWD/$out/vitest.json")
-  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
-  # A crash outside any test (e.g. in global setup) fails the run even with no failed test.
-  [ "$vitest_exit" -ne 0 ] && [ "$f" -eq 0 ] && failed=$((failed + 1))
-else
-  failed=$((failed + 1))
-fi
-
-step "remote mode: the remote client, and the adapters' suites, through a real Kiln server (tests/remote)"
-pnpm exec vitest run -c tests/remote/vitest.config.ts --reporter=default --reporter=json --outputFile.json="$out/remote.json"
-remote_exit=$?
-if [ -f "$out/remote.json" ]; then
-  read -r p f s < <(node -e '
-    const r = require(process.argv[1]);
-    console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests);' "$PWD/$out/remote.json")
-  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
-  [ "$remote_exit" -ne 0 ] && [ "$f" -eq 0 ] && failed=$((failed + 1))
-else
-  failed=$((failed + 1))
-fi
-
-step "kube-sim: the test-only Kubernetes API server, through the real @kubernetes/client-node (tests/kube-sim)"
-pnpm exec vitest run -c tests/kube-sim/vitest.config.ts --reporter=default --reporter=json --outputFile.json="$out/kube-sim.json"
-kubesim_exit=$?
-if [ -f "$out/kube-sim.json" ]; then
-  read -r p f s < <(node -e '
-    const r = require(process.argv[1]);
-    console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests);' "$PWD/$out/kube-sim.json")
-  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
-  [ "$kubesim_exit" -ne 0 ] && [ "$f" -eq 0 ] && failed=$((failed + 1))
-else
-  failed=$((failed + 1))
-fi
-
-step "Kubernetes engine contract: core's lifecycle, code, files, exec and pool tests on kubernetes() against kube-sim"
-pnpm exec vitest run -c packages/kubernetes/vitest.contract.config.ts --reporter=default --reporter=json --outputFile.json="$out/k8s-contract.json"
-k8s_exit=$?
-if [ -f "$out/k8s-contract.json" ]; then
-  read -r p f s < <(node -e '
-    const r = require(process.argv[1]);
-    console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests);' "$PWD/$out/k8s-contract.json")
-  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
-  [ "$k8s_exit" -ne 0 ] && [ "$f" -eq 0 ] && failed=$((failed + 1))
-else
-  failed=$((failed + 1))
-fi
+vitest_suite "vitest: unit and integration tests, every package" vitest
+vitest_suite "remote mode: the remote client, and the adapters' suites, through a real Kiln server (tests/remote)" remote -c tests/remote/vitest.config.ts
+vitest_suite "kube-sim: the test-only Kubernetes API server, through the real @kubernetes/client-node (tests/kube-sim)" kube-sim -c tests/kube-sim/vitest.config.ts
+vitest_suite "Kubernetes engine contract: core's lifecycle, code, files, exec and pool tests on kubernetes() against kube-sim" k8s-contract -c packages/kubernetes/vitest.contract.config.ts
 
 step "docs: every code sample of docs/*.md and the READMEs (tests/docs/run.ts, real engine and server)"
 node tests/docs/run.ts >"$out/docs-samples.log" 2>&1
