@@ -97,12 +97,13 @@ COPY kernel_python.py kernel_js.mjs /opt/kiln/
 COPY kiln_agent /opt/kiln/kiln_agent
 RUN python3 -m compileall -q /opt/kiln
 ENV HOME=/home/kiln LANG=C.UTF-8 MPLBACKEND=Agg PYTHONDONTWRITEBYTECODE=1
-LABEL ${LABEL.image}=runtime ${CORE_VERSION_LABEL}=${CORE_VERSION}
+LABEL ${LABEL.image}=runtime ${CORE_VERSION_LABEL}=${CORE_VERSION} ${LABEL.agentStdio}=1
 USER kiln
 WORKDIR /workspace
 ENTRYPOINT ["/usr/bin/tini", "--"]
 # Imported rather than run as a script, so it loads from the precompiled .pyc (about 3.5 MB less per sandbox).
-CMD ["python3", "-I", "-c", "import sys; sys.path.insert(0, '/opt/kiln'); from kiln_agent.main import main; main()"]
+# stdio=True: the host that creates the sandbox talks to the agent over the attached stdin/stdout.
+CMD ["python3", "-I", "-c", "import sys; sys.path.insert(0, '/opt/kiln'); from kiln_agent.main import main; main(stdio=True)"]
 `;
 }
 
