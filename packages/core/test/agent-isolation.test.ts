@@ -11,13 +11,13 @@ let sb: Sandbox;
 let agentPid: string;
 beforeAll(async () => {
   sb = await sandbox(kiln);
-  agentPid = (await sb.exec("pgrep -f '^python3 -I -c .*kiln_agent'")).stdout.trim();
+  agentPid = (await sb.exec("pgrep -f '^python3 -I -S -c .*kiln_agent'")).stdout.trim();
 });
 
 /** The agent's pid as the host sees it (tests run as root on the host). */
 function hostPidOfAgent(id: string): number {
   const table = execFileSync("docker", ["top", id, "-eo", "pid,args"], { encoding: "utf8" });
-  const line = table.split("\n").find((l) => /^\s*\d+\s+python3 -I -c .*kiln_agent/.test(l));
+  const line = table.split("\n").find((l) => /^\s*\d+\s+python3 -I -S -c .*kiln_agent/.test(l));
   if (!line) throw new Error(`no agent in:\n${table}`);
   return Number(line.trim().split(/\s+/)[0]);
 }

@@ -1,4 +1,4 @@
-"""Entry point: `python3 -I -c "import sys; sys.path.insert(0, '/opt/kiln'); from kiln_agent.main import main; main()"`."""
+"""Entry point: `python3 -I -S -c "import sys; sys.path.insert(0, '/opt/kiln'); from kiln_agent.main import main; main(stdio=True)"`."""
 
 import os
 import signal

@@ -29,6 +29,7 @@ TERMINAL = ("ok", "error", "exit", "done")
 AGENT_ARGV = [
     sys.executable,
     "-I",
+    "-S",
     "-c",
     f"import sys; sys.path.insert(0, {RUNTIME!r}); from kiln_agent.main import main; main()",
 ]
