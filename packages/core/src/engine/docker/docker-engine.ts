@@ -47,8 +47,6 @@ interface Created {
   fresh: boolean;
   /** Its image's agent serves the attached stdin/stdout, and nobody attached yet. */
   stdio: boolean;
-  /** The holder's first start (its packet filter in place), begun while the sandbox is created. */
-  holderStarted?: Promise<void>;
 }
 
 /** How much of a process's stderr we keep for diagnostics. */
@@ -243,10 +241,6 @@ export class DockerEngine implements Engine {
     // allow-list sandbox, whose holder's only way out is Kiln's egress proxy (allow.ts).
     const allow = typeof spec.network === "object" ? await this.#allow.createHolder() : undefined;
     const holder = spec.network === "egress" ? await this.#egress.createHolder() : allow?.holder;
-    // The holder starts (and confines its namespace) while the sandbox's container is created;
-    // the sandbox's own start still waits for it (startContainer).
-    const holderStarted = holder === undefined ? undefined : this.#egress.startHolder(holder);
-    holderStarted?.catch(() => {}); // awaited at the start, or below on failure
     try {
       const options = containerCreateOptions(
         {
@@ -279,19 +273,10 @@ export class DockerEngine implements Engine {
           throw err;
         }
       }
-      this.#remember(container.id, {
-        holder,
-        allow: allow !== undefined,
-        fresh: true,
-        stdio,
-        ...(holderStarted ? { holderStarted } : {}),
-      });
+      this.#remember(container.id, { holder, allow: allow !== undefined, fresh: true, stdio });
       return container.id;
     } catch (err) {
-      if (holder !== undefined) {
-        await holderStarted?.catch(() => {});
-        await this.#egress.removeHolder(holder);
-      }
+      if (holder !== undefined) await this.#egress.removeHolder(holder);
       if ((err as EngineHttpError).statusCode === 409) {
         throw new ConflictError(`The name "${spec.name}" is already taken`, { cause: err });
       }
@@ -311,8 +296,8 @@ export class DockerEngine implements Engine {
       // Just created here: no inspect needed to know it is not running, not legacy, and its holder.
       created.fresh = false;
       try {
-        // Its holder was started at creation (an allow-list sandbox's proxy was ensured then too).
-        await created.holderStarted;
+        if (created.allow) await this.#allow.ensure();
+        if (created.holder !== undefined) await this.#egress.startHolder(created.holder);
         await container.start();
         return;
       } catch (err) {
