@@ -4,6 +4,7 @@ import json
 import os
 import selectors
 import socket
+import stat
 import sys
 import time
 
@@ -104,6 +105,11 @@ class Agent:
         created the sandbox). Descriptors 0 and 1 become /dev/null, so no child can inherit the
         channel; the agent keeps private, non-inheritable copies (PEP 446)."""
         try:
+            # Only a pipe or socket can carry a client (docker attach: pipes). Started without an
+            # open stdin (/dev/null, a file, a terminal: another engine, a plain `docker run`),
+            # the agent serves its socket alone.
+            if not all(stat.S_ISFIFO(os.fstat(fd).st_mode) or stat.S_ISSOCK(os.fstat(fd).st_mode) for fd in (0, 1)):
+                return
             rfd, wfd = os.dup(0), os.dup(1)
         except OSError as exc:
             log(f"no stdio channel: {exc}")
@@ -112,7 +118,13 @@ class Agent:
         os.dup2(null, 0)
         os.dup2(null, 1)
         os.close(null)
-        self.stdio = StdioConnection(self, rfd, wfd)
+        try:
+            self.stdio = StdioConnection(self, rfd, wfd)
+        except OSError as exc:
+            log(f"no stdio channel: {exc}")
+            for fd in (rfd, wfd):
+                self.loop.watch(fd, 0)
+                os.close(fd)
 
     def connection_opened(self, conn):
         """The stdio client sent its first byte: from now on it counts like an accepted one."""

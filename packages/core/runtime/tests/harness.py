@@ -184,7 +184,11 @@ class AgentProcess:
             KILN_TEST_BASE="from-agent",
         )
         self.log = open(os.path.join(self.dir, "agent.log"), "w+")
-        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE} if stdio else {}
+        # stdio: "pipes" (as the engine starts it, attachable), "devnull" (started without an open
+        # stdin, as another engine or a plain `docker run` would), or False (the tests' default).
+        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE} if stdio is True else {}
+        if stdio == "devnull":
+            pipes = {"stdin": subprocess.DEVNULL}
         self.proc = subprocess.Popen(
             AGENT_STDIO_ARGV if stdio else AGENT_ARGV, env=env, stderr=self.log, **pipes
         )

@@ -60,5 +60,15 @@ class StdioTest(unittest.TestCase):
         self.assertEqual(other.final("hello")["type"], "ok")
 
 
+class NoStdinTest(unittest.TestCase):
+    def test_without_an_open_stdin_the_agent_serves_its_socket_alone(self):
+        agent = AgentProcess(stdio="devnull")
+        self.addCleanup(agent.stop)
+        client = Client(agent.socket)
+        self.addCleanup(client.close)
+        self.assertEqual(client.final("hello")["type"], "ok")
+        self.assertIsNone(agent.proc.poll())
+
+
 if __name__ == "__main__":
     unittest.main()
