@@ -1,6 +1,6 @@
 /**
  * The default runtime image: Debian bookworm with Python 3 (numpy, pandas, matplotlib, dill),
- * Node 24, git, curl, bash, the unprivileged user `kiln` owning /workspace, and the agent.
+ * Node 24 with npm 11, git, curl, bash, the unprivileged user `kiln` owning /workspace, and the agent.
  * Its tag is a hash of everything that goes into it, so any change rebuilds it and an
  * unchanged one is found in milliseconds.
  */
