@@ -19,7 +19,7 @@ const kiln = new Kiln();
 const image = await kiln.images.ensure();
 const engine = kiln.engine;
 const sections: string[] = [];
-/** KILN_BENCH_SECTIONS=cold,exec,code,snapshot,runtimes runs only those (default: all). */
+/** KILN_BENCH_SECTIONS=cold,exec,code,snapshot,network,pools,server,terminals,remote,runtimes runs only those (default: all). */
 const only = process.env.KILN_BENCH_SECTIONS?.split(",").map((x) => x.trim());
 const want = (section: string) => !only || only.includes(section);
 
@@ -30,31 +30,30 @@ async function series(label: string, once: () => Promise<number>): Promise<Serie
   return s;
 }
 
-/** The engine's own floor: create + start the same hardened container, then one plain exec. */
-async function dockerodeFloor(): Promise<number> {
+/** The engine's own floor: create + start the same hardened container, one plain exec, remove. */
+async function dockerodeFloor(withRemove: boolean): Promise<number> {
   let id = "";
-  return timeOnly(
-    async () => {
-      id = await engine.createContainer({
-        name: `kiln-bench-${process.pid}-${Math.random().toString(36).slice(2)}`,
-        image,
-        labels: { "kiln.bench": "1" },
-        env: {},
-        cpus: 1,
-        memoryMb: 1024,
-        pids: 512,
-        network: "none",
-        volumes: [],
-      });
-      await engine.startContainer(id);
-      const channel = await engine.openProcess(id, ["echo", "hi"]);
-      let out = "";
-      channel.stream.on("data", (c: Buffer) => (out += c));
-      await new Promise((resolve) => channel.stream.on("end", resolve));
-      if (out !== "hi\n") throw new Error(`floor exec printed ${JSON.stringify(out)}`);
-    },
-    () => engine.removeContainer(id),
-  );
+  const cycle = async () => {
+    id = await engine.createContainer({
+      name: `kiln-bench-${process.pid}-${Math.random().toString(36).slice(2)}`,
+      image,
+      labels: { "kiln.bench": "1" },
+      env: {},
+      cpus: 1,
+      memoryMb: 1024,
+      pids: 512,
+      network: "none",
+      volumes: [],
+    });
+    await engine.startContainer(id);
+    const channel = await engine.openProcess(id, ["echo", "hi"]);
+    let out = "";
+    channel.stream.on("data", (c: Buffer) => (out += c));
+    await new Promise((resolve) => channel.stream.on("end", resolve));
+    if (out !== "hi\n") throw new Error(`floor exec printed ${JSON.stringify(out)}`);
+    if (withRemove) await engine.removeContainer(id);
+  };
+  return withRemove ? timeOnly(cycle) : timeOnly(cycle, () => engine.removeContainer(id));
 }
 
 async function dockerRun(): Promise<number> {
@@ -64,23 +63,48 @@ async function dockerRun(): Promise<number> {
   });
 }
 
+/** A cold sandbox to the first command's output; with `withDelete`, its delete() is timed too. */
+async function kilnCold(withDelete: boolean): Promise<number> {
+  let sandbox: Awaited<ReturnType<Kiln["create"]>> | undefined;
+  const cycle = async () => {
+    sandbox = await kiln.create({ labels: { bench: "1" } });
+    const result = await sandbox.exec("echo hi");
+    if (result.stdout !== "hi\n") throw new Error(`exec printed ${JSON.stringify(result.stdout)}`);
+    if (withDelete) await sandbox.delete();
+  };
+  return withDelete ? timeOnly(cycle) : timeOnly(cycle, () => sandbox?.delete() ?? Promise.resolve());
+}
+
+/**
+ * Several series measured interleaved: each round runs every one once, in a rotating order, so
+ * the load of a shared machine falls on all of them alike (compare their ratios, not absolutes).
+ */
+async function interleaved(runs: [label: string, once: () => Promise<number>][]): Promise<Series[]> {
+  for (let i = 0; i < WARMUP; i++) for (const [, once] of runs) await once();
+  const samples: number[][] = runs.map(() => []);
+  for (let i = 0; i < ITERATIONS; i++) {
+    for (let k = 0; k < runs.length; k++) {
+      const j = (i + k) % runs.length;
+      samples[j]?.push(await (runs[j] as [string, () => Promise<number>])[1]());
+    }
+  }
+  for (const [label] of runs) console.error(`  measured ${label}`);
+  return runs.map(([label], j) => ({ label, samples: samples[j] as number[] }));
+}
+
 console.error(`benchmarking with ${image}, ${ITERATIONS} iterations (+${WARMUP} warm-up) each`);
 
 if (want("cold")) {
-  const kilnCold = await series("kiln.create() + exec('echo hi')", async () => {
-    let sandbox: Awaited<ReturnType<Kiln["create"]>> | undefined;
-    return timeOnly(
-      async () => {
-        sandbox = await kiln.create({ labels: { bench: "1" } });
-        const result = await sandbox.exec("echo hi");
-        if (result.stdout !== "hi\n") throw new Error(`exec printed ${JSON.stringify(result.stdout)}`);
-      },
-      () => sandbox?.delete() ?? Promise.resolve(),
-    );
-  });
-  const floor = await series("dockerode create + start + exec (floor)", dockerodeFloor);
-  const cli = await series("docker run --rm IMAGE echo hi", dockerRun);
-  sections.push(table("Cold start: new sandbox to first command output", [kilnCold, floor, cli], floor));
+  // The full cycle (create, first command, delete) next to `docker run --rm`, which removes its
+  // container too; then the same without the delete, and the engine's own floor of each.
+  const rows = await interleaved([
+    ["kiln.create() + exec('echo hi') + delete()", () => kilnCold(true)],
+    ["dockerode create + start + exec + remove (floor)", () => dockerodeFloor(true)],
+    ["docker run --rm IMAGE echo hi", dockerRun],
+    ["kiln.create() + exec('echo hi') (delete not timed)", () => kilnCold(false)],
+    ["dockerode create + start + exec (floor, remove not timed)", () => dockerodeFloor(false)],
+  ]);
+  sections.push(table("Cold start: new sandbox to first command output (interleaved rounds)", rows, rows[2] as Series));
 }
 
 if (want("exec")) {
@@ -223,7 +247,7 @@ if (want("snapshot")) {
   await source.delete();
 }
 
-{
+if (want("network")) {
   // An egress sandbox starts a network holder (which filters its namespace) before the sandbox.
   const coldCreate = (network: "none" | "egress") =>
     series(`kiln.create({ network: "${network}" }) + exec('echo hi')`, async () => {
@@ -243,9 +267,9 @@ if (want("snapshot")) {
 }
 
 if (want("pools")) sections.push(...(await poolBenchmarks()));
-sections.push(...(await serverBenchmarks(kiln)));
-sections.push(...(await terminalBenchmarks(kiln)));
-sections.push(...(await remoteClientBenchmarks()));
+if (want("server")) sections.push(...(await serverBenchmarks(kiln)));
+if (want("terminals")) sections.push(...(await terminalBenchmarks(kiln)));
+if (want("remote")) sections.push(...(await remoteClientBenchmarks()));
 
 if (want("runtimes")) {
   // The isolation tiers side by side: a cold create and a pool claim (each runtime its own pool),
@@ -309,4 +333,5 @@ const report = [
   ...sections.flatMap((s) => [s, ""]),
 ].join("\n");
 console.log(report);
-await writeFile(new URL("./results/latest.md", import.meta.url), report);
+// A run of some sections only keeps the full run's latest.md as it is.
+await writeFile(new URL(`./results/latest${only ? `-${only.join("-")}` : ""}.md`, import.meta.url), report);

@@ -383,12 +383,12 @@ export class Kiln implements AsyncDisposable {
       if (v.snapshot !== undefined || v.autoStopMs !== undefined) {
         await writeSandboxFiles(this.engine, id, { env: v.env, agent: { autoStopMs: v.autoStopMs ?? null } });
       }
+      // The agent's channel is opened while the container starts (over its stdio where it can be).
+      const connected = this.#connections.attach(id);
+      connected.catch(() => {}); // awaited below, unless the start fails first
       await this.engine.startContainer(id);
       throwIfAborted(v.signal, "create");
-      await Promise.all([
-        this.#connections.get(id),
-        v.name === undefined ? this.engine.renameContainer(id, finalName) : undefined,
-      ]);
+      await Promise.all([connected, v.name === undefined ? this.engine.renameContainer(id, finalName) : undefined]);
       throwIfAborted(v.signal, "create");
     } catch (err) {
       this.#connections.close(id);

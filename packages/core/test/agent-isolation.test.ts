@@ -11,13 +11,13 @@ let sb: Sandbox;
 let agentPid: string;
 beforeAll(async () => {
   sb = await sandbox(kiln);
-  agentPid = (await sb.exec("pgrep -f '^python3 -I -c .*kiln_agent'")).stdout.trim();
+  agentPid = (await sb.exec("pgrep -f '^python3 -I -S -c .*kiln_agent'")).stdout.trim();
 });
 
 /** The agent's pid as the host sees it (tests run as root on the host). */
 function hostPidOfAgent(id: string): number {
   const table = execFileSync("docker", ["top", id, "-eo", "pid,args"], { encoding: "utf8" });
-  const line = table.split("\n").find((l) => /^\s*\d+\s+python3 -I -c .*kiln_agent/.test(l));
+  const line = table.split("\n").find((l) => /^\s*\d+\s+python3 -I -S -c .*kiln_agent/.test(l));
   if (!line) throw new Error(`no agent in:\n${table}`);
   return Number(line.trim().split(/\s+/)[0]);
 }
@@ -66,6 +66,21 @@ describe("the agent is out of user code's reach", () => {
     expect(connect.stderr).toMatch(/PermissionError/);
     const replace = await sb.exec("rm -f /run/kiln/agent.sock; touch /run/kiln/x");
     expect(replace.stderr).toMatch(/Permission denied/);
+  });
+
+  it("user code cannot reach the agent's attached stdin/stdout (the creating host's channel)", async () => {
+    // The channel is the container's stdio: held by tini (pid 1, root) and by the agent on private
+    // descriptors; the agent's own 0 and 1 are /dev/null, and user code cannot open either's fds.
+    for (const pid of ["1", agentPid]) {
+      for (const fd of ["0", "1"]) {
+        const open = await sb.exec(`cat /proc/${pid}/fd/${fd} </dev/null & sleep 0.2; kill $! 2>/dev/null; wait`);
+        expect(open.stderr, `/proc/${pid}/fd/${fd}`).toMatch(/Permission denied/);
+        const write = await sb.exec(`echo forged > /proc/${pid}/fd/${fd}`);
+        expect(write.exitCode, `write to /proc/${pid}/fd/${fd}`).not.toBe(0);
+      }
+    }
+    // (That nothing the agent spawns inherits the channel: runtime/tests/test_stdio.py.)
+    expect((await sb.exec("echo alive")).stdout).toBe("alive\n");
   });
 
   it("a planted .pth in the user site runs in user code, never in the agent (python3 -I)", async () => {

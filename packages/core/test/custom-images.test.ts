@@ -86,6 +86,31 @@ describe("images.build", () => {
     expect((await kiln.images.list()).find((i) => i.name === name)?.tag).toBe(first.tag);
   }, 600_000);
 
+  it("installs spec.npm packages on the default image from the registry this machine's npm uses; require() finds them in a JS cell", async () => {
+    const name = uniqueName("npm");
+    built.push(name);
+    // The registry of the host's npm configuration, read now (never written in the repository).
+    const registry = execFileSync("npm", ["config", "get", "registry"], { encoding: "utf8" }).trim();
+    const { tag } = await kiln.images.build({ name, npm: ["is-number@7"] });
+    const history = execFileSync("docker", ["history", "--no-trunc", "--format", "{{.CreatedBy}}", tag], {
+      encoding: "utf8",
+    });
+    expect(history).toContain(`npm install -g`);
+    expect(history).toContain(`--registry='${registry}'`);
+
+    const sb = await sandbox(kiln, { image: name });
+    const run = await sb.runCode("const isNumber = require('is-number'); [isNumber(42), isNumber('x')]", {
+      language: "javascript",
+    });
+    expect(run.status).toBe("ok");
+    expect(run.results[0]?.text).toBe("[ true, false ]");
+    // npm itself is in the sandbox, for the sandbox user.
+    const npm = await sb.exec("npm --version && id -u");
+    expect(npm.exitCode).toBe(0);
+    expect(npm.stdout).toMatch(/^11\.\d+\.\d+\n1000\n$/);
+    await sb.delete();
+  }, 600_000);
+
   it("builds from a plain Debian image (the debootstrapped base): Kiln adds its agent, and Python, JS and TS run", async () => {
     const name = uniqueName("plain");
     built.push(name);

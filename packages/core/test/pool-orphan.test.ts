@@ -28,8 +28,9 @@ describe("orphaned pool members", () => {
     try {
       expect(await running()).toBe("running");
       // What the owner's death does to the member: its connection (the docker exec bridge) ends.
-      execFileSync("docker", ["exec", members[0] as string, "pkill", "-x", "socat"]);
+      // Timed from before the exec: the agent's clock starts at the kill, before the exec returns.
       const killed = Date.now();
+      execFileSync("docker", ["exec", members[0] as string, "pkill", "-x", "socat"]);
       // Still up well before the grace period ends: a brief disconnect is not a death.
       await new Promise((r) => setTimeout(r, POOL_ORPHAN_STOP_MS / 2));
       expect(await running()).toBe("running");

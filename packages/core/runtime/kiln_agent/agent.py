@@ -4,11 +4,12 @@ import json
 import os
 import selectors
 import socket
+import stat
 import sys
 import time
 
 from .commands import Exec
-from .connection import Connection
+from .connection import Connection, StdioConnection
 from .contexts import Context
 from .files import (
     EntryStream,
@@ -51,6 +52,7 @@ class Agent:
         self.loop = Loop()
         self.listener = None
         self.connections = set()
+        self.stdio = None
         self.contexts = {}
         self.base_env = dict(os.environ)
         self.env_overlay = {}
@@ -79,7 +81,9 @@ class Agent:
         for handlers in (self.ptys.handlers(), self.processes.handlers(), port_forward.handlers(self)):
             self.handlers.update(handlers)
 
-    def serve(self):
+    def serve(self, stdio=False):
+        if stdio:
+            self.serve_stdio()
         try:
             self.env_overlay = self.read_env_file()
         except (OSError, ValueError) as exc:
@@ -95,6 +99,36 @@ class Agent:
         for name in sorted({"default", *saved}):
             self.context("python", name).start(saved.get(name))
         self.loop.run()
+
+    def serve_stdio(self):
+        """Serve the one client that may attach to the container's stdin/stdout (the host that
+        created the sandbox). Descriptors 0 and 1 become /dev/null, so no child can inherit the
+        channel; the agent keeps private, non-inheritable copies (PEP 446)."""
+        try:
+            # Only a pipe or socket can carry a client (docker attach: pipes). Started without an
+            # open stdin (/dev/null, a file, a terminal: another engine, a plain `docker run`),
+            # the agent serves its socket alone.
+            if not all(stat.S_ISFIFO(os.fstat(fd).st_mode) or stat.S_ISSOCK(os.fstat(fd).st_mode) for fd in (0, 1)):
+                return
+            rfd, wfd = os.dup(0), os.dup(1)
+        except OSError as exc:
+            log(f"no stdio channel: {exc}")
+            return
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(null, 1)
+        os.close(null)
+        try:
+            self.stdio = StdioConnection(self, rfd, wfd)
+        except OSError as exc:
+            log(f"no stdio channel: {exc}")
+            for fd in (rfd, wfd):
+                self.loop.watch(fd, 0)
+                os.close(fd)
+
+    def connection_opened(self, conn):
+        """The stdio client sent its first byte: from now on it counts like an accepted one."""
+        self.connections.add(conn)
 
     def shutdown(self):
         self.processes.terminate_all(self.ptys.running())  # SIGTERM, a grace, then SIGKILL

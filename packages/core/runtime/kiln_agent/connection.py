@@ -2,6 +2,7 @@
 
 import collections
 import json
+import os
 import selectors
 import struct
 
@@ -17,7 +18,7 @@ class Connection:
         self.agent = agent
         self.loop = agent.loop
         self.sock = sock
-        self.fd = sock.fileno()
+        self.fd = sock.fileno() if sock is not None else None
         self.inbuf = bytearray()
         self.outq = collections.deque()
         self.unsent = 0
@@ -63,8 +64,7 @@ class Connection:
         if self.closed:
             return
         self.closed = True
-        self.loop.watch(self.fd, 0)
-        self.sock.close()
+        self._close_transport()
         self.outq.clear()
         self.unsent = 0
         for request in list(self.active.values()):
@@ -77,6 +77,21 @@ class Connection:
         self.agent.connections.discard(self)
         self.agent.connection_closed()
 
+    # The transport: a connected socket here, the agent's own stdin/stdout in StdioConnection.
+
+    def _recv(self, size):
+        return self.sock.recv(size)
+
+    def _send(self, chunk):
+        return self.sock.send(chunk)
+
+    def _watch(self, events):
+        self.loop.watch(self.fd, events, self._on_ready)
+
+    def _close_transport(self):
+        self.loop.watch(self.fd, 0)
+        self.sock.close()
+
     def _update_interest(self):
         backlog = sum(request.input_backlog() for request in self.active.values())
         self.reading = backlog <= STDIN_BACKLOG_MAX
@@ -85,7 +100,7 @@ class Connection:
         )
         if events != self.events:
             self.events = events
-            self.loop.watch(self.fd, events, self._on_ready)
+            self._watch(events)
 
     def _on_ready(self, mask):
         if mask & selectors.EVENT_WRITE:
@@ -95,7 +110,7 @@ class Connection:
 
     def _receive(self):
         try:
-            data = self.sock.recv(RECV_SIZE)
+            data = self._recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -152,7 +167,7 @@ class Connection:
         while self.outq:
             chunk = self.outq[0]
             try:
-                sent = self.sock.send(chunk)
+                sent = self._send(chunk)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
@@ -174,3 +189,38 @@ class Connection:
         feeders, self.feeders = self.feeders, set()
         for feeder in feeders:
             feeder.resume()
+
+
+class StdioConnection(Connection):
+    """The client attached to the container's own stdin/stdout (the host that created the
+    sandbox attaches before it starts, saving an exec and its relay). Two pipes instead of one
+    socket; everything else is a Connection. It counts as a client only once a byte arrives
+    (nobody may ever attach), and ends for good at EOF: the engine closes the container's stdin
+    when that one client detaches, so it is never shared or reused."""
+
+    def __init__(self, agent, rfd, wfd):
+        self.rfd, self.wfd = rfd, wfd
+        os.set_blocking(rfd, False)
+        os.set_blocking(wfd, False)
+        self.attached = False
+        super().__init__(agent, None)
+
+    def _recv(self, size):
+        data = os.read(self.rfd, size)
+        if data and not self.attached:
+            self.attached = True
+            self.agent.connection_opened(self)
+        return data
+
+    def _send(self, chunk):
+        return os.write(self.wfd, chunk)
+
+    def _watch(self, events):
+        self.loop.watch(self.rfd, events & selectors.EVENT_READ, self._on_ready)
+        self.loop.watch(self.wfd, events & selectors.EVENT_WRITE, self._on_ready)
+
+    def _close_transport(self):
+        self.loop.watch(self.rfd, 0)
+        self.loop.watch(self.wfd, 0)
+        os.close(self.rfd)
+        os.close(self.wfd)

@@ -1,4 +1,4 @@
-"""Entry point: `python3 -I -c "import sys; sys.path.insert(0, '/opt/kiln'); from kiln_agent.main import main; main()"`."""
+"""Entry point: `python3 -I -S -c "import sys; sys.path.insert(0, '/opt/kiln'); from kiln_agent.main import main; main(stdio=True)"`."""
 
 import os
 import signal
@@ -7,7 +7,8 @@ from .agent import Agent
 from .config import Config
 
 
-def main():
+def main(stdio=False):
+    """stdio: also serve the client attached to stdin/stdout (the runtime image's command)."""
     agent = Agent(Config(os.environ))
 
     def stop(signum, frame):
@@ -15,7 +16,7 @@ def main():
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        agent.serve()
+        agent.serve(stdio=stdio)
     except KeyboardInterrupt:
         pass
     finally:

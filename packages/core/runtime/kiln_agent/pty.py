@@ -10,7 +10,6 @@ is always read, so the program never waits for a reader. Ended sessions are reme
 import errno
 import fcntl
 import os
-import secrets
 import signal
 import struct
 import termios
@@ -202,7 +201,7 @@ class Ptys:
         extra = {"TERM": DEFAULT_TERM, **field(header, "env", is_env, {})}
         if len(self.running()) >= MAX_TERMINALS:  # their scrollback is the agent's memory
             raise BlockingIOError(errno.EAGAIN, f"{MAX_TERMINALS} terminals are running already: end one first")
-        pty_id = "pty_" + secrets.token_hex(8)
+        pty_id = "pty_" + os.urandom(8).hex()  # not `secrets`: its hmac/OpenSSL import slows every start
         session = PtySession(self.agent, pty_id, argv, cwd, self.agent.sandbox_env(extra), cols, rows)
         self.sessions[pty_id] = session
         conn.reply(rid, "ok", ptyId=pty_id, pid=session.pid)

@@ -29,18 +29,42 @@ TERMINAL = ("ok", "error", "exit", "done")
 AGENT_ARGV = [
     sys.executable,
     "-I",
+    "-S",
     "-c",
     f"import sys; sys.path.insert(0, {RUNTIME!r}); from kiln_agent.main import main; main()",
 ]
+# As the runtime image starts it: also serving the client attached to its stdin/stdout.
+AGENT_STDIO_ARGV = [*AGENT_ARGV[:-1], AGENT_ARGV[-1].replace("main()", "main(stdio=True)")]
+
+
+class Pipes:
+    """The agent's stdin/stdout, with the socket methods Client uses."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def sendall(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def recv(self, size):
+        return self.proc.stdout.read1(size)
+
+    def close(self):
+        self.proc.stdin.close()
 
 
 class Client:
-    """A protocol client: frames out, frames in, grouped by request id."""
+    """A protocol client: frames out, frames in, grouped by request id. `path` is the agent's
+    socket, or a Pipes to talk over its stdin/stdout."""
 
     def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
-        self.sock.settimeout(20)
+        if isinstance(path, Pipes):
+            self.sock = path
+        else:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(path)
+            self.sock.settimeout(20)
         self.buffer = b""
         self.next_id = 0
         self.backlog = {}  # id -> frames read while waiting for another id
@@ -136,7 +160,7 @@ class AgentProcess:
     """An agent in its own temp dir: socket, workdir, env file, agent.json (written if settings
     are given), state dir (unless given), and a runtime dir holding only kernel_python.py."""
 
-    def __init__(self, settings=None, state_dir=None):
+    def __init__(self, settings=None, state_dir=None, stdio=False):
         self.dir = tempfile.mkdtemp(prefix="kiln-agent-test-")
         self.workdir = os.path.join(self.dir, "work")
         self.env_file = os.path.join(self.dir, "env.json")
@@ -160,8 +184,13 @@ class AgentProcess:
             KILN_TEST_BASE="from-agent",
         )
         self.log = open(os.path.join(self.dir, "agent.log"), "w+")
+        # stdio: "pipes" (as the engine starts it, attachable), "devnull" (started without an open
+        # stdin, as another engine or a plain `docker run` would), or False (the tests' default).
+        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE} if stdio is True else {}
+        if stdio == "devnull":
+            pipes = {"stdin": subprocess.DEVNULL}
         self.proc = subprocess.Popen(
-            AGENT_ARGV, env=env, stderr=self.log
+            AGENT_STDIO_ARGV if stdio else AGENT_ARGV, env=env, stderr=self.log, **pipes
         )
         deadline = time.monotonic() + 10
         while not os.path.exists(self.socket):
@@ -173,6 +202,9 @@ class AgentProcess:
         """Stop the agent; fail if it logged an internal error."""
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(10)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
         self.log.seek(0)
         log = self.log.read()
         self.log.close()

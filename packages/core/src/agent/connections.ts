@@ -24,9 +24,22 @@ export class AgentConnections {
   }
 
   get(id: string): Promise<AgentConnection> {
+    return this.#get(id, false);
+  }
+
+  /**
+   * The first connection to a sandbox this process just created, opened while it starts: over
+   * its agent's attached stdin/stdout where the engine offers that (no exec, no relay process, no
+   * wait for the socket), else as get(). Call it right after createContainer.
+   */
+  attach(id: string): Promise<AgentConnection> {
+    return this.#get(id, true);
+  }
+
+  #get(id: string, attach: boolean): Promise<AgentConnection> {
     let pending = this.#open.get(id);
     if (!pending) {
-      pending = this.#connect(id);
+      pending = this.#connect(id, attach);
       this.#open.set(id, pending);
       pending.then(
         (connection) => connection.onClose(() => this.#forget(id, pending)),
@@ -74,10 +87,12 @@ export class AgentConnections {
     });
   }
 
-  async #connect(id: string): Promise<AgentConnection> {
+  async #connect(id: string, attach: boolean): Promise<AgentConnection> {
     let channel: Awaited<ReturnType<Engine["openProcess"]>>;
     try {
-      channel = await this.#engine.openProcess(id, bridgeCommand(AGENT_READY_TIMEOUT_MS));
+      channel =
+        (attach ? await this.#engine.attachAgent?.(id) : undefined) ??
+        (await this.#engine.openProcess(id, bridgeCommand(AGENT_READY_TIMEOUT_MS)));
     } catch (err) {
       const details = await this.#inspectAfterFailure(id, err);
       if (!details) throw new SandboxNotFoundError(id, { cause: err });
@@ -90,7 +105,8 @@ export class AgentConnections {
     }
     const connection = new AgentConnection(channel);
     try {
-      // The bridge waits up to AGENT_READY_TIMEOUT_MS for the socket before hello is even read.
+      // The bridge waits up to AGENT_READY_TIMEOUT_MS for the socket before hello is even read;
+      // over stdio, hello waits in the pipe while the container starts and the agent loads.
       const reply = await connection.call({ type: "hello" }, undefined, {
         deadlineMs: AGENT_READY_TIMEOUT_MS + AGENT_CALL_TIMEOUT_MS,
       });

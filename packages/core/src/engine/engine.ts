@@ -158,6 +158,12 @@ export interface Engine {
   getArchive(id: string, path: string): Promise<Readable | undefined>;
   /** Starts `argv` in a running container and connects to its stdin/stdout. */
   openProcess(id: string, argv: string[]): Promise<ProcessChannel>;
+  /**
+   * Optional: connects to the stdin/stdout of the container's own agent, called once by the
+   * process that just created it (before or right after its start), saving an openProcess.
+   * undefined when this container's agent cannot be reached that way: use openProcess.
+   */
+  attachAgent?(id: string): Promise<ProcessChannel | undefined>;
 
   imageExists(ref: string): Promise<boolean>;
   /** Builds an image from a tar build context (Dockerfile at its root). */

@@ -27,6 +27,12 @@ export const LABEL = {
   creator: "kiln.creator",
   /** Images: "runtime" | "base" | "snapshot". */
   image: "kiln.image",
+  /**
+   * Images whose agent serves the client attached to its stdin/stdout ("1"): the creating host
+   * talks to it that way, saving an exec (docker-engine.ts attachAgent). Inherited by images built
+   * on the runtime image and by snapshots (a container carries its image's labels).
+   */
+  agentStdio: "kiln.agent-stdio",
   /** Snapshot images: the snapshot's name. */
   snapshot: "kiln.snapshot",
   /** Volumes created through kiln.volumes. */

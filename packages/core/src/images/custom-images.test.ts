@@ -40,6 +40,21 @@ describe("ImageSpec", () => {
     expect(spec.files.map(([p]) => p)).toEqual(["/etc/a.txt", "/etc/b.txt"]);
   });
 
+  it("installs npm packages from the registry it is given, leaving no npm cache in the layer", () => {
+    const spec = validateImageSpec({ name: "n", npm: ["is-number@7"] });
+    if ("kind" in spec) throw new Error("expected a declarative spec");
+    const withRegistry = specDockerfile(spec, "b", { npmRegistry: "https://registry.example.test/" });
+    expect(withRegistry).toContain("npm install -g");
+    expect(withRegistry).toContain("--registry='https://registry.example.test/'");
+    expect(withRegistry).toContain("'is-number@7' && rm -rf /tmp/kiln-npm-cache");
+    expect(specDockerfile(spec, "b")).not.toContain("--registry");
+    // The CA files the host's npm trusts come along (a TLS-intercepting proxy's, say).
+    const withCa = specDockerfile(spec, "b", { npmCafile: new Uint8Array([1]), npmExtraCa: new Uint8Array([2]) });
+    expect(withCa).toContain("COPY npm-tls/ /tmp/kiln-npm-tls/");
+    expect(withCa).toContain("NODE_EXTRA_CA_CERTS=/tmp/kiln-npm-tls/extra.pem npm install -g");
+    expect(withCa).toContain("--cafile=/tmp/kiln-npm-tls/cafile.pem");
+  });
+
   it("quotes arguments so a package name cannot run a command", () => {
     const spec = validateImageSpec({ name: "q", apt: ["jq; rm -rf /"] });
     if ("kind" in spec) throw new Error("expected a declarative spec");

@@ -5,10 +5,12 @@
  * group is one Dockerfile step, so a changed spec rebuilds from the first changed step on (the
  * engine's layer cache keeps the steps before it).
  */
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { Readable } from "node:stream";
+import { promisify } from "node:util";
 import { pack } from "tar-stream";
 import type { Engine } from "../engine/engine.ts";
 import { LABEL } from "../engine/labels.ts";
@@ -16,6 +18,8 @@ import { EngineError, ImageBuildError, InvalidArgumentError, NotFoundError, thro
 import type { ImageProgressEvent } from "../types.ts";
 import { checkKnownKeys, describe, isRecord, requireName } from "../validate.ts";
 import type { RuntimeImages } from "./runtime-image.ts";
+
+const execFileAsync = promisify(execFile);
 
 /** Label on custom images: the spec's name (LABEL.image is "custom"). */
 export const CUSTOM_NAME_LABEL = "kiln.image-name";
@@ -30,7 +34,10 @@ export interface ImageSpec {
   apt?: string[];
   /** pip install arguments (packages, local paths copied with `files`, flags such as --no-index). One step. */
   pip?: string[];
-  /** Global npm packages (npm install -g); the image must have npm. One step. */
+  /**
+   * Global npm packages (npm install -g, from the registry the host's npm is configured with);
+   * require() finds them (NODE_PATH). Kiln's runtime image has npm. One step.
+   */
   npm?: string[];
   /** Shell commands, run as root after files, pip and npm. One step each. */
   run?: string[];
@@ -155,8 +162,58 @@ export function validateImageSpec(spec: unknown): ValidSpec | (DockerfileImageSp
   };
 }
 
+export interface SpecBuildSettings {
+  /** The registry the npm step installs from (the host's `npm config get registry`); npm's default when unset. */
+  npmRegistry?: string;
+  /**
+   * CA certificates the npm step trusts, as the host's npm does: its `cafile` (replacing the
+   * default set) and NODE_EXTRA_CA_CERTS (added to it), e.g. for a TLS-intercepting proxy.
+   */
+  npmCafile?: Uint8Array;
+  npmExtraCa?: Uint8Array;
+}
+
+/** Where the npm step's CA files sit during the build (under /tmp: a sandbox's tmpfs hides them). */
+const NPM_TLS_DIR = "/tmp/kiln-npm-tls";
+
+/**
+ * How the host's npm reaches its registry, read when a spec needs npm: the registry, and the CA
+ * files it trusts. Empty without npm on the host.
+ */
+export async function hostNpmSettings(env: NodeJS.ProcessEnv = process.env): Promise<SpecBuildSettings> {
+  const settings: SpecBuildSettings = {};
+  try {
+    const { stdout } = await execFileAsync("npm", ["config", "get", "registry", "cafile"], { timeout: 10_000 });
+    const values = new Map(
+      stdout
+        .split("\n")
+        .map((line) => line.trim().split(/=(.*)/s) as [string, string | undefined])
+        .filter(([, value]) => value !== undefined && value !== "" && value !== "null"),
+    );
+    const registry = values.get("registry");
+    if (registry && /^https?:\/\/\S+$/.test(registry)) settings.npmRegistry = registry;
+    const cafile = values.get("cafile");
+    if (cafile) settings.npmCafile = await readFile(cafile);
+  } catch {
+    // No npm on the host, or an unreadable cafile: npm's own defaults in the build.
+  }
+  if (env.NODE_EXTRA_CA_CERTS) {
+    settings.npmExtraCa = await readFile(env.NODE_EXTRA_CA_CERTS).catch(() => undefined);
+    if (settings.npmExtraCa === undefined) delete settings.npmExtraCa;
+  }
+  return settings;
+}
+
+/** The build-context files the npm step needs (its CA files), relative to the context. */
+function npmContextFiles(settings: SpecBuildSettings): [string, Uint8Array][] {
+  const files: [string, Uint8Array][] = [];
+  if (settings.npmCafile) files.push(["npm-tls/cafile.pem", settings.npmCafile]);
+  if (settings.npmExtraCa) files.push(["npm-tls/extra.pem", settings.npmExtraCa]);
+  return files;
+}
+
 /** The Dockerfile of a spec on `base` (an image that already has Kiln's runtime layer). One step per entry group. */
-export function specDockerfile(spec: ValidSpec, base: string): string {
+export function specDockerfile(spec: ValidSpec, base: string, settings: SpecBuildSettings = {}): string {
   const lines = [`FROM ${base}`, "USER root", "ARG DEBIAN_FRONTEND=noninteractive"];
   if (spec.apt.length > 0) {
     lines.push(
@@ -172,8 +229,14 @@ export function specDockerfile(spec: ValidSpec, base: string): string {
     );
   }
   if (spec.npm.length > 0) {
+    const registry = settings.npmRegistry === undefined ? "" : ` --registry=${shellQuote(settings.npmRegistry)}`;
+    const cafile = settings.npmCafile ? ` --cafile=${NPM_TLS_DIR}/cafile.pem` : "";
+    const extraCa = settings.npmExtraCa ? `NODE_EXTRA_CA_CERTS=${NPM_TLS_DIR}/extra.pem ` : "";
+    if (cafile || extraCa) lines.push(`COPY npm-tls/ ${NPM_TLS_DIR}/`);
+    // The cache goes with the step, so the layer holds only the packages.
     lines.push(
-      `RUN command -v npm >/dev/null || { echo "spec.npm needs npm in the image (Kiln's runtime image has Node but not npm): add it with spec.run or use a base that has it" >&2; exit 1; }; npm install -g ${spec.npm.map(shellQuote).join(" ")}`,
+      `RUN command -v npm >/dev/null || { echo "spec.npm needs npm in the image, and this one has none (an image built on an older Kiln runtime image): build on the current runtime image, or add npm with spec.run" >&2; exit 1; }; ` +
+        `${extraCa}npm install -g --no-fund --no-audit --no-update-notifier --cache /tmp/kiln-npm-cache${registry}${cafile} ${spec.npm.map(shellQuote).join(" ")} && rm -rf /tmp/kiln-npm-cache`,
     );
   }
   for (const command of spec.run) lines.push(`RUN ${command}`);
@@ -187,12 +250,13 @@ export function specDockerfile(spec: ValidSpec, base: string): string {
   return `${lines.join("\n")}\n`;
 }
 
-function specContext(dockerfile: string, files: [string, Uint8Array][]): Readable {
+function specContext(dockerfile: string, files: [string, Uint8Array][], extra: [string, Uint8Array][] = []): Readable {
   const archive = pack();
   const mtime = new Date(0);
   archive.entry({ name: "Dockerfile", mtime }, dockerfile);
   for (const [path, content] of files)
     archive.entry({ name: `files${path}`, mtime, mode: 0o644 }, Buffer.from(content));
+  for (const [path, content] of extra) archive.entry({ name: path, mtime, mode: 0o644 }, Buffer.from(content));
   archive.finalize();
   return Readable.from(archive);
 }
@@ -261,14 +325,16 @@ export class CustomImages {
       context = Readable.from(archive);
     } else {
       const { base, identity } = await this.#baseFor(valid.from, options);
-      const dockerfile = specDockerfile(valid, base);
+      const npm = valid.npm.length > 0 ? await hostNpmSettings() : {};
+      const dockerfile = specDockerfile(valid, base, npm);
       hash.update(dockerfile);
       // What the base is: a new runtime (a new content-hash tag) or a re-pulled `from` (a new id) rebuilds this image.
       hash.update(identity);
-      for (const [path, content] of valid.files) hash.update(`\0${path}\0`).update(content);
+      for (const [path, content] of [...valid.files, ...npmContextFiles(npm)])
+        hash.update(`\0${path}\0`).update(content);
       tag = `${CUSTOM_REPO_PREFIX}${valid.name}:${hash.digest("hex").slice(0, 16)}`;
       if (await this.#engine.imageExists(tag)) return this.#found(valid.name, tag, progress);
-      context = specContext(dockerfile, valid.files);
+      context = specContext(dockerfile, valid.files, npmContextFiles(npm));
     }
     throwIfAborted(options.signal, "images.build");
     progress("build", `building ${tag}`);

@@ -1,6 +1,6 @@
 /**
  * The default runtime image: Debian bookworm with Python 3 (numpy, pandas, matplotlib, dill),
- * Node 24, git, curl, bash, the unprivileged user `kiln` owning /workspace, and the agent.
+ * Node 24 with npm 11, git, curl, bash, the unprivileged user `kiln` owning /workspace, and the agent.
  * Its tag is a hash of everything that goes into it, so any change rebuilds it and an
  * unchanged one is found in milliseconds.
  */
@@ -15,7 +15,13 @@ import { LABEL } from "../engine/labels.ts";
 import { ImageBuildError, throwIfAborted } from "../errors.ts";
 import type { ImageProgressEvent } from "../types.ts";
 import { bootstrapDebianBase } from "./debian-base.ts";
-import { SANDBOX_NODE_MAJOR, sandboxNodeBinary } from "./node-binary.ts";
+import {
+  packageFiles,
+  SANDBOX_NODE_MAJOR,
+  SANDBOX_NPM_MAJOR,
+  sandboxNodeBinary,
+  sandboxNpmTarball,
+} from "./node-binary.ts";
 
 export const RUNTIME_REPO = "kiln-runtime";
 /** Our registry-free base, made by debootstrap when no Debian image can be found or pulled. */
@@ -93,16 +99,22 @@ RUN apt-get update \\
  && chmod 0700 /run/kiln \\
  && chmod 0755 /etc/kiln
 COPY node /usr/local/bin/node
+COPY npm /usr/local/lib/node_modules/npm
 COPY kernel_python.py kernel_js.mjs /opt/kiln/
 COPY kiln_agent /opt/kiln/kiln_agent
-RUN python3 -m compileall -q /opt/kiln
-ENV HOME=/home/kiln LANG=C.UTF-8 MPLBACKEND=Agg PYTHONDONTWRITEBYTECODE=1
-LABEL ${LABEL.image}=runtime ${CORE_VERSION_LABEL}=${CORE_VERSION}
+RUN python3 -m compileall -q /opt/kiln \
+ && ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
+ && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx
+# NODE_PATH: packages installed globally (images.build's npm step) load with require() in code and cells.
+ENV HOME=/home/kiln LANG=C.UTF-8 MPLBACKEND=Agg PYTHONDONTWRITEBYTECODE=1 NODE_PATH=/usr/local/lib/node_modules
+LABEL ${LABEL.image}=runtime ${CORE_VERSION_LABEL}=${CORE_VERSION} ${LABEL.agentStdio}=1
 USER kiln
 WORKDIR /workspace
 ENTRYPOINT ["/usr/bin/tini", "--"]
 # Imported rather than run as a script, so it loads from the precompiled .pyc (about 3.5 MB less per sandbox).
-CMD ["python3", "-I", "-c", "import sys; sys.path.insert(0, '/opt/kiln'); from kiln_agent.main import main; main()"]
+# stdio=True: the host that creates the sandbox talks to the agent over the attached stdin/stdout.
+# -S: the agent uses the standard library only; skipping site (dist-packages, .pth files) shortens every start.
+CMD ["python3", "-I", "-S", "-c", "import sys; sys.path.insert(0, '/opt/kiln'); from kiln_agent.main import main; main(stdio=True)"]
 `;
 }
 
@@ -150,8 +162,9 @@ export class RuntimeImages {
     throwIfAborted(options.signal, "images.ensure");
     const { arch } = await this.#engine.info();
     const node = await sandboxNodeBinary(arch, (line) => progress("build", line));
+    const npm = await sandboxNpmTarball((line) => progress("build", line));
     progress("build", `building ${tag} from ${base}`);
-    await this.#engine.buildImage(await buildContext(base, node), tag, (line) => progress("build", line));
+    await this.#engine.buildImage(await buildContext(base, node, npm), tag, (line) => progress("build", line));
     progress("done", tag);
     return tag;
   }
@@ -200,6 +213,7 @@ export async function runtimeTag(base: string): Promise<string> {
   const hash = createHash("sha256");
   hash.update(dockerfile(base));
   hash.update(`node ${SANDBOX_NODE_MAJOR}`);
+  hash.update(`npm ${SANDBOX_NPM_MAJOR}`);
   for (const file of RUNTIME_FILES) {
     hash.update(file);
     hash.update(
@@ -211,8 +225,11 @@ export async function runtimeTag(base: string): Promise<string> {
   return `${RUNTIME_REPO}:${hash.digest("hex").slice(0, 16)}`;
 }
 
-/** The build context as a tar stream: Dockerfile, the Node binary, the runtime files. */
-async function buildContext(base: string, nodeBinary: string) {
+/** npm's manual pages and HTML docs: about a third of its package, never read in a sandbox. */
+const NPM_SKIP = /^(docs|man)\//;
+
+/** The build context as a tar stream: Dockerfile, the Node binary, npm, the runtime files. */
+async function buildContext(base: string, nodeBinary: string, npmTarball: string) {
   const archive = pack();
   const mtime = new Date(0);
   archive.entry({ name: "Dockerfile", mtime }, dockerfile(base));
@@ -226,6 +243,9 @@ async function buildContext(base: string, nodeBinary: string) {
   // Entries are written one after another in the background while the engine reads the stream.
   (async () => {
     await add("node", nodeBinary, 0o755);
+    for await (const file of packageFiles(npmTarball, (path) => NPM_SKIP.test(path))) {
+      archive.entry({ name: `npm/${file.path}`, mode: file.executable ? 0o755 : 0o644, mtime }, file.content);
+    }
     for (const file of RUNTIME_FILES) await add(file, `${RUNTIME_DIR}${file}`, 0o644);
     archive.finalize();
   })().catch((err) => archive.destroy(err));

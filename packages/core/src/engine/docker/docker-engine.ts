@@ -29,10 +29,25 @@ import type {
   ProcessChannel,
   VolumeSummary,
 } from "../engine.ts";
+import { LABEL } from "../labels.ts";
 import { ALLOW_LABEL, AllowNetworks, type AllowProxyOptions, proxyEnv } from "./allow.ts";
 import { StreamDemuxer } from "./demux.ts";
 import { EGRESS_LABEL, EGRESS_NETWORK, EgressNetworks } from "./egress.ts";
 import { containerCreateOptions } from "./host-config.ts";
+
+/** How many containers this engine remembers creating (their holder, first start, agent stdio). */
+const CREATED_KEEP = 4096;
+
+/** What this engine knows of a container it created; spares the cold path an inspect per step. */
+interface Created {
+  /** The network holder (egress and allow-list sandboxes); fixed at creation. */
+  holder: string | undefined;
+  allow: boolean;
+  /** Not started yet: the first start needs no inspect. */
+  fresh: boolean;
+  /** Its image's agent serves the attached stdin/stdout, and nobody attached yet. */
+  stdio: boolean;
+}
 
 /** How much of a process's stderr we keep for diagnostics. */
 const STDERR_KEEP_BYTES = 8 * 1024;
@@ -119,6 +134,7 @@ export class DockerEngine implements Engine {
   readonly #egress: EgressNetworks;
   readonly #allow: AllowNetworks;
   #info?: Promise<EngineInfo>;
+  readonly #created = new Map<string, Created>();
 
   constructor(connection?: DockerConnection, options: DockerEngineOptions = {}) {
     this.docker = connection instanceof Dockerode ? connection : new Dockerode(connection);
@@ -236,7 +252,17 @@ export class DockerEngine implements Engine {
       );
       if (holder !== undefined) options.Labels = { ...options.Labels, [EGRESS_LABEL.holder]: holder };
       if (allow) options.Labels = { ...options.Labels, [ALLOW_LABEL.sandbox]: "1" };
-      const container = await this.docker.createContainer(options);
+      // Whether the image's agent serves its stdio is asked alongside the create, off the critical path.
+      const [container, stdio] = await Promise.all([
+        this.docker.createContainer(options),
+        this.docker
+          .getImage(spec.image)
+          .inspect()
+          .then(
+            (image) => image.Config?.Labels?.[LABEL.agentStdio] === "1",
+            () => false,
+          ),
+      ]);
       if (allow && typeof spec.network === "object") {
         // The rules are at the proxy before anything of the sandbox's runs.
         try {
@@ -247,6 +273,7 @@ export class DockerEngine implements Engine {
           throw err;
         }
       }
+      this.#remember(container.id, { holder, allow: allow !== undefined, fresh: true, stdio });
       return container.id;
     } catch (err) {
       if (holder !== undefined) await this.#egress.removeHolder(holder);
@@ -257,8 +284,28 @@ export class DockerEngine implements Engine {
     }
   }
 
+  #remember(id: string, created: Created): void {
+    this.#created.set(id, created);
+    if (this.#created.size > CREATED_KEEP) this.#created.delete(this.#created.keys().next().value as string);
+  }
+
   async startContainer(id: string): Promise<void> {
     const container = this.docker.getContainer(id);
+    const created = this.#created.get(id);
+    if (created?.fresh) {
+      // Just created here: no inspect needed to know it is not running, not legacy, and its holder.
+      created.fresh = false;
+      try {
+        if (created.allow) await this.#allow.ensure();
+        if (created.holder !== undefined) await this.#egress.startHolder(created.holder);
+        await container.start();
+        return;
+      } catch (err) {
+        if ((err as EngineHttpError).statusCode === 304) return;
+        if (created.holder !== undefined) await this.#egress.stopHolder(created.holder);
+        this.#fail(err, "start container");
+      }
+    }
     let holder: string | undefined;
     try {
       const raw = await container.inspect();
@@ -373,15 +420,20 @@ export class DockerEngine implements Engine {
   }
 
   async removeContainer(id: string): Promise<boolean> {
-    // An egress sandbox's network holder goes with it.
-    const holder = await this.#egress.holderOf(id);
+    // An egress sandbox's network holder goes with it (known without an inspect if created here).
+    const created = this.#created.get(id);
+    const holder = created ? created.holder : await this.#egress.holderOf(id);
     try {
       await this.docker.getContainer(id).remove({ force: true, v: false });
+      this.#created.delete(id);
       if (holder !== undefined) await this.#egress.removeHolder(holder);
       return true;
     } catch (err) {
       const e = err as EngineHttpError;
-      if (e.statusCode === 404) return false;
+      if (e.statusCode === 404) {
+        this.#created.delete(id);
+        return false;
+      }
       // 409 "removal already in progress": another caller is deleting it and wins.
       if (e.statusCode === 409 && /already in progress/.test(engineMessage(e))) return false;
       this.#fail(err, "remove container");
@@ -480,6 +532,27 @@ export class DockerEngine implements Engine {
       socket = (await exec.start({ hijack: true, stdin: true })) as unknown as Duplex;
     } catch (err) {
       this.#fail(err, "exec");
+    }
+    return hijackedChannel(socket);
+  }
+
+  /**
+   * The agent's own stdin/stdout, for the one client that creates the sandbox: no exec, no relay
+   * process. Only for a container this engine created from an image whose agent serves its stdio
+   * (LABEL.agentStdio), and only once: the engine closes the container's stdin when that client
+   * detaches (StdinOnce), so it is never shared. Otherwise undefined (use openProcess).
+   */
+  async attachAgent(id: string): Promise<ProcessChannel | undefined> {
+    const created = this.#created.get(id);
+    if (!created?.stdio) return undefined;
+    created.stdio = false;
+    let socket: Duplex;
+    try {
+      socket = (await this.docker
+        .getContainer(id)
+        .attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as Duplex;
+    } catch (err) {
+      this.#fail(err, "attach");
     }
     return hijackedChannel(socket);
   }

@@ -38,8 +38,9 @@ export function containerCreateOptions(spec: ContainerSpec, networkHolder?: stri
     Privileged: false,
     ReadonlyRootfs: false,
     RestartPolicy: { Name: "no" },
-    // The agent writes little; cap the engine's copy so nothing grows without bound on the host.
-    LogConfig: { Type: "json-file", Config: { "max-size": "1m", "max-file": "1" } },
+    // No engine log: the agent's stdout is the creating host's channel (attachAgent), which the
+    // engine would otherwise copy to disk byte for byte; its stderr reaches that host's channel.
+    LogConfig: { Type: "none", Config: {} },
     Tmpfs: {
       "/tmp": `rw,nosuid,nodev,size=${DEFAULT_TMPFS_MB}m,mode=1777`,
       // The agent's socket lives on a tmpfs so a restarted or restored sandbox never sees a stale one.
@@ -70,7 +71,10 @@ export function containerCreateOptions(spec: ContainerSpec, networkHolder?: stri
     AttachStdout: false,
     AttachStderr: false,
     Tty: false,
-    OpenStdin: false,
+    // The agent's stdin is open for the one client that attaches (the creating host) and closed
+    // once it detaches, so no later client can write into a half-read frame.
+    OpenStdin: true,
+    StdinOnce: true,
     StopSignal: "SIGTERM",
     HostConfig: hostConfig,
   };
