@@ -384,9 +384,21 @@ export class Kiln implements AsyncDisposable {
         await writeSandboxFiles(this.engine, id, { env: v.env, agent: { autoStopMs: v.autoStopMs ?? null } });
       }
       // The agent's channel is opened while the container starts (over its stdio where it can be).
-      const connected = this.#connections.attach(id);
+      // An engine without that (Kubernetes, or an image from an older Kiln) gets an exec once started.
+      let startDone: (err?: unknown) => void = () => {};
+      const started = new Promise<void>((resolve, reject) => {
+        startDone = (err) => (err === undefined ? resolve() : reject(err));
+      });
+      started.catch(() => {});
+      const connected = this.#connections.attach(id, started);
       connected.catch(() => {}); // awaited below, unless the start fails first
-      await this.engine.startContainer(id);
+      await this.engine.startContainer(id).then(
+        () => startDone(),
+        (err: unknown) => {
+          startDone(err ?? new Error("start failed"));
+          throw err;
+        },
+      );
       throwIfAborted(v.signal, "create");
       await Promise.all([connected, v.name === undefined ? this.engine.renameContainer(id, finalName) : undefined]);
       throwIfAborted(v.signal, "create");

@@ -6,7 +6,7 @@ import { join, relative, resolve, sep } from "node:path";
 export const REPO_ROOT = resolve(import.meta.dirname, "../../..");
 export const STAMP = ".build-stamp";
 /** The packages users import, in the order the reference lists them. */
-export const PUBLIC_PACKAGES = ["core", "server", "langchain", "vercel-ai", "mastra", "mcp"];
+export const PUBLIC_PACKAGES = ["core", "server", "langchain", "vercel-ai", "mastra", "mcp", "kubernetes"];
 
 export interface SiteLocation {
   /** @default the repository this file is in */

@@ -65,12 +65,14 @@ describe("the built site", () => {
     expect(site.modules).toEqual([
       "@kiln/core",
       "@kiln/core/tools",
+      "@kiln/core/engine",
       "@kiln/server",
       "@kiln/langchain",
       "@kiln/langchain/deepagents",
       "@kiln/vercel-ai",
       "@kiln/mastra",
       "@kiln/mcp",
+      "@kiln/kubernetes",
     ]);
     expect(site.operations).toBeGreaterThan(40);
     // The link check ran over thousands of hrefs (TypeDoc's pages included) and found none broken.

@@ -24,22 +24,23 @@ export class AgentConnections {
   }
 
   get(id: string): Promise<AgentConnection> {
-    return this.#get(id, false);
+    return this.#get(id);
   }
 
   /**
    * The first connection to a sandbox this process just created, opened while it starts: over
    * its agent's attached stdin/stdout where the engine offers that (no exec, no relay process, no
-   * wait for the socket), else as get(). Call it right after createContainer.
+   * wait for the socket), else as get() once `started` resolves (an exec needs a running
+   * container). Call it right after createContainer, before starting it.
    */
-  attach(id: string): Promise<AgentConnection> {
-    return this.#get(id, true);
+  attach(id: string, started: Promise<void>): Promise<AgentConnection> {
+    return this.#get(id, started);
   }
 
-  #get(id: string, attach: boolean): Promise<AgentConnection> {
+  #get(id: string, started?: Promise<void>): Promise<AgentConnection> {
     let pending = this.#open.get(id);
     if (!pending) {
-      pending = this.#connect(id, attach);
+      pending = this.#connect(id, started);
       this.#open.set(id, pending);
       pending.then(
         (connection) => connection.onClose(() => this.#forget(id, pending)),
@@ -87,12 +88,12 @@ export class AgentConnections {
     });
   }
 
-  async #connect(id: string, attach: boolean): Promise<AgentConnection> {
+  async #connect(id: string, started?: Promise<void>): Promise<AgentConnection> {
     let channel: Awaited<ReturnType<Engine["openProcess"]>>;
     try {
-      channel =
-        (attach ? await this.#engine.attachAgent?.(id) : undefined) ??
-        (await this.#engine.openProcess(id, bridgeCommand(AGENT_READY_TIMEOUT_MS)));
+      const attached = started === undefined ? undefined : await this.#engine.attachAgent?.(id);
+      if (attached === undefined) await started;
+      channel = attached ?? (await this.#engine.openProcess(id, bridgeCommand(AGENT_READY_TIMEOUT_MS)));
     } catch (err) {
       const details = await this.#inspectAfterFailure(id, err);
       if (!details) throw new SandboxNotFoundError(id, { cause: err });
