@@ -24,14 +24,14 @@ check() { # a named check that counts as one test: check NAME COMMAND...
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $name"; fi
 }
 vitest_suite() { # vitest_suite TITLE RESULT-NAME [vitest args...]: runs it and adds its counts
-  local title=$1 json="$out/$2.json"; shift 2
+  local title=$1 json="$PWD/$out/$2.json"; shift 2
   step "$title"
   pnpm exec vitest run "$@" --reporter=default --reporter=json --outputFile.json="$json"
   local code=$? p f s
   if [ ! -f "$json" ]; then failed=$((failed + 1)); echo "FAILED: $title wrote no results"; return; fi
   read -r p f s < <(node -e '
     const r = require(process.argv[1]);
-    console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests);' "$PWD/$json")
+    console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests);' "$json")
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
   # A crash outside any test (e.g. in global setup) fails the run even with no failed test.
   if [ "$code" -ne 0 ] && [ "$f" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: $title exited $code"; fi
