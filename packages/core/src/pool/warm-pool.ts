@@ -159,6 +159,7 @@ export class WarmPool {
       if (refused) throw new Error(`the sandbox's agent refused its settings: ${String(refused.header.message)}`);
     };
     const configured = configure();
+    configured.catch(() => {}); // awaited below, except when the rename fails and the member is discarded
     try {
       await rename;
     } catch (err) {
