@@ -405,6 +405,23 @@ describe("helper containers are reclaimed", () => {
     return docker.listContainers({ all: true, filters: { label: ownedBy(pid) } });
   }
 
+  /**
+   * What the killed process left, once Docker has finished the requests it had in flight: a
+   * create sent just before the kill still lands afterwards (seen under load: a helper that
+   * appeared after the sweep had listed). Settled = the same set twice, 300 ms apart.
+   */
+  async function settledLeftovers(pid: number) {
+    let before = (await leftovers(pid)).map((c) => c.Id).sort();
+    for (let i = 0; i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      const now = await leftovers(pid);
+      const ids = now.map((c) => c.Id).sort();
+      if (ids.join() === before.join()) return now;
+      before = ids;
+    }
+    throw new Error("the killed process's containers never stopped changing");
+  }
+
   /** A sandbox the killed create left (reclaiming those is the cold-create sweep's job): removed behind Kiln's back. */
   async function removeLeftSandboxes(holders: string[]) {
     for (const holder of holders) {
@@ -420,7 +437,7 @@ describe("helper containers are reclaimed", () => {
   it("after kill -9 during an egress create, the next sweep removes its helpers", async () => {
     for (const stage of ["any helper", "holder"] as const) {
       const pid = await killDuring(stage);
-      const left = await leftovers(pid);
+      const left = await settledLeftovers(pid);
       expect(left.length, stage).toBeGreaterThan(0);
       await removeLeftSandboxes(left.map((c) => c.Id));
       // (Another process's sweeper may get there first: what counts is that they are gone.)

@@ -181,7 +181,13 @@ describe("crash safety", () => {
       await sb.delete();
       await after.snapshots.delete(snap);
       await after.volumes.delete(volume);
+      expect((await after.volumes.list()).map((v) => v.name)).not.toContain(volume);
     } finally {
+      // Whatever failed above, nothing the child made outlives the test (the sandbox first: it
+      // holds the volume).
+      await (await after.get(name).catch(() => undefined))?.delete();
+      await after.snapshots.delete(snap).catch(() => undefined);
+      await after.volumes.delete(volume).catch(() => undefined);
       await after.close();
     }
   });

@@ -59,18 +59,21 @@ describe("KilnSandboxBackend: the three primitives", () => {
   });
 
   it("uploadFiles: writes each file, parents created, with per-file errors (partial success)", async () => {
+    // The files are written concurrently, so the directory case is a directory that exists
+    // beforehand: writing `up` as a file in the same batch as `up/a.txt` would race the mkdir.
+    await box.exec("mkdir -p updir");
     const results = await backend.uploadFiles([
       [`${W}/up/a.txt`, bytes("alpha")],
       ["/etc/forbidden.txt", bytes("x")],
       [`${W}/up/../../etc/x`, bytes("x")],
-      [`${W}/up`, bytes("x")],
+      [`${W}/updir`, bytes("x")],
       ["up/b.bin", new Uint8Array([0, 1, 2, 255])],
     ]);
     expect(results).toEqual([
       { path: `${W}/up/a.txt`, error: null },
       { path: "/etc/forbidden.txt", error: "permission_denied" },
       { path: `${W}/up/../../etc/x`, error: "invalid_path" },
-      { path: `${W}/up`, error: "is_directory" },
+      { path: `${W}/updir`, error: "is_directory" },
       { path: "up/b.bin", error: null },
     ]);
     expect(await box.files.readText("up/a.txt")).toBe("alpha");

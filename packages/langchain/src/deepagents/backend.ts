@@ -89,7 +89,10 @@ export class KilnSandboxBackend extends BaseSandbox {
     return { output, exitCode: finished ? result.exitCode : null, truncated: result.truncated };
   }
 
-  /** Writes each file (parents created); one failing file does not fail the others. */
+  /**
+   * Writes each file (parents created); one failing file does not fail the others. The files are
+   * written concurrently, so a batch holding both `a` and `a/b` has no defined order.
+   */
   async uploadFiles(files: Array<[string, Uint8Array]>): Promise<FileUploadResponse[]> {
     return Promise.all(
       files.map(async ([path, content]): Promise<FileUploadResponse> => {
