@@ -57,6 +57,7 @@ def test_fifty_concurrent_calls_take_about_as_long_as_one(server: Server, sandbo
 
     one, many = asyncio.run(main())
     print(f"one call {one:.2f} s, 50 concurrent calls {many:.2f} s (one after another: {50 * one:.0f} s)")
-    # One after another they would take 50x; the server and the sandbox's own process starts add
-    # a little, the client nothing.
-    assert many < 4 * one, (one, many)
+    # One after another they would take 50x. Concurrent, the server's and the sandbox's process
+    # starts add a little (4.4x was seen at load 13 on 2 cores): what this checks is that the
+    # client does not serialise the calls, so the bound sits far from both.
+    assert many < 15 * one, (one, many)
