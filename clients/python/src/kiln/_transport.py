@@ -10,12 +10,13 @@ import os
 import select
 import socket
 import ssl
-from typing import Any, AsyncIterator, Dict, Optional, Union
+import threading
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Set, Union
 
 import httpx
 
 from . import errors
-from ._protocol import Call, Op, Receiver, StreamSource, T, UploadExchange, unavailable
+from ._protocol import Call, Live, LiveStdin, Op, Receiver, StreamSource, T, UploadExchange, unavailable
 
 DEFAULT_URL = "http://127.0.0.1:7420"
 
@@ -45,6 +46,140 @@ def _headers(call: Call, api_key: str) -> Dict[str, str]:
     return {"authorization": f"Bearer {api_key}", "user-agent": "kiln-sdk-python/0.1.0", **call.headers()}
 
 
+def _socket_of(response: httpx.Response) -> Optional[socket.socket]:
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _shutdown(sock: Optional[socket.socket]) -> None:
+    """Ends a connection under the reader's feet: its blocked read sees the end at once."""
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+class _LiveBase(Live):
+    """The stream's socket, once its answer has begun: a cut before that waits for it."""
+
+    def __init__(self) -> None:
+        self._sock: Optional[socket.socket] = None
+        self._cut = False
+        self._closed = False
+
+    def bind(self, response: httpx.Response) -> None:
+        self._sock = _socket_of(response)
+        if self._cut:
+            _shutdown(self._sock)
+
+    def _do_cut(self) -> None:
+        if not self._closed:
+            self._cut = True
+            _shutdown(self._sock)
+
+
+class _SyncLive(_LiveBase):
+    """Side calls on threads of their own (the caller's thread reads the stream)."""
+
+    def __init__(self, transport: SyncTransport) -> None:
+        super().__init__()
+        self._t = transport
+        self._lock = threading.Lock()
+        self._timers: List[threading.Timer] = []
+
+    def spawn(self, call: Call, on_error: Callable[[BaseException], None]) -> None:
+        def run() -> None:
+            try:
+                self._t.perform(call)
+            except Exception as err:
+                on_error(err)
+
+        threading.Thread(target=run, name="kiln-exec-side", daemon=True).start()
+
+    def later(self, seconds: float, fn: Callable[[], None]) -> None:
+        timer = threading.Timer(seconds, fn)
+        timer.daemon = True
+        with self._lock:
+            if self._closed:
+                return
+            self._timers.append(timer)
+        timer.start()
+
+    def bind(self, response: httpx.Response) -> None:
+        with self._lock:
+            super().bind(response)
+
+    def cut(self) -> None:
+        with self._lock:
+            self._do_cut()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._sock = None
+        for timer in self._timers:
+            timer.cancel()
+
+
+class _AsyncLive(_LiveBase):
+    """Side calls as tasks on the client's loop; a cancel from another thread hops onto it."""
+
+    is_async = True
+
+    def __init__(self, transport: AsyncTransport) -> None:
+        super().__init__()
+        self._t = transport
+        self._loop = asyncio.get_running_loop()
+        self._tasks: Set[asyncio.Task[None]] = set()
+        self._handles: List[asyncio.TimerHandle] = []
+
+    def _soon(self, fn: Callable[[], None]) -> None:
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            fn()
+        else:
+            self._loop.call_soon_threadsafe(fn)
+
+    def spawn(self, call: Call, on_error: Callable[[BaseException], None]) -> None:
+        async def run() -> None:
+            try:
+                await self._t.perform(call)
+            except Exception as err:
+                on_error(err)
+
+        def start() -> None:
+            if not self._closed:
+                task = self._loop.create_task(run())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+        self._soon(start)
+
+    def later(self, seconds: float, fn: Callable[[], None]) -> None:
+        def arm() -> None:
+            if not self._closed:
+                self._handles.append(self._loop.call_later(seconds, fn))
+
+        self._soon(arm)
+
+    def cut(self) -> None:
+        self._soon(self._do_cut)
+
+    def close(self) -> None:
+        self._closed = True
+        self._sock = None
+        for task in self._tasks:
+            task.cancel()
+        for handle in self._handles:
+            handle.cancel()
+
+
 class SyncTransport:
     def __init__(self, url: str, api_key: str, timeout: Optional[float], limits: httpx.Limits) -> None:
         self.url = url
@@ -56,12 +191,17 @@ class SyncTransport:
         content = call.content()
         if isinstance(content, StreamSource):
             return self._upload(call, content)
-        body: Union[bytes, Any, None] = content
+        body: Union[bytes, Any, None] = content.chunks() if isinstance(content, LiveStdin) else content
+        live = _SyncLive(self) if call.steering is not None else None
         receiver: Optional[Receiver] = None
         try:
+            if call.steering is not None and live is not None:
+                call.steering.attach(live)
             with self._client.stream(
                 call.method, call.path, params=list(call.params), headers=_headers(call, self.api_key), content=body
             ) as response:
+                if live is not None:
+                    live.bind(response)
                 receiver = call.receive(response.status_code, response.headers)
                 for chunk in response.iter_bytes():
                     receiver.feed(chunk)
@@ -74,6 +214,10 @@ class SyncTransport:
             if receiver is not None:
                 receiver.abort()
             raise
+        finally:
+            if call.steering is not None and live is not None:
+                call.steering.detach()
+                live.close()
 
     def _upload(self, call: Call, source: StreamSource) -> Any:
         ex = UploadExchange(self.url, self.api_key, call)
@@ -148,12 +292,17 @@ class AsyncTransport:
         content = call.content()
         if isinstance(content, StreamSource):
             return await self._upload(call, content)
-        body: Any = content
+        body: Any = content.achunks(asyncio.to_thread) if isinstance(content, LiveStdin) else content
+        live = _AsyncLive(self) if call.steering is not None else None
         receiver: Optional[Receiver] = None
         try:
+            if call.steering is not None and live is not None:
+                call.steering.attach(live)
             async with self._client.stream(
                 call.method, call.path, params=list(call.params), headers=_headers(call, self.api_key), content=body
             ) as response:
+                if live is not None:
+                    live.bind(response)
                 receiver = call.receive(response.status_code, response.headers)
                 async for chunk in response.aiter_bytes():
                     receiver.feed(chunk)
@@ -166,6 +315,10 @@ class AsyncTransport:
             if receiver is not None:
                 receiver.abort()
             raise
+        finally:
+            if call.steering is not None and live is not None:
+                call.steering.detach()
+                live.close()
 
     async def _upload(self, call: Call, source: StreamSource) -> Any:
         ex = UploadExchange(self.url, self.api_key, call)
