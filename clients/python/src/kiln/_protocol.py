@@ -59,6 +59,7 @@ from .types import (
     SandboxInfo,
     SnapshotInfo,
     VolumeInfo,
+    _camel,
 )
 
 T = TypeVar("T")
@@ -404,16 +405,8 @@ class LiveStdin:
             if chunk:
                 yield self._bytes(chunk)
 
-    async def achunks(self, to_thread: Callable[..., Any]) -> AsyncIterator[bytes]:
-        """The chunks on an event loop: a sync iterable is read off the loop (``to_thread``)."""
-        if not self.is_async:
-            chunks = self.chunks()
-            while not self.stopped:
-                chunk = await to_thread(next, chunks, b"")
-                if not chunk:
-                    return
-                yield chunk
-            return
+    async def achunks(self) -> AsyncIterator[bytes]:
+        """The chunks of an async iterable (a sync one is read with :meth:`chunks`)."""
         async for chunk in self._source:
             if self.stopped:
                 return
@@ -639,11 +632,6 @@ def _sandbox(sandbox_id: str) -> str:
     return f"/v1/sandboxes/{_seg(sandbox_id)}"
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
 def _camel_keys(value: Mapping[str, Any]) -> Dict[str, Any]:
     return {_camel(k): v for k, v in value.items()}
 
@@ -666,7 +654,7 @@ def create_body(options: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def health() -> Op[Health]:
-    return (yield Call("GET", "/healthz", receiver=_json(lambda d: Health(d["status"], d["engine"], d["version"]))))
+    return (yield Call("GET", "/healthz", receiver=_json(Health.from_json)))
 
 
 def create(options: Mapping[str, Any]) -> Op[SandboxInfo]:

@@ -11,7 +11,8 @@ import select
 import socket
 import ssl
 import threading
-from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Set, Union
+from contextlib import contextmanager
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Set
 
 import httpx
 
@@ -62,6 +63,48 @@ def _shutdown(sock: Optional[socket.socket]) -> None:
         pass  # already closed
 
 
+class _Exchange:
+    """One call on httpx, the parts both transports share: the request's arguments, the answer
+    handed to the call's receiver, failures mapped to ``KilnError``, the steering attached."""
+
+    def __init__(self, url: str, api_key: str, call: Call, live: Optional[_LiveBase], body: Any) -> None:
+        self.url = url
+        self.call = call
+        self.live = live
+        self.request: Dict[str, Any] = dict(
+            method=call.method, url=call.path, params=list(call.params), headers=_headers(call, api_key), content=body
+        )
+        self._receiver: Optional[Receiver] = None
+
+    def answer(self, response: httpx.Response) -> Receiver:
+        if self.live is not None:
+            self.live.bind(response)
+        self._receiver = self.call.receive(response.status_code, response.headers)
+        return self._receiver
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        steering = self.call.steering
+        try:
+            if steering is not None and self.live is not None:
+                steering.attach(self.live)
+            yield
+        except httpx.TransportError as err:
+            self._abort()
+            raise unavailable(self.url, err) from err
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            if steering is not None and self.live is not None:
+                steering.detach()
+                self.live.close()
+
+    def _abort(self) -> None:
+        if self._receiver is not None:
+            self._receiver.abort()
+
+
 class _LiveBase(Live):
     """The stream's socket, once its answer has begun: a cut before that waits for it."""
 
@@ -74,6 +117,9 @@ class _LiveBase(Live):
         self._sock = _socket_of(response)
         if self._cut:
             _shutdown(self._sock)
+
+    def close(self) -> None:
+        raise NotImplementedError
 
     def _do_cut(self) -> None:
         if not self._closed:
@@ -191,33 +237,14 @@ class SyncTransport:
         content = call.content()
         if isinstance(content, StreamSource):
             return self._upload(call, content)
-        body: Union[bytes, Any, None] = content.chunks() if isinstance(content, LiveStdin) else content
-        live = _SyncLive(self) if call.steering is not None else None
-        receiver: Optional[Receiver] = None
-        try:
-            if call.steering is not None and live is not None:
-                call.steering.attach(live)
-            with self._client.stream(
-                call.method, call.path, params=list(call.params), headers=_headers(call, self.api_key), content=body
-            ) as response:
-                if live is not None:
-                    live.bind(response)
-                receiver = call.receive(response.status_code, response.headers)
+        body = content.chunks() if isinstance(content, LiveStdin) else content
+        ex = _Exchange(self.url, self.api_key, call, _SyncLive(self) if call.steering else None, body)
+        with ex.guard():
+            with self._client.stream(**ex.request) as response:
+                receiver = ex.answer(response)
                 for chunk in response.iter_bytes():
                     receiver.feed(chunk)
             return receiver.finish()
-        except httpx.TransportError as err:
-            if receiver is not None:
-                receiver.abort()
-            raise unavailable(self.url, err) from err
-        except BaseException:
-            if receiver is not None:
-                receiver.abort()
-            raise
-        finally:
-            if call.steering is not None and live is not None:
-                call.steering.detach()
-                live.close()
 
     def _upload(self, call: Call, source: StreamSource) -> Any:
         ex = UploadExchange(self.url, self.api_key, call)
@@ -271,9 +298,8 @@ class SyncTransport:
         self._client.close()
 
 
-async def _achunks(source: StreamSource) -> AsyncIterator[bytes]:
-    # File reads happen off the event loop, one 1 MiB chunk at a time.
-    chunks = source.chunks()
+async def _achunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    # Reads happen off the event loop (a file, the caller's iterable), one chunk at a time.
     while True:
         chunk = await asyncio.to_thread(next, chunks, b"")
         if not chunk:
@@ -292,33 +318,16 @@ class AsyncTransport:
         content = call.content()
         if isinstance(content, StreamSource):
             return await self._upload(call, content)
-        body: Any = content.achunks(asyncio.to_thread) if isinstance(content, LiveStdin) else content
-        live = _AsyncLive(self) if call.steering is not None else None
-        receiver: Optional[Receiver] = None
-        try:
-            if call.steering is not None and live is not None:
-                call.steering.attach(live)
-            async with self._client.stream(
-                call.method, call.path, params=list(call.params), headers=_headers(call, self.api_key), content=body
-            ) as response:
-                if live is not None:
-                    live.bind(response)
-                receiver = call.receive(response.status_code, response.headers)
+        body: Any = content
+        if isinstance(content, LiveStdin):
+            body = content.achunks() if content.is_async else _achunks(content.chunks())
+        ex = _Exchange(self.url, self.api_key, call, _AsyncLive(self) if call.steering else None, body)
+        with ex.guard():
+            async with self._client.stream(**ex.request) as response:
+                receiver = ex.answer(response)
                 async for chunk in response.aiter_bytes():
                     receiver.feed(chunk)
             return receiver.finish()
-        except httpx.TransportError as err:
-            if receiver is not None:
-                receiver.abort()
-            raise unavailable(self.url, err) from err
-        except BaseException:
-            if receiver is not None:
-                receiver.abort()
-            raise
-        finally:
-            if call.steering is not None and live is not None:
-                call.steering.detach()
-                live.close()
 
     async def _upload(self, call: Call, source: StreamSource) -> Any:
         ex = UploadExchange(self.url, self.api_key, call)
@@ -332,7 +341,7 @@ class AsyncTransport:
         try:
             try:
                 writer.write(ex.head)
-                async for chunk in _achunks(source):
+                async for chunk in _achunks(source.chunks()):
                     if pending.done():
                         break  # the server answered before the whole body: read that answer
                     writer.write(ex.chunk(chunk))
