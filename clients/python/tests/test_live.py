@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import secrets
 import threading
@@ -174,11 +175,14 @@ def test_async_stdin_and_cancellation(server: Server, sandbox: kiln.Sandbox) -> 
             assert r.stdout.strip() == "3"
             r = await sb.exec("cat", stdin=[b"a", "b"])  # a plain iterable too
             assert r.stdout == "ab"
-            # A token cancelled on the loop.
+            # A token cancelled on the loop stops every call it was given.
+            assert inspect.iscoroutinefunction(sb.exec)
             token = kiln.CancelToken()
             asyncio.get_running_loop().call_later(1.0, token.cancel)
-            r = await sb.exec(f"echo started; {marker}", cancel=token)
-            assert (r.status, r.stdout) == ("killed", "started\n")
+            one, two = await asyncio.gather(
+                sb.exec(f"echo one; {marker}", cancel=token), sb.exec(f"echo two; {marker}", cancel=token)
+            )
+            assert (one.status, one.stdout, two.status, two.stdout) == ("killed", "one\n", "killed", "two\n")
             # Cancelling the task (here a timeout) ends the command on the server as well.
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(sb.exec(f"{marker}"), 1.0)

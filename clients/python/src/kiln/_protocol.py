@@ -824,7 +824,8 @@ def exec_(
         body["stdinStream" if live is not None else "cancellable"] = True
         steering = Steering(sandbox_id, live, cancel, server_cancel=True)
     out = _Output(max_output_bytes)
-    handler = _stream_handler("result", CommandResult.from_json, on_stdout, on_stderr, None, out, steering)
+    kept = out if steering is not None else None  # what came, for a result of a cut stream
+    handler = _stream_handler("result", CommandResult.from_json, on_stdout, on_stderr, None, kept, steering)
 
     def killed() -> CommandResult:  # cut off mid-command (the server then kills it), as locally
         return CommandResult(137, out.stdout, out.stderr, "killed", out.truncated, out.duration_ms)
@@ -855,7 +856,8 @@ def run_code(
     # A cell has no cancel route: a cancel closes its stream, and the server stops the cell.
     steering = None if cancel is None else Steering(sandbox_id, None, cancel, server_cancel=False)
     out = _Output()
-    handler = _stream_handler("execution", Execution.from_json, on_stdout, on_stderr, on_result, out, steering)
+    kept = out if steering is not None else None
+    handler = _stream_handler("execution", Execution.from_json, on_stdout, on_stderr, on_result, kept, steering)
 
     def killed() -> Execution:
         cancelled = ExecutionError("Cancelled", "execution was cancelled (aborted by the caller)", "")

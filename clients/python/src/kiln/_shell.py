@@ -63,14 +63,21 @@ class _Bound(Generic[P, T]):
     def _method(self, obj: Any, finish: Callable[[Any], Any]) -> Callable[..., Any]:
         make, first = self._make, self._first
 
-        def method(*args: Any, **kwargs: Any) -> Any:
-            op = make(first(obj), *args, **kwargs) if first is not None else make(*args, **kwargs)
-            return finish(obj._t.run(op))
+        def start(args: Any, kwargs: Any) -> Op[T]:
+            return make(first(obj), *args, **kwargs) if first is not None else make(*args, **kwargs)
 
+        async def awaited(*args: Any, **kwargs: Any) -> Any:
+            return await obj._t.run(start(args, kwargs))
+
+        def called(*args: Any, **kwargs: Any) -> Any:
+            return finish(obj._t.run(start(args, kwargs)))
+
+        # On AsyncKiln's classes a coroutine function, as an ``async def`` method would be.
+        method: Any = awaited if isinstance(obj, AsyncPart) and finish is _same else called
         method.__name__ = method.__qualname__ = self._name
         method.__doc__ = self.__doc__
-        method.__signature__ = self._public_signature()  # type: ignore[attr-defined]
-        return method
+        method.__signature__ = self._public_signature()
+        return method  # type: ignore[no-any-return]
 
     def __call__(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
         """Called on the class (``Sandbox.exec(sandbox, ...)``): as the method of ``obj``."""
