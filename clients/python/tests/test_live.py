@@ -49,6 +49,7 @@ def test_stdin_bytes_that_are_not_text_and_a_binary_file_stream(sandbox: kiln.Sa
     assert sandbox.exec("od -An -tx1", stdin=b"\xff\x00\xfe").stdout.split() == ["ff", "00", "fe"]
     big = io.BytesIO(bytes(3 * 1024 * 1024 + 7))
     assert sandbox.exec("wc -c", stdin=big).stdout.strip() == str(3 * 1024 * 1024 + 7)
+    assert sandbox.exec("cat", stdin=io.StringIO("a text file\n" * 2)).stdout == "a text file\n" * 2
     with pytest.raises(kiln.InvalidArgumentError) as err:
         sandbox.exec("cat", stdin=42)  # type: ignore[arg-type]
     assert err.value.field == "stdin"

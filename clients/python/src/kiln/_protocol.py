@@ -396,7 +396,7 @@ class LiveStdin:
         if isinstance(source, bytes):
             chunks: Iterable[Union[bytes, str]] = [source]
         elif hasattr(source, "read"):
-            chunks = iter(lambda: source.read(CHUNK_BYTES), b"")
+            chunks = _reads(source)
         else:
             chunks = source
         for chunk in chunks:
@@ -412,6 +412,15 @@ class LiveStdin:
                 return
             if chunk:
                 yield self._bytes(chunk)
+
+
+def _reads(file: Any) -> Iterator[Union[bytes, str]]:
+    # Until the end, whatever the file gives (a text file's "" ends it as a binary file's b"").
+    while True:
+        chunk = file.read(CHUNK_BYTES)
+        if not chunk:
+            return
+        yield chunk
 
 
 def _split_stdin(stdin: Stdin) -> Tuple[Optional[str], Optional[LiveStdin]]:
