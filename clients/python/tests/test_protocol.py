@@ -82,7 +82,7 @@ def test_create_options_become_the_api_names_but_user_keys_stay() -> None:
 
 
 def test_get_or_create_is_one_operation_for_both_clients() -> None:
-    op = p.get_or_create("dev", {"language": "python"})
+    op = p.get_or_create("dev", language="python")
     first = next(op)
     assert (first.method, first.path) == ("GET", "/v1/sandboxes/dev")
     second = op.throw(kiln.SandboxNotFoundError("none", code="SANDBOX_NOT_FOUND", status=404))

@@ -7,9 +7,11 @@
 42
 """
 
+from ._protocol import CancelToken
 from .aio import AsyncKiln, AsyncSandbox, AsyncSandboxFiles
 from .client import Kiln, Sandbox, SandboxFiles
 from .errors import (
+    AbortedError,
     AgentUnavailableError,
     ConflictError,
     EngineError,
@@ -52,11 +54,13 @@ from .types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbortedError",
     "AgentUnavailableError",
     "AsyncKiln",
     "AsyncPty",
     "AsyncSandbox",
     "AsyncSandboxFiles",
+    "CancelToken",
     "CommandResult",
     "ConflictError",
     "EngineError",

@@ -17,13 +17,18 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import (
     IO,
     Any,
+    AsyncIterable,
+    AsyncIterator,
     Callable,
     Dict,
     Generator,
+    Iterable,
     Iterator,
     List,
     Mapping,
@@ -41,8 +46,11 @@ from . import errors
 from .types import (
     CommandResult,
     Execution,
+    ExecutionError,
     FileEntry,
     Health,
+    Language,
+    NetworkPolicy,
     Preview,
     ProcessInfo,
     ProcessLogs,
@@ -51,6 +59,7 @@ from .types import (
     SandboxInfo,
     SnapshotInfo,
     VolumeInfo,
+    _camel,
 )
 
 T = TypeVar("T")
@@ -58,6 +67,9 @@ Op = Generator["Call", Any, T]
 
 CHUNK_BYTES = 1024 * 1024
 MAX_ERROR_BODY_BYTES = 64 * 1024
+#: after a cancel, how long a call waits for the server to report the command killed before it
+#: cuts the stream (as the TypeScript client)
+CANCEL_WAIT_SECONDS = 5.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,11 +202,13 @@ class Call:
     path: str
     params: Sequence[Tuple[str, str]] = ()
     json: Any = None
-    #: a raw request body: bytes, or a :class:`StreamSource` sent as it is read
-    body: Union[bytes, StreamSource, None] = None
+    #: a raw request body: bytes, a :class:`StreamSource` sent as it is read, or a live stdin
+    body: Union[bytes, StreamSource, LiveStdin, None] = None
     accept: Optional[str] = None
     #: makes the receiver of a successful answer
     receiver: Callable[[], Receiver] = field(default=lambda: BufferReceiver(_parse_none))
+    #: a stream steered while it runs (live stdin, cancel): the transport attaches its side
+    steering: Optional[Steering] = None
 
     def headers(self) -> Dict[str, str]:
         headers: Dict[str, str] = {}
@@ -209,7 +223,7 @@ class Call:
                 headers["content-length"] = str(self.body.size)
         return headers
 
-    def content(self) -> Union[bytes, StreamSource, None]:
+    def content(self) -> Union[bytes, StreamSource, LiveStdin, None]:
         if self.json is not None:
             return json.dumps(self.json, separators=(",", ":")).encode("utf-8")
         return self.body
@@ -302,6 +316,267 @@ class UploadExchange:
 
 
 # --------------------------------------------------------------------------------------------
+# Steering a running exec: cancellation and live stdin
+
+
+class CancelToken:
+    """Cancels the calls it is passed to: ``sandbox.exec(..., cancel=token)`` and
+    ``sandbox.run_code(..., cancel=token)``, from any thread (or the event loop).
+
+    A cancelled ``exec`` asks the server to kill the command (``POST …/exec/{execId}/cancel``)
+    and returns its result (``status="killed"``) once the command is gone; a cancelled
+    ``run_code`` closes its stream (the server then stops the cell) and returns an
+    ``Execution`` with ``status="killed"``. Cancelling after the call returned does nothing; a
+    call given a token that is already cancelled raises :class:`~kiln.AbortedError` without
+    sending anything. One token may serve many calls.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._listeners: List[Callable[[], None]] = []
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._cancelled:
+                return
+            self._cancelled = True
+            listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            listener()
+
+    def _listen(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Calls ``listener`` on cancel (at once if cancelled already); returns the unsubscribe."""
+        with self._lock:
+            if not self._cancelled:
+                self._listeners.append(listener)
+                return lambda: self._forget(listener)
+        listener()
+        return lambda: None
+
+    def _forget(self, listener: Callable[[], None]) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def __repr__(self) -> str:
+        return f"CancelToken(cancelled={self._cancelled})"
+
+
+#: what ``exec(stdin=...)`` takes: text or bytes (sent in the request), or chunks fed while the
+#: command runs (an iterable or async iterable of bytes or str, or a binary file object)
+Stdin = Union[str, bytes, Iterable[Union[bytes, str]], AsyncIterable[Union[bytes, str]], IO[bytes], None]
+
+
+class LiveStdin:
+    """A command's stdin, streamed while it runs as the body of ``POST …/exec/{execId}/stdin``.
+
+    The user's chunks are read one at a time as the request is sent (the server reads only as fast
+    as the command takes them); once the command has ended, no further chunk is read.
+    """
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self.stopped = False
+
+    @property
+    def is_async(self) -> bool:
+        return hasattr(self._source, "__aiter__") and not hasattr(self._source, "__iter__")
+
+    @staticmethod
+    def _bytes(chunk: Union[bytes, str]) -> bytes:
+        return chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+
+    def chunks(self) -> Iterator[bytes]:
+        source = self._source
+        if isinstance(source, bytes):
+            chunks: Iterable[Union[bytes, str]] = [source]
+        elif hasattr(source, "read"):
+            chunks = _reads(source)
+        else:
+            chunks = source
+        for chunk in chunks:
+            if self.stopped:
+                return
+            if chunk:
+                yield self._bytes(chunk)
+
+    async def achunks(self) -> AsyncIterator[bytes]:
+        """The chunks of an async iterable (a sync one is read with :meth:`chunks`)."""
+        async for chunk in self._source:
+            if self.stopped:
+                return
+            if chunk:
+                yield self._bytes(chunk)
+
+
+def _reads(file: Any) -> Iterator[Union[bytes, str]]:
+    # Until the end, whatever the file gives (a text file's "" ends it as a binary file's b"").
+    while True:
+        chunk = file.read(CHUNK_BYTES)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _split_stdin(stdin: Stdin) -> Tuple[Optional[str], Optional[LiveStdin]]:
+    """Text goes in the request (as the API takes it); anything else streams beside it."""
+    if stdin is None or isinstance(stdin, str):
+        return stdin, None
+    if isinstance(stdin, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(stdin).decode("utf-8"), None
+        except UnicodeDecodeError:
+            return None, LiveStdin(bytes(stdin))
+    if not (hasattr(stdin, "__iter__") or hasattr(stdin, "__aiter__") or hasattr(stdin, "read")):
+        raise errors.InvalidArgumentError(
+            "stdin must be str, bytes, an iterable or async iterable of bytes, or a binary file", field="stdin"
+        )
+    return None, LiveStdin(stdin)
+
+
+class Live:
+    """What a transport lends a steered stream while it runs (each transport implements it)."""
+
+    #: the transport runs on an event loop (an async stdin can be read)
+    is_async = False
+
+    def spawn(self, call: Call, on_error: Callable[[BaseException], None]) -> None:
+        """Performs ``call`` beside the stream; ``on_error`` gets its failure."""
+        raise NotImplementedError
+
+    def later(self, seconds: float, fn: Callable[[], None]) -> None:
+        """Runs ``fn`` after ``seconds`` unless the stream has ended by then."""
+        raise NotImplementedError
+
+    def cut(self) -> None:
+        """Closes the stream's connection now (its call then ends with ``ServerUnavailableError``)."""
+        raise NotImplementedError
+
+
+class Steering:
+    """A streamed exec or cell steered while it runs: its live stdin and its cancellation.
+
+    Sans-IO: it decides which side calls to make (stdin, cancel) and when to cut the stream; the
+    transport's :class:`Live` makes them. ``exec_id`` arrives with the stream's ``started`` event.
+    """
+
+    def __init__(
+        self, sandbox_id: str, stdin: Optional[LiveStdin], token: Optional[CancelToken], server_cancel: bool
+    ) -> None:
+        self._sandbox_id = sandbox_id
+        self._stdin = stdin
+        self._token = token
+        self._server_cancel = server_cancel
+        self._lock = threading.Lock()
+        self._live: Optional[Live] = None
+        self._unlisten: Callable[[], None] = lambda: None
+        self._cancelling = False
+        self.exec_id: Optional[str] = None
+        #: the stream was cut on purpose: its end is a killed result, not an error
+        self.cut = False
+
+    def attach(self, live: Live) -> None:
+        if self._stdin is not None and self._stdin.is_async and not live.is_async:
+            raise errors.InvalidArgumentError(
+                "stdin: an async iterable needs AsyncKiln; Kiln takes an iterable", field="stdin"
+            )
+        self._live = live
+        if self._token is not None:
+            self._unlisten = self._token._listen(self._on_cancel)
+
+    def detach(self) -> None:
+        """The stream has ended: no more cancels, no more stdin chunks read."""
+        self._unlisten()
+        with self._lock:
+            self._live = None
+        if self._stdin is not None:
+            self._stdin.stopped = True
+
+    def started(self, exec_id: str) -> None:
+        with self._lock:
+            self.exec_id = exec_id
+            live, cancelling = self._live, self._cancelling
+        if live is None:
+            return
+        if cancelling:
+            self._cancel_on_server(live, exec_id)
+        elif self._stdin is not None:
+            path = f"{_sandbox(self._sandbox_id)}/exec/{_seg(exec_id)}/stdin"
+            # Its outcome is not the caller's: the command's result says what happened.
+            live.spawn(Call("POST", path, body=self._stdin), lambda err: None)
+
+    def _on_cancel(self) -> None:
+        with self._lock:
+            self._cancelling = True
+            live, exec_id = self._live, self.exec_id
+        if live is None:
+            return
+        if self._server_cancel and exec_id is not None:
+            self._cancel_on_server(live, exec_id)
+        elif not self._server_cancel:
+            self._cut()
+        # else: the started event (the stream's first) sends the cancel
+
+    def _cancel_on_server(self, live: Live, exec_id: str) -> None:
+        if self._stdin is not None:
+            self._stdin.stopped = True
+        live.spawn(cancel_call(self._sandbox_id, exec_id), self._cancel_failed)
+        live.later(CANCEL_WAIT_SECONDS, self._cut)
+
+    def _cancel_failed(self, err: BaseException) -> None:
+        # 404: the command has just ended, its result is on the way; else the stream is cut.
+        if not isinstance(err, errors.NotFoundError):
+            self._cut()
+
+    def _cut(self) -> None:
+        with self._lock:
+            live = self._live
+            if live is None:
+                return
+            self.cut = True
+        live.cut()
+
+
+class _Output:
+    """What a stream delivered so far: the result of a call cut off midway."""
+
+    def __init__(self, cap: Optional[int] = None) -> None:
+        self.stdout = ""
+        self.stderr = ""
+        self.results: List[Result] = []
+        self.truncated = False
+        self._cap = cap
+        self._started = time.monotonic()
+
+    def add(self, kind: str, data: str) -> None:
+        text = (self.stdout if kind == "stdout" else self.stderr) + data
+        if self._cap is not None and len(text) > self._cap:
+            text, self.truncated = text[: self._cap], True
+        if kind == "stdout":
+            self.stdout = text
+        else:
+            self.stderr = text
+
+    @property
+    def duration_ms(self) -> float:
+        return round((time.monotonic() - self._started) * 1000)
+
+
+def cancel_call(sandbox_id: str, exec_id: str) -> Call:
+    return Call("POST", f"{_sandbox(sandbox_id)}/exec/{_seg(exec_id)}/cancel")
+
+
+def cancel_exec(sandbox_id: str, exec_id: str) -> Op[None]:
+    """Kills a running exec by the id of its stream's ``started`` event (404 once it has ended)."""
+    return (yield cancel_call(sandbox_id, exec_id))
+
+
+# --------------------------------------------------------------------------------------------
 # Answers and errors
 
 
@@ -366,11 +641,6 @@ def _sandbox(sandbox_id: str) -> str:
     return f"/v1/sandboxes/{_seg(sandbox_id)}"
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
 def _camel_keys(value: Mapping[str, Any]) -> Dict[str, Any]:
     return {_camel(k): v for k, v in value.items()}
 
@@ -393,18 +663,41 @@ def create_body(options: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def health() -> Op[Health]:
-    return (yield Call("GET", "/healthz", receiver=_json(lambda d: Health(d["status"], d["engine"], d["version"]))))
+    return (yield Call("GET", "/healthz", receiver=_json(Health.from_json)))
 
 
 def create(options: Mapping[str, Any]) -> Op[SandboxInfo]:
     return (yield Call("POST", "/v1/sandboxes", json=create_body(options), receiver=_json(SandboxInfo.from_json)))
 
 
+def create_sandbox(
+    *,
+    name: Optional[str] = None,
+    image: Optional[str] = None,
+    snapshot: Optional[str] = None,
+    language: Optional[Language] = None,
+    labels: Optional[Mapping[str, str]] = None,
+    env: Optional[Mapping[str, str]] = None,
+    resources: Optional[Mapping[str, float]] = None,
+    network: Optional[NetworkPolicy] = None,
+    volumes: Optional[Sequence[Mapping[str, Any]]] = None,
+    auto_stop_ms: Optional[int] = None,
+    auto_delete_ms: Optional[int] = None,
+) -> Op[SandboxInfo]:
+    """A new sandbox. ``resources`` takes ``cpus``, ``memory_mb``, ``disk_mb``, ``pids``;
+    ``volumes`` entries ``{"volume", "mount_path", "read_only"?}``. ``with kiln.create() as sb:``
+    (``async with`` on ``AsyncKiln``) deletes it on exit."""
+    options = dict(locals())  # the keyword arguments, as given (None: the server's default)
+    return (yield from create(options))
+
+
 def get(id_or_name: str) -> Op[SandboxInfo]:
+    """The sandbox with this id or name; ``SandboxNotFoundError`` when there is none."""
     return (yield Call("GET", _sandbox(id_or_name), receiver=_json(SandboxInfo.from_json)))
 
 
 def list_sandboxes(labels: Optional[Mapping[str, str]] = None) -> Op[List[SandboxInfo]]:
+    """Sandboxes, those carrying every label in ``labels`` when given."""
     params = [("label", f"{k}={v}") for k, v in (labels or {}).items()]
     return (
         yield Call(
@@ -416,8 +709,8 @@ def list_sandboxes(labels: Optional[Mapping[str, str]] = None) -> Op[List[Sandbo
     )
 
 
-def get_or_create(name: str, options: Mapping[str, Any]) -> Op[SandboxInfo]:
-    """The sandbox named ``name``, made with ``options`` when there is none (race-safe)."""
+def get_or_create(name: str, **options: Any) -> Op[SandboxInfo]:
+    """The sandbox named ``name``, created with ``options`` (as ``create``) if absent (race-safe)."""
     try:
         return (yield from get(name))
     except errors.SandboxNotFoundError:
@@ -443,23 +736,61 @@ def _stream_handler(
     on_stdout: Optional[Callable[[str], Any]],
     on_stderr: Optional[Callable[[str], Any]],
     on_result: Optional[Callable[[Result], Any]] = None,
+    output: Optional[_Output] = None,
+    steering: Optional[Steering] = None,
 ) -> Callable[[Dict[str, Any]], Any]:
     def on_event(event: Dict[str, Any]) -> Any:
         kind = event.get("type")
-        if kind == "stdout":
-            if on_stdout:
-                on_stdout(event["data"])
-        elif kind == "stderr":
-            if on_stderr:
-                on_stderr(event["data"])
+        if kind in ("stdout", "stderr"):
+            if output is not None:
+                output.add(kind, event["data"])
+            callback = on_stdout if kind == "stdout" else on_stderr
+            if callback:
+                callback(event["data"])
         elif kind == "display":
+            result = Result.from_json(event["result"])
+            if output is not None:
+                output.results.append(result)
             if on_result:
-                on_result(Result.from_json(event["result"]))
+                on_result(result)
+        elif kind == "started":
+            if steering is not None and isinstance(event.get("execId"), str):
+                steering.started(event["execId"])
         elif kind == final_type:
             return parse_final(event[final_type])
         return None
 
     return on_event
+
+
+def _sse_call(path: str, body: Dict[str, Any], handler: Callable[[Dict[str, Any]], Any], **kw: Any) -> Call:
+    return Call("POST", path, json=body, accept="text/event-stream", receiver=lambda: SSEReceiver(handler), **kw)
+
+
+def _optional(body: Dict[str, Any], **values: Any) -> Dict[str, Any]:
+    body.update({_camel(k): v for k, v in values.items() if v is not None})
+    return body
+
+
+def _not_cancelled(token: Optional[CancelToken], what: str) -> None:
+    if token is not None and token.cancelled:
+        raise errors.AbortedError(f"{what} was aborted: its CancelToken was cancelled before it began")
+
+
+def _stream(
+    path: str,
+    body: Dict[str, Any],
+    handler: Callable[[Dict[str, Any]], Any],
+    steering: Optional[Steering],
+    cut_result: Callable[[], T],
+) -> Op[T]:
+    """A streamed call (SSE); one cut on purpose (a cancel) ends with ``cut_result()``."""
+    try:
+        return (yield _sse_call(path, body, handler, steering=steering))
+    except errors.ServerUnavailableError:
+        if steering is None or not steering.cut:
+            raise
+        return cut_result()
 
 
 def exec_(
@@ -468,53 +799,80 @@ def exec_(
     *,
     cwd: Optional[str] = None,
     env: Optional[Mapping[str, str]] = None,
-    stdin: Union[str, bytes, None] = None,
+    stdin: Stdin = None,
     timeout_ms: Optional[int] = None,
     max_output_bytes: Optional[int] = None,
     on_stdout: Optional[Callable[[str], Any]] = None,
     on_stderr: Optional[Callable[[str], Any]] = None,
+    cancel: Optional[CancelToken] = None,
 ) -> Op[CommandResult]:
-    body: Dict[str, Any] = {"command": command if isinstance(command, str) else list(command)}
-    if cwd is not None:
-        body["cwd"] = cwd
-    if env is not None:
-        body["env"] = dict(env)
-    if stdin is not None:
-        body["stdin"] = stdin.decode("utf-8") if isinstance(stdin, bytes) else stdin
-    if timeout_ms is not None:
-        body["timeoutMs"] = timeout_ms
-    if max_output_bytes is not None:
-        body["maxOutputBytes"] = max_output_bytes
+    """Runs a command: a string through ``sh -c``, a list as argv. A non-zero exit is data
+    (``status="error"``), not an exception. ``on_stdout``/``on_stderr`` receive output as it
+    arrives (the call then streams over SSE).
+
+    ``stdin`` is text or bytes (sent with the request), or chunks fed to the command while it runs:
+    an iterable of bytes/str (an async iterable too with ``AsyncKiln``) or a binary file; the
+    command reads EOF when it ends. ``cancel`` (a :class:`CancelToken`) kills the command when
+    cancelled: the result then has ``status="killed"``."""
+    text, live = _split_stdin(stdin)
+    body = _optional(
+        {"command": _command(command)},
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdin=text,
+        timeout_ms=timeout_ms,
+        max_output_bytes=max_output_bytes,
+    )
     path = f"{_sandbox(sandbox_id)}/exec"
-    if on_stdout is None and on_stderr is None:
+    if live is None and cancel is None and on_stdout is None and on_stderr is None:
         return (yield Call("POST", path, json=body, receiver=_json(CommandResult.from_json)))
-    handler = _stream_handler("result", CommandResult.from_json, on_stdout, on_stderr)
-    return (yield Call("POST", path, json=body, accept="text/event-stream", receiver=lambda: SSEReceiver(handler)))
+    steering = None
+    if live is not None or cancel is not None:
+        _not_cancelled(cancel, "exec")
+        # The stream names the command (started event): its stdin and its cancel go beside it.
+        body["stdinStream" if live is not None else "cancellable"] = True
+        steering = Steering(sandbox_id, live, cancel, server_cancel=True)
+    out = _Output(max_output_bytes)
+    kept = out if steering is not None else None  # what came, for a result of a cut stream
+    handler = _stream_handler("result", CommandResult.from_json, on_stdout, on_stderr, None, kept, steering)
+
+    def killed() -> CommandResult:  # cut off mid-command (the server then kills it), as locally
+        return CommandResult(137, out.stdout, out.stderr, "killed", out.truncated, out.duration_ms)
+
+    return (yield from _stream(path, body, handler, steering, killed))
 
 
 def run_code(
     sandbox_id: str,
     code: str,
     *,
-    language: Optional[str] = None,
+    language: Optional[Language] = None,
     context: Optional[str] = None,
     timeout_ms: Optional[int] = None,
     on_stdout: Optional[Callable[[str], Any]] = None,
     on_stderr: Optional[Callable[[str], Any]] = None,
     on_result: Optional[Callable[[Result], Any]] = None,
+    cancel: Optional[CancelToken] = None,
 ) -> Op[Execution]:
-    body: Dict[str, Any] = {"code": code}
-    if language is not None:
-        body["language"] = language
-    if context is not None:
-        body["context"] = context
-    if timeout_ms is not None:
-        body["timeoutMs"] = timeout_ms
+    """Runs a notebook cell: state persists per ``(language, context)``; the value of a final
+    expression is a result. The user's error is ``Execution.error``, not an exception.
+    ``cancel`` (a :class:`CancelToken`) stops the cell when cancelled (``status="killed"``)."""
+    body = _optional({"code": code}, language=language, context=context, timeout_ms=timeout_ms)
     path = f"{_sandbox(sandbox_id)}/code"
-    if on_stdout is None and on_stderr is None and on_result is None:
+    if cancel is None and on_stdout is None and on_stderr is None and on_result is None:
         return (yield Call("POST", path, json=body, receiver=_json(Execution.from_json)))
-    handler = _stream_handler("execution", Execution.from_json, on_stdout, on_stderr, on_result)
-    return (yield Call("POST", path, json=body, accept="text/event-stream", receiver=lambda: SSEReceiver(handler)))
+    _not_cancelled(cancel, "run_code")
+    # A cell has no cancel route: a cancel closes its stream, and the server stops the cell.
+    steering = None if cancel is None else Steering(sandbox_id, None, cancel, server_cancel=False)
+    out = _Output()
+    kept = out if steering is not None else None
+    handler = _stream_handler("execution", Execution.from_json, on_stdout, on_stderr, on_result, kept, steering)
+
+    def killed() -> Execution:
+        cancelled = ExecutionError("Cancelled", "execution was cancelled (aborted by the caller)", "")
+        return Execution(out.results, out.stdout, out.stderr, "killed", False, out.duration_ms, cancelled)
+
+    return (yield from _stream(path, body, handler, steering, killed))
 
 
 # Files
@@ -525,7 +883,12 @@ def _files(sandbox_id: str, suffix: str = "") -> str:
 
 
 def read(sandbox_id: str, path: str) -> Op[bytes]:
+    """The file's bytes; ``kiln.FileNotFoundError`` when absent."""
     return (yield Call("GET", _files(sandbox_id), params=[("path", path)], receiver=lambda: BufferReceiver(bytes)))
+
+
+def read_text(sandbox_id: str, path: str, encoding: str = "utf-8") -> Op[str]:
+    return (yield from read(sandbox_id, path)).decode(encoding)
 
 
 def _put(sandbox_id: str, path: str, body: Union[bytes, StreamSource]) -> Call:
@@ -533,6 +896,7 @@ def _put(sandbox_id: str, path: str, body: Union[bytes, StreamSource]) -> Call:
 
 
 def write(sandbox_id: str, path: str, content: Union[str, bytes, IO[bytes]]) -> Op[FileEntry]:
+    """Writes a file (parents created): str (UTF-8), bytes, or a binary file object (streamed)."""
     if isinstance(content, str):
         body: Union[bytes, StreamSource] = content.encode("utf-8")
     elif isinstance(content, (bytes, bytearray, memoryview)):
@@ -542,7 +906,7 @@ def write(sandbox_id: str, path: str, content: Union[str, bytes, IO[bytes]]) -> 
     return (yield _put(sandbox_id, path, body))
 
 
-def list_files(sandbox_id: str, path: str) -> Op[List[FileEntry]]:
+def list_files(sandbox_id: str, path: str = ".") -> Op[List[FileEntry]]:
     return (
         yield Call(
             "GET",
@@ -568,10 +932,11 @@ def exists(sandbox_id: str, path: str) -> Op[bool]:
 
 
 def mkdir(sandbox_id: str, path: str) -> Op[FileEntry]:
+    """Creates a directory and its parents (an existing one is fine)."""
     return (yield Call("POST", _files(sandbox_id, "/mkdir"), json={"path": path}, receiver=_json(FileEntry.from_json)))
 
 
-def remove(sandbox_id: str, path: str, recursive: bool = False) -> Op[None]:
+def remove(sandbox_id: str, path: str, *, recursive: bool = False) -> Op[None]:
     params = [("path", path)] + ([("recursive", "true")] if recursive else [])
     return (yield Call("DELETE", _files(sandbox_id), params=params))
 
@@ -580,8 +945,9 @@ def _join(remote: str, name: str) -> str:
     return remote.rstrip("/") + "/" + name
 
 
-def upload(sandbox_id: str, local: str, remote: str) -> Op[None]:
-    """A local file or directory into the sandbox, each file streamed (never read whole)."""
+def upload(sandbox_id: str, local_path: str, remote_path: str) -> Op[None]:
+    """A local file or directory into the sandbox, streamed (never held whole in memory)."""
+    local, remote = local_path, remote_path
     if not os.path.isdir(local):
         yield _put(sandbox_id, remote, StreamSource(path=local))
         return
@@ -603,8 +969,9 @@ def _get_to(sandbox_id: str, remote: str, local: str) -> Call:
     )
 
 
-def download(sandbox_id: str, remote: str, local: str) -> Op[None]:
+def download(sandbox_id: str, remote_path: str, local_path: str) -> Op[None]:
     """A file or directory out of the sandbox, streamed to disk; symlinks are not followed."""
+    remote, local = remote_path, local_path
     entry = yield from stat(sandbox_id, remote)
     if entry.type != "directory":
         yield _get_to(sandbox_id, remote, local)
@@ -671,6 +1038,8 @@ def start_process(
     env: Optional[Mapping[str, str]] = None,
     tag: Optional[str] = None,
 ) -> Op[ProcessStarted]:
+    """Starts ``command`` (a string through ``sh -c``, a list as argv; ``cwd`` default
+    ``/workspace``) and returns its pid at once."""
     body: Dict[str, Any] = {"command": _command(command)}
     if cwd is not None:
         body["cwd"] = cwd
@@ -684,6 +1053,7 @@ def start_process(
 
 
 def list_processes(sandbox_id: str) -> Op[List[ProcessInfo]]:
+    """Background processes, running and recently ended."""
     return (
         yield Call(
             "GET",
@@ -701,6 +1071,8 @@ def process_logs(
     on_stdout: Optional[Callable[[str], Any]] = None,
     on_stderr: Optional[Callable[[str], Any]] = None,
 ) -> Op[ProcessLogs]:
+    """Its output so far (the last 1 MiB per stream); ``follow=True`` returns when it ends,
+    ``on_stdout``/``on_stderr`` receive output as it arrives."""
     path = f"{_sandbox(sandbox_id)}/processes/{int(pid)}/logs"
     params = [("follow", "true" if follow else "false")]
     if on_stdout is None and on_stderr is None:
@@ -710,17 +1082,21 @@ def process_logs(
 
 
 def signal_process(sandbox_id: str, pid: int, signal: str = "SIGTERM") -> Op[None]:
+    """Signals the process's group."""
     return (yield Call("POST", f"{_sandbox(sandbox_id)}/processes/{int(pid)}/signal", json={"signal": signal}))
 
 
 def wait_process(sandbox_id: str, pid: int) -> Op[int]:
+    """Waits for the process to end; its exit code."""
     logs = yield from process_logs(sandbox_id, pid, follow=True)
     if logs.exit_code is None:
         raise errors.ServerUnavailableError(f"The server did not say how process {pid} ended")
     return logs.exit_code
 
 
-def preview_url(sandbox_id: str, port: int, expires_in_ms: Optional[int] = None) -> Op[Preview]:
+def preview_url(sandbox_id: str, port: int, *, expires_in_ms: Optional[int] = None) -> Op[Preview]:
+    """A signed, expiring URL (default 1 h) for a server on ``port`` inside the sandbox;
+    ``url`` carries the token."""
     body: Dict[str, Any] = {} if expires_in_ms is None else {"expiresInMs": expires_in_ms}
     return (
         yield Call(

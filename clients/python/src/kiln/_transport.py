@@ -10,12 +10,14 @@ import os
 import select
 import socket
 import ssl
-from typing import Any, AsyncIterator, Dict, Optional, Union
+import threading
+from contextlib import contextmanager
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Set
 
 import httpx
 
 from . import errors
-from ._protocol import Call, Op, Receiver, StreamSource, T, UploadExchange, unavailable
+from ._protocol import Call, Live, LiveStdin, Op, Receiver, StreamSource, T, UploadExchange, unavailable
 
 DEFAULT_URL = "http://127.0.0.1:7420"
 
@@ -45,6 +47,185 @@ def _headers(call: Call, api_key: str) -> Dict[str, str]:
     return {"authorization": f"Bearer {api_key}", "user-agent": "kiln-sdk-python/0.1.0", **call.headers()}
 
 
+def _socket_of(response: httpx.Response) -> Optional[socket.socket]:
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _shutdown(sock: Optional[socket.socket]) -> None:
+    """Ends a connection under the reader's feet: its blocked read sees the end at once."""
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+class _Exchange:
+    """One call on httpx, the parts both transports share: the request's arguments, the answer
+    handed to the call's receiver, failures mapped to ``KilnError``, the steering attached."""
+
+    def __init__(self, url: str, api_key: str, call: Call, live: Optional[_LiveBase], body: Any) -> None:
+        self.url = url
+        self.call = call
+        self.live = live
+        self.request: Dict[str, Any] = dict(
+            method=call.method, url=call.path, params=list(call.params), headers=_headers(call, api_key), content=body
+        )
+        self._receiver: Optional[Receiver] = None
+
+    def answer(self, response: httpx.Response) -> Receiver:
+        if self.live is not None:
+            self.live.bind(response)
+        self._receiver = self.call.receive(response.status_code, response.headers)
+        return self._receiver
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        steering = self.call.steering
+        try:
+            if steering is not None and self.live is not None:
+                steering.attach(self.live)
+            yield
+        except httpx.TransportError as err:
+            self._abort()
+            raise unavailable(self.url, err) from err
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            if steering is not None and self.live is not None:
+                steering.detach()
+                self.live.close()
+
+    def _abort(self) -> None:
+        if self._receiver is not None:
+            self._receiver.abort()
+
+
+class _LiveBase(Live):
+    """The stream's socket, once its answer has begun: a cut before that waits for it."""
+
+    def __init__(self) -> None:
+        self._sock: Optional[socket.socket] = None
+        self._cut = False
+        self._closed = False
+
+    def bind(self, response: httpx.Response) -> None:
+        self._sock = _socket_of(response)
+        if self._cut:
+            _shutdown(self._sock)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _do_cut(self) -> None:
+        if not self._closed:
+            self._cut = True
+            _shutdown(self._sock)
+
+
+class _SyncLive(_LiveBase):
+    """Side calls on threads of their own (the caller's thread reads the stream)."""
+
+    def __init__(self, transport: SyncTransport) -> None:
+        super().__init__()
+        self._t = transport
+        self._lock = threading.Lock()
+        self._timers: List[threading.Timer] = []
+
+    def spawn(self, call: Call, on_error: Callable[[BaseException], None]) -> None:
+        def run() -> None:
+            try:
+                self._t.perform(call)
+            except Exception as err:
+                on_error(err)
+
+        threading.Thread(target=run, name="kiln-exec-side", daemon=True).start()
+
+    def later(self, seconds: float, fn: Callable[[], None]) -> None:
+        timer = threading.Timer(seconds, fn)
+        timer.daemon = True
+        with self._lock:
+            if self._closed:
+                return
+            self._timers.append(timer)
+        timer.start()
+
+    def bind(self, response: httpx.Response) -> None:
+        with self._lock:
+            super().bind(response)
+
+    def cut(self) -> None:
+        with self._lock:
+            self._do_cut()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._sock = None
+        for timer in self._timers:
+            timer.cancel()
+
+
+class _AsyncLive(_LiveBase):
+    """Side calls as tasks on the client's loop; a cancel from another thread hops onto it."""
+
+    is_async = True
+
+    def __init__(self, transport: AsyncTransport) -> None:
+        super().__init__()
+        self._t = transport
+        self._loop = asyncio.get_running_loop()
+        self._tasks: Set[asyncio.Task[None]] = set()
+        self._handles: List[asyncio.TimerHandle] = []
+
+    def _soon(self, fn: Callable[[], None]) -> None:
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            fn()
+        else:
+            self._loop.call_soon_threadsafe(fn)
+
+    def spawn(self, call: Call, on_error: Callable[[BaseException], None]) -> None:
+        async def run() -> None:
+            try:
+                await self._t.perform(call)
+            except Exception as err:
+                on_error(err)
+
+        def start() -> None:
+            if not self._closed:
+                task = self._loop.create_task(run())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+        self._soon(start)
+
+    def later(self, seconds: float, fn: Callable[[], None]) -> None:
+        def arm() -> None:
+            if not self._closed:
+                self._handles.append(self._loop.call_later(seconds, fn))
+
+        self._soon(arm)
+
+    def cut(self) -> None:
+        self._soon(self._do_cut)
+
+    def close(self) -> None:
+        self._closed = True
+        self._sock = None
+        for task in self._tasks:
+            task.cancel()
+        for handle in self._handles:
+            handle.cancel()
+
+
 class SyncTransport:
     def __init__(self, url: str, api_key: str, timeout: Optional[float], limits: httpx.Limits) -> None:
         self.url = url
@@ -56,24 +237,14 @@ class SyncTransport:
         content = call.content()
         if isinstance(content, StreamSource):
             return self._upload(call, content)
-        body: Union[bytes, Any, None] = content
-        receiver: Optional[Receiver] = None
-        try:
-            with self._client.stream(
-                call.method, call.path, params=list(call.params), headers=_headers(call, self.api_key), content=body
-            ) as response:
-                receiver = call.receive(response.status_code, response.headers)
+        body = content.chunks() if isinstance(content, LiveStdin) else content
+        ex = _Exchange(self.url, self.api_key, call, _SyncLive(self) if call.steering else None, body)
+        with ex.guard():
+            with self._client.stream(**ex.request) as response:
+                receiver = ex.answer(response)
                 for chunk in response.iter_bytes():
                     receiver.feed(chunk)
             return receiver.finish()
-        except httpx.TransportError as err:
-            if receiver is not None:
-                receiver.abort()
-            raise unavailable(self.url, err) from err
-        except BaseException:
-            if receiver is not None:
-                receiver.abort()
-            raise
 
     def _upload(self, call: Call, source: StreamSource) -> Any:
         ex = UploadExchange(self.url, self.api_key, call)
@@ -127,9 +298,8 @@ class SyncTransport:
         self._client.close()
 
 
-async def _achunks(source: StreamSource) -> AsyncIterator[bytes]:
-    # File reads happen off the event loop, one 1 MiB chunk at a time.
-    chunks = source.chunks()
+async def _achunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    # Reads happen off the event loop (a file, the caller's iterable), one chunk at a time.
     while True:
         chunk = await asyncio.to_thread(next, chunks, b"")
         if not chunk:
@@ -149,23 +319,15 @@ class AsyncTransport:
         if isinstance(content, StreamSource):
             return await self._upload(call, content)
         body: Any = content
-        receiver: Optional[Receiver] = None
-        try:
-            async with self._client.stream(
-                call.method, call.path, params=list(call.params), headers=_headers(call, self.api_key), content=body
-            ) as response:
-                receiver = call.receive(response.status_code, response.headers)
+        if isinstance(content, LiveStdin):
+            body = content.achunks() if content.is_async else _achunks(content.chunks())
+        ex = _Exchange(self.url, self.api_key, call, _AsyncLive(self) if call.steering else None, body)
+        with ex.guard():
+            async with self._client.stream(**ex.request) as response:
+                receiver = ex.answer(response)
                 async for chunk in response.aiter_bytes():
                     receiver.feed(chunk)
             return receiver.finish()
-        except httpx.TransportError as err:
-            if receiver is not None:
-                receiver.abort()
-            raise unavailable(self.url, err) from err
-        except BaseException:
-            if receiver is not None:
-                receiver.abort()
-            raise
 
     async def _upload(self, call: Call, source: StreamSource) -> Any:
         ex = UploadExchange(self.url, self.api_key, call)
@@ -179,7 +341,7 @@ class AsyncTransport:
         try:
             try:
                 writer.write(ex.head)
-                async for chunk in _achunks(source):
+                async for chunk in _achunks(source.chunks()):
                     if pending.done():
                         break  # the server answered before the whole body: read that answer
                     writer.write(ex.chunk(chunk))

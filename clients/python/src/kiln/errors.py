@@ -12,6 +12,7 @@ import builtins
 from typing import Dict, Optional, Type
 
 __all__ = [
+    "AbortedError",
     "AgentUnavailableError",
     "ConflictError",
     "EngineError",
@@ -169,6 +170,12 @@ class InternalServerError(KilnError):
     code = "INTERNAL"
 
 
+class AbortedError(KilnError):
+    """The call's ``CancelToken`` was cancelled before the call began (nothing was sent)."""
+
+    code = "ABORTED"
+
+
 class ServerUnavailableError(KilnError):
     """No Kiln server answered at the URL (refused, unknown host, connection cut)."""
 
@@ -198,6 +205,7 @@ _BY_CODE: Dict[str, Type[KilnError]] = {
         AgentUnavailableError,
         InternalServerError,
         ServerUnavailableError,
+        AbortedError,
     )
 }
 

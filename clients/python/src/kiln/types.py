@@ -1,13 +1,14 @@
 """The results: dataclasses mirroring @kiln/core's types, in Python's names (snake_case).
 
-Parsed from the server's JSON by ``from_json``; unknown fields from a newer server are ignored.
+Parsed from the server's JSON by ``from_json`` (one for all: each field from its camelCase key);
+unknown fields from a newer server are ignored.
 """
 
 from __future__ import annotations
 
 import html as _html
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Literal, Mapping, Optional, Union
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Type, TypeVar, Union
 
 __all__ = [
     "CommandResult",
@@ -30,38 +31,60 @@ SandboxState = Literal["running", "paused", "stopped", "error"]
 Language = Literal["python", "javascript", "typescript"]
 NetworkPolicy = Union[str, Dict[str, List[str]]]
 
+J = TypeVar("J", bound="_FromJson")
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _parse(parse: Callable[[Any], Any]) -> Dict[str, Any]:
+    """A field's metadata: read through ``parse`` (given the key's value, ``None`` when absent)."""
+    return {"parse": parse}
+
+
+def _labels(value: Any) -> Dict[str, str]:
+    return dict(value or {})
+
+
+def _snake_keys(value: Any) -> Dict[str, Any]:
+    return {_snake(k): v for k, v in dict(value or {}).items()}
+
+
+class _FromJson:
+    @classmethod
+    def from_json(cls: Type[J], data: Mapping[str, Any]) -> J:
+        """From the server's JSON: each field from its camelCase key (``exit_code`` from
+        ``exitCode``); an optional field absent or null takes its default."""
+        values: Dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            key = _camel(f.name)
+            if "parse" in f.metadata:
+                values[f.name] = f.metadata["parse"](data.get(key))
+            elif f.default is MISSING and f.default_factory is MISSING:
+                values[f.name] = data[key]
+            elif data.get(key) is not None:
+                values[f.name] = data[key]
+        return cls(**values)
+
 
 @dataclass(frozen=True)
-class SandboxInfo:
+class SandboxInfo(_FromJson):
     id: str
     state: SandboxState
-    labels: Dict[str, str]
+    labels: Dict[str, str] = field(metadata=_parse(_labels))
     created_at: str
     image: str
     language: Optional[Language] = None
     network: Optional[NetworkPolicy] = None
     #: ``{"cpus", "memory_mb", "pids", "disk_mb"?}`` as the server applied them
-    resources: Dict[str, float] = field(default_factory=dict)
+    resources: Dict[str, float] = field(metadata=_parse(_snake_keys), default_factory=dict)
     name: Optional[str] = None
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SandboxInfo:
-        resources = {_snake(k): v for k, v in dict(data.get("resources") or {}).items()}
-        return cls(
-            id=data["id"],
-            name=data.get("name"),
-            state=data["state"],
-            labels=dict(data.get("labels") or {}),
-            created_at=data["createdAt"],
-            image=data["image"],
-            language=data.get("language"),
-            network=data.get("network"),
-            resources=resources,
-        )
 
 
 @dataclass(frozen=True)
-class CommandResult:
+class CommandResult(_FromJson):
     """A command's outcome: ``status`` is ``"ok"`` for exit 0, ``"error"`` for another exit code."""
 
     exit_code: int
@@ -70,17 +93,6 @@ class CommandResult:
     status: Status
     truncated: bool
     duration_ms: float
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> CommandResult:
-        return cls(
-            exit_code=data["exitCode"],
-            stdout=data["stdout"],
-            stderr=data["stderr"],
-            status=data["status"],
-            truncated=data["truncated"],
-            duration_ms=data["durationMs"],
-        )
 
     @property
     def ok(self) -> bool:
@@ -99,13 +111,13 @@ _MIME = {
 
 
 @dataclass(frozen=True)
-class Result:
+class Result(_FromJson):
     """One MIME bundle: a result may carry several representations (a DataFrame has text and html).
 
     ``png`` and ``jpeg`` are base64 text, as in the HTTP API; ``svg`` is the SVG text.
     """
 
-    is_main_result: bool = False
+    is_main_result: bool = field(metadata=_parse(bool), default=False)
     text: Optional[str] = None
     html: Optional[str] = None
     markdown: Optional[str] = None
@@ -113,19 +125,6 @@ class Result:
     png: Optional[str] = None
     jpeg: Optional[str] = None
     svg: Optional[str] = None
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Result:
-        return cls(
-            is_main_result=bool(data.get("isMainResult", False)),
-            text=data.get("text"),
-            html=data.get("html"),
-            markdown=data.get("markdown"),
-            json=data.get("json"),
-            png=data.get("png"),
-            jpeg=data.get("jpeg"),
-            svg=data.get("svg"),
-        )
 
     def formats(self) -> List[str]:
         """The representations present, e.g. ``["text", "png"]``."""
@@ -157,30 +156,21 @@ class ExecutionError:
     traceback: str
 
 
+def _error(value: Any) -> Optional[ExecutionError]:
+    return ExecutionError(value["name"], value["value"], value["traceback"]) if value else None
+
+
 @dataclass(frozen=True)
-class Execution:
+class Execution(_FromJson):
     """A notebook cell's outcome. Renders in Jupyter (``_repr_mimebundle_``)."""
 
-    results: List[Result]
+    results: List[Result] = field(metadata=_parse(lambda v: [Result.from_json(r) for r in v or []]))
     stdout: str
     stderr: str
     status: Status
     truncated: bool
     duration_ms: float
-    error: Optional[ExecutionError] = None
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Execution:
-        err = data.get("error")
-        return cls(
-            results=[Result.from_json(r) for r in data.get("results") or []],
-            stdout=data["stdout"],
-            stderr=data["stderr"],
-            status=data["status"],
-            truncated=data["truncated"],
-            duration_ms=data["durationMs"],
-            error=ExecutionError(err["name"], err["value"], err["traceback"]) if err else None,
-        )
+    error: Optional[ExecutionError] = field(metadata=_parse(_error), default=None)
 
     @property
     def text(self) -> Optional[str]:
@@ -217,7 +207,7 @@ class Execution:
 
 
 @dataclass(frozen=True)
-class FileEntry:
+class FileEntry(_FromJson):
     name: str
     path: str
     type: Literal["file", "directory", "symlink", "other"]
@@ -225,77 +215,39 @@ class FileEntry:
     mode: int
     modified_at: str
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> FileEntry:
-        return cls(
-            name=data["name"],
-            path=data["path"],
-            type=data["type"],
-            size=data["size"],
-            mode=data["mode"],
-            modified_at=data["modifiedAt"],
-        )
-
 
 @dataclass(frozen=True)
-class SnapshotInfo:
+class SnapshotInfo(_FromJson):
     name: str
     created_at: str
     size_bytes: int
     source_sandbox_id: Optional[str] = None
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SnapshotInfo:
-        return cls(
-            name=data["name"],
-            created_at=data["createdAt"],
-            size_bytes=data["sizeBytes"],
-            source_sandbox_id=data.get("sourceSandboxId"),
-        )
-
 
 @dataclass(frozen=True)
-class VolumeInfo:
+class VolumeInfo(_FromJson):
     name: str
     created_at: str
-    labels: Dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> VolumeInfo:
-        return cls(name=data["name"], created_at=data["createdAt"], labels=dict(data.get("labels") or {}))
+    labels: Dict[str, str] = field(metadata=_parse(_labels), default_factory=dict)
 
 
 @dataclass(frozen=True)
-class ProcessStarted:
+class ProcessStarted(_FromJson):
     pid: int
     tag: Optional[str] = None
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ProcessStarted:
-        return cls(pid=data["pid"], tag=data.get("tag"))
-
 
 @dataclass(frozen=True)
-class ProcessInfo:
+class ProcessInfo(_FromJson):
     pid: int
     command: str
     running: bool
     tag: Optional[str] = None
     exit_code: Optional[int] = None
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ProcessInfo:
-        return cls(
-            pid=data["pid"],
-            command=data["command"],
-            running=data["running"],
-            tag=data.get("tag"),
-            exit_code=data.get("exitCode"),
-        )
-
 
 @dataclass(frozen=True)
-class ProcessLogs:
+class ProcessLogs(_FromJson):
     """A background process's output (the last 1 MiB per stream); ``exit_code`` once it ended
     (with ``follow=True``)."""
 
@@ -303,26 +255,18 @@ class ProcessLogs:
     stderr: str
     exit_code: Optional[int] = None
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ProcessLogs:
-        return cls(stdout=data["stdout"], stderr=data["stderr"], exit_code=data.get("exitCode"))
-
 
 @dataclass(frozen=True)
-class Preview:
+class Preview(_FromJson):
     """A preview URL for a port in the sandbox; ``url`` carries the token."""
 
     url: str
     token: str
     expires_at: str
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Preview:
-        return cls(url=data["url"], token=data["token"], expires_at=data["expiresAt"])
-
 
 @dataclass(frozen=True)
-class Health:
+class Health(_FromJson):
     status: str
     engine: str
     version: str
