@@ -4,7 +4,7 @@
  * here is what the body asks for: which organisation a new key belongs to and that it holds no
  * more power than the key that makes it (tenancy/key-policy.ts).
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute, type RouteConfig, z } from "@hono/zod-openapi";
 import { ConflictError } from "@kiln/core";
 import type { Context } from "hono";
 import { HttpError } from "../errors.ts";
@@ -12,7 +12,7 @@ import { refuseHookUrl } from "../hooks/private-address.ts";
 import { newWebhookSecret, WEBHOOK_EVENTS } from "../hooks/webhooks.ts";
 import { keyDisplayPrefix, newId, newKey } from "../pipeline/keys.ts";
 import { v1Route } from "../pipeline/pipeline.ts";
-import { hasScope, SCOPES } from "../pipeline/principal.ts";
+import { hasScope, SCOPES, type Scope } from "../pipeline/principal.ts";
 import type { AppEnv } from "../pipeline/types.ts";
 import { Network } from "../schemas.ts";
 import type { KeyRow, OrgNetwork as OrgNetworkRules, OrgRow } from "../store/store.ts";
@@ -136,6 +136,27 @@ const IdParam = z.object({
 });
 const KeysQuery = z.object({ orgId: z.string().min(1).max(128).optional() });
 
+/** A /v1 route of this module: its scope and audit action, and its OpenAPI description in `tag`. */
+const route = <const R extends Omit<RouteConfig, "tags">>(
+  tag: "tenancy" | "webhooks",
+  scope: Scope,
+  action: string,
+  { method, path, ...rest }: R,
+) => v1Route({ scope, action }, createRoute({ method, path, tags: [tag], ...rest }));
+/** A required JSON request body. */
+const jsonBody = <T>(schema: T) => ({ required: true as const, content: { "application/json": { schema } } });
+
+/** `current` with `change` applied: a null removes its key, undefined keeps it, a value replaces it. */
+function patched<T extends object>(current: T, change: { [K in keyof T]?: T[K] | null }): T {
+  const next = { ...current };
+  for (const k of Object.keys(change) as (keyof T)[]) {
+    const v = change[k];
+    if (v === null) delete next[k];
+    else if (v !== undefined) next[k] = v as T[keyof T];
+  }
+  return next;
+}
+
 const orgView = (o: OrgRow) => ({
   id: o.id,
   name: o.name,
@@ -146,12 +167,7 @@ const orgView = (o: OrgRow) => ({
 
 /** The network rules with nulls dropped; the default must be within the ceiling. */
 function networkRules(current: OrgNetworkRules | undefined, change: z.infer<typeof OrgNetwork>): OrgNetworkRules {
-  const next: OrgNetworkRules = { ...current };
-  for (const k of ["default", "ceiling"] as const) {
-    const v = change[k];
-    if (v === null) delete next[k];
-    else if (v !== undefined) next[k] = v;
-  }
+  const next = patched<OrgNetworkRules>(current ?? {}, change);
   if (next.default !== undefined && next.ceiling !== undefined && !withinCeiling(next.default, next.ceiling)) {
     throw new HttpError("INVALID_ARGUMENT", "network.default: must be within network.ceiling", {
       field: "network.default",
@@ -170,8 +186,14 @@ async function targetOrg(c: Context<AppEnv>, orgId: string | undefined): Promise
   if (orgId === undefined || orgId === p.orgId) return p.orgId;
   if (!hasScope(p, "orgs:admin"))
     throw new HttpError("FORBIDDEN", "Only an orgs:admin key may name another organisation");
-  if (!(await c.var.services.store.getOrg(orgId))) throw new HttpError("NOT_FOUND", `No organisation "${orgId}"`);
-  return orgId;
+  return (await existingOrg(c, orgId)).id;
+}
+
+/** The organisation `id` (orgs:admin routes), else 404. */
+async function existingOrg(c: Context<AppEnv>, id: string): Promise<OrgRow> {
+  const org = await c.var.services.store.getOrg(id);
+  if (!org) throw new HttpError("NOT_FOUND", `No organisation "${id}"`);
+  return org;
 }
 
 /** A key the caller may see: its own organisation's, or any with orgs:admin; else 404. */
@@ -186,17 +208,13 @@ async function visibleKey(c: Context<AppEnv>, id: string): Promise<KeyRow> {
 
 export function adminRoutes(app: App): void {
   app.openapi(
-    v1Route(
-      { scope: "orgs:admin", action: "org.create" },
-      createRoute({
-        method: "post",
-        path: "/v1/orgs",
-        tags: ["tenancy"],
-        summary: "Create an organisation (orgs:admin)",
-        request: { body: { required: true, content: { "application/json": { schema: OrgBody } } } },
-        responses: { 201: json(Org, "The organisation"), ...ERRORS, ...CONFLICT },
-      }),
-    ),
+    route("tenancy", "orgs:admin", "org.create", {
+      method: "post",
+      path: "/v1/orgs",
+      summary: "Create an organisation (orgs:admin)",
+      request: { body: jsonBody(OrgBody) },
+      responses: { 201: json(Org, "The organisation"), ...ERRORS, ...CONFLICT },
+    }),
     async (c) => {
       const body = c.req.valid("json");
       const store = c.var.services.store;
@@ -217,69 +235,51 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "orgs:admin", action: "org.list" },
-      createRoute({
-        method: "get",
-        path: "/v1/orgs",
-        tags: ["tenancy"],
-        summary: "Every organisation (orgs:admin)",
-        responses: { 200: json(z.object({ orgs: z.array(Org) }), "Organisations"), ...ERRORS },
-      }),
-    ),
+    route("tenancy", "orgs:admin", "org.list", {
+      method: "get",
+      path: "/v1/orgs",
+      summary: "Every organisation (orgs:admin)",
+      responses: { 200: json(z.object({ orgs: z.array(Org) }), "Organisations"), ...ERRORS },
+    }),
     async (c) => c.json({ orgs: (await c.var.services.store.listOrgs()).map(orgView) }, 200),
   );
 
   app.openapi(
-    v1Route(
-      { scope: "orgs:admin", action: "org.quotas" },
-      createRoute({
-        method: "put",
-        path: "/v1/orgs/{id}/quotas",
-        tags: ["tenancy"],
-        summary: "Change an organisation's quotas (orgs:admin)",
-        request: {
-          params: IdParam,
-          body: { required: true, content: { "application/json": { schema: QuotasUpdate } } },
-        },
-        responses: { 200: json(Org, "The organisation"), ...ERRORS },
-      }),
-    ),
+    route("tenancy", "orgs:admin", "org.quotas", {
+      method: "put",
+      path: "/v1/orgs/{id}/quotas",
+      summary: "Change an organisation's quotas (orgs:admin)",
+      request: {
+        params: IdParam,
+        body: jsonBody(QuotasUpdate),
+      },
+      responses: { 200: json(Org, "The organisation"), ...ERRORS },
+    }),
     async (c) => {
       const { id } = c.req.valid("param");
       const store = c.var.services.store;
-      const org = await store.getOrg(id);
-      if (!org) throw new HttpError("NOT_FOUND", `No organisation "${id}"`);
-      const quotas: Record<string, number> = { ...org.quotas };
-      for (const [k, v] of Object.entries(c.req.valid("json"))) {
-        if (v === null) delete quotas[k];
-        else if (v !== undefined) quotas[k] = v;
-      }
+      const org = await existingOrg(c, id);
+      const quotas = patched<Record<string, number>>(org.quotas, c.req.valid("json"));
       await store.setOrgQuotas(id, quotas);
       return c.json(orgView({ ...org, quotas }), 200);
     },
   );
 
   app.openapi(
-    v1Route(
-      { scope: "orgs:admin", action: "org.network" },
-      createRoute({
-        method: "put",
-        path: "/v1/orgs/{id}/network",
-        tags: ["tenancy"],
-        summary: "Set an organisation's network default and ceiling (orgs:admin)",
-        request: {
-          params: IdParam,
-          body: { required: true, content: { "application/json": { schema: OrgNetwork } } },
-        },
-        responses: { 200: json(Org, "The organisation"), ...ERRORS },
-      }),
-    ),
+    route("tenancy", "orgs:admin", "org.network", {
+      method: "put",
+      path: "/v1/orgs/{id}/network",
+      summary: "Set an organisation's network default and ceiling (orgs:admin)",
+      request: {
+        params: IdParam,
+        body: jsonBody(OrgNetwork),
+      },
+      responses: { 200: json(Org, "The organisation"), ...ERRORS },
+    }),
     async (c) => {
       const { id } = c.req.valid("param");
       const store = c.var.services.store;
-      const org = await store.getOrg(id);
-      if (!org) throw new HttpError("NOT_FOUND", `No organisation "${id}"`);
+      const org = await existingOrg(c, id);
       const network = networkRules(org.network, c.req.valid("json"));
       await store.setOrgNetwork(id, network);
       const { network: _old, ...rest } = org;
@@ -288,17 +288,13 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "keys:write", action: "key.create" },
-      createRoute({
-        method: "post",
-        path: "/v1/keys",
-        tags: ["tenancy"],
-        summary: "Make an API key (its secret is in this answer only)",
-        request: { body: { required: true, content: { "application/json": { schema: KeyBody } } } },
-        responses: { 201: json(CreatedKey, "The key, with its secret"), ...ERRORS },
-      }),
-    ),
+    route("tenancy", "keys:write", "key.create", {
+      method: "post",
+      path: "/v1/keys",
+      summary: "Make an API key (its secret is in this answer only)",
+      request: { body: jsonBody(KeyBody) },
+      responses: { 201: json(CreatedKey, "The key, with its secret"), ...ERRORS },
+    }),
     async (c) => {
       const body = c.req.valid("json");
       const s = c.var.services;
@@ -333,17 +329,13 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "keys:write", action: "key.list" },
-      createRoute({
-        method: "get",
-        path: "/v1/keys",
-        tags: ["tenancy"],
-        summary: "The organisation's keys (never a secret or hash); orgs:admin may pass ?orgId=",
-        request: { query: KeysQuery },
-        responses: { 200: json(z.object({ keys: z.array(KeyInfo) }), "Keys"), ...ERRORS },
-      }),
-    ),
+    route("tenancy", "keys:write", "key.list", {
+      method: "get",
+      path: "/v1/keys",
+      summary: "The organisation's keys (never a secret or hash); orgs:admin may pass ?orgId=",
+      request: { query: KeysQuery },
+      responses: { 200: json(z.object({ keys: z.array(KeyInfo) }), "Keys"), ...ERRORS },
+    }),
     async (c) => {
       const orgId = await targetOrg(c, c.req.valid("query").orgId);
       return c.json({ keys: (await c.var.services.store.listKeys(orgId)).map(keyView) }, 200);
@@ -351,17 +343,13 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "keys:write", action: "key.revoke" },
-      createRoute({
-        method: "delete",
-        path: "/v1/keys/{id}",
-        tags: ["tenancy"],
-        summary: "Revoke a key: its next request is refused",
-        request: { params: IdParam },
-        responses: { 204: { description: "Revoked" }, ...ERRORS },
-      }),
-    ),
+    route("tenancy", "keys:write", "key.revoke", {
+      method: "delete",
+      path: "/v1/keys/{id}",
+      summary: "Revoke a key: its next request is refused",
+      request: { params: IdParam },
+      responses: { 204: { description: "Revoked" }, ...ERRORS },
+    }),
     async (c) => {
       const key = await visibleKey(c, c.req.valid("param").id);
       checkPower(c.var.principal, key, "revoke");
@@ -371,17 +359,13 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "audit:read", action: "audit.list" },
-      createRoute({
-        method: "get",
-        path: "/v1/audit",
-        tags: ["tenancy"],
-        summary: "The organisation's audit events in chain order: the newest `limit`, or those after `after`",
-        request: { query: AuditQuery },
-        responses: { 200: json(z.object({ events: z.array(AuditEventSchema) }), "Audit events"), ...ERRORS },
-      }),
-    ),
+    route("tenancy", "audit:read", "audit.list", {
+      method: "get",
+      path: "/v1/audit",
+      summary: "The organisation's audit events in chain order: the newest `limit`, or those after `after`",
+      request: { query: AuditQuery },
+      responses: { 200: json(z.object({ events: z.array(AuditEventSchema) }), "Audit events"), ...ERRORS },
+    }),
     async (c) => {
       const q = c.req.valid("query");
       const events = await c.var.services.store.listAudit(c.var.principal.orgId, {
@@ -393,17 +377,13 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "webhooks:write", action: "webhook.create" },
-      createRoute({
-        method: "post",
-        path: "/v1/webhooks",
-        tags: ["webhooks"],
-        summary: "Register a webhook (its whsec_ secret is in this answer only)",
-        request: { body: { required: true, content: { "application/json": { schema: WebhookBody } } } },
-        responses: { 201: json(CreatedWebhook, "The webhook, with its secret"), ...ERRORS },
-      }),
-    ),
+    route("webhooks", "webhooks:write", "webhook.create", {
+      method: "post",
+      path: "/v1/webhooks",
+      summary: "Register a webhook (its whsec_ secret is in this answer only)",
+      request: { body: jsonBody(WebhookBody) },
+      responses: { 201: json(CreatedWebhook, "The webhook, with its secret"), ...ERRORS },
+    }),
     async (c) => {
       const body = c.req.valid("json");
       const s = c.var.services;
@@ -427,16 +407,12 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "webhooks:write", action: "webhook.list" },
-      createRoute({
-        method: "get",
-        path: "/v1/webhooks",
-        tags: ["webhooks"],
-        summary: "The organisation's webhooks (never a secret)",
-        responses: { 200: json(z.object({ webhooks: z.array(Webhook) }), "Webhooks"), ...ERRORS },
-      }),
-    ),
+    route("webhooks", "webhooks:write", "webhook.list", {
+      method: "get",
+      path: "/v1/webhooks",
+      summary: "The organisation's webhooks (never a secret)",
+      responses: { 200: json(z.object({ webhooks: z.array(Webhook) }), "Webhooks"), ...ERRORS },
+    }),
     async (c) => {
       const hooks = await c.var.services.store.listWebhooks(c.var.principal.orgId);
       return c.json({ webhooks: hooks.map(({ id, url, events, createdAt }) => ({ id, url, events, createdAt })) }, 200);
@@ -450,17 +426,13 @@ export function adminRoutes(app: App): void {
   };
 
   app.openapi(
-    v1Route(
-      { scope: "webhooks:write", action: "webhook.delete" },
-      createRoute({
-        method: "delete",
-        path: "/v1/webhooks/{id}",
-        tags: ["webhooks"],
-        summary: "Delete a webhook and its delivery history",
-        request: { params: IdParam },
-        responses: { 204: { description: "Deleted" }, ...ERRORS },
-      }),
-    ),
+    route("webhooks", "webhooks:write", "webhook.delete", {
+      method: "delete",
+      path: "/v1/webhooks/{id}",
+      summary: "Delete a webhook and its delivery history",
+      request: { params: IdParam },
+      responses: { 204: { description: "Deleted" }, ...ERRORS },
+    }),
     async (c) => {
       const hook = await ownWebhook(c, c.req.valid("param").id);
       await c.var.services.store.deleteWebhook(hook.id);
@@ -470,17 +442,13 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "webhooks:write", action: "webhook.deliveries" },
-      createRoute({
-        method: "get",
-        path: "/v1/webhooks/{id}/deliveries",
-        tags: ["webhooks"],
-        summary: "A webhook's deliveries, newest first (the last 100)",
-        request: { params: IdParam },
-        responses: { 200: json(z.object({ deliveries: z.array(Delivery) }), "Deliveries"), ...ERRORS },
-      }),
-    ),
+    route("webhooks", "webhooks:write", "webhook.deliveries", {
+      method: "get",
+      path: "/v1/webhooks/{id}/deliveries",
+      summary: "A webhook's deliveries, newest first (the last 100)",
+      request: { params: IdParam },
+      responses: { 200: json(z.object({ deliveries: z.array(Delivery) }), "Deliveries"), ...ERRORS },
+    }),
     async (c) => {
       const hook = await ownWebhook(c, c.req.valid("param").id);
       const rows = await c.var.services.store.listDeliveries(hook.id, 100);
