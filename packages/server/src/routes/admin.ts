@@ -15,7 +15,7 @@ import { v1Route } from "../pipeline/pipeline.ts";
 import { hasScope, SCOPES, type Scope } from "../pipeline/principal.ts";
 import type { AppEnv } from "../pipeline/types.ts";
 import { Network } from "../schemas.ts";
-import type { KeyRow, OrgNetwork as OrgNetworkRules, OrgRow } from "../store/store.ts";
+import type { KeyRow, OrgNetwork as OrgNetworkRules, OrgRow, Store } from "../store/store.ts";
 import { checkMint, checkPower } from "../tenancy/key-policy.ts";
 import { withinCeiling } from "../tenancy/network-ceiling.ts";
 import { OrgScope } from "../tenancy/org-scope.ts";
@@ -136,13 +136,19 @@ const IdParam = z.object({
 });
 const KeysQuery = z.object({ orgId: z.string().min(1).max(128).optional() });
 
-/** A /v1 route of this module: its scope and audit action, and its OpenAPI description in `tag`. */
-const route = <const R extends Omit<RouteConfig, "tags">>(
-  tag: "tenancy" | "webhooks",
+/** A /v1 route of this module: method and path, the scope it needs, its audit action, its OpenAPI tag. */
+const route = <
+  const M extends RouteConfig["method"],
+  const P extends string,
+  const R extends Omit<RouteConfig, "method" | "path" | "tags">,
+>(
+  method: M,
+  path: P,
   scope: Scope,
   action: string,
-  { method, path, ...rest }: R,
-) => v1Route({ scope, action }, createRoute({ method, path, tags: [tag], ...rest }));
+  tag: "tenancy" | "webhooks",
+  spec: R,
+) => v1Route({ scope, action }, createRoute({ method, path, tags: [tag], ...spec }));
 /** A required JSON request body. */
 const jsonBody = <T>(schema: T) => ({ required: true as const, content: { "application/json": { schema } } });
 
@@ -208,9 +214,7 @@ async function visibleKey(c: Context<AppEnv>, id: string): Promise<KeyRow> {
 
 export function adminRoutes(app: App): void {
   app.openapi(
-    route("tenancy", "orgs:admin", "org.create", {
-      method: "post",
-      path: "/v1/orgs",
+    route("post", "/v1/orgs", "orgs:admin", "org.create", "tenancy", {
       summary: "Create an organisation (orgs:admin)",
       request: { body: jsonBody(OrgBody) },
       responses: { 201: json(Org, "The organisation"), ...ERRORS, ...CONFLICT },
@@ -235,62 +239,52 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    route("tenancy", "orgs:admin", "org.list", {
-      method: "get",
-      path: "/v1/orgs",
+    route("get", "/v1/orgs", "orgs:admin", "org.list", "tenancy", {
       summary: "Every organisation (orgs:admin)",
       responses: { 200: json(z.object({ orgs: z.array(Org) }), "Organisations"), ...ERRORS },
     }),
     async (c) => c.json({ orgs: (await c.var.services.store.listOrgs()).map(orgView) }, 200),
   );
 
-  app.openapi(
-    route("tenancy", "orgs:admin", "org.quotas", {
-      method: "put",
-      path: "/v1/orgs/{id}/quotas",
-      summary: "Change an organisation's quotas (orgs:admin)",
-      request: {
-        params: IdParam,
-        body: jsonBody(QuotasUpdate),
+  /** PUT /v1/orgs/{id}/<part> (orgs:admin): `change` stores the body's change, and gives the new row. */
+  const orgPart = <S extends z.ZodType>(
+    part: "quotas" | "network",
+    summary: string,
+    schema: S,
+    change: (store: Store, org: OrgRow, body: z.infer<S>) => Promise<OrgRow>,
+  ) =>
+    app.openapi(
+      route("put", `/v1/orgs/{id}/${part}`, "orgs:admin", `org.${part}`, "tenancy", {
+        summary,
+        request: { params: IdParam, body: jsonBody<z.ZodType>(schema) },
+        responses: { 200: json(Org, "The organisation"), ...ERRORS },
+      }),
+      async (c) => {
+        const org = await existingOrg(c, c.req.valid("param").id);
+        return c.json(orgView(await change(c.var.services.store, org, c.req.valid("json") as z.infer<S>)), 200);
       },
-      responses: { 200: json(Org, "The organisation"), ...ERRORS },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const store = c.var.services.store;
-      const org = await existingOrg(c, id);
-      const quotas = patched<Record<string, number>>(org.quotas, c.req.valid("json"));
-      await store.setOrgQuotas(id, quotas);
-      return c.json(orgView({ ...org, quotas }), 200);
-    },
-  );
+    );
 
-  app.openapi(
-    route("tenancy", "orgs:admin", "org.network", {
-      method: "put",
-      path: "/v1/orgs/{id}/network",
-      summary: "Set an organisation's network default and ceiling (orgs:admin)",
-      request: {
-        params: IdParam,
-        body: jsonBody(OrgNetwork),
-      },
-      responses: { 200: json(Org, "The organisation"), ...ERRORS },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const store = c.var.services.store;
-      const org = await existingOrg(c, id);
-      const network = networkRules(org.network, c.req.valid("json"));
-      await store.setOrgNetwork(id, network);
+  orgPart("quotas", "Change an organisation's quotas (orgs:admin)", QuotasUpdate, async (store, org, body) => {
+    const quotas = patched<Record<string, number>>(org.quotas, body);
+    await store.setOrgQuotas(org.id, quotas);
+    return { ...org, quotas };
+  });
+
+  orgPart(
+    "network",
+    "Set an organisation's network default and ceiling (orgs:admin)",
+    OrgNetwork,
+    async (store, org, body) => {
+      const network = networkRules(org.network, body);
+      await store.setOrgNetwork(org.id, network);
       const { network: _old, ...rest } = org;
-      return c.json(orgView(Object.keys(network).length === 0 ? rest : { ...rest, network }), 200);
+      return Object.keys(network).length === 0 ? rest : { ...rest, network };
     },
   );
 
   app.openapi(
-    route("tenancy", "keys:write", "key.create", {
-      method: "post",
-      path: "/v1/keys",
+    route("post", "/v1/keys", "keys:write", "key.create", "tenancy", {
       summary: "Make an API key (its secret is in this answer only)",
       request: { body: jsonBody(KeyBody) },
       responses: { 201: json(CreatedKey, "The key, with its secret"), ...ERRORS },
@@ -329,9 +323,7 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    route("tenancy", "keys:write", "key.list", {
-      method: "get",
-      path: "/v1/keys",
+    route("get", "/v1/keys", "keys:write", "key.list", "tenancy", {
       summary: "The organisation's keys (never a secret or hash); orgs:admin may pass ?orgId=",
       request: { query: KeysQuery },
       responses: { 200: json(z.object({ keys: z.array(KeyInfo) }), "Keys"), ...ERRORS },
@@ -343,9 +335,7 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    route("tenancy", "keys:write", "key.revoke", {
-      method: "delete",
-      path: "/v1/keys/{id}",
+    route("delete", "/v1/keys/{id}", "keys:write", "key.revoke", "tenancy", {
       summary: "Revoke a key: its next request is refused",
       request: { params: IdParam },
       responses: { 204: { description: "Revoked" }, ...ERRORS },
@@ -359,9 +349,7 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    route("tenancy", "audit:read", "audit.list", {
-      method: "get",
-      path: "/v1/audit",
+    route("get", "/v1/audit", "audit:read", "audit.list", "tenancy", {
       summary: "The organisation's audit events in chain order: the newest `limit`, or those after `after`",
       request: { query: AuditQuery },
       responses: { 200: json(z.object({ events: z.array(AuditEventSchema) }), "Audit events"), ...ERRORS },
@@ -377,9 +365,7 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    route("webhooks", "webhooks:write", "webhook.create", {
-      method: "post",
-      path: "/v1/webhooks",
+    route("post", "/v1/webhooks", "webhooks:write", "webhook.create", "webhooks", {
       summary: "Register a webhook (its whsec_ secret is in this answer only)",
       request: { body: jsonBody(WebhookBody) },
       responses: { 201: json(CreatedWebhook, "The webhook, with its secret"), ...ERRORS },
@@ -407,9 +393,7 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    route("webhooks", "webhooks:write", "webhook.list", {
-      method: "get",
-      path: "/v1/webhooks",
+    route("get", "/v1/webhooks", "webhooks:write", "webhook.list", "webhooks", {
       summary: "The organisation's webhooks (never a secret)",
       responses: { 200: json(z.object({ webhooks: z.array(Webhook) }), "Webhooks"), ...ERRORS },
     }),
@@ -426,9 +410,7 @@ export function adminRoutes(app: App): void {
   };
 
   app.openapi(
-    route("webhooks", "webhooks:write", "webhook.delete", {
-      method: "delete",
-      path: "/v1/webhooks/{id}",
+    route("delete", "/v1/webhooks/{id}", "webhooks:write", "webhook.delete", "webhooks", {
       summary: "Delete a webhook and its delivery history",
       request: { params: IdParam },
       responses: { 204: { description: "Deleted" }, ...ERRORS },
@@ -442,9 +424,7 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    route("webhooks", "webhooks:write", "webhook.deliveries", {
-      method: "get",
-      path: "/v1/webhooks/{id}/deliveries",
+    route("get", "/v1/webhooks/{id}/deliveries", "webhooks:write", "webhook.deliveries", "webhooks", {
       summary: "A webhook's deliveries, newest first (the last 100)",
       request: { params: IdParam },
       responses: { 200: json(z.object({ deliveries: z.array(Delivery) }), "Deliveries"), ...ERRORS },
