@@ -88,10 +88,12 @@ export function ResourceTable<T>({
   columns,
   actions,
   wrap,
+  what = `Loading ${label.toLowerCase()}`,
   ...listed
 }: {
   list: Items<T>;
-  what: string;
+  /** @default "Loading <label in lower case>" */
+  what?: string;
   empty: ComponentChildren;
   label: string;
   columns: Column[];
@@ -100,7 +102,7 @@ export function ResourceTable<T>({
   row: (item: T) => ComponentChildren;
 }) {
   return (
-    <Listed {...listed}>
+    <Listed what={what} {...listed}>
       {(items) => (
         <Table label={label} columns={columns} actions={actions} wrap={wrap}>
           {items.map(row)}

@@ -47,7 +47,6 @@ export function ProcessesPanel({ sandboxId }: { sandboxId: string }) {
       <ErrorBox error={action.error ?? list.error} />
       <ResourceTable
         list={list}
-        what="Loading processes"
         empty="No background processes. Start one above (a server, a watcher, a long job)."
         label="Processes"
         columns={["PID", "Command", "State"]}

@@ -39,7 +39,6 @@ export function SandboxesPage() {
       <ErrorBox error={list.error} retry={list.reload} />
       <ResourceTable
         list={{ ...list, items: list.data?.sandboxes ?? [] }}
-        what="Loading sandboxes"
         empty={
           <>
             {labels.length > 0 ? "No sandbox has these labels." : "No sandboxes yet."}{" "}

@@ -29,7 +29,6 @@ export function SnapshotsPage() {
       <ErrorBox error={list.error} retry={list.reload} />
       <ResourceTable
         list={list}
-        what="Loading snapshots"
         empty="No snapshots yet."
         label="Snapshots"
         columns={["Name", "Size", { title: "From", narrow: true }, "Created"]}
@@ -79,7 +78,6 @@ export function VolumesPage() {
       <ErrorBox error={create.error ?? list.error} />
       <ResourceTable
         list={list}
-        what="Loading volumes"
         empty="No volumes yet. A volume keeps files across sandboxes."
         label="Volumes"
         columns={["Name", "Created"]}

@@ -123,7 +123,6 @@ function Deliveries({ id }: { id: string }) {
   return (
     <ResourceTable
       list={list}
-      what="Loading deliveries"
       empty="No deliveries yet."
       label="Deliveries"
       wrap={false}
