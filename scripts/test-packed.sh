@@ -69,6 +69,7 @@ for variant in ${KILN_PACKED_VARIANTS:-floors latest}; do
     { fail "npm install ($variant)"; continue; }
   echo "installed in $(($(date +%s) - start)) s: $(cd "$dir" && node -e '
     for (const n of ["ai", "@langchain/core", "langchain", "deepagents", "@mastra/core"]) process.stdout.write(`${n}@${require(n + "/package.json").version} `)')"
+  cp scripts/packed/scripted-model.ts "$dir/" # the module preludes import (./scripted-model.ts)
   for p in core langchain vercel-ai mastra; do
     { cat "scripts/packed/$p.prelude.ts"; echo; snippet "$p"; } >"$dir/readme-$p.ts"
     t0=$(date +%s%N)

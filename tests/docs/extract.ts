@@ -13,7 +13,8 @@
 //   `admin` (the server's admin key instead of a fresh organisation's), `expect "text"` (stdout
 //   must contain it; `\n` is a newline, `\"` a quote; repeatable), `timeout 300` (seconds), `leaves sandboxes (reason)` (sandboxes
 //   left behind are removed without failing the sample), `prelude scripts/packed/x.prelude.ts` (that
-//   file's code runs first: what an excerpt leaves to the reader, such as a scripted model).
+//   file's code runs first: what an excerpt leaves to the reader, such as a scripted model; modules
+//   it imports from beside it, `./x.ts`, are copied beside the sample).
 
 export type SampleKind = "ts" | "js" | "python" | "shell";
 

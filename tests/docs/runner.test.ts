@@ -92,6 +92,16 @@ describe("the runner", () => {
     expect(out.trimEnd().split("\n").at(-1)).toBe("7 samples ran, 1 skipped, 4 failed");
   });
 
+  it("copies the modules a prelude imports (./x.ts) beside the sample, and fails clearly on a missing one", async () => {
+    const { code, out } = await runner("tests/docs/fixtures/prelude.md");
+    expect(code, out).toBe(1);
+    expect(out).toMatch(/✓ tests\/docs\/fixtures\/prelude\.md:4 ts/);
+    expect(out).toMatch(
+      /✗ tests\/docs\/fixtures\/prelude\.md:9 ts .*its prelude's module tests\/docs\/fixtures\/prelude\/not-there\.ts cannot be read/,
+    );
+    expect(out.trimEnd().split("\n").at(-1)).toBe("2 samples ran, 0 skipped, 1 failed");
+  });
+
   it("fails on markup mistakes before running anything", async () => {
     const { code, out } = await runner("--list", "tests/docs/fixtures/markup.md");
     expect(code).toBe(1);

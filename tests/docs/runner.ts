@@ -4,7 +4,7 @@
 // samples that break on purpose.
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { chmod, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { Kiln } from "@kiln/core";
@@ -147,6 +147,18 @@ export async function runSample(sample: Sample, ctx: RunContext, index: number):
     const text = await readFile(join(REPO, sample.directives.prelude), "utf8").catch(() => undefined);
     if (text === undefined) return result("failed", "", `its prelude ${sample.directives.prelude} cannot be read`);
     prelude = `${text}\n`;
+    // A prelude may import modules beside it (`from "./x.ts"`): they go beside the sample file.
+    for (const [, dep] of text.matchAll(/from "\.\/([\w.-]+\.ts)"/g)) {
+      const from = join(REPO, dirname(sample.directives.prelude), dep!);
+      if (
+        !(await copyFile(from, join(ctx.workDir, dep!)).then(
+          () => true,
+          () => false,
+        ))
+      ) {
+        return result("failed", "", `its prelude's module ${relative(REPO, from)} cannot be read`);
+      }
+    }
   }
   await writeFile(file, prelude + sample.code);
 

@@ -3,7 +3,6 @@
 // limits the host cannot honour. All against the real engine; the shared dockerd is never stopped.
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,44 +11,8 @@ import { DockerEngine } from "../src/engine/docker/docker-engine.ts";
 import type { ContainerSummary } from "../src/engine/engine.ts";
 import { EngineUnavailableError, InvalidArgumentError, Kiln } from "../src/index.ts";
 import { processOwner } from "../src/sweeper.ts";
+import { EngineProxy } from "./engine-proxy.ts";
 import { sandbox, TEST_LABELS, testKiln } from "./helpers.ts";
-
-const ENGINE_SOCKET = process.env.DOCKER_HOST?.startsWith("unix://")
-  ? process.env.DOCKER_HOST.slice("unix://".length)
-  : "/var/run/docker.sock";
-
-/** A unix socket that forwards to the engine, and can be stopped (an outage) and started again. */
-class EngineProxy {
-  readonly #sockets = new Set<Socket>();
-  #server?: Server;
-  readonly path: string;
-  constructor(path: string) {
-    this.path = path;
-  }
-
-  async start(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = createConnection(ENGINE_SOCKET);
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on("close", () => this.#sockets.delete(s));
-        s.on("error", () => {});
-      }
-      client.pipe(upstream).pipe(client);
-      client.on("close", () => upstream.destroy());
-      upstream.on("close", () => client.destroy());
-    });
-    await new Promise<void>((resolve) => server.listen(this.path, resolve));
-    this.#server = server;
-  }
-
-  async stop(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    for (const s of this.#sockets) s.destroy();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-  }
-}
 
 describe("engine outage", () => {
   const dir = mkdtemp(join(tmpdir(), "kiln-proxy-"));

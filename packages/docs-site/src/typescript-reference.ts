@@ -24,8 +24,11 @@ export async function entryPoints(repoRoot: string): Promise<EntryPoint[]> {
       name: string;
       description?: string;
       exports: Record<string, string>;
+      publishConfig?: { exports?: Record<string, unknown> };
     };
     for (const [subpath, file] of Object.entries(pkg.exports)) {
+      // Only what npm users get: a workspace-only export (a test helper) is not public API.
+      if (pkg.publishConfig?.exports && !(subpath in pkg.publishConfig.exports)) continue;
       const main = subpath === ".";
       out.push({
         name: main ? pkg.name : `${pkg.name}/${subpath.replace(/^\.\//, "")}`,

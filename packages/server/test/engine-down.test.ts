@@ -1,52 +1,14 @@
 // The Docker engine going away and coming back, without touching the real dockerd: the server's
 // Kiln talks to the engine through a unix-socket proxy this test stops and restarts.
 import { mkdtemp, rm } from "node:fs/promises";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { EngineProxy } from "@kiln/core/test/engine-proxy";
 import { afterAll, describe, expect, it } from "vitest";
 import { testServer } from "./helpers.ts";
 
-const ENGINE_SOCKET = "/var/run/docker.sock";
-
-class SocketProxy {
-  readonly path: string;
-  #server?: Server;
-  readonly #open = new Set<Socket>();
-
-  constructor(path: string) {
-    this.path = path;
-  }
-
-  async start(): Promise<void> {
-    if (this.#server) return;
-    await rm(this.path, { force: true });
-    const server = createServer((client) => {
-      const upstream = createConnection(ENGINE_SOCKET);
-      for (const s of [client, upstream]) {
-        this.#open.add(s);
-        s.on("close", () => this.#open.delete(s));
-        s.on("error", () => {});
-      }
-      client.pipe(upstream).pipe(client);
-      client.on("close", () => upstream.destroy());
-      upstream.on("close", () => client.destroy());
-    });
-    await new Promise<void>((resolve) => server.listen(this.path, resolve));
-    this.#server = server;
-  }
-
-  async stop(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    for (const s of this.#open) s.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-    await rm(this.path, { force: true });
-  }
-}
-
 const dir = await mkdtemp(join(tmpdir(), "kiln-proxy-"));
-const proxy = new SocketProxy(join(dir, "docker.sock"));
+const proxy = new EngineProxy(join(dir, "docker.sock"));
 await proxy.start();
 // After hooks run in reverse order: this one runs last, after the helper's cleanup...
 afterAll(async () => {

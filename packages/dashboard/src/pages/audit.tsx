@@ -2,6 +2,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api.ts";
 import { matches } from "../format.ts";
+import { Table } from "../resource.tsx";
 import { Empty, ErrorBox, Loading } from "../ui.tsx";
 
 function short(iso: string): string {
@@ -90,39 +91,35 @@ export function AuditPage() {
       ) : shown.length === 0 ? (
         <Empty>No events{filter.action || filter.key || filter.sandbox ? " match the filter" : " yet"}.</Empty>
       ) : (
-        <div class="table-wrap">
-          <table class="list" aria-label="Audit events">
-            <thead>
-              <tr>
-                <th>When</th>
-                <th>Action</th>
-                <th>Outcome</th>
-                <th class="hide-narrow">Key</th>
-                <th>Target</th>
-                <th class="hide-narrow">Detail</th>
-              </tr>
-            </thead>
-            <tbody>
-              {shown.map((e) => (
-                <tr key={e.id}>
-                  <td class="nowrap">{short(e.at)}</td>
-                  <td class="mono">{e.action}</td>
-                  <td>
-                    <span class={`outcome outcome-${e.outcome}`}>{e.outcome}</span>{" "}
-                    <span class="muted">{e.status}</span>
-                  </td>
-                  <td class="hide-narrow mono">{e.keyId ?? "—"}</td>
-                  <td class="mono" title={e.target ?? undefined}>
-                    {e.target && e.target.length > 24 ? `${e.target.slice(0, 12)}…` : (e.target ?? "—")}
-                  </td>
-                  <td class="hide-narrow mono small detail" title={e.detail ? JSON.stringify(e.detail) : undefined}>
-                    {e.detail ? JSON.stringify(e.detail) : ""}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          label="Audit events"
+          actions={false}
+          columns={[
+            "When",
+            "Action",
+            "Outcome",
+            { title: "Key", narrow: true },
+            "Target",
+            { title: "Detail", narrow: true },
+          ]}
+        >
+          {shown.map((e) => (
+            <tr key={e.id}>
+              <td class="nowrap">{short(e.at)}</td>
+              <td class="mono">{e.action}</td>
+              <td>
+                <span class={`outcome outcome-${e.outcome}`}>{e.outcome}</span> <span class="muted">{e.status}</span>
+              </td>
+              <td class="hide-narrow mono">{e.keyId ?? "—"}</td>
+              <td class="mono" title={e.target ?? undefined}>
+                {e.target && e.target.length > 24 ? `${e.target.slice(0, 12)}…` : (e.target ?? "—")}
+              </td>
+              <td class="hide-narrow mono small detail" title={e.detail ? JSON.stringify(e.detail) : undefined}>
+                {e.detail ? JSON.stringify(e.detail) : ""}
+              </td>
+            </tr>
+          ))}
+        </Table>
       )}
     </section>
   );

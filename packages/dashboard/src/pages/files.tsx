@@ -2,6 +2,7 @@
 import { useRef, useState } from "preact/hooks";
 import { api, can, type FileEntry, request, url } from "../api.ts";
 import { bytes, joinPath, parentOf } from "../format.ts";
+import { Table } from "../resource.tsx";
 import { ConfirmButton, Empty, ErrorBox, Loading, useData, when } from "../ui.tsx";
 
 /** Files up to this size open in the editor; larger ones download. */
@@ -126,76 +127,64 @@ export function FileBrowser({ sandboxId }: { sandboxId: string }) {
         <Loading what="Listing" />
       ) : (
         <div class="table-wrap">
-          <table class="list" aria-label={`Files in ${dir}`}>
-            <thead>
+          <Table label={`Files in ${dir}`} columns={["Name", "Size", { title: "Modified", narrow: true }]} wrap={false}>
+            {dir !== "/" ? (
               <tr>
-                <th>Name</th>
-                <th>Size</th>
-                <th class="hide-narrow">Modified</th>
-                <th>
-                  <span class="sr-only">Actions</span>
-                </th>
+                <td colSpan={4}>
+                  <button type="button" class="link" onClick={() => setDir(parentOf(dir))}>
+                    ..
+                  </button>
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {dir !== "/" ? (
-                <tr>
-                  <td colSpan={4}>
-                    <button type="button" class="link" onClick={() => setDir(parentOf(dir))}>
-                      ..
+            ) : null}
+            {entries.map((e) => (
+              <tr key={e.path} data-name={e.name}>
+                <td>
+                  {e.type === "directory" ? (
+                    <button type="button" class="link" onClick={() => setDir(e.path)}>
+                      {e.name}/
                     </button>
-                  </td>
-                </tr>
-              ) : null}
-              {entries.map((e) => (
-                <tr key={e.path} data-name={e.name}>
-                  <td>
-                    {e.type === "directory" ? (
-                      <button type="button" class="link" onClick={() => setDir(e.path)}>
-                        {e.name}/
-                      </button>
-                    ) : (
-                      <button
-                        type="button"
-                        class="link"
-                        disabled={e.type !== "file"}
-                        onClick={() => (e.size <= MAX_EDIT_BYTES ? setOpen(e) : undefined)}
-                        title={e.size > MAX_EDIT_BYTES ? "Too large to open here: download it" : "Open"}
-                      >
-                        {e.name}
-                      </button>
-                    )}
-                  </td>
-                  <td>{e.type === "directory" ? "—" : bytes(e.size)}</td>
-                  <td class="hide-narrow">{when(e.modifiedAt)}</td>
-                  <td class="row-actions">
-                    {e.type === "file" ? (
-                      <a
-                        class="button"
-                        href={url(`/v1/sandboxes/${id}/files`, { path: e.path })}
-                        download={e.name}
-                        aria-label={`Download ${e.name}`}
-                      >
-                        Download
-                      </a>
-                    ) : null}
-                    <ConfirmButton
-                      label="Delete"
-                      danger
-                      disabled={!can("files:write")}
-                      question={`Delete ${e.path}${e.type === "directory" ? " and everything in it" : ""}?`}
-                      action={() =>
-                        api(`/v1/sandboxes/${id}/files`, {
-                          method: "DELETE",
-                          query: { path: e.path, recursive: e.type === "directory" ? "true" : undefined },
-                        }).then(list.reload)
-                      }
-                    />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+                  ) : (
+                    <button
+                      type="button"
+                      class="link"
+                      disabled={e.type !== "file"}
+                      onClick={() => (e.size <= MAX_EDIT_BYTES ? setOpen(e) : undefined)}
+                      title={e.size > MAX_EDIT_BYTES ? "Too large to open here: download it" : "Open"}
+                    >
+                      {e.name}
+                    </button>
+                  )}
+                </td>
+                <td>{e.type === "directory" ? "—" : bytes(e.size)}</td>
+                <td class="hide-narrow">{when(e.modifiedAt)}</td>
+                <td class="row-actions">
+                  {e.type === "file" ? (
+                    <a
+                      class="button"
+                      href={url(`/v1/sandboxes/${id}/files`, { path: e.path })}
+                      download={e.name}
+                      aria-label={`Download ${e.name}`}
+                    >
+                      Download
+                    </a>
+                  ) : null}
+                  <ConfirmButton
+                    label="Delete"
+                    danger
+                    disabled={!can("files:write")}
+                    question={`Delete ${e.path}${e.type === "directory" ? " and everything in it" : ""}?`}
+                    action={() =>
+                      api(`/v1/sandboxes/${id}/files`, {
+                        method: "DELETE",
+                        query: { path: e.path, recursive: e.type === "directory" ? "true" : undefined },
+                      }).then(list.reload)
+                    }
+                  />
+                </td>
+              </tr>
+            ))}
+          </Table>
           {entries.length === 0 ? <Empty>This folder is empty. Upload a file or make one.</Empty> : null}
         </div>
       )}

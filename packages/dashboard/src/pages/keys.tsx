@@ -1,7 +1,8 @@
 /** API keys: list, create (the key is shown once), revoke. */
 import { useState } from "preact/hooks";
 import { api, can, me } from "../api.ts";
-import { ConfirmButton, Dialog, Empty, ErrorBox, Loading, useData, when } from "../ui.tsx";
+import { DeleteButton, ResourceTable, useAction, useResource } from "../resource.tsx";
+import { Dialog, ErrorBox, when } from "../ui.tsx";
 
 const SCOPES = [
   "sandboxes:read",
@@ -32,10 +33,9 @@ interface Key {
 }
 
 export function KeysPage() {
-  const list = useData((signal) => api<{ keys: Key[] }>("/v1/keys", { signal }), []);
+  const list = useResource<Key>("/v1/keys", "keys");
   const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState<(Key & { key: string }) | undefined>(undefined);
-  const keys = list.data?.keys ?? [];
   return (
     <section>
       <div class="page-head">
@@ -61,66 +61,47 @@ export function KeysPage() {
         </div>
       ) : null}
       <ErrorBox error={list.error} retry={list.reload} />
-      {list.data === undefined && list.loading ? (
-        <Loading what="Loading keys" />
-      ) : keys.length === 0 ? (
-        <Empty>No keys.</Empty>
-      ) : (
-        <div class="table-wrap">
-          <table class="list" aria-label="API keys">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Key</th>
-                <th>Scopes</th>
-                <th class="hide-narrow">Last used</th>
-                <th class="hide-narrow">Created</th>
-                <th>
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {keys.map((k) => (
-                <tr key={k.id} data-key={k.id} class={k.revokedAt ? "revoked" : ""}>
-                  <td>
-                    {k.name}
-                    {k.id === me.value?.key.id ? <span class="label">this session</span> : null}
-                  </td>
-                  <td class="mono">{k.prefix}…</td>
-                  <td>
-                    <ul class="labels">
-                      {k.scopes.map((s) => (
-                        <li key={s} class="label">
-                          {s}
-                        </li>
-                      ))}
-                    </ul>
-                    {k.sandboxId ? <div class="small muted">only {k.sandboxId}</div> : null}
-                  </td>
-                  <td class="hide-narrow">{k.lastUsedAt ? when(k.lastUsedAt) : "never"}</td>
-                  <td class="hide-narrow">{when(k.createdAt)}</td>
-                  <td class="row-actions">
-                    {k.revokedAt ? (
-                      <span class="muted">revoked {when(k.revokedAt)}</span>
-                    ) : (
-                      <ConfirmButton
-                        label="Revoke"
-                        danger
-                        disabled={!can("keys:write")}
-                        question={`Revoke key ${k.name} (${k.prefix}…)? Every client using it stops working at once${k.id === me.value?.key.id ? ", including this session" : ""}.`}
-                        action={() =>
-                          api(`/v1/keys/${encodeURIComponent(k.id)}`, { method: "DELETE" }).then(list.reload)
-                        }
-                      />
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <ResourceTable
+        list={list}
+        what="Loading keys"
+        empty="No keys."
+        label="API keys"
+        columns={["Name", "Key", "Scopes", { title: "Last used", narrow: true }, { title: "Created", narrow: true }]}
+        row={(k) => (
+          <tr key={k.id} data-key={k.id} class={k.revokedAt ? "revoked" : ""}>
+            <td>
+              {k.name}
+              {k.id === me.value?.key.id ? <span class="label">this session</span> : null}
+            </td>
+            <td class="mono">{k.prefix}…</td>
+            <td>
+              <ul class="labels">
+                {k.scopes.map((s) => (
+                  <li key={s} class="label">
+                    {s}
+                  </li>
+                ))}
+              </ul>
+              {k.sandboxId ? <div class="small muted">only {k.sandboxId}</div> : null}
+            </td>
+            <td class="hide-narrow">{k.lastUsedAt ? when(k.lastUsedAt) : "never"}</td>
+            <td class="hide-narrow">{when(k.createdAt)}</td>
+            <td class="row-actions">
+              {k.revokedAt ? (
+                <span class="muted">revoked {when(k.revokedAt)}</span>
+              ) : (
+                <DeleteButton
+                  label="Revoke"
+                  path={`/v1/keys/${encodeURIComponent(k.id)}`}
+                  scope="keys:write"
+                  question={`Revoke key ${k.name} (${k.prefix}…)? Every client using it stops working at once${k.id === me.value?.key.id ? ", including this session" : ""}.`}
+                  done={list.reload}
+                />
+              )}
+            </td>
+          </tr>
+        )}
+      />
       <Dialog title="New API key" open={creating} onClose={() => setCreating(false)}>
         <NewKeyForm
           onCancel={() => setCreating(false)}
@@ -136,37 +117,26 @@ export function KeysPage() {
 }
 
 function NewKeyForm({ onCreated, onCancel }: { onCreated: (k: Key & { key: string }) => void; onCancel: () => void }) {
-  const [error, setError] = useState<unknown>(undefined);
-  const [busy, setBusy] = useState(false);
+  const create = useAction();
   return (
     <form
       class="form"
-      onSubmit={async (e) => {
-        e.preventDefault();
-        const f = new FormData(e.target as HTMLFormElement);
+      onSubmit={create.submit(async (_form, f) => {
         const scopes = f.getAll("scopes").map(String);
         const sandboxId = String(f.get("sandboxId") ?? "").trim();
         const days = Number(f.get("days") || 0);
-        setBusy(true);
-        setError(undefined);
-        try {
-          onCreated(
-            await api<Key & { key: string }>("/v1/keys", {
-              method: "POST",
-              body: {
-                name: String(f.get("name") ?? "").trim(),
-                scopes,
-                ...(sandboxId ? { sandboxId } : {}),
-                ...(days > 0 ? { expiresAt: new Date(Date.now() + days * 86_400_000).toISOString() } : {}),
-              },
-            }),
-          );
-        } catch (err) {
-          setError(err);
-        } finally {
-          setBusy(false);
-        }
-      }}
+        onCreated(
+          await api<Key & { key: string }>("/v1/keys", {
+            method: "POST",
+            body: {
+              name: String(f.get("name") ?? "").trim(),
+              scopes,
+              ...(sandboxId ? { sandboxId } : {}),
+              ...(days > 0 ? { expiresAt: new Date(Date.now() + days * 86_400_000).toISOString() } : {}),
+            },
+          }),
+        );
+      })}
     >
       <label>
         Name
@@ -194,12 +164,12 @@ function NewKeyForm({ onCreated, onCancel }: { onCreated: (k: Key & { key: strin
         </span>
         <input name="days" type="number" min="1" />
       </label>
-      <ErrorBox error={error} />
+      <ErrorBox error={create.error} />
       <div class="actions">
         <button type="button" onClick={onCancel}>
           Cancel
         </button>
-        <button type="submit" class="primary" disabled={busy}>
+        <button type="submit" class="primary" disabled={create.busy}>
           Create key
         </button>
       </div>

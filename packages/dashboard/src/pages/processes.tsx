@@ -1,7 +1,8 @@
 /** Background processes of a sandbox: start one, see them, read or follow their logs, signal them. */
 import { useEffect, useState } from "preact/hooks";
 import { api, can, stream } from "../api.ts";
-import { Empty, ErrorBox, Loading, useData } from "../ui.tsx";
+import { ResourceTable, useAction, useResource } from "../resource.tsx";
+import { ErrorBox } from "../ui.tsx";
 
 interface Proc {
   pid: number;
@@ -12,34 +13,26 @@ interface Proc {
 }
 
 export function ProcessesPanel({ sandboxId }: { sandboxId: string }) {
-  const id = encodeURIComponent(sandboxId);
-  const list = useData((signal) => api<{ processes: Proc[] }>(`/v1/sandboxes/${id}/processes`, { signal }), [id], 3000);
+  const path = `/v1/sandboxes/${encodeURIComponent(sandboxId)}/processes`;
+  const list = useResource<Proc>(path, "processes", 3000);
   const [selected, setSelected] = useState<number | undefined>(undefined);
-  const [error, setError] = useState<unknown>(undefined);
-  const processes = list.data?.processes ?? [];
+  const action = useAction();
   return (
     <div class="processes">
       <form
         class="toolbar"
-        onSubmit={async (e) => {
-          e.preventDefault();
-          const f = new FormData(e.target as HTMLFormElement);
+        onSubmit={action.submit(async (form, f) => {
           const command = String(f.get("command") ?? "").trim();
           const tag = String(f.get("tag") ?? "").trim();
           if (!command) return;
-          setError(undefined);
-          try {
-            const started = await api<{ pid: number }>(`/v1/sandboxes/${id}/processes`, {
-              method: "POST",
-              body: { command, ...(tag ? { tag } : {}) },
-            });
-            (e.target as HTMLFormElement).reset();
-            setSelected(started.pid);
-            list.reload();
-          } catch (err) {
-            setError(err);
-          }
-        }}
+          const started = await api<{ pid: number }>(path, {
+            method: "POST",
+            body: { command, ...(tag ? { tag } : {}) },
+          });
+          form.reset();
+          setSelected(started.pid);
+          list.reload();
+        })}
       >
         <label for="proc-command">Command</label>
         <input id="proc-command" name="command" placeholder="python3 -m http.server 8000" class="grow" />
@@ -51,57 +44,41 @@ export function ProcessesPanel({ sandboxId }: { sandboxId: string }) {
           Start
         </button>
       </form>
-      <ErrorBox error={error ?? list.error} />
-      {list.data === undefined && list.loading ? (
-        <Loading what="Loading processes" />
-      ) : processes.length === 0 ? (
-        <Empty>No background processes. Start one above (a server, a watcher, a long job).</Empty>
-      ) : (
-        <div class="table-wrap">
-          <table class="list" aria-label="Processes">
-            <thead>
-              <tr>
-                <th>PID</th>
-                <th>Command</th>
-                <th>State</th>
-                <th>
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {processes.map((p) => (
-                <tr key={p.pid}>
-                  <td>{p.pid}</td>
-                  <td class="mono">
-                    {p.tag ? <span class="label">{p.tag}</span> : null} {p.command}
-                  </td>
-                  <td>{p.running ? "running" : `exited ${p.exitCode ?? ""}`}</td>
-                  <td class="row-actions">
-                    <button type="button" onClick={() => setSelected(p.pid)}>
-                      Logs
-                    </button>
-                    {p.running ? (
-                      <button
-                        type="button"
-                        disabled={!can("sandboxes:exec")}
-                        onClick={() =>
-                          api(`/v1/sandboxes/${id}/processes/${p.pid}/signal`, {
-                            method: "POST",
-                            body: { signal: "SIGTERM" },
-                          }).then(list.reload, setError)
-                        }
-                      >
-                        Stop
-                      </button>
-                    ) : null}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <ErrorBox error={action.error ?? list.error} />
+      <ResourceTable
+        list={list}
+        empty="No background processes. Start one above (a server, a watcher, a long job)."
+        label="Processes"
+        columns={["PID", "Command", "State"]}
+        row={(p) => (
+          <tr key={p.pid}>
+            <td>{p.pid}</td>
+            <td class="mono">
+              {p.tag ? <span class="label">{p.tag}</span> : null} {p.command}
+            </td>
+            <td>{p.running ? "running" : `exited ${p.exitCode ?? ""}`}</td>
+            <td class="row-actions">
+              <button type="button" onClick={() => setSelected(p.pid)}>
+                Logs
+              </button>
+              {p.running ? (
+                <button
+                  type="button"
+                  disabled={!can("sandboxes:exec")}
+                  onClick={() =>
+                    api(`${path}/${p.pid}/signal`, {
+                      method: "POST",
+                      body: { signal: "SIGTERM" },
+                    }).then(list.reload, action.setError)
+                  }
+                >
+                  Stop
+                </button>
+              ) : null}
+            </td>
+          </tr>
+        )}
+      />
       {selected !== undefined ? <Logs sandboxId={sandboxId} pid={selected} /> : null}
     </div>
   );

@@ -2,8 +2,9 @@
 import { useState } from "preact/hooks";
 import { api, can, type SandboxInfo } from "../api.ts";
 import { labelQuery, networkText, parseDuration, parseLabels } from "../format.ts";
+import { DeleteButton, ResourceTable } from "../resource.tsx";
 import { navigate } from "../router.ts";
-import { ConfirmButton, Dialog, Empty, ErrorBox, Loading, useData, when } from "../ui.tsx";
+import { ConfirmButton, Dialog, ErrorBox, useData, when } from "../ui.tsx";
 
 /** How often the list refreshes (state changes show without a reload). */
 const POLL_MS = 3_000;
@@ -17,7 +18,6 @@ export function SandboxesPage() {
     [labels.join("&")],
     POLL_MS,
   );
-  const sandboxes = list.data?.sandboxes ?? [];
   return (
     <section>
       <div class="page-head">
@@ -37,42 +37,30 @@ export function SandboxesPage() {
         />
       </div>
       <ErrorBox error={list.error} retry={list.reload} />
-      {list.data === undefined && list.loading ? (
-        <Loading what="Loading sandboxes" />
-      ) : sandboxes.length === 0 ? (
-        <Empty>
-          {labels.length > 0 ? "No sandbox has these labels." : "No sandboxes yet."}{" "}
-          {can("sandboxes:write") ? (
-            <button type="button" class="link" onClick={() => setCreating(true)}>
-              Create one
-            </button>
-          ) : null}
-        </Empty>
-      ) : (
-        <div class="table-wrap">
-          <table class="list" aria-label="Sandboxes">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>State</th>
-                <th>Language</th>
-                <th class="hide-narrow">Resources</th>
-                <th class="hide-narrow">Network</th>
-                <th>Labels</th>
-                <th class="hide-narrow">Created</th>
-                <th>
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {sandboxes.map((s) => (
-                <SandboxRow key={s.id} sandbox={s} changed={list.reload} />
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <ResourceTable
+        list={{ ...list, items: list.data?.sandboxes ?? [] }}
+        empty={
+          <>
+            {labels.length > 0 ? "No sandbox has these labels." : "No sandboxes yet."}{" "}
+            {can("sandboxes:write") ? (
+              <button type="button" class="link" onClick={() => setCreating(true)}>
+                Create one
+              </button>
+            ) : null}
+          </>
+        }
+        label="Sandboxes"
+        columns={[
+          "Name",
+          "State",
+          "Language",
+          { title: "Resources", narrow: true },
+          { title: "Network", narrow: true },
+          "Labels",
+          { title: "Created", narrow: true },
+        ]}
+        row={(s) => <SandboxRow key={s.id} sandbox={s} changed={list.reload} />}
+      />
       <CreateDialog
         open={creating}
         onClose={() => setCreating(false)}
@@ -128,12 +116,11 @@ function SandboxRow({ sandbox: s, changed }: { sandbox: SandboxInfo; changed: ()
             Start
           </button>
         )}
-        <ConfirmButton
-          label="Delete"
-          danger
-          disabled={!writable}
+        <DeleteButton
+          path={`/v1/sandboxes/${id}`}
+          scope="sandboxes:write"
           question={`Delete sandbox ${s.name ?? s.id} and everything in it? This cannot be undone.`}
-          action={() => api(`/v1/sandboxes/${id}`, { method: "DELETE" }).then(changed)}
+          done={changed}
         />
       </td>
     </tr>

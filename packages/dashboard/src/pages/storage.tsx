@@ -1,8 +1,8 @@
 /** Snapshots and volumes of the organisation. */
-import { useState } from "preact/hooks";
 import { api, can } from "../api.ts";
 import { bytes } from "../format.ts";
-import { ConfirmButton, Empty, ErrorBox, Loading, useData, when } from "../ui.tsx";
+import { DeleteButton, ResourceTable, useAction, useResource } from "../resource.tsx";
+import { ErrorBox, when } from "../ui.tsx";
 
 interface Snapshot {
   name: string;
@@ -17,8 +17,7 @@ interface Volume {
 }
 
 export function SnapshotsPage() {
-  const list = useData((signal) => api<{ snapshots: Snapshot[] }>("/v1/snapshots", { signal }), [], 10_000);
-  const snapshots = list.data?.snapshots ?? [];
+  const list = useResource<Snapshot>("/v1/snapshots", "snapshots", 10_000);
   return (
     <section>
       <div class="page-head">
@@ -28,56 +27,35 @@ export function SnapshotsPage() {
         Take a snapshot from a sandbox's Snapshots tab; start new sandboxes from it in the create dialog.
       </p>
       <ErrorBox error={list.error} retry={list.reload} />
-      {list.data === undefined && list.loading ? (
-        <Loading what="Loading snapshots" />
-      ) : snapshots.length === 0 ? (
-        <Empty>No snapshots yet.</Empty>
-      ) : (
-        <div class="table-wrap">
-          <table class="list" aria-label="Snapshots">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Size</th>
-                <th class="hide-narrow">From</th>
-                <th>Created</th>
-                <th>
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {snapshots.map((s) => (
-                <tr key={s.name}>
-                  <td>{s.name}</td>
-                  <td>{bytes(s.sizeBytes)}</td>
-                  <td class="hide-narrow mono">{s.sourceSandboxId ?? "—"}</td>
-                  <td>{when(s.createdAt)}</td>
-                  <td class="row-actions">
-                    <ConfirmButton
-                      label="Delete"
-                      danger
-                      disabled={!can("snapshots:write")}
-                      question={`Delete snapshot ${s.name}? Sandboxes made from it keep running.`}
-                      action={() =>
-                        api(`/v1/snapshots/${encodeURIComponent(s.name)}`, { method: "DELETE" }).then(list.reload)
-                      }
-                    />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <ResourceTable
+        list={list}
+        empty="No snapshots yet."
+        label="Snapshots"
+        columns={["Name", "Size", { title: "From", narrow: true }, "Created"]}
+        row={(s) => (
+          <tr key={s.name}>
+            <td>{s.name}</td>
+            <td>{bytes(s.sizeBytes)}</td>
+            <td class="hide-narrow mono">{s.sourceSandboxId ?? "—"}</td>
+            <td>{when(s.createdAt)}</td>
+            <td class="row-actions">
+              <DeleteButton
+                path={`/v1/snapshots/${encodeURIComponent(s.name)}`}
+                scope="snapshots:write"
+                question={`Delete snapshot ${s.name}? Sandboxes made from it keep running.`}
+                done={list.reload}
+              />
+            </td>
+          </tr>
+        )}
+      />
     </section>
   );
 }
 
 export function VolumesPage() {
-  const list = useData((signal) => api<{ volumes: Volume[] }>("/v1/volumes", { signal }), [], 10_000);
-  const [error, setError] = useState<unknown>(undefined);
-  const volumes = list.data?.volumes ?? [];
+  const list = useResource<Volume>("/v1/volumes", "volumes", 10_000);
+  const create = useAction();
   return (
     <section>
       <div class="page-head">
@@ -85,19 +63,11 @@ export function VolumesPage() {
       </div>
       <form
         class="toolbar"
-        onSubmit={async (e) => {
-          e.preventDefault();
-          const form = e.target as HTMLFormElement;
-          const name = String(new FormData(form).get("name") ?? "").trim();
-          setError(undefined);
-          try {
-            await api("/v1/volumes", { method: "POST", body: { name } });
-            form.reset();
-            list.reload();
-          } catch (err) {
-            setError(err);
-          }
-        }}
+        onSubmit={create.submit(async (form, data) => {
+          await api("/v1/volumes", { method: "POST", body: { name: String(data.get("name") ?? "").trim() } });
+          form.reset();
+          list.reload();
+        })}
       >
         <label for="volume-name">New volume</label>
         <input id="volume-name" name="name" required pattern="[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,50}" placeholder="data" />
@@ -105,45 +75,27 @@ export function VolumesPage() {
           Create
         </button>
       </form>
-      <ErrorBox error={error ?? list.error} />
-      {list.data === undefined && list.loading ? (
-        <Loading what="Loading volumes" />
-      ) : volumes.length === 0 ? (
-        <Empty>No volumes yet. A volume keeps files across sandboxes.</Empty>
-      ) : (
-        <div class="table-wrap">
-          <table class="list" aria-label="Volumes">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Created</th>
-                <th>
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {volumes.map((v) => (
-                <tr key={v.name}>
-                  <td>{v.name}</td>
-                  <td>{when(v.createdAt)}</td>
-                  <td class="row-actions">
-                    <ConfirmButton
-                      label="Delete"
-                      danger
-                      disabled={!can("volumes:write")}
-                      question={`Delete volume ${v.name} and its files?`}
-                      action={() =>
-                        api(`/v1/volumes/${encodeURIComponent(v.name)}`, { method: "DELETE" }).then(list.reload)
-                      }
-                    />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <ErrorBox error={create.error ?? list.error} />
+      <ResourceTable
+        list={list}
+        empty="No volumes yet. A volume keeps files across sandboxes."
+        label="Volumes"
+        columns={["Name", "Created"]}
+        row={(v) => (
+          <tr key={v.name}>
+            <td>{v.name}</td>
+            <td>{when(v.createdAt)}</td>
+            <td class="row-actions">
+              <DeleteButton
+                path={`/v1/volumes/${encodeURIComponent(v.name)}`}
+                scope="volumes:write"
+                question={`Delete volume ${v.name} and its files?`}
+                done={list.reload}
+              />
+            </td>
+          </tr>
+        )}
+      />
     </section>
   );
 }

@@ -1,7 +1,8 @@
 /** Webhooks: create (the secret is shown once), delete, and each one's deliveries. */
 import { useState } from "preact/hooks";
 import { api, can } from "../api.ts";
-import { ConfirmButton, Empty, ErrorBox, Loading, useData, when } from "../ui.tsx";
+import { DeleteButton, Listed, ResourceTable, useAction, useResource } from "../resource.tsx";
+import { ErrorBox, when } from "../ui.tsx";
 
 const EVENTS = ["sandbox.created", "sandbox.started", "sandbox.stopped", "sandbox.deleted", "snapshot.created"];
 
@@ -22,11 +23,10 @@ interface Delivery {
 }
 
 export function WebhooksPage() {
-  const list = useData((signal) => api<{ webhooks: Webhook[] }>("/v1/webhooks", { signal }), []);
-  const [error, setError] = useState<unknown>(undefined);
+  const list = useResource<Webhook>("/v1/webhooks", "webhooks");
+  const add = useAction();
   const [secret, setSecret] = useState<string | undefined>(undefined);
   const [open, setOpen] = useState<string | undefined>(undefined);
-  const hooks = list.data?.webhooks ?? [];
   return (
     <section>
       <div class="page-head">
@@ -34,23 +34,15 @@ export function WebhooksPage() {
       </div>
       <form
         class="form card"
-        onSubmit={async (e) => {
-          e.preventDefault();
-          const form = e.target as HTMLFormElement;
-          const f = new FormData(form);
-          setError(undefined);
-          try {
-            const made = await api<{ secret: string }>("/v1/webhooks", {
-              method: "POST",
-              body: { url: String(f.get("url") ?? "").trim(), events: f.getAll("events").map(String) },
-            });
-            setSecret(made.secret);
-            form.reset();
-            list.reload();
-          } catch (err) {
-            setError(err);
-          }
-        }}
+        onSubmit={add.submit(async (form, f) => {
+          const made = await api<{ secret: string }>("/v1/webhooks", {
+            method: "POST",
+            body: { url: String(f.get("url") ?? "").trim(), events: f.getAll("events").map(String) },
+          });
+          setSecret(made.secret);
+          form.reset();
+          list.reload();
+        })}
       >
         <label>
           Receiver URL
@@ -83,84 +75,70 @@ export function WebhooksPage() {
           </div>
         </div>
       ) : null}
-      <ErrorBox error={error ?? list.error} />
-      {list.data === undefined && list.loading ? (
-        <Loading what="Loading webhooks" />
-      ) : hooks.length === 0 ? (
-        <Empty>No webhooks.</Empty>
-      ) : (
-        <ul class="plain cards">
-          {hooks.map((h) => (
-            <li key={h.id} class="card">
-              <div class="page-head">
-                <div>
-                  <strong class="mono">{h.url}</strong>
-                  <div class="muted small">
-                    {h.events.join(", ")} · since {when(h.createdAt)}
+      <ErrorBox error={add.error ?? list.error} />
+      <Listed list={list} what="Loading webhooks" empty="No webhooks.">
+        {(hooks) => (
+          <ul class="plain cards">
+            {hooks.map((h) => (
+              <li key={h.id} class="card">
+                <div class="page-head">
+                  <div>
+                    <strong class="mono">{h.url}</strong>
+                    <div class="muted small">
+                      {h.events.join(", ")} · since {when(h.createdAt)}
+                    </div>
+                  </div>
+                  <div class="row-actions">
+                    <button
+                      type="button"
+                      aria-expanded={open === h.id}
+                      onClick={() => setOpen(open === h.id ? undefined : h.id)}
+                    >
+                      Deliveries
+                    </button>
+                    <DeleteButton
+                      path={`/v1/webhooks/${encodeURIComponent(h.id)}`}
+                      scope="webhooks:write"
+                      question={`Delete the webhook to ${h.url}?`}
+                      done={list.reload}
+                    />
                   </div>
                 </div>
-                <div class="row-actions">
-                  <button
-                    type="button"
-                    aria-expanded={open === h.id}
-                    onClick={() => setOpen(open === h.id ? undefined : h.id)}
-                  >
-                    Deliveries
-                  </button>
-                  <ConfirmButton
-                    label="Delete"
-                    danger
-                    disabled={!can("webhooks:write")}
-                    question={`Delete the webhook to ${h.url}?`}
-                    action={() =>
-                      api(`/v1/webhooks/${encodeURIComponent(h.id)}`, { method: "DELETE" }).then(list.reload)
-                    }
-                  />
-                </div>
-              </div>
-              {open === h.id ? <Deliveries id={h.id} /> : null}
-            </li>
-          ))}
-        </ul>
-      )}
+                {open === h.id ? <Deliveries id={h.id} /> : null}
+              </li>
+            ))}
+          </ul>
+        )}
+      </Listed>
     </section>
   );
 }
 
 function Deliveries({ id }: { id: string }) {
-  const list = useData(
-    (signal) => api<{ deliveries: Delivery[] }>(`/v1/webhooks/${encodeURIComponent(id)}/deliveries`, { signal }),
-    [id],
-    5_000,
-  );
-  const deliveries = list.data?.deliveries ?? [];
-  if (list.data === undefined && list.loading) return <Loading what="Loading deliveries" />;
-  if (list.error) return <ErrorBox error={list.error} retry={list.reload} />;
-  if (deliveries.length === 0) return <Empty>No deliveries yet.</Empty>;
+  const list = useResource<Delivery>(`/v1/webhooks/${encodeURIComponent(id)}/deliveries`, "deliveries", 5_000);
+  // "Loading" until the first answer; after that an error shows in place of the table.
+  if (list.error && !(list.data === undefined && list.loading)) {
+    return <ErrorBox error={list.error} retry={list.reload} />;
+  }
   return (
-    <table class="list" aria-label="Deliveries">
-      <thead>
-        <tr>
-          <th>Event</th>
-          <th>Status</th>
-          <th>Attempts</th>
-          <th class="hide-narrow">Last error</th>
-          <th>Updated</th>
+    <ResourceTable
+      list={list}
+      empty="No deliveries yet."
+      label="Deliveries"
+      wrap={false}
+      actions={false}
+      columns={["Event", "Status", "Attempts", { title: "Last error", narrow: true }, "Updated"]}
+      row={(d) => (
+        <tr key={d.id}>
+          <td class="mono">{d.event}</td>
+          <td>
+            <span class={`outcome outcome-${d.status}`}>{d.status}</span>
+          </td>
+          <td>{d.attempts}</td>
+          <td class="hide-narrow">{d.lastError ?? ""}</td>
+          <td>{when(d.updatedAt)}</td>
         </tr>
-      </thead>
-      <tbody>
-        {deliveries.map((d) => (
-          <tr key={d.id}>
-            <td class="mono">{d.event}</td>
-            <td>
-              <span class={`outcome outcome-${d.status}`}>{d.status}</span>
-            </td>
-            <td>{d.attempts}</td>
-            <td class="hide-narrow">{d.lastError ?? ""}</td>
-            <td>{when(d.updatedAt)}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+      )}
+    />
   );
 }

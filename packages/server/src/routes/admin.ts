@@ -4,7 +4,7 @@
  * here is what the body asks for: which organisation a new key belongs to and that it holds no
  * more power than the key that makes it (tenancy/key-policy.ts).
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute, type RouteConfig, z } from "@hono/zod-openapi";
 import { ConflictError } from "@kiln/core";
 import type { Context } from "hono";
 import { HttpError } from "../errors.ts";
@@ -12,10 +12,10 @@ import { refuseHookUrl } from "../hooks/private-address.ts";
 import { newWebhookSecret, WEBHOOK_EVENTS } from "../hooks/webhooks.ts";
 import { keyDisplayPrefix, newId, newKey } from "../pipeline/keys.ts";
 import { v1Route } from "../pipeline/pipeline.ts";
-import { hasScope, SCOPES } from "../pipeline/principal.ts";
+import { hasScope, SCOPES, type Scope } from "../pipeline/principal.ts";
 import type { AppEnv } from "../pipeline/types.ts";
 import { Network } from "../schemas.ts";
-import type { KeyRow, OrgNetwork as OrgNetworkRules, OrgRow } from "../store/store.ts";
+import type { KeyRow, OrgNetwork as OrgNetworkRules, OrgRow, Store } from "../store/store.ts";
 import { checkMint, checkPower } from "../tenancy/key-policy.ts";
 import { withinCeiling } from "../tenancy/network-ceiling.ts";
 import { OrgScope } from "../tenancy/org-scope.ts";
@@ -136,6 +136,33 @@ const IdParam = z.object({
 });
 const KeysQuery = z.object({ orgId: z.string().min(1).max(128).optional() });
 
+/** A /v1 route of this module: method and path, the scope it needs, its audit action, its OpenAPI tag. */
+const route = <
+  const M extends RouteConfig["method"],
+  const P extends string,
+  const R extends Omit<RouteConfig, "method" | "path" | "tags">,
+>(
+  method: M,
+  path: P,
+  scope: Scope,
+  action: string,
+  tag: "tenancy" | "webhooks",
+  spec: R,
+) => v1Route({ scope, action }, createRoute({ method, path, tags: [tag], ...spec }));
+/** A required JSON request body. */
+const jsonBody = <T>(schema: T) => ({ required: true as const, content: { "application/json": { schema } } });
+
+/** `current` with `change` applied: a null removes its key, undefined keeps it, a value replaces it. */
+function patched<T extends object>(current: T, change: { [K in keyof T]?: T[K] | null }): T {
+  const next = { ...current };
+  for (const k of Object.keys(change) as (keyof T)[]) {
+    const v = change[k];
+    if (v === null) delete next[k];
+    else if (v !== undefined) next[k] = v as T[keyof T];
+  }
+  return next;
+}
+
 const orgView = (o: OrgRow) => ({
   id: o.id,
   name: o.name,
@@ -146,12 +173,7 @@ const orgView = (o: OrgRow) => ({
 
 /** The network rules with nulls dropped; the default must be within the ceiling. */
 function networkRules(current: OrgNetworkRules | undefined, change: z.infer<typeof OrgNetwork>): OrgNetworkRules {
-  const next: OrgNetworkRules = { ...current };
-  for (const k of ["default", "ceiling"] as const) {
-    const v = change[k];
-    if (v === null) delete next[k];
-    else if (v !== undefined) next[k] = v;
-  }
+  const next = patched<OrgNetworkRules>(current ?? {}, change);
   if (next.default !== undefined && next.ceiling !== undefined && !withinCeiling(next.default, next.ceiling)) {
     throw new HttpError("INVALID_ARGUMENT", "network.default: must be within network.ceiling", {
       field: "network.default",
@@ -170,8 +192,14 @@ async function targetOrg(c: Context<AppEnv>, orgId: string | undefined): Promise
   if (orgId === undefined || orgId === p.orgId) return p.orgId;
   if (!hasScope(p, "orgs:admin"))
     throw new HttpError("FORBIDDEN", "Only an orgs:admin key may name another organisation");
-  if (!(await c.var.services.store.getOrg(orgId))) throw new HttpError("NOT_FOUND", `No organisation "${orgId}"`);
-  return orgId;
+  return (await existingOrg(c, orgId)).id;
+}
+
+/** The organisation `id` (orgs:admin routes), else 404. */
+async function existingOrg(c: Context<AppEnv>, id: string): Promise<OrgRow> {
+  const org = await c.var.services.store.getOrg(id);
+  if (!org) throw new HttpError("NOT_FOUND", `No organisation "${id}"`);
+  return org;
 }
 
 /** A key the caller may see: its own organisation's, or any with orgs:admin; else 404. */
@@ -186,17 +214,11 @@ async function visibleKey(c: Context<AppEnv>, id: string): Promise<KeyRow> {
 
 export function adminRoutes(app: App): void {
   app.openapi(
-    v1Route(
-      { scope: "orgs:admin", action: "org.create" },
-      createRoute({
-        method: "post",
-        path: "/v1/orgs",
-        tags: ["tenancy"],
-        summary: "Create an organisation (orgs:admin)",
-        request: { body: { required: true, content: { "application/json": { schema: OrgBody } } } },
-        responses: { 201: json(Org, "The organisation"), ...ERRORS, ...CONFLICT },
-      }),
-    ),
+    route("post", "/v1/orgs", "orgs:admin", "org.create", "tenancy", {
+      summary: "Create an organisation (orgs:admin)",
+      request: { body: jsonBody(OrgBody) },
+      responses: { 201: json(Org, "The organisation"), ...ERRORS, ...CONFLICT },
+    }),
     async (c) => {
       const body = c.req.valid("json");
       const store = c.var.services.store;
@@ -217,88 +239,56 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "orgs:admin", action: "org.list" },
-      createRoute({
-        method: "get",
-        path: "/v1/orgs",
-        tags: ["tenancy"],
-        summary: "Every organisation (orgs:admin)",
-        responses: { 200: json(z.object({ orgs: z.array(Org) }), "Organisations"), ...ERRORS },
-      }),
-    ),
+    route("get", "/v1/orgs", "orgs:admin", "org.list", "tenancy", {
+      summary: "Every organisation (orgs:admin)",
+      responses: { 200: json(z.object({ orgs: z.array(Org) }), "Organisations"), ...ERRORS },
+    }),
     async (c) => c.json({ orgs: (await c.var.services.store.listOrgs()).map(orgView) }, 200),
   );
 
-  app.openapi(
-    v1Route(
-      { scope: "orgs:admin", action: "org.quotas" },
-      createRoute({
-        method: "put",
-        path: "/v1/orgs/{id}/quotas",
-        tags: ["tenancy"],
-        summary: "Change an organisation's quotas (orgs:admin)",
-        request: {
-          params: IdParam,
-          body: { required: true, content: { "application/json": { schema: QuotasUpdate } } },
-        },
+  /** PUT /v1/orgs/{id}/<part> (orgs:admin): `change` stores the body's change, and gives the new row. */
+  const orgPart = <S extends z.ZodType>(
+    part: "quotas" | "network",
+    summary: string,
+    schema: S,
+    change: (store: Store, org: OrgRow, body: z.infer<S>) => Promise<OrgRow>,
+  ) =>
+    app.openapi(
+      route("put", `/v1/orgs/{id}/${part}`, "orgs:admin", `org.${part}`, "tenancy", {
+        summary,
+        request: { params: IdParam, body: jsonBody<z.ZodType>(schema) },
         responses: { 200: json(Org, "The organisation"), ...ERRORS },
       }),
-    ),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const store = c.var.services.store;
-      const org = await store.getOrg(id);
-      if (!org) throw new HttpError("NOT_FOUND", `No organisation "${id}"`);
-      const quotas: Record<string, number> = { ...org.quotas };
-      for (const [k, v] of Object.entries(c.req.valid("json"))) {
-        if (v === null) delete quotas[k];
-        else if (v !== undefined) quotas[k] = v;
-      }
-      await store.setOrgQuotas(id, quotas);
-      return c.json(orgView({ ...org, quotas }), 200);
-    },
-  );
+      async (c) => {
+        const org = await existingOrg(c, c.req.valid("param").id);
+        return c.json(orgView(await change(c.var.services.store, org, c.req.valid("json") as z.infer<S>)), 200);
+      },
+    );
 
-  app.openapi(
-    v1Route(
-      { scope: "orgs:admin", action: "org.network" },
-      createRoute({
-        method: "put",
-        path: "/v1/orgs/{id}/network",
-        tags: ["tenancy"],
-        summary: "Set an organisation's network default and ceiling (orgs:admin)",
-        request: {
-          params: IdParam,
-          body: { required: true, content: { "application/json": { schema: OrgNetwork } } },
-        },
-        responses: { 200: json(Org, "The organisation"), ...ERRORS },
-      }),
-    ),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const store = c.var.services.store;
-      const org = await store.getOrg(id);
-      if (!org) throw new HttpError("NOT_FOUND", `No organisation "${id}"`);
-      const network = networkRules(org.network, c.req.valid("json"));
-      await store.setOrgNetwork(id, network);
+  orgPart("quotas", "Change an organisation's quotas (orgs:admin)", QuotasUpdate, async (store, org, body) => {
+    const quotas = patched<Record<string, number>>(org.quotas, body);
+    await store.setOrgQuotas(org.id, quotas);
+    return { ...org, quotas };
+  });
+
+  orgPart(
+    "network",
+    "Set an organisation's network default and ceiling (orgs:admin)",
+    OrgNetwork,
+    async (store, org, body) => {
+      const network = networkRules(org.network, body);
+      await store.setOrgNetwork(org.id, network);
       const { network: _old, ...rest } = org;
-      return c.json(orgView(Object.keys(network).length === 0 ? rest : { ...rest, network }), 200);
+      return Object.keys(network).length === 0 ? rest : { ...rest, network };
     },
   );
 
   app.openapi(
-    v1Route(
-      { scope: "keys:write", action: "key.create" },
-      createRoute({
-        method: "post",
-        path: "/v1/keys",
-        tags: ["tenancy"],
-        summary: "Make an API key (its secret is in this answer only)",
-        request: { body: { required: true, content: { "application/json": { schema: KeyBody } } } },
-        responses: { 201: json(CreatedKey, "The key, with its secret"), ...ERRORS },
-      }),
-    ),
+    route("post", "/v1/keys", "keys:write", "key.create", "tenancy", {
+      summary: "Make an API key (its secret is in this answer only)",
+      request: { body: jsonBody(KeyBody) },
+      responses: { 201: json(CreatedKey, "The key, with its secret"), ...ERRORS },
+    }),
     async (c) => {
       const body = c.req.valid("json");
       const s = c.var.services;
@@ -333,17 +323,11 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "keys:write", action: "key.list" },
-      createRoute({
-        method: "get",
-        path: "/v1/keys",
-        tags: ["tenancy"],
-        summary: "The organisation's keys (never a secret or hash); orgs:admin may pass ?orgId=",
-        request: { query: KeysQuery },
-        responses: { 200: json(z.object({ keys: z.array(KeyInfo) }), "Keys"), ...ERRORS },
-      }),
-    ),
+    route("get", "/v1/keys", "keys:write", "key.list", "tenancy", {
+      summary: "The organisation's keys (never a secret or hash); orgs:admin may pass ?orgId=",
+      request: { query: KeysQuery },
+      responses: { 200: json(z.object({ keys: z.array(KeyInfo) }), "Keys"), ...ERRORS },
+    }),
     async (c) => {
       const orgId = await targetOrg(c, c.req.valid("query").orgId);
       return c.json({ keys: (await c.var.services.store.listKeys(orgId)).map(keyView) }, 200);
@@ -351,17 +335,11 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "keys:write", action: "key.revoke" },
-      createRoute({
-        method: "delete",
-        path: "/v1/keys/{id}",
-        tags: ["tenancy"],
-        summary: "Revoke a key: its next request is refused",
-        request: { params: IdParam },
-        responses: { 204: { description: "Revoked" }, ...ERRORS },
-      }),
-    ),
+    route("delete", "/v1/keys/{id}", "keys:write", "key.revoke", "tenancy", {
+      summary: "Revoke a key: its next request is refused",
+      request: { params: IdParam },
+      responses: { 204: { description: "Revoked" }, ...ERRORS },
+    }),
     async (c) => {
       const key = await visibleKey(c, c.req.valid("param").id);
       checkPower(c.var.principal, key, "revoke");
@@ -371,17 +349,11 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "audit:read", action: "audit.list" },
-      createRoute({
-        method: "get",
-        path: "/v1/audit",
-        tags: ["tenancy"],
-        summary: "The organisation's audit events in chain order: the newest `limit`, or those after `after`",
-        request: { query: AuditQuery },
-        responses: { 200: json(z.object({ events: z.array(AuditEventSchema) }), "Audit events"), ...ERRORS },
-      }),
-    ),
+    route("get", "/v1/audit", "audit:read", "audit.list", "tenancy", {
+      summary: "The organisation's audit events in chain order: the newest `limit`, or those after `after`",
+      request: { query: AuditQuery },
+      responses: { 200: json(z.object({ events: z.array(AuditEventSchema) }), "Audit events"), ...ERRORS },
+    }),
     async (c) => {
       const q = c.req.valid("query");
       const events = await c.var.services.store.listAudit(c.var.principal.orgId, {
@@ -393,17 +365,11 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "webhooks:write", action: "webhook.create" },
-      createRoute({
-        method: "post",
-        path: "/v1/webhooks",
-        tags: ["webhooks"],
-        summary: "Register a webhook (its whsec_ secret is in this answer only)",
-        request: { body: { required: true, content: { "application/json": { schema: WebhookBody } } } },
-        responses: { 201: json(CreatedWebhook, "The webhook, with its secret"), ...ERRORS },
-      }),
-    ),
+    route("post", "/v1/webhooks", "webhooks:write", "webhook.create", "webhooks", {
+      summary: "Register a webhook (its whsec_ secret is in this answer only)",
+      request: { body: jsonBody(WebhookBody) },
+      responses: { 201: json(CreatedWebhook, "The webhook, with its secret"), ...ERRORS },
+    }),
     async (c) => {
       const body = c.req.valid("json");
       const s = c.var.services;
@@ -427,16 +393,10 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "webhooks:write", action: "webhook.list" },
-      createRoute({
-        method: "get",
-        path: "/v1/webhooks",
-        tags: ["webhooks"],
-        summary: "The organisation's webhooks (never a secret)",
-        responses: { 200: json(z.object({ webhooks: z.array(Webhook) }), "Webhooks"), ...ERRORS },
-      }),
-    ),
+    route("get", "/v1/webhooks", "webhooks:write", "webhook.list", "webhooks", {
+      summary: "The organisation's webhooks (never a secret)",
+      responses: { 200: json(z.object({ webhooks: z.array(Webhook) }), "Webhooks"), ...ERRORS },
+    }),
     async (c) => {
       const hooks = await c.var.services.store.listWebhooks(c.var.principal.orgId);
       return c.json({ webhooks: hooks.map(({ id, url, events, createdAt }) => ({ id, url, events, createdAt })) }, 200);
@@ -450,17 +410,11 @@ export function adminRoutes(app: App): void {
   };
 
   app.openapi(
-    v1Route(
-      { scope: "webhooks:write", action: "webhook.delete" },
-      createRoute({
-        method: "delete",
-        path: "/v1/webhooks/{id}",
-        tags: ["webhooks"],
-        summary: "Delete a webhook and its delivery history",
-        request: { params: IdParam },
-        responses: { 204: { description: "Deleted" }, ...ERRORS },
-      }),
-    ),
+    route("delete", "/v1/webhooks/{id}", "webhooks:write", "webhook.delete", "webhooks", {
+      summary: "Delete a webhook and its delivery history",
+      request: { params: IdParam },
+      responses: { 204: { description: "Deleted" }, ...ERRORS },
+    }),
     async (c) => {
       const hook = await ownWebhook(c, c.req.valid("param").id);
       await c.var.services.store.deleteWebhook(hook.id);
@@ -470,17 +424,11 @@ export function adminRoutes(app: App): void {
   );
 
   app.openapi(
-    v1Route(
-      { scope: "webhooks:write", action: "webhook.deliveries" },
-      createRoute({
-        method: "get",
-        path: "/v1/webhooks/{id}/deliveries",
-        tags: ["webhooks"],
-        summary: "A webhook's deliveries, newest first (the last 100)",
-        request: { params: IdParam },
-        responses: { 200: json(z.object({ deliveries: z.array(Delivery) }), "Deliveries"), ...ERRORS },
-      }),
-    ),
+    route("get", "/v1/webhooks/{id}/deliveries", "webhooks:write", "webhook.deliveries", "webhooks", {
+      summary: "A webhook's deliveries, newest first (the last 100)",
+      request: { params: IdParam },
+      responses: { 200: json(z.object({ deliveries: z.array(Delivery) }), "Deliveries"), ...ERRORS },
+    }),
     async (c) => {
       const hook = await ownWebhook(c, c.req.valid("param").id);
       const rows = await c.var.services.store.listDeliveries(hook.id, 100);
