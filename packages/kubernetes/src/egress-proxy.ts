@@ -537,12 +537,17 @@ export class EgressProxy {
     return out.slice(-limit);
   }
 
-  /** Removes a deleted sandbox's rules at its proxy (best effort: the sweeper catches the rest). */
+  /** Removes a deleted sandbox's rules and log at its proxy (best effort: the sweeper catches stale rules). */
   async forget(pod: V1Pod): Promise<void> {
     const ip = pod.status?.podIP;
     const name = pod.metadata?.annotations?.[PROXY_ANNOTATION.proxy];
-    if (!ip || !name) return;
-    await runExec(this.#target(name), ["rm", "-f", `${PROXY_DATA}/policies/${ipFile(ip)}`]).catch(() => {});
+    const id = pod.metadata?.labels?.[K8S_LABEL.id];
+    if (!name) return;
+    const files = [
+      ...(ip ? [`${PROXY_DATA}/policies/${ipFile(ip)}`] : []),
+      ...(id && /^[0-9a-f]{32}$/.test(id) ? [`${PROXY_DATA}/logs/${id}.jsonl`] : []),
+    ];
+    if (files.length > 0) await runExec(this.#target(name), ["rm", "-f", ...files]).catch(() => {});
   }
 
   /**

@@ -272,6 +272,79 @@ print(json.dumps({"same": tunnel("tls.test"), "other": tunnel("other.test")}))`;
   }, 120_000);
 });
 
+describe("the rules' lifecycle at the proxy", () => {
+  async function files(s: Sandbox) {
+    const proxy = (await proxyPodOf(s)).metadata?.name as string;
+    const ls = async () =>
+      (await proxyExec(proxy, ["sh", "-c", `cd ${PROXY_DATA} && ls policies logs`])).stdout.toString();
+    return { ls, ip: (await engine.resolve(s.id))?.status?.podIP as string };
+  }
+
+  it("deleting a sandbox removes its rules and its log", async () => {
+    const s = await kiln.create({ network: { allow: ["allowed.test"] } });
+    await s.exec("curl -s --max-time 5 http://allowed.test/ >/dev/null");
+    const { ls, ip } = await files(s);
+    expect(await ls()).toContain(`${ip}.json`);
+    expect(await ls()).toContain(`${s.id}.jsonl`);
+    await s.delete();
+    expect(await ls()).not.toContain(`${ip}.json`);
+    expect(await ls()).not.toContain(`${s.id}.jsonl`);
+  });
+
+  it("the sweeper removes the rules of a pod deleted behind Kiln's back (its IP may be reused)", async () => {
+    const s = await kiln.create({ network: { allow: ["allowed.test"] } });
+    const { ls, ip } = await files(s);
+    const pod = (await engine.resolve(s.id))?.metadata?.name as string;
+    await engine.core.deleteNamespacedPod({ name: pod, namespace: NAMESPACE, gracePeriodSeconds: 0 });
+    expect(await ls()).toContain(`${ip}.json`);
+    await engine.reclaimHelpers(() => true);
+    expect(await ls()).not.toContain(`${ip}.json`);
+    // The bound sandbox's rules stay.
+    expect(await ls()).toContain(`${(await engine.resolve(sb.id))?.status?.podIP}.json`);
+  });
+});
+
+describe("the proxy's own NetworkPolicy", () => {
+  const connect = (addr: string, port: number | string) =>
+    `python3 -c "import socket; s=socket.socket(); s.settimeout(3); s.connect(('${addr}', ${port})); print('reached')"`;
+
+  it("lets only allow-list sandboxes in: another pod of the namespace does not reach it", async () => {
+    const proxy = (await proxyPodOf(sb)).status?.podIP as string;
+    const name = "not-kiln";
+    await engine.core.createNamespacedPod({
+      namespace: NAMESPACE,
+      body: {
+        metadata: { name },
+        spec: {
+          restartPolicy: "Never",
+          containers: [{ name: "c", image, command: ["sleep", "600"], securityContext: { runAsUser: 1000 } }],
+        },
+      },
+    });
+    try {
+      for (let i = 0; i < 100; i++) {
+        const p = await engine.core.readNamespacedPod({ name, namespace: NAMESPACE });
+        if (p.status?.phase === "Running") break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const target = { kubeConfig: engine.kubeConfig, namespace: NAMESPACE, pod: name, container: "c" };
+      // Unconfined itself (no policy selects it), it reaches the test host, but not the proxy.
+      const out = await runExec(target, ["sh", "-c", `${connect(hosts.address, 80)}; ${connect(proxy, 3128)} 2>&1`]);
+      expect(out.stdout.toString()).toMatch(/^reached\n.*No route to host/s);
+    } finally {
+      await engine.core.deleteNamespacedPod({ name, namespace: NAMESPACE, gracePeriodSeconds: 0 });
+    }
+  });
+
+  it("keeps the proxy off private addresses it does not trust (the second layer after its own check)", async () => {
+    const proxy = (await proxyPodOf(sb)).metadata?.name as string;
+    const gateway = hosts.address.replace(/\.\d+$/, ".1");
+    const out = await proxyExec(proxy, ["sh", "-c", `${connect(hosts.address, 80)}; ${connect(gateway, 22)} 2>&1`]);
+    // Rejected by the policy (ICMP admin-prohibited), not refused by the host's port.
+    expect(out.stdout.toString()).toMatch(/^reached\n.*No route to host/s);
+  });
+});
+
 describe("the proxy fails closed", () => {
   it("a rules file the proxy lost denies everything until the sweeper writes it back", async () => {
     const proxy = (await proxyPodOf(sb)).metadata?.name as string;
