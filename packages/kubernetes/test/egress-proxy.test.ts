@@ -379,6 +379,22 @@ describe("the proxy fails closed", () => {
     expect(await broken.listContainers({})).toHaveLength((await engine.listContainers({})).length);
   });
 
+  it("the sweeper deletes a proxy ReplicaSet no sandbox is bound to, past its grace period", async () => {
+    const inUse = (await proxyPodOf(sb)).metadata?.ownerReferences?.[0]?.name as string;
+    const sets = async () =>
+      (
+        await engine.apps.listNamespacedReplicaSet({ namespace: NAMESPACE, labelSelector: PROXY_LABEL.component })
+      ).items.map((rs) => rs.metadata?.name);
+    // The one of the broken image (previous test) is unused; within its grace period it stays.
+    expect((await sets()).length).toBe(2);
+    expect(await engine.egressProxy.reclaim()).not.toContain(inUse);
+    expect((await sets()).length).toBe(2);
+    const removed = await engine.egressProxy.reclaim(Date.now() + 3 * 60_000);
+    expect(removed.filter((r) => r.startsWith("kiln-egress-proxy-"))).toHaveLength(1);
+    expect(removed).not.toContain(inUse);
+    expect(await sets()).toEqual([inUse]);
+  });
+
   it("refuses allow-lists, like every mode, unless the CNI is declared to enforce NetworkPolicy", async () => {
     const unknown = new Kiln({ engine: new KubernetesEngine(options({ networkPolicy: "unknown" })), image });
     await expect(unknown.create({ network: { allow: ["allowed.test"] } })).rejects.toThrow(/networkPolicy: "enforced"/);
