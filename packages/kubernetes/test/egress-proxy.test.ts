@@ -11,7 +11,7 @@ import { type KubeSim, startKubeSim } from "@kiln/kube-sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestHosts, type TestHosts } from "../../core/test/allow-hosts.ts";
 import { PROXY_ANNOTATION, PROXY_CONTAINER, PROXY_DATA, PROXY_LABEL } from "../src/egress-proxy.ts";
-import { KubernetesEngine } from "../src/engine.ts";
+import { KubernetesEngine, MERGE_PATCH } from "../src/engine.ts";
 import { runExec } from "../src/exec.ts";
 import { K8S_LABEL } from "../src/manifests.ts";
 import { runtimeImage } from "./image.ts";
@@ -399,6 +399,33 @@ describe("the proxy fails closed", () => {
     const unknown = new Kiln({ engine: new KubernetesEngine(options({ networkPolicy: "unknown" })), image });
     await expect(unknown.create({ network: { allow: ["allowed.test"] } })).rejects.toThrow(/networkPolicy: "enforced"/);
     await unknown.close();
+  });
+
+  it("with more replicas, a sandbox's rules are only at its own: another replica refuses it", async () => {
+    const own = await proxyPodOf(sb);
+    const set = own.metadata?.ownerReferences?.[0]?.name as string;
+    await engine.apps.patchNamespacedReplicaSetScale(
+      { name: set, namespace: NAMESPACE, body: { spec: { replicas: 2 } } },
+      MERGE_PATCH,
+    );
+    let other: string | undefined;
+    for (let i = 0; i < 300 && !other; i++) {
+      const pods = await engine.core.listNamespacedPod({
+        namespace: NAMESPACE,
+        labelSelector: `${PROXY_LABEL.component},${PROXY_LABEL.hash}=${own.metadata?.labels?.[PROXY_LABEL.hash]}`,
+      });
+      other = pods.items.find(
+        (p) =>
+          p.metadata?.name !== own.metadata?.name &&
+          p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+      )?.status?.podIP;
+      if (!other) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(other).toBeDefined();
+    const r = await curl(sb, "http://allowed.test/", `-i -x http://${other}:3128`);
+    expect(r.stdout).toMatch(/^HTTP\/1\.1 403/);
+    expect(r.stdout).toContain("has no network policy at Kiln's proxy");
+    expect((await curl(sb, "http://allowed.test/")).stdout).toBe("hello from allowed.test\n");
   });
 
   it("a sandbox whose proxy replica is gone reaches nothing; a new sandbox gets the replacement", async () => {
