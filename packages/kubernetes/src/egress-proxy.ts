@@ -86,7 +86,7 @@ export const PROXY_UID = 65534;
 export const PROXY_IDLE_GRACE_MS = 2 * 60_000;
 
 export interface EgressProxyOptions {
-  /** The proxy's image: any image with Node 22+ (default: the image of the first allow-list sandbox, i.e. the runtime image). */
+  /** The proxy's image: any image with Node 22+ and bash (default: the image of the first allow-list sandbox, i.e. the runtime image). */
   image?: string;
   /** Proxy replicas; each sandbox is bound to one. @default 1 */
   replicas?: number;
