@@ -565,14 +565,19 @@ export class EgressProxy {
         labelSelector: `${PROXY_LABEL.component}=${PROXY_COMPONENT}`,
       })
     ).items.filter((p) => p.status?.phase === "Running" && !p.metadata?.deletionTimestamp);
+    // Each replica's files are listed before the sandboxes: a file there now belongs to a pod
+    // that had its IP already, so the list below shows it.
+    const files = new Map<string, Set<string>>();
     for (const proxy of proxies) {
       const name = proxy.metadata?.name as string;
-      // Listed before the sandboxes: a file there now belongs to a pod that had its IP already.
       const ls = await runExec(this.#target(name), ["ls", `${PROXY_DATA}/policies`]).catch(() => undefined);
-      if (ls?.exitCode !== 0) continue;
-      const present = new Set(ls.stdout.toString("utf8").split("\n").filter(Boolean));
-      const bound = (await h.core.listNamespacedPod({ namespace: h.namespace, labelSelector: K8S_LABEL.networkMode }))
-        .items;
+      if (ls?.exitCode === 0) files.set(name, new Set(ls.stdout.toString("utf8").split("\n").filter(Boolean)));
+    }
+    const bound =
+      files.size === 0
+        ? []
+        : (await h.core.listNamespacedPod({ namespace: h.namespace, labelSelector: K8S_LABEL.networkMode })).items;
+    for (const [name, present] of files) {
       const want: Record<string, string> = {};
       for (const pod of bound) {
         const ip = pod.status?.podIP;
