@@ -126,6 +126,20 @@ describe("an allow-list sandbox on Kubernetes", () => {
     expect(log.find((d) => d.host === "allowed.test")?.reason).toBe('allowed by "allowed.test"');
   });
 
+  it("works with Node's fetch (the proxy variables honoured) and refuses a denied host there too", async () => {
+    const script = `
+      const a = await (await fetch("https://tls.test/")).text();
+      const c = await fetch("http://denied.test/").then((r) => String(r.status), (e) => [e.cause?.message, e.cause?.cause?.message].join(" "));
+      console.log(JSON.stringify([a, c]));`;
+    const r = await sb.exec(`NODE_EXTRA_CA_CERTS=/tmp/ca.pem node --input-type=module -e '${script}'`, {
+      timeoutMs: 30_000,
+    });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const [a, c] = JSON.parse(r.stdout) as [string, string];
+    expect(a).toBe("hello from tls.test\n");
+    expect(c).toContain("403");
+  });
+
   it("refuses a domain not on the list (403 with the rule to add), and a wildcard's bare domain or look-alike", async () => {
     const plain = await curl(sb, "http://denied.test/", "-i");
     expect(plain.stdout).toMatch(/^HTTP\/1\.1 403/);
@@ -346,6 +360,30 @@ describe("the proxy's own NetworkPolicy", () => {
 });
 
 describe("the proxy fails closed", () => {
+  it("survives hostile requests from a sandbox (it serves every allow-list sandbox of its replica)", async () => {
+    await sb.setNetwork({ allow: ["allowed.test"] });
+    const restarts = async () => (await proxyPodOf(sb)).status?.containerStatuses?.[0]?.restartCount ?? 0;
+    const before = await restarts();
+    const script = String.raw`
+import os, socket
+host, port = os.environ["HTTP_PROXY"].split("//")[1].rstrip("/").split(":")
+for raw in [b"CONNECT \xff\xfe:443 HTTP/1.1\r\n\r\n", b"CONNECT a:99999 HTTP/1.1\r\n\r\n", b"CONNECT :443 HTTP/1.1\r\n\r\n",
+            b"GET http://ex\xc3\xa4mple.test/ HTTP/1.1\r\nHost: x\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n", b"\x16\x03\x01\xff\xff" + b"A" * 70000,
+            b"CONNECT allowed.test:80 HTTP/1.1\r\n\r\n\x16\x03\x01\x00\x05\x01\x00\x00\xff\xff", b"GET http://[::1/ HTTP/1.1\r\n\r\n"]:
+    s = socket.create_connection((host, int(port)), timeout=5)
+    try:
+        s.sendall(raw)
+        s.recv(4096)
+    except Exception:
+        pass
+    s.close()
+print("sent")`;
+    const r = await sb.exec(`python3 - <<'EOF'\n${script}\nEOF`, { timeoutMs: 120_000 });
+    expect(r.stdout, r.stderr).toBe("sent\n");
+    expect((await curl(sb, "http://allowed.test/")).stdout).toBe("hello from allowed.test\n");
+    expect(await restarts()).toBe(before);
+  }, 180_000);
+
   it("a rules file the proxy lost denies everything until the sweeper writes it back", async () => {
     const proxy = (await proxyPodOf(sb)).metadata?.name as string;
     const ip = (await engine.resolve(sb.id))?.status?.podIP as string;
