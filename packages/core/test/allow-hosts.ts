@@ -92,27 +92,41 @@ async function makeCerts(): Promise<{ ca: string; cert: string; key: string }> {
   }
 }
 
-export async function startTestHosts(docker: Dockerode, image: string, label: string): Promise<TestHosts> {
-  const network = `kiln-test-allow-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
+/**
+ * `onNetwork`: put the host on that existing network (kube-sim's, for @kiln/kubernetes' tests)
+ * instead of a network of its own; it is left in place by close().
+ */
+export async function startTestHosts(
+  docker: Dockerode,
+  image: string,
+  label: string,
+  onNetwork?: string,
+): Promise<TestHosts> {
+  const network = onNetwork ?? `kiln-test-allow-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
   const [{ ca, cert, key }, program] = await Promise.all([
     makeCerts(),
     readFile(new URL("./fixtures/allow-test-host.py", import.meta.url), "utf8"),
   ]);
-  const net = await docker.createNetwork({ Name: network, Driver: "bridge", Labels: { [label]: "1" } });
+  const net = onNetwork
+    ? docker.getNetwork(onNetwork)
+    : await docker.createNetwork({ Name: network, Driver: "bridge", Labels: { [label]: "1" } });
   let container: Dockerode.Container | undefined;
   const close = async () => {
     await container?.remove({ force: true }).catch(() => {});
-    await net.remove().catch(() => {});
+    if (!onNetwork) await net.remove().catch(() => {});
   };
   try {
     container = await docker.createContainer({
-      name: `${network}-host`,
+      name: onNetwork
+        ? `kiln-test-allow-${process.pid}-${Math.random().toString(36).slice(2, 6)}-host`
+        : `${network}-host`,
       Image: image,
       User: "0:0",
       Entrypoint: ["python3", "-u", "/opt/test-host.py"],
       Cmd: [],
       Labels: { [label]: "1" },
-      NetworkingConfig: { EndpointsConfig: { [network]: { Aliases: TEST_HOST_NAMES } } },
+      // On a shared network no aliases: its other containers (pods) must not resolve the names locally.
+      NetworkingConfig: { EndpointsConfig: { [network]: onNetwork ? {} : { Aliases: TEST_HOST_NAMES } } },
       HostConfig: { NetworkMode: network },
     });
     const archive = pack();

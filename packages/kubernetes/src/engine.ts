@@ -22,6 +22,7 @@ import {
   EngineUnavailableError,
   InvalidArgumentError,
   KilnError,
+  type NetworkDecision,
   NotSupportedError,
   SandboxNotFoundError,
 } from "@kiln/core";
@@ -51,6 +52,7 @@ import {
   VersionApi,
 } from "@kubernetes/client-node";
 import { extract, pack } from "tar-stream";
+import { EgressProxy, PROXY_ANNOTATION, PROXY_POD_LABELS, PROXY_PORT, refuseModeSwitch } from "./egress-proxy.ts";
 import { type ExecTarget, openExecChannel, runExec } from "./exec.ts";
 import {
   AGENT_SOCKET,
@@ -149,6 +151,8 @@ export class KubernetesEngine implements Engine {
   readonly apps: AppsV1Api;
   readonly networking: NetworkingV1Api;
   readonly images: Engine;
+  /** Allow-list sandboxes' egress proxy (egress-proxy.ts). */
+  readonly egressProxy: EgressProxy;
   readonly #o: KubernetesEngineOptions;
   #policies?: Promise<void>;
   #info?: Promise<EngineInfo>;
@@ -175,6 +179,7 @@ export class KubernetesEngine implements Engine {
     this.apps = kc.makeApiClient(AppsV1Api);
     this.networking = kc.makeApiClient(NetworkingV1Api);
     this.images = options.images ?? new DockerEngine();
+    this.egressProxy = new EgressProxy(this);
   }
 
   get options(): KubernetesEngineOptions {
@@ -281,11 +286,6 @@ export class KubernetesEngine implements Engine {
         "kubernetes(): Kiln confines a sandbox's network with NetworkPolicies, and the API cannot tell whether this cluster's CNI enforces them (without enforcement every sandbox reaches the whole network). Pass networkPolicy: \"enforced\" once you know it does (Calico, Cilium, Antrea, kube-router, ...); see docs/kubernetes.md",
       );
     }
-    if (typeof spec.network === "object") {
-      throw new NotSupportedError(
-        'network: { allow } is not offered on Kubernetes yet: its rules need Kiln\'s egress proxy running in the cluster (the NetworkPolicy that confines such pods to the proxy exists, the proxy deployment does not); use "none" or "egress"',
-      );
-    }
     if (spec.runtime === "gvisor" && !this.#o.runtimeClasses?.gvisor) {
       throw new NotSupportedError(
         'runtime "gvisor" needs a RuntimeClass: pass kubernetes({ runtimeClasses: { gvisor: "<its name>" } }) for a cluster whose nodes run runsc (GKE Sandbox: "gvisor")',
@@ -303,6 +303,7 @@ export class KubernetesEngine implements Engine {
         namespace: this.namespace,
         ...(this.#o.dns === undefined ? {} : { dns: this.#o.dns }),
         ...(this.#o.extraLabels === undefined ? {} : { extraLabels: this.#o.extraLabels }),
+        egressProxy: { podLabels: PROXY_POD_LABELS, port: PROXY_PORT },
       });
       for (const body of policies) {
         const name = body.metadata?.name as string;
@@ -333,7 +334,17 @@ export class KubernetesEngine implements Engine {
       throw new ConflictError(`The name "${spec.name}" is already taken`);
     }
     const id = randomBytes(16).toString("hex");
-    const body = sandboxPod(id, spec, this.podOptions(spec.runtime));
+    // An allow-list sandbox is bound to a Ready proxy replica (or refused): its address in the env.
+    const proxy =
+      typeof spec.network === "object"
+        ? await this.egressProxy.bind(spec.image, { allow: spec.network.allow })
+        : undefined;
+    const body = sandboxPod(
+      id,
+      proxy ? { ...spec, env: { ...proxy.env, ...spec.env } } : spec,
+      this.podOptions(spec.runtime),
+    );
+    if (proxy) Object.assign(body.metadata?.annotations ?? {}, proxy.annotations);
     let pod: V1Pod;
     try {
       pod = await this.core.createNamespacedPod({ namespace: this.namespace, body });
@@ -449,7 +460,10 @@ export class KubernetesEngine implements Engine {
 
   async startContainer(id: string): Promise<void> {
     const pod = await this.#require(id);
-    await this.waitRunning(pod.metadata?.name as string, id);
+    const running = await this.waitRunning(pod.metadata?.name as string, id);
+    // Its rules are at the proxy, for its pod IP, before anything of the user's runs.
+    const rules = this.egressProxy.rules(running);
+    if (rules) await this.egressProxy.apply(id, running, rules);
   }
 
   /** Waits until the pod's container runs; a pod that ended cannot run again. */
@@ -525,6 +539,7 @@ export class KubernetesEngine implements Engine {
     if (!pod) return false;
     this.#podNames.delete(id);
     this.#touched.delete(pod.metadata?.name as string);
+    if (this.egressProxy.rules(pod)) await this.egressProxy.forget(pod);
     return this.deletePod(pod.metadata?.name as string);
   }
 
@@ -706,7 +721,8 @@ export class KubernetesEngine implements Engine {
    */
   async reclaimHelpers(ownerAlive?: (owner: string | undefined) => boolean): Promise<string[]> {
     await this.stopIdle();
-    if (!ownerAlive) return [];
+    const removed = await this.egressProxy.reclaim().catch(() => []);
+    if (!ownerAlive) return removed;
     const sets = await this.apps
       .listNamespacedReplicaSet({ namespace: this.namespace, labelSelector: `${K8S_LABEL.kind}=pool` })
       .catch(() => ({ items: [] }));
@@ -718,11 +734,48 @@ export class KubernetesEngine implements Engine {
         for (const [key] of dead) delete h[key];
       }).catch(() => {});
     }
-    return [];
+    return removed;
+  }
+
+  /**
+   * An allow-list sandbox takes new rules, or "none", in place (at its proxy, for its next
+   * connection); its mode itself (a pod label, the proxy address in its env) is fixed.
+   */
+  async setNetwork(id: string, policy: "none" | "egress" | { allow: string[] }): Promise<void> {
+    const pod = await this.#require(id);
+    const mode = pod.metadata?.labels?.[K8S_LABEL.networkMode] ?? "none";
+    if (mode !== "allow") {
+      if (policy === mode) return;
+      refuseModeSwitch(mode, policy);
+    }
+    if (policy === "egress") refuseModeSwitch(mode, policy);
+    const rules = policy === "none" ? ({ none: true } as const) : { allow: policy.allow };
+    const patched = await this.patchPod(pod.metadata?.name as string, {
+      metadata: { annotations: { [PROXY_ANNOTATION.rules]: JSON.stringify(rules) } },
+    });
+    if (podStatus(patched) === "running") await this.egressProxy.apply(podId(patched), patched, rules);
+  }
+
+  async networkPolicy(id: string): Promise<"none" | { allow: string[] } | undefined> {
+    const pod = await this.resolve(id);
+    const rules = pod && this.egressProxy.rules(pod);
+    if (!rules) return undefined;
+    return "none" in rules ? "none" : { allow: rules.allow };
+  }
+
+  async networkLog(id: string): Promise<NetworkDecision[]> {
+    const pod = await this.#require(id);
+    if (!this.egressProxy.rules(pod)) return [];
+    return this.egressProxy.log(podId(pod), pod);
   }
 
   warmPool(spec: ContainerSpec, shape: string, size: number): EngineWarmPool {
     this.admit(spec);
+    if (typeof spec.network === "object") {
+      throw new NotSupportedError(
+        "allow-list sandboxes are not pooled on Kubernetes (each is bound to the egress proxy when created)",
+      );
+    }
     const pool = new KubePool(this, spec, shape, size);
     this.#pools.add(pool);
     pool.start();

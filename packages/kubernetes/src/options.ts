@@ -2,6 +2,7 @@
  * The options of kubernetes(): where the cluster is, and what Kiln may assume about it.
  */
 import type { Engine } from "@kiln/core/engine";
+import type { EgressProxyOptions } from "./egress-proxy.ts";
 
 export interface KubernetesEngineOptions {
   /** A kubeconfig file path, or its YAML text. Default: KUBECONFIG / ~/.kube/config / in-cluster. */
@@ -47,6 +48,12 @@ export interface KubernetesEngineOptions {
    * them). Default: close() deletes the ReplicaSet and its unclaimed members, as on Docker.
    */
   keepPools?: boolean;
+  /**
+   * Kiln's egress proxy for allow-list sandboxes (`network: { allow }`), which the engine runs in
+   * the namespace as ReplicaSet `kiln-egress-proxy-<hash>` (egress-proxy.ts): its image (default
+   * the runtime image), replicas, readiness wait, and extra addresses it never dials.
+   */
+  egressProxy?: EgressProxyOptions;
   /** Test-only: the exec subprotocols to offer (default v5, then v4 and older). */
   execProtocols?: string[];
   /** How long startContainer waits for a pod to run (image pull included). @default 120000 */

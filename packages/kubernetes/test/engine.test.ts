@@ -130,16 +130,15 @@ describe("a sandbox is one Pod", () => {
 });
 
 describe("network modes as NetworkPolicies", () => {
-  it("creates the shared policies, labels each pod with its mode, and refuses allow-lists", async () => {
+  it("creates the shared policies and labels each pod with its mode (allow-lists: egress-proxy.test.ts)", async () => {
     await using none = await kiln.create();
     await using egress = await kiln.create({ network: "egress" });
     const names = (await engine.networking.listNamespacedNetworkPolicy({ namespace: NAMESPACE })).items.map(
       (p) => p.metadata?.name,
     );
-    expect(names).toEqual(expect.arrayContaining([POLICY_NAMES.deny, POLICY_NAMES.egress]));
+    expect(names).toEqual(expect.arrayContaining([POLICY_NAMES.deny, POLICY_NAMES.egress, POLICY_NAMES.allow]));
     expect((await podOf(none.id)).metadata?.labels?.[K8S_LABEL.networkMode]).toBe("none");
     expect((await podOf(egress.id)).metadata?.labels?.[K8S_LABEL.networkMode]).toBe("egress");
-    await expect(kiln.create({ network: { allow: ["pypi.org"] } })).rejects.toThrow(NotSupportedError);
     // kube-sim enforces egress deny-all (the "none" pod keeps only loopback); rules that allow
     // something it stores without enforcing (docs/kubernetes.md): the egress pod keeps its interface.
     const interfaces = async (sb: typeof none) =>

@@ -187,13 +187,13 @@ current-context: x
     expect(() => engine.warmPool({ ...spec, network: "none" }, "k", 1)).toThrow(/NetworkPolicies/);
   });
 
-  it("refuses gVisor without a RuntimeClass, volumes, and allow-lists (no in-cluster proxy yet)", () => {
+  it("refuses gVisor without a RuntimeClass and volumes; admits allow-lists (egress-proxy.test.ts)", () => {
     const engine = new KubernetesEngine({ kubeconfig, namespace: "kiln", networkPolicy: "enforced" });
     expect(() => engine.admit({ ...spec, runtime: "gvisor" })).toThrow(/RuntimeClass/);
     expect(() => engine.admit({ ...spec, volumes: [{ volume: "v", mountPath: "/data", readOnly: false }] })).toThrow(
       /volumes/,
     );
-    expect(() => engine.admit({ ...spec, network: { allow: ["pypi.org"] } })).toThrow(/egress proxy/);
+    expect(() => engine.admit({ ...spec, network: { allow: ["pypi.org"] } })).not.toThrow();
     expect(() => engine.admit(spec)).not.toThrow();
   });
 

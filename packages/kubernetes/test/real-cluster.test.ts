@@ -6,7 +6,8 @@
 //   KILN_K8S_NAMESPACE         an existing namespace (default "kiln-test")
 //   KILN_K8S_IMAGE             the runtime image as the cluster pulls it (e.g. pushed to a registry:
 //                              docs/kubernetes.md "Images")
-//   KILN_K8S_NETWORK_POLICY    "enforced" when the CNI enforces NetworkPolicy (the network checks need it)
+//   KILN_K8S_NETWORK_POLICY    "enforced" when the CNI enforces NetworkPolicy (the network checks need it;
+//                              the allow-list check also needs the runtime image pullable for the egress proxy)
 //   KILN_K8S_GVISOR            a RuntimeClass name for the gVisor tier (optional)
 import { Kiln } from "@kiln/core";
 import { afterAll, describe, expect, it } from "vitest";
@@ -52,6 +53,21 @@ describe.skipIf(!kubeconfig)("a real cluster (KILN_KUBECONFIG)", () => {
     await using egress = await kiln.create({ network: "egress" });
     const meta = await egress.exec("curl -sS -m 5 http://169.254.169.254/ || echo blocked");
     expect(meta.stdout).toMatch(/blocked/);
+  });
+
+  it("an allow-list sandbox goes only through Kiln's egress proxy, which refuses what is not listed", async () => {
+    // Nothing here needs to reach the internet: the proxy refuses before it would dial.
+    await using sb = await kiln.create({ network: { allow: ["kiln-allowed.invalid"] } });
+    const denied = await sb.exec("curl -sS -m 10 -i http://example.com/ || echo failed");
+    expect(denied.stdout).toContain("example.com is not on this sandbox's network allow-list");
+    const meta = await sb.exec("curl -sS -m 10 -i http://169.254.169.254/ || echo failed");
+    expect(meta.stdout).toMatch(/403/);
+    // Without the proxy: metadata, a public address, DNS. The CNI must drop all of them.
+    const direct = await sb.exec(
+      "for a in 169.254.169.254 1.1.1.1; do curl -sS -m 5 --noproxy '*' http://$a/ >/dev/null 2>&1 && echo reached $a; done; getent hosts example.com && echo resolved; true",
+    );
+    expect(direct.stdout).toBe("");
+    expect((await sb.networkLog()).map((d) => d.allowed)).toEqual([false, false]);
   });
 
   it("claims from a ReplicaSet pool", async () => {
