@@ -179,6 +179,10 @@ export const CodeBody = z
     language: Language.optional(),
     context: Name.optional(),
     timeoutMs: Millis(24 * 60 * 60 * 1000, 1).optional(),
+    cancellable: z.boolean().optional().openapi({
+      description:
+        'SSE only: the stream begins with {"type":"started","execId"}; POST /v1/sandboxes/{id}/exec/{execId}/cancel interrupts the cell and the stream goes on to its execution (status killed)',
+    }),
   })
   .openapi("RunCodeRequest");
 
