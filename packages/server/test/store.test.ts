@@ -105,6 +105,34 @@ describe.each(backends)("store on $name", ({ name, url }) => {
     expect(await store.countKeys()).toBeGreaterThanOrEqual(1);
   });
 
+  it("answers a key found by its hash from memory briefly, and a revoke ends that at once", async () => {
+    const k = key();
+    await store.createKey(k);
+    expect((await store.findKeyByHash(k.hash))?.revokedAt).toBeUndefined(); // now cached
+    expect(await store.revokeKey(k.id, "2026-02-01T00:00:00.000Z")).toBe(true);
+    expect((await store.findKeyByHash(k.hash))?.revokedAt).toBe("2026-02-01T00:00:00.000Z");
+    // A lookup running beside the revoke does not cache the row as it was before it.
+    const other = key();
+    await store.createKey(other);
+    const [, beside] = await Promise.all([
+      store.revokeKey(other.id, "2026-02-02T00:00:00.000Z"),
+      store.findKeyByHash(other.hash),
+    ]);
+    expect(beside).toBeDefined();
+    expect((await store.findKeyByHash(other.hash))?.revokedAt).toBe("2026-02-02T00:00:00.000Z");
+    // Inside a transaction too (the cache is shared with the store's transactions).
+    const third = key();
+    await store.createKey(third);
+    await store.findKeyByHash(third.hash);
+    await store.transaction((tx) => tx.revokeKey(third.id, "2026-02-03T00:00:00.000Z"));
+    expect((await store.findKeyByHash(third.hash))?.revokedAt).toBe("2026-02-03T00:00:00.000Z");
+    // Unknown keys are not remembered: a key created after a miss is found.
+    const late = key();
+    expect(await store.findKeyByHash(late.hash)).toBeUndefined();
+    await store.createKey(late);
+    expect((await store.findKeyByHash(late.hash))?.id).toBe(late.id);
+  });
+
   it("chains audit events per organisation; an edited or deleted row breaks the chain", async () => {
     const event = (orgId: string, action: string, detail?: Record<string, unknown>) => ({
       at: new Date().toISOString(),
