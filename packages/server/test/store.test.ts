@@ -105,6 +105,17 @@ describe.each(backends)("store on $name", ({ name, url }) => {
     expect(await store.countKeys()).toBeGreaterThanOrEqual(1);
   });
 
+  it("remembers the users' names of shortened snapshot and volume names, per organisation and kind", async () => {
+    const core = `o1.${"a".repeat(47)}-0123456789ab`;
+    await store.rememberName({ orgId: "o1", kind: "volume", coreName: core, name: "a".repeat(63) });
+    await store.rememberName({ orgId: "o1", kind: "volume", coreName: core, name: "a".repeat(63) }); // idempotent
+    expect(await store.namesOf("o1", "volume")).toEqual(new Map([[core, "a".repeat(63)]]));
+    expect((await store.namesOf("o1", "snapshot")).size).toBe(0);
+    expect((await store.namesOf("other", "volume")).size).toBe(0);
+    await store.forgetName("o1", "volume", core);
+    expect((await store.namesOf("o1", "volume")).size).toBe(0);
+  });
+
   it("answers a key found by its hash from memory briefly, and a revoke ends that at once", async () => {
     const k = key();
     await store.createKey(k);

@@ -316,7 +316,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     touch(s, principal.keyId);
     c.set("principal", principal);
     c.set("services", s);
-    c.set("tenant", new OrgScope(s.kiln, principal, s.handles));
+    c.set("tenant", new OrgScope(s.kiln, principal, s.handles, s.store));
     await next();
   };
 }

@@ -5,7 +5,17 @@ import type { SqlDriver, SqlRow, SqlValue } from "./driver.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import { PostgresDriver } from "./postgres.ts";
 import { SqliteDriver } from "./sqlite.ts";
-import type { AuditEvent, DeliveryRow, KeyRow, NewAuditEvent, OrgNetwork, OrgRow, Store, WebhookRow } from "./store.ts";
+import type {
+  AuditEvent,
+  DeliveryRow,
+  EngineNameRow,
+  KeyRow,
+  NewAuditEvent,
+  OrgNetwork,
+  OrgRow,
+  Store,
+  WebhookRow,
+} from "./store.ts";
 
 const str = (v: unknown) => (v === null || v === undefined ? undefined : String(v));
 
@@ -386,6 +396,29 @@ export class SqlStore implements Store {
       [webhookId, limit],
     );
     return rows.map(deliveryFrom);
+  }
+
+  async rememberName(row: EngineNameRow): Promise<void> {
+    await this.#db.run(
+      "INSERT INTO engine_names (org_id, kind, core_name, name) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      [row.orgId, row.kind, row.coreName, row.name],
+    );
+  }
+
+  async namesOf(orgId: string, kind: EngineNameRow["kind"]): Promise<Map<string, string>> {
+    const rows = await this.#db.all("SELECT core_name, name FROM engine_names WHERE org_id = ? AND kind = ?", [
+      orgId,
+      kind,
+    ]);
+    return new Map(rows.map((r) => [String(r.core_name), String(r.name)]));
+  }
+
+  async forgetName(orgId: string, kind: EngineNameRow["kind"], coreName: string): Promise<void> {
+    await this.#db.run("DELETE FROM engine_names WHERE org_id = ? AND kind = ? AND core_name = ?", [
+      orgId,
+      kind,
+      coreName,
+    ]);
   }
 
   transaction<T>(fn: (store: Store) => Promise<T>): Promise<T> {
