@@ -34,6 +34,18 @@ async function firstResult(kiln: Kiln, pools: Kiln[]): Promise<number> {
   );
 }
 
+/**
+ * CPU time of this whole process (client, server, core; every thread) per call, over a block of
+ * `calls` calls. On a loaded machine wall times swing with other work; CPU time is what that
+ * load multiplies, so it compares the two sides more steadily.
+ */
+async function cpuPerCall(work: () => Promise<unknown>, calls = 20): Promise<number> {
+  const before = process.cpuUsage();
+  for (let i = 0; i < calls; i++) await work();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1000 / calls;
+}
+
 /** Alternates the two sides, iteration by iteration, and which of them goes first. */
 async function sideBySide(
   labels: [string, string],
@@ -108,12 +120,18 @@ export async function remoteClientBenchmarks(): Promise<string[]> {
         () => timeOnly(() => remoteBox.runCode("print(1+1)", { onStdout: () => {} })),
         ITERATIONS * 3,
       );
+      const [cpuLocal, cpuRemote] = await sideBySide(
+        ["in-process: CPU ms per runCode (blocks of 20)", "remote client: CPU ms per runCode, client + server"],
+        () => cpuPerCall(() => localBox.runCode("print(1+1)")),
+        () => cpuPerCall(() => remoteBox.runCode("print(1+1)")),
+      );
       sections.push(
         table(
           "A further call in a running sandbox",
           [cellLocal, cellRemote, cellStreamed, execLocal, execRemote],
           cellLocal,
         ),
+        table("CPU time of this process per further runCode (load-independent-ish)", [cpuLocal, cpuRemote], cpuLocal),
       );
     } finally {
       await localBox.delete();
