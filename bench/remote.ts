@@ -2,8 +2,12 @@
 // against the same engine, in one run (`pnpm bench` runs it after the server's cases; alone:
 // `node bench/remote.ts`, which writes bench/results/remote-latest.md). Target: a warm create +
 // first runCode through a Kiln server costs at most 5 ms more at p50 than in-process.
-// Iterations alternate in-process and remote, each after its warm pool is full again, so both
-// sides see the same machine load. The server runs in this process (startServer).
+// Iterations alternate in-process and remote, which goes first alternating too, and each starts
+// once both warm pools are full again: a side measured while the other side's pool refill (a
+// container create and start) still runs, or right after the other side's delete, is slowed by
+// that work, not by its own path (issue 10: with only its own pool awaited and a fixed order, the
+// remote side always ran second, into the in-process side's refill). The server runs in this
+// process (startServer).
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
@@ -17,8 +21,8 @@ const ITERATIONS = Number(process.env.KILN_BENCH_ITERATIONS ?? 30);
 const WARMUP = 2;
 const LABELS = { bench: "1" };
 
-async function firstResult(kiln: Kiln, pool: Kiln): Promise<number> {
-  await pool.pool?.filled();
+async function firstResult(kiln: Kiln, pools: Kiln[]): Promise<number> {
+  await Promise.all(pools.map((p) => p.pool?.filled()));
   let sandbox: Sandbox | undefined;
   return timeOnly(
     async () => {
@@ -30,7 +34,19 @@ async function firstResult(kiln: Kiln, pool: Kiln): Promise<number> {
   );
 }
 
-/** Alternates the two sides, iteration by iteration. */
+/**
+ * CPU time of this whole process (client, server, core; every thread) per call, over a block of
+ * `calls` calls. On a loaded machine wall times swing with other work; CPU time is what that
+ * load multiplies, so it compares the two sides more steadily.
+ */
+async function cpuPerCall(work: () => Promise<unknown>, calls = 20): Promise<number> {
+  const before = process.cpuUsage();
+  for (let i = 0; i < calls; i++) await work();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1000 / calls;
+}
+
+/** Alternates the two sides, iteration by iteration, and which of them goes first. */
 async function sideBySide(
   labels: [string, string],
   a: () => Promise<number>,
@@ -44,8 +60,13 @@ async function sideBySide(
   const sa: Series = { label: labels[0], samples: [] };
   const sb: Series = { label: labels[1], samples: [] };
   for (let i = 0; i < iterations; i++) {
-    sa.samples.push(await a());
-    sb.samples.push(await b());
+    if (i % 2 === 0) {
+      sa.samples.push(await a());
+      sb.samples.push(await b());
+    } else {
+      sb.samples.push(await b());
+      sa.samples.push(await a());
+    }
   }
   console.error(`  measured ${labels[0]} / ${labels[1]}`);
   return [sa, sb];
@@ -65,8 +86,8 @@ export async function remoteClientBenchmarks(): Promise<string[]> {
   try {
     const [inProcess, overHttp] = await sideBySide(
       ["in-process: warm kiln.create() + runCode('print(1+1)')", "remote client: the same through a Kiln server"],
-      () => firstResult(local, local),
-      () => firstResult(remote, serverKiln),
+      () => firstResult(local, [local, serverKiln]),
+      () => firstResult(remote, [local, serverKiln]),
     );
     const extra = percentile(overHttp.samples, 50) - percentile(inProcess.samples, 50);
     sections.push(
@@ -92,8 +113,25 @@ export async function remoteClientBenchmarks(): Promise<string[]> {
         () => timeOnly(() => remoteBox.exec("echo hi")),
         ITERATIONS * 3,
       );
+      // With an output callback the call streams (SSE), as it must to deliver output as it happens.
+      const [, cellStreamed] = await sideBySide(
+        ["in-process: runCode with onStdout", "remote client: runCode with onStdout (streamed)"],
+        () => timeOnly(() => localBox.runCode("print(1+1)", { onStdout: () => {} })),
+        () => timeOnly(() => remoteBox.runCode("print(1+1)", { onStdout: () => {} })),
+        ITERATIONS * 3,
+      );
+      const [cpuLocal, cpuRemote] = await sideBySide(
+        ["in-process: CPU ms per runCode (blocks of 20)", "remote client: CPU ms per runCode, client + server"],
+        () => cpuPerCall(() => localBox.runCode("print(1+1)")),
+        () => cpuPerCall(() => remoteBox.runCode("print(1+1)")),
+      );
       sections.push(
-        table("A further call in a running sandbox", [cellLocal, cellRemote, execLocal, execRemote], cellLocal),
+        table(
+          "A further call in a running sandbox",
+          [cellLocal, cellRemote, cellStreamed, execLocal, execRemote],
+          cellLocal,
+        ),
+        table("CPU time of this process per further runCode (load-independent-ish)", [cpuLocal, cpuRemote], cpuLocal),
       );
     } finally {
       await localBox.delete();

@@ -2,7 +2,20 @@
 // abort, timeouts, and interpreter state.
 import { AbortedError } from "@kiln/core";
 import { beforeAll, describe, expect, it } from "vitest";
-import { remoteKiln, sandbox } from "./helpers.ts";
+import { remoteKiln, sandbox, server } from "./helpers.ts";
+
+/** The size of a file in the sandbox, in bytes (-1 when it does not exist). */
+async function sizeOf(box: { exec(c: string): Promise<{ stdout: string }> }, path: string): Promise<number> {
+  return Number((await box.exec(`stat -c %s ${path} 2>/dev/null || echo -1`)).stdout.trim());
+}
+
+/** Whether the server's audit log shows a cancel of a call in `sandboxId` (the route, not a dropped connection). */
+async function cancelAudited(sandboxId: string): Promise<boolean> {
+  const { url, apiKey } = server();
+  const answer = await fetch(`${url}/v1/audit?limit=200`, { headers: { authorization: `Bearer ${apiKey}` } });
+  const { events } = (await answer.json()) as { events: { action: string; target: string | null; status: number }[] };
+  return events.some((e) => e.action === "sandbox.cancel" && e.target === sandboxId && e.status === 204);
+}
 
 const kiln = remoteKiln();
 let sb: Awaited<ReturnType<typeof sandbox>>;
@@ -73,6 +86,20 @@ describe("remote exec", () => {
     await expect(sb.exec("echo", { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(AbortedError);
   });
 
+  it("an abort cancels the command on the server: a loop writing a file stops growing", async () => {
+    const path = `/tmp/exec-abort-${Date.now()}`;
+    const controller = new AbortController();
+    const run = sb.exec(`while true; do echo x >> ${path}; sleep 0.01; done`, { signal: controller.signal });
+    while ((await sizeOf(sb, path)) <= 0) await new Promise((r) => setTimeout(r, 50));
+    controller.abort();
+    const result = await run;
+    expect(result.status).toBe("killed");
+    const after = await sizeOf(sb, path);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await sizeOf(sb, path)).toBe(after);
+    expect(await cancelAudited(sb.id)).toBe(true);
+  });
+
   it("checks arguments on this side with the in-process messages", async () => {
     await expect(sb.exec("")).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "command" });
     await expect(sb.exec("x", { timeoutMs: -1 })).rejects.toMatchObject({ field: "options.timeoutMs" });
@@ -120,6 +147,27 @@ describe("remote runCode", () => {
     expect(run.status).toBe("killed");
     expect(run.stdout).toBe("go\n");
     // The context is usable again at once.
+    expect((await sb.runCode("1 + 1")).results[0]?.text).toBe("2");
+  });
+
+  it("an abort interrupts the cell on the server: a loop writing a file stops growing", async () => {
+    const path = `/tmp/code-abort-${Date.now()}`;
+    const controller = new AbortController();
+    const run = sb.runCode(
+      `import time\nwhile True:\n    with open(${JSON.stringify(path)}, "a") as f:\n        f.write("x")\n    time.sleep(0.01)`,
+      { signal: controller.signal },
+    );
+    while ((await sizeOf(sb, path)) <= 0) await new Promise((r) => setTimeout(r, 50));
+    controller.abort();
+    const execution = await run;
+    expect(execution.status).toBe("killed");
+    // The interpreter's own answer (a KeyboardInterrupt), not a stream the client cut.
+    expect(execution.error?.value).not.toContain("aborted by the caller");
+    const after = await sizeOf(sb, path);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await sizeOf(sb, path)).toBe(after);
+    expect(await cancelAudited(sb.id)).toBe(true);
+    // The context lives on, with its state.
     expect((await sb.runCode("1 + 1")).results[0]?.text).toBe("2");
   });
 

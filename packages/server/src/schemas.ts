@@ -7,7 +7,7 @@ import { z } from "@hono/zod-openapi";
 
 const YEAR_MS = 365 * 24 * 60 * 60 * 1000;
 
-/** Names of sandboxes, snapshots and volumes: core's name rule, leaving room for the organisation prefix. */
+/** Names of code contexts (runCode's context). */
 export const Name = z
   .string()
   .regex(
@@ -16,7 +16,10 @@ export const Name = z
   )
   .openapi({ example: "dev" });
 
-/** Sandbox names: core's whole name rule (the organisation's part is kept apart, see tenancy/org-scope.ts). */
+/**
+ * Sandbox, snapshot and volume names: core's whole name rule (the organisation's part is kept
+ * apart, see tenancy/org-scope.ts).
+ */
 export const SandboxName = z
   .string()
   .regex(
@@ -67,14 +70,20 @@ export const CreateSandboxBody = z
   .strictObject({
     name: SandboxName.optional(),
     image: z.string().min(1).max(512).refine(NoNul, "must not contain NUL bytes").optional(),
-    snapshot: Name.optional(),
+    snapshot: SandboxName.optional(),
     language: Language.optional(),
     labels: Labels.optional(),
     env: Env.optional(),
     resources: Resources.optional(),
     network: Network.optional(),
     volumes: z
-      .array(z.strictObject({ volume: Name, mountPath: z.string().min(1).max(4096), readOnly: z.boolean().optional() }))
+      .array(
+        z.strictObject({
+          volume: SandboxName,
+          mountPath: z.string().min(1).max(4096),
+          readOnly: z.boolean().optional(),
+        }),
+      )
       .max(32)
       .optional(),
     autoStopMs: Millis(YEAR_MS, 1000).optional(),
@@ -120,7 +129,7 @@ export const IdOrNameParam = z.object({
     .max(128)
     .openapi({ param: { name: "idOrName", in: "path" } }),
 });
-export const NameParam = z.object({ name: Name.openapi({ param: { name: "name", in: "path" } }) });
+export const NameParam = z.object({ name: SandboxName.openapi({ param: { name: "name", in: "path" } }) });
 
 export const ListQuery = z.object({
   label: z
@@ -179,6 +188,10 @@ export const CodeBody = z
     language: Language.optional(),
     context: Name.optional(),
     timeoutMs: Millis(24 * 60 * 60 * 1000, 1).optional(),
+    cancellable: z.boolean().optional().openapi({
+      description:
+        'SSE only: the stream begins with {"type":"started","execId"}; POST /v1/sandboxes/{id}/exec/{execId}/cancel interrupts the cell and the stream goes on to its execution (status killed)',
+    }),
   })
   .openapi("RunCodeRequest");
 
@@ -246,13 +259,13 @@ export const SnapshotInfo = z
     state: z.record(z.string(), z.unknown()).optional(),
   })
   .openapi("SnapshotInfo");
-export const SnapshotBody = z.strictObject({ name: Name }).openapi("SnapshotRequest");
+export const SnapshotBody = z.strictObject({ name: SandboxName }).openapi("SnapshotRequest");
 export const SnapshotList = z.object({ snapshots: z.array(SnapshotInfo) }).openapi("SnapshotList");
 
 export const VolumeInfo = z
   .object({ name: z.string(), createdAt: z.string(), labels: z.record(z.string(), z.string()) })
   .openapi("VolumeInfo");
-export const VolumeBody = z.strictObject({ name: Name }).openapi("VolumeRequest");
+export const VolumeBody = z.strictObject({ name: SandboxName }).openapi("VolumeRequest");
 export const VolumeList = z.object({ volumes: z.array(VolumeInfo) }).openapi("VolumeList");
 
 export const ErrorBody = z

@@ -63,12 +63,88 @@ describe("sandbox names", () => {
     expect((await t.api("GET", `/v1/sandboxes/${shared}`, { key: other })).status).toBe(404);
     expect((await t.api("GET", `/v1/sandboxes/${shared}`)).body.id).toBe(mineLong.id);
   });
+});
 
-  it("says how long a snapshot or volume name may be in an organisation", async () => {
-    const long = `v${"w".repeat(50)}`;
-    const answer = await t.api("POST", "/v1/volumes", { body: { name: long }, key: other });
-    expect(answer.status).toBe(400);
-    expect(answer.body.error).toMatchObject({ code: "INVALID_ARGUMENT", field: "name" });
-    expect(answer.body.error.message).toContain("at most 47 characters");
+describe("snapshot and volume names", () => {
+  // 63 characters: core's whole limit, so `<orgId>.<name>` is shortened in the engine.
+  const long = (stem: string) => `${stem}-${process.pid}-${"q".repeat(63)}`.slice(0, 63);
+
+  it("takes 63-character volume names in any organisation: create, mount, list, delete", async () => {
+    const vol = long("vol");
+    for (const key of [undefined, other]) {
+      const made = await t.api("POST", "/v1/volumes", { body: { name: vol }, key });
+      expect(made.status).toBe(201);
+      expect(made.body.name).toBe(vol);
+      expect((await t.api("POST", "/v1/volumes", { body: { name: vol }, key })).status).toBe(409);
+      const listed = (await t.api("GET", "/v1/volumes", { key })).body.volumes.map((v: { name: string }) => v.name);
+      expect(listed).toContain(vol);
+      expect(listed.every((n: string) => !n.includes("."))).toBe(true); // never a core name
+    }
+    const box = await t.create({ volumes: [{ volume: vol, mountPath: "/data" }] }, other);
+    const wrote = await t.api("POST", `/v1/sandboxes/${box.id}/exec`, {
+      body: { command: "echo theirs > /data/v && cat /data/v" },
+      key: other,
+    });
+    expect(wrote.body.stdout).toBe("theirs\n");
+    // The same name in the default organisation is another volume.
+    const mine = await t.create({ volumes: [{ volume: vol, mountPath: "/data" }] });
+    const read = await t.api("POST", `/v1/sandboxes/${mine.id}/exec`, { body: { command: "ls /data | wc -l" } });
+    expect(read.body.stdout.trim()).toBe("0");
+    await t.api("DELETE", `/v1/sandboxes/${box.id}`, { key: other });
+    await t.api("DELETE", `/v1/sandboxes/${mine.id}`);
+    for (const key of [undefined, other]) {
+      expect((await t.api("DELETE", `/v1/volumes/${vol}`, { key })).status).toBe(204);
+      expect((await t.api("DELETE", `/v1/volumes/${vol}`, { key })).status).toBe(404);
+      const listed = (await t.api("GET", "/v1/volumes", { key })).body.volumes.map((v: { name: string }) => v.name);
+      expect(listed).not.toContain(vol);
+    }
+  });
+
+  it("takes 63-character snapshot names: snapshot, list, create from it, delete", async () => {
+    const snap = long("snap");
+    const box = await t.create({}, other);
+    await t.api("POST", `/v1/sandboxes/${box.id}/exec`, { body: { command: "echo kept > /workspace/k" }, key: other });
+    const made = await t.api("POST", `/v1/sandboxes/${box.id}/snapshots`, { body: { name: snap }, key: other });
+    expect(made.status).toBe(201);
+    expect(made.body.name).toBe(snap);
+    expect(
+      (await t.api("POST", `/v1/sandboxes/${box.id}/snapshots`, { body: { name: snap }, key: other })).status,
+    ).toBe(409);
+    const listed = (await t.api("GET", "/v1/snapshots", { key: other })).body.snapshots;
+    expect(listed.map((s: { name: string }) => s.name)).toContain(snap);
+    // Not the default organisation's.
+    expect((await t.api("GET", "/v1/snapshots")).body.snapshots.map((s: { name: string }) => s.name)).not.toContain(
+      snap,
+    );
+    expect((await t.api("POST", "/v1/sandboxes", { body: { snapshot: snap } })).status).toBe(404);
+    const restored = await t.create({ snapshot: snap }, other);
+    const read = await t.api("POST", `/v1/sandboxes/${restored.id}/exec`, {
+      body: { command: "cat /workspace/k" },
+      key: other,
+    });
+    expect(read.body.stdout).toBe("kept\n");
+    await t.api("DELETE", `/v1/sandboxes/${restored.id}`, { key: other });
+    expect((await t.api("DELETE", `/v1/snapshots/${snap}`, { key: other })).status).toBe(204);
+    expect((await t.api("DELETE", `/v1/snapshots/${snap}`, { key: other })).status).toBe(404);
+  });
+
+  it("still reaches volumes made before names were shortened (`<orgId>.<name>` of exactly 63 characters)", async () => {
+    // 55 characters: "default." + name is 63, the longest plain form the server made before.
+    const old = `old-${process.pid}-${"o".repeat(63)}`.slice(0, 55);
+    await t.kiln.volumes.create(`default.${old}`); // as the server stored it then
+    try {
+      const listed = (await t.api("GET", "/v1/volumes")).body.volumes.map((v: { name: string }) => v.name);
+      expect(listed).toContain(old);
+      expect((await t.api("POST", "/v1/volumes", { body: { name: old } })).status).toBe(409);
+      const box = await t.create({ volumes: [{ volume: old, mountPath: "/data" }] });
+      expect(
+        (await t.api("POST", `/v1/sandboxes/${box.id}/exec`, { body: { command: "echo ok > /data/x" } })).status,
+      ).toBe(200);
+      await t.api("DELETE", `/v1/sandboxes/${box.id}`);
+      expect((await t.api("DELETE", `/v1/volumes/${old}`)).status).toBe(204);
+      expect((await t.kiln.volumes.list()).map((v) => v.name)).not.toContain(`default.${old}`);
+    } finally {
+      await t.kiln.volumes.delete(`default.${old}`).catch(() => {});
+    }
   });
 });

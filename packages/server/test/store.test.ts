@@ -105,6 +105,45 @@ describe.each(backends)("store on $name", ({ name, url }) => {
     expect(await store.countKeys()).toBeGreaterThanOrEqual(1);
   });
 
+  it("remembers the users' names of shortened snapshot and volume names, per organisation and kind", async () => {
+    const core = `o1.${"a".repeat(47)}-0123456789ab`;
+    await store.rememberName({ orgId: "o1", kind: "volume", coreName: core, name: "a".repeat(63) });
+    await store.rememberName({ orgId: "o1", kind: "volume", coreName: core, name: "a".repeat(63) }); // idempotent
+    expect(await store.namesOf("o1", "volume")).toEqual(new Map([[core, "a".repeat(63)]]));
+    expect((await store.namesOf("o1", "snapshot")).size).toBe(0);
+    expect((await store.namesOf("other", "volume")).size).toBe(0);
+    await store.forgetName("o1", "volume", core);
+    expect((await store.namesOf("o1", "volume")).size).toBe(0);
+  });
+
+  it("answers a key found by its hash from memory briefly, and a revoke ends that at once", async () => {
+    const k = key();
+    await store.createKey(k);
+    expect((await store.findKeyByHash(k.hash))?.revokedAt).toBeUndefined(); // now cached
+    expect(await store.revokeKey(k.id, "2026-02-01T00:00:00.000Z")).toBe(true);
+    expect((await store.findKeyByHash(k.hash))?.revokedAt).toBe("2026-02-01T00:00:00.000Z");
+    // A lookup running beside the revoke does not cache the row as it was before it.
+    const other = key();
+    await store.createKey(other);
+    const [, beside] = await Promise.all([
+      store.revokeKey(other.id, "2026-02-02T00:00:00.000Z"),
+      store.findKeyByHash(other.hash),
+    ]);
+    expect(beside).toBeDefined();
+    expect((await store.findKeyByHash(other.hash))?.revokedAt).toBe("2026-02-02T00:00:00.000Z");
+    // Inside a transaction too (the cache is shared with the store's transactions).
+    const third = key();
+    await store.createKey(third);
+    await store.findKeyByHash(third.hash);
+    await store.transaction((tx) => tx.revokeKey(third.id, "2026-02-03T00:00:00.000Z"));
+    expect((await store.findKeyByHash(third.hash))?.revokedAt).toBe("2026-02-03T00:00:00.000Z");
+    // Unknown keys are not remembered: a key created after a miss is found.
+    const late = key();
+    expect(await store.findKeyByHash(late.hash)).toBeUndefined();
+    await store.createKey(late);
+    expect((await store.findKeyByHash(late.hash))?.id).toBe(late.id);
+  });
+
   it("chains audit events per organisation; an edited or deleted row breaks the chain", async () => {
     const event = (orgId: string, action: string, detail?: Record<string, unknown>) => ({
       at: new Date().toISOString(),

@@ -284,6 +284,8 @@ export class RemoteKiln {
     );
   }
 
-  /** Nothing to drain: the server owns pools and connections. Idle keep-alive sockets close on their own. */
-  async close(): Promise<void> {}
+  /** Closes the idle keep-alive connections to the server (the server owns pools and sandboxes). Idle ones never hold the process open. */
+  async close(): Promise<void> {
+    this.client.close();
+  }
 }

@@ -44,8 +44,34 @@ import { RemoteProcesses, RemotePtys, remotePreviewUrl } from "./remote-terminal
 /** SandboxInfo as a server answers it: with the sandbox's language (and network, resources). */
 export type RemoteSandboxInfo = SandboxInfo & { language?: Language };
 
-/** After an abort, how long exec waits for the server to report the command killed before it cuts the stream. */
+/** After an abort, how long exec and runCode wait for the server to report the call killed before they cut the stream. */
 const CANCEL_WAIT_MS = 5_000;
+
+/**
+ * The longest call answered as one JSON body. A streamed answer sends its headers at once;
+ * a JSON one only when the call has ended, and Node's fetch gives up on headers after 300 s.
+ */
+const JSON_ANSWER_MAX_MS = 240_000;
+
+/**
+ * A call needs no stream when nothing watches it as it runs (no output callbacks, no signal to
+ * cancel it with) and its timeout ends it well before fetch's header timeout. A stream costs
+ * both sides web streams, an SSE encoder and parser per call (issue 10: on a 2-core machine
+ * about 1 ms of CPU per call); a JSON answer is one write.
+ */
+function jsonSuffices(valid: {
+  onStdout?: unknown;
+  onStderr?: unknown;
+  signal?: AbortSignal | undefined;
+  timeoutMs: number;
+}): boolean {
+  return (
+    valid.onStdout === undefined &&
+    valid.onStderr === undefined &&
+    valid.signal === undefined &&
+    valid.timeoutMs <= JSON_ANSWER_MAX_MS
+  );
+}
 
 /** Stands in for the engine and agent a remote sandbox does not have: any use names what is missing. */
 const detachedServices = new Proxy({} as SandboxServices, {
@@ -103,42 +129,30 @@ export class RemoteSandbox extends Sandbox {
       ...(o.env === undefined ? {} : { env: o.env }),
       ...(text === undefined ? {} : { stdin: text }),
       ...(live === undefined ? {} : { stdinStream: true }),
-      // With a signal, the stream names the command, so that an abort can cancel it and wait (onAbort).
-      ...(live === undefined && valid.signal !== undefined ? { cancellable: true } : {}),
       ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
       ...(o.maxOutputBytes === undefined ? {} : { maxOutputBytes: o.maxOutputBytes }),
     };
+    // Nothing to stream (no callbacks, no signal, no live stdin) and an answer that comes in time:
+    // one JSON answer, which costs both sides less than a stream (see jsonSuffices).
+    if (live === undefined && jsonSuffices(valid)) {
+      return this.#client.json<CommandResult>("POST", `${this.#path}/exec`, {
+        json: body,
+        context: this.#context,
+        what: "exec",
+      });
+    }
     const started = performance.now();
     let stdout = "";
     let stderr = "";
     const feeding = new AbortController();
-    // An abort asks the server to kill the command and waits for its result on the stream, as
-    // in-process waits for the agent (the command is gone when exec returns); a server that
-    // does not answer within CANCEL_WAIT_MS, or a command not started yet, is cut off instead.
-    const stream = new AbortController();
-    let execId: string | undefined;
-    let cutOff: NodeJS.Timeout | undefined;
-    const onAbort = () => {
-      const cut = () => stream.abort(valid.signal?.reason);
-      if (execId === undefined) return cut();
-      cutOff = setTimeout(cut, CANCEL_WAIT_MS);
-      this.#client
-        .empty("POST", `${this.#path}/exec/${encodeURIComponent(execId)}/cancel`, {
-          context: this.#context,
-          what: "exec.cancel",
-        })
-        .catch(cut);
-    };
-    valid.signal?.addEventListener("abort", onAbort, { once: true });
-    const call = (json: Record<string, unknown>) =>
-      streamCall<CommandResult>(
-        this.#client,
-        `${this.#path}/exec`,
-        json,
-        { signal: stream.signal, context: this.#context, what: "exec" },
+    try {
+      return await this.#cancellable<CommandResult>(
+        "exec",
+        body,
+        live === undefined && valid.signal !== undefined,
+        valid.signal,
         (event) => {
           if (event.type === "started" && typeof event.execId === "string") {
-            execId = event.execId;
             if (live !== undefined) this.#sendStdin(event.execId, live, feeding.signal);
             return undefined;
           }
@@ -156,18 +170,9 @@ export class RemoteSandbox extends Sandbox {
           return event.type === "result" ? (event.result as CommandResult) : undefined;
         },
       );
-    try {
-      try {
-        return await call(body);
-      } catch (err) {
-        // A server from before `cancellable` refuses the field: the call without it (an abort then only cuts).
-        if (!(err instanceof InvalidArgumentError && err.field === "cancellable")) throw err;
-        const { cancellable: _, ...older } = body;
-        return await call(older);
-      }
     } catch (err) {
-      // Cut off mid-command: like in-process, a result with status "killed" (the server
-      // sees the connection close and kills the command), not a throw.
+      // Cut off mid-command (the server did not confirm the cancel in time): like in-process, a
+      // result with status "killed" (the server sees the connection close and kills the command), not a throw.
       if (!(err instanceof AbortedError) || !valid.signal?.aborted) throw err;
       return {
         exitCode: 137,
@@ -178,10 +183,66 @@ export class RemoteSandbox extends Sandbox {
         durationMs: Math.round(performance.now() - started),
       };
     } finally {
-      clearTimeout(cutOff);
-      valid.signal?.removeEventListener("abort", onAbort);
       // The command has ended: a stdin still being read is not needed any more.
       feeding.abort();
+    }
+  }
+
+  /**
+   * One exec or code stream (`route`: "exec" | "code"). With `cancellable`, the body asks the
+   * server to name the call (its `started` event); an abort of `signal` then asks the server
+   * to cancel it (`POST …/exec/{execId}/cancel`) and waits for the final event on the stream,
+   * as in-process waits for the agent (the code has stopped when the call returns). A server
+   * that does not answer within CANCEL_WAIT_MS, or a call not started yet, is cut off instead
+   * (the server then sees the connection close and cancels it too): the caller sees an
+   * AbortedError. A server from before `cancellable` refuses the field: the call is made again
+   * without it, and an abort only cuts.
+   */
+  async #cancellable<T>(
+    route: "exec" | "code",
+    body: Record<string, unknown>,
+    cancellable: boolean,
+    signal: AbortSignal | undefined,
+    onEvent: (event: StreamEvent) => T | undefined,
+  ): Promise<T> {
+    const what = route === "exec" ? "exec" : "runCode";
+    const stream = new AbortController();
+    let execId: string | undefined;
+    let cutOff: NodeJS.Timeout | undefined;
+    const cut = () => stream.abort(signal?.reason);
+    const onAbort = () => {
+      if (execId === undefined) return cut();
+      cutOff = setTimeout(cut, CANCEL_WAIT_MS);
+      this.#client
+        .empty("POST", `${this.#path}/exec/${encodeURIComponent(execId)}/cancel`, {
+          context: this.#context,
+          what: `${what}.cancel`,
+        })
+        .catch(cut);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const call = (json: Record<string, unknown>) =>
+      streamCall<T>(
+        this.#client,
+        `${this.#path}/${route}`,
+        json,
+        { signal: stream.signal, context: this.#context, what },
+        (event) => {
+          if (event.type === "started" && typeof event.execId === "string") execId = event.execId;
+          return onEvent(event);
+        },
+      );
+    try {
+      if (!cancellable) return await call(body);
+      try {
+        return await call({ ...body, cancellable: true });
+      } catch (err) {
+        if (!(err instanceof InvalidArgumentError && err.field === "cancellable")) throw err;
+        return await call(body);
+      }
+    } finally {
+      clearTimeout(cutOff);
+      signal?.removeEventListener("abort", onAbort);
     }
   }
 
@@ -226,16 +287,23 @@ export class RemoteSandbox extends Sandbox {
       ...(o.context === undefined ? {} : { context: o.context }),
       ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
     };
+    if (valid.onResult === undefined && jsonSuffices(valid)) {
+      return this.#client.json<Execution>("POST", `${this.#path}/code`, {
+        json: body,
+        context: this.#context,
+        what: "runCode",
+      });
+    }
     const started = performance.now();
     let stdout = "";
     let stderr = "";
     const results: Result[] = [];
     try {
-      return await streamCall<Execution>(
-        this.#client,
-        `${this.#path}/code`,
+      return await this.#cancellable<Execution>(
+        "code",
         body,
-        { signal: valid.signal, context: this.#context, what: "runCode" },
+        valid.signal !== undefined,
+        valid.signal,
         (event: StreamEvent) => {
           if (event.type === "stdout") {
             stdout += String(event.data ?? "");

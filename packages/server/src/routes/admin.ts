@@ -296,7 +296,7 @@ export function adminRoutes(app: App): void {
       let sandboxId: string | undefined;
       if (body.sandboxId !== undefined) {
         // The sandbox must be the target organisation's; stored by its full id.
-        const scope = new OrgScope(s.kiln, { orgId, keyId: c.var.principal.keyId, scopes: [] }, s.handles);
+        const scope = new OrgScope(s.kiln, { orgId, keyId: c.var.principal.keyId, scopes: [] }, s.handles, s.store);
         sandboxId = (await scope.get(body.sandboxId)).id;
       }
       const wanted = checkMint(c.var.principal, {

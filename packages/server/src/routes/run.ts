@@ -148,9 +148,10 @@ export function runRoutes(app: App, deps: RouteDeps): void {
         method: "post",
         path: "/v1/sandboxes/{id}/exec/{execId}/cancel",
         tags: ["run"],
-        summary: "Kill a running exec; its stream goes on to the result (status killed)",
+        summary:
+          "Kill a running exec or interrupt a running code cell; its stream goes on to the result (status killed)",
         description:
-          "execId is the one of the exec stream's started event. Idempotent while the command runs; 404 once it has ended (or for another organisation's).",
+          "execId is the one of the exec or code stream's started event (cancellable: true). Idempotent while the command runs; 404 once it has ended (or for another organisation's).",
         request: { params: ExecStdinParam },
         responses: { 204: { description: "Cancelling: the exec stream ends with its result" }, ...ERRORS },
       }),
@@ -181,7 +182,7 @@ export function runRoutes(app: App, deps: RouteDeps): void {
           200: streamed(
             Execution,
             "The Execution; or SSE with Accept: text/event-stream",
-            'data: {"type":"stdout"|"stderr","data"}, {"type":"display","result":Result} as results appear, then {"type":"execution","execution":Execution}; a failure ends it with {"type":"error","error":{code,message}}',
+            'data: {"type":"started","execId"} first with cancellable, {"type":"stdout"|"stderr","data"}, {"type":"display","result":Result} as results appear, then {"type":"execution","execution":Execution}; a failure ends it with {"type":"error","error":{code,message}}',
           ),
           ...ERRORS,
           ...CONFLICT,
@@ -189,20 +190,30 @@ export function runRoutes(app: App, deps: RouteDeps): void {
       }),
     ),
     async (c) => {
-      const { code, ...options } = c.req.valid("json");
+      // cancellable means something only on a stream (as for exec): a JSON call ignores it.
+      const { code, cancellable, ...options } = c.req.valid("json");
       const sandbox = await c.var.tenant.get(c.req.valid("param").id);
       if (wantsEventStream(c)) {
         return sse(
           c,
           async (emit, signal) => {
-            const execution = await sandbox.runCode(code, {
-              ...options,
-              onStdout: (data) => emit({ type: "stdout", data }),
-              onStderr: (data) => emit({ type: "stderr", data }),
-              onResult: (result) => emit({ type: "display", result }),
-              signal,
-            });
-            return { type: "execution", execution };
+            // A cancellable cell is registered like an exec: the exec cancel route interrupts it.
+            const running = cancellable
+              ? openExec(c.var.services, c.var.principal.orgId, sandbox.id, { stdin: false })
+              : undefined;
+            if (running) emit({ type: "started", execId: running.execId });
+            try {
+              const execution = await sandbox.runCode(code, {
+                ...options,
+                onStdout: (data) => emit({ type: "stdout", data }),
+                onStderr: (data) => emit({ type: "stderr", data }),
+                onResult: (result) => emit({ type: "display", result }),
+                signal: running ? AbortSignal.any([signal, running.cancel.signal]) : signal,
+              });
+              return { type: "execution", execution };
+            } finally {
+              running?.done();
+            }
           },
           (err) => deps.describeError(c, err),
         ) as never;

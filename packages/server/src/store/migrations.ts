@@ -78,4 +78,18 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
     version: 3,
     sql: ["ALTER TABLE orgs ADD COLUMN network TEXT"],
   },
+  {
+    // Snapshot and volume names too long for `<orgId>.<name>` in core's 63 characters get a
+    // shortened engine name (tenancy/org-scope.ts); this maps it back to the user's name.
+    version: 4,
+    sql: [
+      `CREATE TABLE engine_names (
+        org_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        core_name TEXT NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (org_id, kind, core_name)
+      )`,
+    ],
+  },
 ];

@@ -5,7 +5,17 @@ import type { SqlDriver, SqlRow, SqlValue } from "./driver.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import { PostgresDriver } from "./postgres.ts";
 import { SqliteDriver } from "./sqlite.ts";
-import type { AuditEvent, DeliveryRow, KeyRow, NewAuditEvent, OrgNetwork, OrgRow, Store, WebhookRow } from "./store.ts";
+import type {
+  AuditEvent,
+  DeliveryRow,
+  EngineNameRow,
+  KeyRow,
+  NewAuditEvent,
+  OrgNetwork,
+  OrgRow,
+  Store,
+  WebhookRow,
+} from "./store.ts";
 
 const str = (v: unknown) => (v === null || v === undefined ? undefined : String(v));
 
@@ -96,13 +106,52 @@ const DELIVERY_COLUMNS =
 const KEY_COLUMNS =
   "id, org_id, name, prefix, hash, scopes, sandbox_id, expires_at, created_at, revoked_at, last_used_at";
 
+/**
+ * How long a key found by its hash is answered from memory. Every authenticated request looks
+ * its key up; within this window the row comes from a map instead of the database. A revoke
+ * through this store drops the key at once (its next request is refused); a revoke made by
+ * another server on the same PostgreSQL database takes effect here within this window.
+ * Expiry is checked on every request against the row's expiresAt, so it is exact. Unknown keys
+ * are never cached (a flood of guesses cannot fill the map).
+ */
+export const KEY_CACHE_MS = 2_000;
+const KEY_CACHE_MAX = 10_000;
+
+/** Verified keys by hash, shared by a store and the transactions it opens. */
+class KeyCache {
+  readonly #rows = new Map<string, { row: KeyRow; until: number }>();
+  /** Bumped by every forget: a lookup that began before a revoke does not cache what it read. */
+  epoch = 0;
+
+  get(hash: string, now: number): KeyRow | undefined {
+    const hit = this.#rows.get(hash);
+    if (hit === undefined) return undefined;
+    if (hit.until > now) return hit.row;
+    this.#rows.delete(hash);
+    return undefined;
+  }
+
+  set(row: KeyRow, now: number, epoch: number): void {
+    if (epoch !== this.epoch) return;
+    if (this.#rows.size >= KEY_CACHE_MAX) this.#rows.clear();
+    this.#rows.set(row.hash, { row, until: now + KEY_CACHE_MS });
+  }
+
+  forget(id: string): void {
+    this.epoch++;
+    for (const [hash, { row }] of this.#rows) if (row.id === id) this.#rows.delete(hash);
+  }
+}
+
 export class SqlStore implements Store {
   readonly kind: "sqlite" | "postgres";
   readonly #db: SqlDriver;
+  readonly #keys: KeyCache;
 
-  constructor(db: SqlDriver) {
+  constructor(db: SqlDriver, keys: KeyCache = new KeyCache()) {
     this.#db = db;
     this.kind = db.dialect;
+    this.#keys = keys;
   }
 
   /** Applies every migration not applied yet, each in its own transaction. */
@@ -159,9 +208,17 @@ export class SqlStore implements Store {
     await this.#db.run(`INSERT INTO api_keys (${KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, values);
   }
 
+  /** Answered from memory for KEY_CACHE_MS after a lookup found it (see KeyCache). */
   async findKeyByHash(hash: string): Promise<KeyRow | undefined> {
+    const now = Date.now();
+    const cached = this.#keys.get(hash, now);
+    if (cached) return cached;
+    const epoch = this.#keys.epoch;
     const [row] = await this.#db.all(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE hash = ?`, [hash]);
-    return row ? keyFrom(row) : undefined;
+    if (!row) return undefined;
+    const key = keyFrom(row);
+    this.#keys.set(key, now, epoch);
+    return key;
   }
 
   async getKey(id: string): Promise<KeyRow | undefined> {
@@ -178,7 +235,15 @@ export class SqlStore implements Store {
   }
 
   async revokeKey(id: string, at: string): Promise<boolean> {
-    return (await this.#db.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [at, id])) > 0;
+    // Before and after the write: no lookup that read the row as it was caches it (KeyCache.epoch).
+    this.#keys.forget(id);
+    try {
+      return (
+        (await this.#db.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [at, id])) > 0
+      );
+    } finally {
+      this.#keys.forget(id);
+    }
   }
 
   async touchKey(id: string, at: string): Promise<void> {
@@ -333,8 +398,31 @@ export class SqlStore implements Store {
     return rows.map(deliveryFrom);
   }
 
+  async rememberName(row: EngineNameRow): Promise<void> {
+    await this.#db.run(
+      "INSERT INTO engine_names (org_id, kind, core_name, name) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      [row.orgId, row.kind, row.coreName, row.name],
+    );
+  }
+
+  async namesOf(orgId: string, kind: EngineNameRow["kind"]): Promise<Map<string, string>> {
+    const rows = await this.#db.all("SELECT core_name, name FROM engine_names WHERE org_id = ? AND kind = ?", [
+      orgId,
+      kind,
+    ]);
+    return new Map(rows.map((r) => [String(r.core_name), String(r.name)]));
+  }
+
+  async forgetName(orgId: string, kind: EngineNameRow["kind"], coreName: string): Promise<void> {
+    await this.#db.run("DELETE FROM engine_names WHERE org_id = ? AND kind = ? AND core_name = ?", [
+      orgId,
+      kind,
+      coreName,
+    ]);
+  }
+
   transaction<T>(fn: (store: Store) => Promise<T>): Promise<T> {
-    return this.#db.transaction((tx) => fn(new SqlStore(tx)));
+    return this.#db.transaction((tx) => fn(new SqlStore(tx, this.#keys)));
   }
 
   close(): Promise<void> {

@@ -83,6 +83,14 @@ export interface DeliveryRow {
   updatedAt: string;
 }
 
+/** A snapshot's or volume's shortened core name and the name its organisation gave it. */
+export interface EngineNameRow {
+  orgId: string;
+  kind: "snapshot" | "volume";
+  coreName: string;
+  name: string;
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   createOrg(org: OrgRow): Promise<void>;
@@ -115,6 +123,11 @@ export interface Store {
     change: Pick<DeliveryRow, "status" | "attempts" | "nextAt" | "updatedAt"> & { lastError?: string },
   ): Promise<void>;
   listDeliveries(webhookId: string, limit: number): Promise<DeliveryRow[]>;
+  /** Remembers the user's name of a shortened snapshot or volume core name (idempotent). */
+  rememberName(row: EngineNameRow): Promise<void>;
+  /** An organisation's shortened core names of a kind, each with the user's name. */
+  namesOf(orgId: string, kind: EngineNameRow["kind"]): Promise<Map<string, string>>;
+  forgetName(orgId: string, kind: EngineNameRow["kind"], coreName: string): Promise<void>;
   /** Runs `fn` in one transaction (first-start bootstrap, later quota checks). */
   transaction<T>(fn: (store: Store) => Promise<T>): Promise<T>;
   close(): Promise<void>;

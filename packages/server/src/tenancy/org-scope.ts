@@ -11,6 +11,13 @@
  * it never equals the plain form of another name), and the sandbox carries its own name in the
  * label `kiln.name`. Both forms start with the organisation's prefix and are computed from the
  * name: a lookup is one engine call, and another organisation never reaches them.
+ *
+ * Snapshot and volume names take the same 63 characters, shortened the same way. An image or
+ * volume cannot be relabelled through core, so the user's name of a shortened one is kept in
+ * the store (`engine_names`) for listing; a lookup by name computes the core name and needs no
+ * store. Before this, those names were `<orgId>.<name>` up to 63 characters exactly: a name
+ * whose plain form is 63 characters is looked up in that older form first (fallback), so
+ * snapshots and volumes made then stay reachable under their names.
  */
 import { createHash } from "node:crypto";
 import {
@@ -28,7 +35,12 @@ import {
   VolumeNotFoundError,
 } from "@kiln/core";
 import type { Principal } from "../pipeline/principal.ts";
+import type { Store } from "../store/store.ts";
 import { HandleCache } from "./handle-cache.ts";
+
+/** What OrgScope keeps in the store: the user's names of shortened snapshot and volume names. */
+export type NameBook = Pick<Store, "rememberName" | "namesOf" | "forgetName">;
+type StorageKind = "snapshot" | "volume";
 
 /** Labels under this prefix are the server's own. */
 export const RESERVED_LABEL_PREFIX = "kiln.";
@@ -48,14 +60,17 @@ export class OrgScope {
   readonly #principal: Principal;
   readonly #prefix: string;
   readonly #handles: HandleCache;
+  readonly #names: NameBook | undefined;
   /** Set by the pipeline's quota step: the create's reservation token, carried as a label. */
   reservation?: string;
 
-  constructor(kiln: Kiln, principal: Principal, handles: HandleCache = new HandleCache()) {
+  /** `names`: where shortened snapshot and volume names are remembered; without it, names must fit unshortened. */
+  constructor(kiln: Kiln, principal: Principal, handles: HandleCache = new HandleCache(), names?: NameBook) {
     this.#kiln = kiln;
     this.#principal = principal;
     this.#prefix = `${principal.orgId}.`;
     this.#handles = handles;
+    this.#names = names;
   }
 
   /** A message from core with this organisation's core names turned back into its own. */
@@ -80,11 +95,15 @@ export class OrgScope {
         ...(body.name === undefined ? {} : { [NAME_LABEL]: body.name }),
         ...(this.reservation === undefined ? {} : { "kiln.reservation": this.reservation }),
       },
-      ...(body.name === undefined ? {} : { name: this.#coreSandbox(body.name) }),
-      ...(body.snapshot === undefined ? {} : { snapshot: this.#core(body.snapshot) }),
+      ...(body.name === undefined ? {} : { name: this.#coreName(body.name) }),
+      ...(body.snapshot === undefined ? {} : { snapshot: await this.#existing("snapshot", body.snapshot) }),
       ...(body.volumes === undefined
         ? {}
-        : { volumes: body.volumes.map((v) => ({ ...v, volume: this.#core(v.volume) })) }),
+        : {
+            volumes: await Promise.all(
+              body.volumes.map(async (v) => ({ ...v, volume: await this.#existing("volume", v.volume) })),
+            ),
+          }),
       ...(signal === undefined ? {} : { signal }),
     };
     try {
@@ -130,7 +149,7 @@ export class OrgScope {
   }
 
   async #byName(name: string): Promise<Sandbox | undefined> {
-    return this.#kiln.get(this.#coreSandbox(name)).catch(notFoundAsUndefined);
+    return this.#kiln.get(this.#coreName(name)).catch(notFoundAsUndefined);
   }
 
   async #byId(id: string): Promise<Sandbox | undefined> {
@@ -187,75 +206,118 @@ export class OrgScope {
   }
 
   async snapshot(sandbox: Sandbox, name: string): Promise<SnapshotInfo> {
+    const conflict = `A snapshot named "${name}" already exists`;
+    // An older, unshortened form of the name holds it already.
+    if ((await this.#existing("snapshot", name)) !== this.#coreName(name)) throw new ConflictError(conflict);
+    const core = await this.#remember("snapshot", name);
     try {
-      return this.#snapshotView(await sandbox.snapshot(this.#core(name)));
+      return this.#snapshotView(await sandbox.snapshot(core), name);
     } catch (err) {
-      if (err instanceof ConflictError)
-        throw new ConflictError(`A snapshot named "${name}" already exists`, { cause: err });
+      if (err instanceof ConflictError) throw new ConflictError(conflict, { cause: err });
       throw err;
     }
   }
 
   async snapshots(): Promise<SnapshotInfo[]> {
-    const all = await this.#kiln.snapshots.list();
-    return all.filter((s) => s.name.startsWith(this.#prefix)).map((s) => this.#snapshotView(s));
+    const all = (await this.#kiln.snapshots.list()).filter((s) => s.name.startsWith(this.#prefix));
+    const names = await this.#namesOf("snapshot", all);
+    return all.map((s) => this.#snapshotView(s, names.get(s.name)));
   }
 
   async deleteSnapshot(name: string): Promise<void> {
+    const core = await this.#existing("snapshot", name);
     try {
-      await this.#kiln.snapshots.delete(this.#core(name));
+      await this.#kiln.snapshots.delete(core);
     } catch (err) {
       if (err instanceof SnapshotNotFoundError) throw new SnapshotNotFoundError(name);
       throw err;
     }
+    await this.#forget("snapshot", name, core);
   }
 
   async createVolume(name: string): Promise<VolumeInfo> {
+    const conflict = `A volume named "${name}" already exists`;
+    if ((await this.#existing("volume", name)) !== this.#coreName(name)) throw new ConflictError(conflict);
+    const core = await this.#remember("volume", name);
     try {
-      return this.#volumeView(await this.#kiln.volumes.create(this.#core(name)));
+      return this.#volumeView(await this.#kiln.volumes.create(core), name);
     } catch (err) {
-      if (err instanceof ConflictError) throw new ConflictError(this.scrub(err.message), { cause: err });
+      if (err instanceof ConflictError) throw new ConflictError(conflict, { cause: err });
       throw err;
     }
   }
 
   async volumes(): Promise<VolumeInfo[]> {
-    const all = await this.#kiln.volumes.list();
-    return all.filter((v) => v.name.startsWith(this.#prefix)).map((v) => this.#volumeView(v));
+    const all = (await this.#kiln.volumes.list()).filter((v) => v.name.startsWith(this.#prefix));
+    const names = await this.#namesOf("volume", all);
+    return all.map((v) => this.#volumeView(v, names.get(v.name)));
   }
 
   async deleteVolume(name: string): Promise<void> {
+    const core = await this.#existing("volume", name);
     try {
-      await this.#kiln.volumes.delete(this.#core(name));
+      await this.#kiln.volumes.delete(core);
     } catch (err) {
       if (err instanceof VolumeNotFoundError) throw new VolumeNotFoundError(name);
       throw err;
     }
+    await this.#forget("volume", name, core);
   }
 
-  #snapshotView(s: SnapshotInfo): SnapshotInfo {
-    return { ...s, name: this.#own(s.name) ?? s.name };
+  #snapshotView(s: SnapshotInfo, name?: string): SnapshotInfo {
+    return { ...s, name: name ?? this.#own(s.name) ?? s.name };
   }
 
-  #volumeView(v: VolumeInfo): VolumeInfo {
+  #volumeView(v: VolumeInfo, name?: string): VolumeInfo {
     const labels: Record<string, string> = {};
     for (const [k, val] of Object.entries(v.labels)) if (!k.startsWith(RESERVED_LABEL_PREFIX)) labels[k] = val;
-    return { ...v, name: this.#own(v.name) ?? v.name, labels };
+    return { ...v, name: name ?? this.#own(v.name) ?? v.name, labels };
   }
 
-  #core(name: string): string {
-    const core = `${this.#prefix}${name}`;
-    if (core.length > CORE_NAME_MAX) {
+  /**
+   * A new snapshot's or volume's core name. A shortened one is remembered before the object is
+   * made, so that a listing never shows an object whose name it cannot tell. Without a store,
+   * a name must fit unshortened.
+   */
+  async #remember(kind: StorageKind, name: string): Promise<string> {
+    const core = this.#coreName(name);
+    if (core === `${this.#prefix}${name}`) return core;
+    if (!this.#names) {
       throw new InvalidArgumentError(
         "name",
-        `must be at most ${CORE_NAME_MAX - this.#prefix.length} characters for a snapshot or volume in this organisation`,
+        `must be at most ${CORE_NAME_MAX - 1 - this.#prefix.length} characters for a ${kind} in this organisation`,
       );
     }
+    await this.#names.rememberName({ orgId: this.#principal.orgId, kind, coreName: core, name });
     return core;
   }
 
-  /** A sandbox's core name: `<orgId>.<name>`, or its shortened form when that is too long. */
-  #coreSandbox(name: string): string {
+  async #forget(kind: StorageKind, name: string, core: string): Promise<void> {
+    if (core !== `${this.#prefix}${name}`) await this.#names?.forgetName(this.#principal.orgId, kind, core);
+  }
+
+  /** The users' names of the shortened ones among `objects` (read from the store only when there are any). */
+  async #namesOf(kind: StorageKind, objects: readonly { name: string }[]): Promise<Map<string, string>> {
+    if (!this.#names || !objects.some((o) => o.name.length === CORE_NAME_MAX)) return new Map();
+    return this.#names.namesOf(this.#principal.orgId, kind);
+  }
+
+  /**
+   * The core name of an existing snapshot or volume: its current form, or, for a name whose
+   * plain `<orgId>.<name>` is exactly 63 characters, that plain form when such an object was
+   * made before names were shortened (one engine list, for names of that length only).
+   */
+  async #existing(kind: StorageKind, name: string): Promise<string> {
+    const plain = `${this.#prefix}${name}`;
+    if (plain.length === CORE_NAME_MAX) {
+      const all = kind === "snapshot" ? await this.#kiln.snapshots.list() : await this.#kiln.volumes.list();
+      if (all.some((o) => o.name === plain)) return plain;
+    }
+    return this.#coreName(name);
+  }
+
+  /** A sandbox's, snapshot's or volume's core name: `<orgId>.<name>`, or its shortened form when that is too long. */
+  #coreName(name: string): string {
     const plain = `${this.#prefix}${name}`;
     if (plain.length < CORE_NAME_MAX) return plain;
     const hash = createHash("sha256").update(name).digest("hex").slice(0, NAME_HASH_CHARS);
