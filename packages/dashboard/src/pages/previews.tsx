@@ -71,7 +71,7 @@ export function SnapshotPanel({ sandboxId }: { sandboxId: string }) {
         })}
       >
         <label for="snapshot-name">Snapshot name</label>
-        <input id="snapshot-name" name="name" required pattern="[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,50}" placeholder="base" />
+        <input id="snapshot-name" name="name" required pattern="[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,62}" placeholder="base" />
         <button type="submit" class="primary" disabled={take.busy || !can("snapshots:write")}>
           {take.busy ? "Snapshotting…" : "Take snapshot"}
         </button>

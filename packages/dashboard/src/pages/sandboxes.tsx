@@ -213,7 +213,7 @@ function CreateForm({ onCreated, onCancel }: { onCreated: (s: SandboxInfo) => vo
         <span>
           Name <span class="muted">(optional)</span>
         </span>
-        <input name="name" pattern="[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,50}" placeholder="dev" />
+        <input name="name" pattern="[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,62}" placeholder="dev" />
       </label>
       <fieldset>
         <legend>Start from</legend>

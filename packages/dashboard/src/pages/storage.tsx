@@ -70,7 +70,7 @@ export function VolumesPage() {
         })}
       >
         <label for="volume-name">New volume</label>
-        <input id="volume-name" name="name" required pattern="[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,50}" placeholder="data" />
+        <input id="volume-name" name="name" required pattern="[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,62}" placeholder="data" />
         <button type="submit" class="primary" disabled={!can("volumes:write")}>
           Create
         </button>
