@@ -1,0 +1,485 @@
+/**
+ * Disk caps on engines whose storage has no quotas (overlay2 on ext4: this machine's engine).
+ *
+ * Each capped sandbox gets its own **disk**: a sparse ext4 image of `diskMb` MiB (one inode per
+ * 16 KiB, so bytes and inodes are both bounded; the host sees one file, never the sandbox's
+ * inodes), attached through a loop device and mounted on the engine's host at
+ * `/var/lib/kiln/disks/<id>/mnt`, with `discard` so files deleted inside give their blocks back.
+ * The sandbox's writable places (DISK_PLACES: /workspace, the home directory, /var/tmp) are
+ * three `local` bind volumes of subdirectories of that mount, so the engine copies the image's
+ * own content of those places into the disk at create time (its volume copy-up), and a
+ * snapshot's commit can read them back (commitWithDisk). Nothing else in the rootfs is writable
+ * by the sandbox user (see docs/security.md).
+ *
+ * Fail closed: when the disk is not mounted (after a host reboot), the subdirectories do not
+ * exist and the engine refuses to start the container rather than bind an uncapped directory;
+ * `ensureMounted` (every start after the first) mounts it again, after an `e2fsck -p`.
+ *
+ * The Kiln process need not be root: the loop devices, mkfs and mounts are made in the host's
+ * mount namespace by one long-lived helper container (`kiln-disks`: privileged, host pid
+ * namespace, no network, `sleep`), through `docker exec` and `nsenter` into dockerd's mount namespace. It is shared by every
+ * Kiln process on the engine and started again when it is found stopped (engine restart).
+ *
+ * Making a disk costs an exec, a mkfs and a mount (~100-250 ms here), so each process keeps
+ * `spares` disks of the default size ready, made off the create path. A disk no container
+ * refers to is released by the sweeper (reclaim) once its owner is gone or it is past a grace.
+ */
+import { randomBytes } from "node:crypto";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type Dockerode from "dockerode";
+import { EngineError, NotSupportedError } from "../../errors.ts";
+import { processOwner } from "../../sweeper.ts";
+import { StreamDemuxer } from "./demux.ts";
+
+/** Where disks live on the engine's host. */
+export const DISK_ROOT = "/var/lib/kiln/disks";
+
+export const DISK_LABEL = {
+  /** On a capped sandbox and on its volumes: the id of its disk. */
+  disk: "kiln.disk",
+  /** On the shared helper container. */
+  helper: "kiln.disk-helper",
+} as const;
+
+export const DISK_HELPER_NAME = "kiln-disks";
+
+/** The sandbox's writable places, each a subdirectory of its disk. */
+export const DISK_PLACES = [
+  { sub: "workspace", target: "/workspace" },
+  { sub: "home", target: "/home/kiln" },
+  { sub: "var-tmp", target: "/var/tmp" },
+] as const;
+
+/** ext4's default: one inode per 16 KiB (a 4 GiB disk holds 262,144 files, a 16 MiB one 1,024). */
+export const BYTES_PER_INODE = 16_384;
+
+/** A disk nobody refers to is left alone this long (its container may be being created). */
+export const DISK_GRACE_MS = 120_000;
+
+const MOUNT_OPTIONS = "loop,nosuid,nodev,noinit_itable,discard";
+
+/**
+ * Runs in the helper: enters dockerd's mount namespace (where the engine mounts volumes; the
+ * host's PID 1 may refuse to be entered, as this machine's does) and runs SCRIPT there.
+ */
+const ENTER = `d=1
+for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = dockerd ] && { d=\${p#/proc/}; break; }; done
+exec nsenter -t "$d" -m -- sh -c "$KILN_DISK_LOOP" kiln-disk-loop`;
+
+/**
+ * In dockerd's mount namespace: one request per line ("<seq> <op> <args>"), run one after the
+ * other; one reply line each ("<seq> <exit code> <output, newlines as \x1f>"). Ends when its
+ * stdin does (the Kiln process is gone).
+ */
+const LOOP = `while IFS=' ' read -r seq args; do
+  out=$(sh -c "$KILN_DISK_SCRIPT" kiln-disk $args 2>&1) && rc=0 || rc=$?
+  printf '%s %s %s\\n' "$seq" "$rc" "$(printf %s "$out" | tr '\\n' '\\037')"
+done`;
+
+/** Runs on the engine's host (POSIX sh), as root in its mount namespace. */
+const SCRIPT = `set -eu
+root=${DISK_ROOT}
+op=$1; id=\${2:-}
+case "$op:$id" in list:) ;; *:*[!0-9a-f]*|*:) echo "bad disk id" >&2; exit 2;; esac
+d=$root/$id
+case $op in
+prepare)
+  mkdir -p "$d/mnt"
+  printf %s "$5" > "$d/owner"
+  truncate -s "$3M" "$d/disk.img"
+  mkfs.ext4 -q -F -m 0 -i "$4" -O ^has_journal -E lazy_itable_init=1,nodiscard "$d/disk.img"
+  mount -o ${MOUNT_OPTIONS} "$d/disk.img" "$d/mnt"
+  mkdir "$d/mnt/workspace" "$d/mnt/home" "$d/mnt/var-tmp"
+  chmod 1777 "$d/mnt/var-tmp"
+  rmdir "$d/mnt/lost+found"
+  echo ok;;
+mount)
+  [ -f "$d/disk.img" ] || { echo "disk $id is gone" >&2; exit 3; }
+  if ! mountpoint -q "$d/mnt"; then
+    e2fsck -p "$d/disk.img" >/dev/null 2>&1 || [ $? -le 1 ]
+    mount -o ${MOUNT_OPTIONS} "$d/disk.img" "$d/mnt"
+  fi
+  echo ok;;
+release)
+  [ -d "$d" ] || { echo ok; exit 0; }
+  if mountpoint -q "$d/mnt"; then umount "$d/mnt" || umount -l "$d/mnt"; fi
+  rm -f "$d/disk.img" "$d/owner"
+  rmdir "$d/mnt" 2>/dev/null || true
+  rmdir "$d"
+  echo ok;;
+list)
+  mkdir -p "$root"
+  for x in "$root"/*/; do
+    [ -d "$x" ] || continue
+    x=\${x%/}; n=\${x##*/}
+    printf '%s %s %s\\n' "$n" "$(stat -c %Y "$x")" "$(cat "$x/owner" 2>/dev/null || echo -)"
+  done;;
+*) echo "unknown op $op" >&2; exit 2;;
+esac
+`;
+
+export interface Disk {
+  id: string;
+  sizeMb: number;
+  /** Container mounts of its places (local bind volumes). */
+  mounts: Dockerode.MountSettings[];
+}
+
+export interface DiskInfo {
+  id: string;
+  /** Seconds since the epoch (the disk directory's mtime). */
+  madeAt: number;
+  owner: string;
+}
+
+export const volumeName = (id: string, sub: string) => `kiln-disk-${id}-${sub}`;
+
+/**
+ * The disk id a container's labels name, if any. A snapshot's image carries the label empty (so
+ * sandboxes made from it do not inherit their source's disk): that is no disk.
+ */
+export function diskOf(labels: Record<string, string> | undefined): string | undefined {
+  const id = labels?.[DISK_LABEL.disk];
+  return id !== undefined && /^[0-9a-f]{16}$/.test(id) ? id : undefined;
+}
+
+export class LoopDisks {
+  readonly #docker: Dockerode;
+  readonly #image: (() => Promise<string>) | undefined;
+  #helper?: Promise<string>;
+  /** Ready disks of this process, by size. */
+  readonly #spares = new Map<number, Disk[]>();
+  /** Spares being made, by size. */
+  readonly #making = new Map<number, number>();
+  /** Ids of this process's spares (made or being made): never reclaimed. */
+  readonly #own = new Set<string>();
+  readonly #spareCount: number;
+  #closed = false;
+  /** Spares being made and disks being released: close() waits for them. */
+  readonly #inFlight = new Set<Promise<unknown>>();
+
+  constructor(docker: Dockerode, image: (() => Promise<string>) | undefined, spares: number) {
+    this.#docker = docker;
+    this.#image = image;
+    this.#spareCount = spares;
+  }
+
+  /** A disk of `sizeMb` for a new sandbox: a spare when one is ready, else made now. */
+  async take(sizeMb: number, labels: Record<string, string>): Promise<Disk> {
+    const spare = this.#spares.get(sizeMb)?.shift();
+    this.#refill(sizeMb);
+    if (spare) {
+      this.#own.delete(spare.id);
+      return spare;
+    }
+    return this.#make(sizeMb, labels);
+  }
+
+  /** Keeps `spares` disks of this size ready (called after each take, and to warm up). */
+  warm(sizeMb: number): void {
+    this.#refill(sizeMb);
+  }
+
+  #refill(sizeMb: number): void {
+    if (this.#closed) return;
+    const ready = (this.#spares.get(sizeMb)?.length ?? 0) + (this.#making.get(sizeMb) ?? 0);
+    for (let i = ready; i < this.#spareCount; i++) {
+      this.#making.set(sizeMb, (this.#making.get(sizeMb) ?? 0) + 1);
+      const id = newId();
+      this.#own.add(id);
+      const making = this.#make(sizeMb, {}, id)
+        .then(
+          (disk) => {
+            if (this.#closed) return this.release(disk.id).catch(() => {});
+            const list = this.#spares.get(sizeMb) ?? [];
+            list.push(disk);
+            this.#spares.set(sizeMb, list);
+          },
+          () => this.#own.delete(id), // the sweeper releases whatever half-made disk is left
+        )
+        .finally(() => {
+          this.#making.set(sizeMb, (this.#making.get(sizeMb) ?? 1) - 1);
+          this.#inFlight.delete(making);
+        });
+      this.#inFlight.add(making);
+    }
+  }
+
+  async #make(sizeMb: number, labels: Record<string, string>, id = newId()): Promise<Disk> {
+    try {
+      await this.#run(["prepare", id, String(sizeMb), String(BYTES_PER_INODE), processOwner()]);
+      const mounts = await Promise.all(
+        DISK_PLACES.map(async ({ sub, target }) => {
+          const name = volumeName(id, sub);
+          await this.#docker.createVolume({
+            Name: name,
+            Driver: "local",
+            DriverOpts: { type: "none", o: "bind", device: `${DISK_ROOT}/${id}/mnt/${sub}` },
+            Labels: { ...labels, [DISK_LABEL.disk]: id },
+          });
+          return { Type: "volume" as const, Source: name, Target: target, ReadOnly: false };
+        }),
+      );
+      return { id, sizeMb, mounts };
+    } catch (err) {
+      await this.release(id).catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Mounts a disk again where it is not mounted (after a host reboot); before every non-first start. */
+  async ensureMounted(id: string): Promise<void> {
+    await this.#run(["mount", id]);
+  }
+
+  /** Removes a disk's volumes, unmounts it (which frees its loop device) and deletes its image. */
+  async release(id: string): Promise<void> {
+    await Promise.all(
+      DISK_PLACES.map(({ sub }) =>
+        this.#docker
+          .getVolume(volumeName(id, sub))
+          .remove()
+          .catch((err: { statusCode?: number }) => {
+            if (err.statusCode !== 404) throw err;
+          }),
+      ),
+    );
+    await this.#run(["release", id]);
+  }
+
+  /**
+   * release() off the caller's path (a delete need not wait for it); close() waits for it, and
+   * the sweeper releases what a process that died meanwhile left.
+   */
+  releaseLater(id: string): void {
+    const releasing: Promise<unknown> = this.release(id)
+      .catch(() => {})
+      .finally(() => this.#inFlight.delete(releasing));
+    this.#inFlight.add(releasing);
+  }
+
+  /** Every disk on the engine's host. */
+  async list(): Promise<DiskInfo[]> {
+    const out = await this.#run(["list"]);
+    return out
+      .split("\n")
+      .filter((line) => line.trim() !== "")
+      .map((line) => {
+        const [id = "", madeAt = "0", owner = "-"] = line.split(" ");
+        return { id, madeAt: Number(madeAt), owner };
+      });
+  }
+
+  /**
+   * Releases disks no container refers to (`inUse`) and older than DISK_GRACE_MS: this process's
+   * own that are not its spares, and those whose owner process is gone (another live process's
+   * are its own sweeper's to judge). Returns their ids.
+   */
+  async reclaim(
+    inUse: Set<string>,
+    ownerAlive: (owner: string | undefined) => boolean,
+    now = Date.now(),
+  ): Promise<string[]> {
+    if (!(await this.#helperExists())) return [];
+    const released: string[] = [];
+    for (const disk of await this.list()) {
+      if (inUse.has(disk.id) || this.#own.has(disk.id)) continue;
+      if (now - disk.madeAt * 1000 < DISK_GRACE_MS) continue;
+      const mine = disk.owner === processOwner();
+      if (!mine && ownerAlive(disk.owner === "-" ? undefined : disk.owner)) continue;
+      try {
+        await this.release(disk.id);
+        released.push(disk.id);
+      } catch {
+        // in use after all (a volume still mounted): the next sweep tries again
+      }
+    }
+    return released;
+  }
+
+  /** Releases this process's spares (Kiln.close). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#inFlight);
+    const spares = [...this.#spares.values()].flat();
+    this.#spares.clear();
+    await Promise.all(
+      spares.map((d) =>
+        this.release(d.id)
+          .catch(() => {})
+          .finally(() => this.#own.delete(d.id)),
+      ),
+    );
+  }
+
+  async #helperExists(): Promise<boolean> {
+    try {
+      await this.#docker.getContainer(DISK_HELPER_NAME).inspect();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The shared helper, running. */
+  #ensureHelper(): Promise<string> {
+    this.#helper ??= this.#startHelper().catch((err: unknown) => {
+      this.#helper = undefined;
+      throw err;
+    });
+    return this.#helper;
+  }
+
+  async #startHelper(): Promise<string> {
+    const container = this.#docker.getContainer(DISK_HELPER_NAME);
+    try {
+      const raw = await container.inspect();
+      if (!raw.State.Running) await container.start().catch(ignore304);
+      return raw.Id;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    }
+    if (!this.#image)
+      throw new NotSupportedError("disk caps on this engine need Kiln's runtime image for their helper");
+    const image = await this.#image();
+    try {
+      const created = await this.#docker.createContainer({
+        name: DISK_HELPER_NAME,
+        Image: image,
+        User: "0:0",
+        Entrypoint: ["sleep", "infinity"],
+        Cmd: [],
+        Labels: { [DISK_LABEL.helper]: "1" },
+        HostConfig: {
+          // mkfs, loop devices and mounts in the engine's mount namespace: this one container is
+          // root on the host. Not Privileged: that asks for every capability, and hosts whose
+          // bounding set lacks one (this machine: CAP_SYS_RESOURCE) refuse it. SYS_PTRACE opens
+          // dockerd's namespace, SYS_ADMIN mounts, the rules open loop devices and loop-control.
+          CapAdd: ["SYS_ADMIN", "SYS_PTRACE"],
+          DeviceCgroupRules: ["b 7:* rwm", "c 10:237 rwm"],
+          SecurityOpt: ["seccomp=unconfined"],
+          PidMode: "host",
+          NetworkMode: "none",
+          RestartPolicy: { Name: "no" },
+          LogConfig: { Type: "none", Config: {} },
+        },
+      });
+      await created.start().catch(ignore304);
+      return created.id;
+    } catch (err) {
+      // Another process made it first.
+      if ((err as { statusCode?: number }).statusCode === 409) {
+        await container.start().catch(ignore304);
+        return (await container.inspect()).Id;
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Runs SCRIPT with `args` on the engine's host: its output, or EngineError with it. Requests
+   * go over one long-lived exec per process (an exec costs ~200 ms of engine work here; a line
+   * on an open stream, nothing), opened on first use and again after it ends.
+   */
+  async #run(args: string[]): Promise<string> {
+    const channel = await this.#openChannel();
+    const seq = ++this.#seq;
+    const reply = new Promise<{ rc: number; out: string }>((resolve, reject) => {
+      channel.pending.set(seq, { resolve, reject });
+    });
+    // Busy, the channel keeps the process alive; idle, it must not.
+    (channel.stream as Partial<Socket>).ref?.();
+    channel.stream.write(`${seq} ${args.join(" ")}\n`);
+    const { rc, out } = await reply.finally(() => {
+      if (channel.pending.size === 0) (channel.stream as Partial<Socket>).unref?.();
+    });
+    if (rc !== 0) {
+      if (args[0] === "prepare" && /loop|Operation not permitted|Permission denied/i.test(out)) {
+        throw new NotSupportedError(
+          `resources.diskMb: this engine cannot make a loop-device disk on its host (${out.trim()}); it needs a Linux engine that lets a container with SYS_ADMIN use loop devices`,
+        );
+      }
+      throw new EngineError(`disk ${args[0]} ${args[1] ?? ""}: exited ${rc}: ${out.trim()}`);
+    }
+    return out;
+  }
+
+  #seq = 0;
+  #channel?: Promise<Channel>;
+
+  #openChannel(): Promise<Channel> {
+    this.#channel ??= this.#startChannel(true).catch((err: unknown) => {
+      this.#channel = undefined;
+      throw err;
+    });
+    return this.#channel;
+  }
+
+  async #startChannel(retry: boolean): Promise<Channel> {
+    const helper = await this.#ensureHelper();
+    let exec: Dockerode.Exec;
+    try {
+      exec = await this.#docker.getContainer(helper).exec({
+        Cmd: ["sh", "-c", ENTER],
+        Env: [`KILN_DISK_SCRIPT=${SCRIPT}`, `KILN_DISK_LOOP=${LOOP}`],
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+      });
+    } catch (err) {
+      // Stopped (engine restart) or removed: start or make it again, once.
+      const status = (err as { statusCode?: number }).statusCode;
+      if (retry && (status === 409 || status === 404)) {
+        this.#helper = undefined;
+        return this.#startChannel(false);
+      }
+      throw err;
+    }
+    const socket = (await exec.start({ hijack: true, stdin: true })) as unknown as Duplex;
+    const channel: Channel = { stream: socket, pending: new Map() };
+    let buffered = "";
+    const demux = new StreamDemuxer(
+      (chunk) => {
+        buffered += chunk.toString("utf8");
+        let nl = buffered.indexOf("\n");
+        while (nl >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          const [seq = "", rc = "", ...rest] = line.split(" ");
+          const waiter = channel.pending.get(Number(seq));
+          channel.pending.delete(Number(seq));
+          waiter?.resolve({ rc: Number(rc), out: rest.join(" ").replaceAll("\x1f", "\n") });
+          nl = buffered.indexOf("\n");
+        }
+      },
+      () => {},
+    );
+    const ended = () => {
+      if (this.#channel && channel === this.#current) this.#channel = undefined;
+      for (const waiter of channel.pending.values()) waiter.reject(new EngineError("the disk helper's channel ended"));
+      channel.pending.clear();
+    };
+    socket.on("data", (c: Buffer) => demux.push(c));
+    socket.on("end", ended);
+    socket.on("close", ended);
+    socket.on("error", ended);
+    this.#current = channel;
+    return channel;
+  }
+
+  #current?: Channel;
+}
+
+interface Channel {
+  stream: Duplex;
+  pending: Map<number, { resolve(v: { rc: number; out: string }): void; reject(err: Error): void }>;
+}
+
+function newId(): string {
+  return randomBytes(8).toString("hex");
+}
+
+function ignore304(err: { statusCode?: number }): void {
+  if (err.statusCode !== 304) throw err;
+}
