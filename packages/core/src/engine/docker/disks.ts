@@ -5,28 +5,31 @@
  * 16 KiB, so bytes and inodes are both bounded; the host sees one file, never the sandbox's
  * inodes), attached through a loop device and mounted on the engine's host at
  * `/var/lib/kiln/disks/<id>/mnt`, with `discard` so files deleted inside give their blocks back.
- * The sandbox's writable places (DISK_PLACES: /workspace, the home directory, /var/tmp) are
- * three `local` bind volumes of subdirectories of that mount, so the engine copies the image's
- * own content of those places into the disk at create time (its volume copy-up), and a
- * snapshot's commit can read them back (commitWithDisk). Nothing else in the rootfs is writable
- * by the sandbox user (see docs/security.md).
+ * The sandbox's writable places (DISK_PLACES: /workspace, the home directory, /var/tmp) are bind
+ * mounts of that disk's subdirectories. mkfs fills a new disk from a template of the image's own
+ * /workspace and home directory (made once per image on the host), as the engine's volume
+ * copy-up would; a snapshot's commit copies the places back into the image
+ * (DockerEngine.#commitWithDisk).
  *
  * Fail closed: when the disk is not mounted (after a host reboot), the subdirectories do not
  * exist and the engine refuses to start the container rather than bind an uncapped directory;
  * `ensureMounted` (every start after the first) mounts it again, after an `e2fsck -p`.
  *
- * The Kiln process need not be root: the loop devices, mkfs and mounts are made in the host's
- * mount namespace by one long-lived helper container (`kiln-disks`: privileged, host pid
- * namespace, no network, `sleep`), through `docker exec` and `nsenter` into dockerd's mount namespace. It is shared by every
- * Kiln process on the engine and started again when it is found stopped (engine restart).
+ * The Kiln process need not be root: loop devices, mkfs and mounts are made in dockerd's mount
+ * namespace by one long-lived helper container (`kiln-disks`: SYS_ADMIN and SYS_PTRACE, loop
+ * devices only, host pid namespace, no network, `sleep`), shared by every Kiln process on the
+ * engine and started again when found stopped (engine restart). Each process talks to it over
+ * one long-lived exec (`nsenter` into dockerd's namespace, one request per line): an exec per
+ * request costs ~200 ms of engine work here.
  *
- * Making a disk costs an exec, a mkfs and a mount (~100-250 ms here), so each process keeps
- * `spares` disks of the default size ready, made off the create path. A disk no container
- * refers to is released by the sweeper (reclaim) once its owner is gone or it is past a grace.
+ * Each process keeps `spares` disks per size and image ready, made off the create path. A disk
+ * no container refers to is released by the sweeper (reclaim) once its owner is gone or it is
+ * past a grace, and templates of deleted images are dropped.
  */
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type Dockerode from "dockerode";
 import { EngineError, NotSupportedError } from "../../errors.ts";
 import { processOwner } from "../../sweeper.ts";
@@ -36,7 +39,7 @@ import { StreamDemuxer } from "./demux.ts";
 export const DISK_ROOT = "/var/lib/kiln/disks";
 
 export const DISK_LABEL = {
-  /** On a capped sandbox and on its volumes: the id of its disk. */
+  /** On a capped sandbox: the id of its disk (empty on a snapshot's image: no disk). */
   disk: "kiln.disk",
   /** On the shared helper container. */
   helper: "kiln.disk-helper",
@@ -60,12 +63,13 @@ export const DISK_GRACE_MS = 120_000;
 const MOUNT_OPTIONS = "loop,nosuid,nodev,noinit_itable,discard";
 
 /**
- * Runs in the helper: enters dockerd's mount namespace (where the engine mounts volumes; the
- * host's PID 1 may refuse to be entered, as this machine's does) and runs SCRIPT there.
+ * Runs in the helper: enters dockerd's mount namespace (where the engine resolves bind sources;
+ * the host's PID 1 may refuse to be entered, as this machine's does) and runs the request loop
+ * there (or SCRIPT once, with the arguments, when KILN_DISK_LOOP is unset).
  */
 const ENTER = `d=1
 for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = dockerd ] && { d=\${p#/proc/}; break; }; done
-exec nsenter -t "$d" -m -- sh -c "$KILN_DISK_LOOP" kiln-disk-loop`;
+exec nsenter -t "$d" -m -- sh -c "\${KILN_DISK_LOOP:-$KILN_DISK_SCRIPT}" kiln-disk "$@"`;
 
 /**
  * In dockerd's mount namespace: one request per line ("<seq> <op> <args>"), run one after the
@@ -81,18 +85,49 @@ done`;
 const SCRIPT = `set -eu
 root=${DISK_ROOT}
 op=$1; id=\${2:-}
-case "$op:$id" in list:) ;; *:*[!0-9a-f]*|*:) echo "bad disk id" >&2; exit 2;; esac
+case "$op:$id" in list:|templates:) ;; *:*[!0-9a-f]*|*:) echo "bad id" >&2; exit 2;; esac
 d=$root/$id
+t=$root/templates
 case $op in
 prepare)
+  # id size-MiB bytes-per-inode owner image: the image's places are copied in by mkfs itself.
+  case "$6" in *[!0-9a-f]*|"") echo "bad image" >&2; exit 2;; esac
+  [ -d "$t/$6" ] || { echo "no template for image $6" >&2; exit 4; }
   mkdir -p "$d/mnt"
+  # Only root on the host reaches a sandbox's files (as under /var/lib/docker).
+  chmod 0700 "$root"
   printf %s "$5" > "$d/owner"
   truncate -s "$3M" "$d/disk.img"
-  mkfs.ext4 -q -F -m 0 -i "$4" -O ^has_journal -E lazy_itable_init=1,nodiscard "$d/disk.img"
+  mkfs.ext4 -q -F -m 0 -i "$4" -O ^has_journal -E lazy_itable_init=1,nodiscard -d "$t/$6" "$d/disk.img"
   mount -o ${MOUNT_OPTIONS} "$d/disk.img" "$d/mnt"
-  mkdir "$d/mnt/workspace" "$d/mnt/home" "$d/mnt/var-tmp"
-  chmod 1777 "$d/mnt/var-tmp"
   rmdir "$d/mnt/lost+found"
+  echo ok;;
+has-template)
+  [ -d "$t/$id" ] && echo yes || echo no;;
+untar)
+  # image token place: one place of the image (a tar of it on stdin) into a template being made.
+  case "$3" in *[!0-9a-f]*|"") echo "bad token" >&2; exit 2;; esac
+  case "$4" in workspace|home) ;; *) echo "bad place" >&2; exit 2;; esac
+  x=$t/$id.$3/$4.x
+  mkdir -p "$x"; chmod 0700 "$t"
+  tar -x --numeric-owner -C "$x"
+  for e in "$x"/* "$x"/.[!.]*; do [ -e "$e" ] && mv "$e" "$t/$id.$3/$4"; done
+  rmdir "$x"
+  echo ok;;
+template-done)
+  # image token: the template is complete; first one wins.
+  case "$3" in *[!0-9a-f]*|"") echo "bad token" >&2; exit 2;; esac
+  n=$t/$id.$3
+  mkdir -p "$n/workspace" "$n/home" "$n/var-tmp"
+  chmod 1777 "$n/var-tmp"
+  chmod 0755 "$n"
+  mv -T "$n" "$t/$id" 2>/dev/null || rm -rf "$n"
+  echo ok;;
+templates)
+  mkdir -p "$t"; chmod 0700 "$t"
+  for x in "$t"/*; do [ -d "$x" ] && printf '%s\n' "\${x##*/}"; done; true;;
+drop-template)
+  rm -rf "$t/$id"
   echo ok;;
 mount)
   [ -f "$d/disk.img" ] || { echo "disk $id is gone" >&2; exit 3; }
@@ -113,6 +148,7 @@ list)
   for x in "$root"/*/; do
     [ -d "$x" ] || continue
     x=\${x%/}; n=\${x##*/}
+    [ "$n" = templates ] && continue
     printf '%s %s %s\\n' "$n" "$(stat -c %Y "$x")" "$(cat "$x/owner" 2>/dev/null || echo -)"
   done;;
 *) echo "unknown op $op" >&2; exit 2;;
@@ -122,7 +158,7 @@ esac
 export interface Disk {
   id: string;
   sizeMb: number;
-  /** Container mounts of its places (local bind volumes). */
+  /** Container mounts of its places (binds of the disk's subdirectories). */
   mounts: Dockerode.MountSettings[];
 }
 
@@ -132,8 +168,6 @@ export interface DiskInfo {
   madeAt: number;
   owner: string;
 }
-
-export const volumeName = (id: string, sub: string) => `kiln-disk-${id}-${sub}`;
 
 /**
  * The disk id a container's labels name, if any. A snapshot's image carries the label empty (so
@@ -148,10 +182,10 @@ export class LoopDisks {
   readonly #docker: Dockerode;
   readonly #image: (() => Promise<string>) | undefined;
   #helper?: Promise<string>;
-  /** Ready disks of this process, by size. */
-  readonly #spares = new Map<number, Disk[]>();
-  /** Spares being made, by size. */
-  readonly #making = new Map<number, number>();
+  /** Ready disks of this process, by "size/image". */
+  readonly #spares = new Map<string, Disk[]>();
+  /** Spares being made, by "size/image". */
+  readonly #making = new Map<string, number>();
   /** Ids of this process's spares (made or being made): never reclaimed. */
   readonly #own = new Set<string>();
   readonly #spareCount: number;
@@ -165,67 +199,146 @@ export class LoopDisks {
     this.#spareCount = spares;
   }
 
-  /** A disk of `sizeMb` for a new sandbox: a spare when one is ready, else made now. */
-  async take(sizeMb: number, labels: Record<string, string>): Promise<Disk> {
-    const spare = this.#spares.get(sizeMb)?.shift();
-    this.#refill(sizeMb);
+  /**
+   * A disk of `sizeMb` for a new sandbox of `image` (its engine id), holding that image's
+   * /workspace and home directory: a spare when one is ready, else made now.
+   */
+  async take(sizeMb: number, image: string): Promise<Disk> {
+    const key = `${sizeMb}/${image}`;
+    const spare = this.#spares.get(key)?.shift();
+    this.#refill(sizeMb, image);
     if (spare) {
       this.#own.delete(spare.id);
       return spare;
     }
-    return this.#make(sizeMb, labels);
+    return this.#make(sizeMb, image);
   }
 
-  /** Keeps `spares` disks of this size ready (called after each take, and to warm up). */
-  warm(sizeMb: number): void {
-    this.#refill(sizeMb);
+  /** Keeps `spares` disks of this size and image ready (called after each take, and to warm up). */
+  warm(sizeMb: number, image: string): void {
+    this.#refill(sizeMb, image);
   }
 
-  #refill(sizeMb: number): void {
+  #refill(sizeMb: number, image: string): void {
     if (this.#closed) return;
-    const ready = (this.#spares.get(sizeMb)?.length ?? 0) + (this.#making.get(sizeMb) ?? 0);
+    const key = `${sizeMb}/${image}`;
+    const ready = (this.#spares.get(key)?.length ?? 0) + (this.#making.get(key) ?? 0);
     for (let i = ready; i < this.#spareCount; i++) {
-      this.#making.set(sizeMb, (this.#making.get(sizeMb) ?? 0) + 1);
+      this.#making.set(key, (this.#making.get(key) ?? 0) + 1);
       const id = newId();
       this.#own.add(id);
-      const making = this.#make(sizeMb, {}, id)
+      const making = this.#make(sizeMb, image, id)
         .then(
           (disk) => {
             if (this.#closed) return this.release(disk.id).catch(() => {});
-            const list = this.#spares.get(sizeMb) ?? [];
+            const list = this.#spares.get(key) ?? [];
             list.push(disk);
-            this.#spares.set(sizeMb, list);
+            this.#spares.set(key, list);
           },
           () => this.#own.delete(id), // the sweeper releases whatever half-made disk is left
         )
         .finally(() => {
-          this.#making.set(sizeMb, (this.#making.get(sizeMb) ?? 1) - 1);
+          this.#making.set(key, (this.#making.get(key) ?? 1) - 1);
           this.#inFlight.delete(making);
         });
       this.#inFlight.add(making);
     }
   }
 
-  async #make(sizeMb: number, labels: Record<string, string>, id = newId()): Promise<Disk> {
+  async #make(sizeMb: number, image: string, id = newId()): Promise<Disk> {
+    await this.#template(image);
     try {
-      await this.#run(["prepare", id, String(sizeMb), String(BYTES_PER_INODE), processOwner()]);
-      const mounts = await Promise.all(
-        DISK_PLACES.map(async ({ sub, target }) => {
-          const name = volumeName(id, sub);
-          await this.#docker.createVolume({
-            Name: name,
-            Driver: "local",
-            DriverOpts: { type: "none", o: "bind", device: `${DISK_ROOT}/${id}/mnt/${sub}` },
-            Labels: { ...labels, [DISK_LABEL.disk]: id },
-          });
-          return { Type: "volume" as const, Source: name, Target: target, ReadOnly: false };
-        }),
-      );
-      return { id, sizeMb, mounts };
+      await this.#run(["prepare", id, String(sizeMb), String(BYTES_PER_INODE), processOwner(), hex(image)]);
     } catch (err) {
       await this.release(id).catch(() => {});
       throw err;
     }
+    const mounts = DISK_PLACES.map(({ sub, target }) => ({
+      Type: "bind" as const,
+      Source: `${DISK_ROOT}/${id}/mnt/${sub}`,
+      Target: target,
+      ReadOnly: false,
+    }));
+    return { id, sizeMb, mounts };
+  }
+
+  /** Templates known to exist on the engine's host, by image id. */
+  readonly #templates = new Map<string, Promise<void>>();
+
+  /**
+   * The image's own /workspace and home directory, copied once per image to the engine's host
+   * (templates/<image id>), from where mkfs copies them into each new disk: the engine's volume
+   * copy-up, without a volume per place.
+   */
+  #template(image: string): Promise<void> {
+    let made = this.#templates.get(image);
+    if (!made) {
+      made = this.#makeTemplate(image).catch((err: unknown) => {
+        this.#templates.delete(image);
+        throw err;
+      });
+      this.#templates.set(image, made);
+    }
+    return made;
+  }
+
+  async #makeTemplate(image: string): Promise<void> {
+    if ((await this.#run(["has-template", hex(image)])).trim() === "yes") return;
+    const token = newId();
+    const temp = await this.#docker.createContainer({
+      Image: image,
+      Labels: { [DISK_LABEL.helper]: "template" },
+      HostConfig: { NetworkMode: "none", LogConfig: { Type: "none", Config: {} } },
+    });
+    try {
+      for (const { sub, target } of DISK_PLACES) {
+        if (sub === "var-tmp") continue;
+        let tar: NodeJS.ReadableStream;
+        try {
+          tar = (await temp.getArchive({ path: target })) as NodeJS.ReadableStream;
+        } catch (err) {
+          if ((err as { statusCode?: number }).statusCode === 404) continue; // the image has none
+          throw err;
+        }
+        await this.#runWithInput(["untar", hex(image), token, sub], tar);
+      }
+      await this.#run(["template-done", hex(image), token]);
+    } finally {
+      await temp.remove({ force: true }).catch(() => {});
+    }
+  }
+
+  /** One exec of SCRIPT with `input` on its stdin (a template's tar). */
+  async #runWithInput(args: string[], input: NodeJS.ReadableStream): Promise<void> {
+    const helper = await this.#ensureHelper();
+    const exec = await this.#docker.getContainer(helper).exec({
+      Cmd: ["sh", "-c", ENTER, "kiln-disk", ...args],
+      Env: [`KILN_DISK_SCRIPT=${SCRIPT}`],
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+    });
+    const socket = (await exec.start({ hijack: true, stdin: true })) as unknown as Duplex;
+    let out = "";
+    const demux = new StreamDemuxer(
+      (c) => {
+        out += c.toString("utf8");
+      },
+      (c) => {
+        out += c.toString("utf8");
+      },
+    );
+    const done = new Promise<void>((resolve, reject) => {
+      socket.on("data", (c: Buffer) => demux.push(c));
+      socket.on("end", resolve);
+      socket.on("close", resolve);
+      socket.on("error", reject);
+    });
+    // The tar, then end of input (a half-close: the reply still comes back).
+    await pipeline(input as Readable, socket, { end: true }).catch(() => {});
+    await done;
+    const { ExitCode } = (await exec.inspect()) as { ExitCode: number | null };
+    if (ExitCode !== 0) throw new EngineError(`disk ${args[0]} ${args[1] ?? ""}: exited ${ExitCode}: ${out.trim()}`);
   }
 
   /** Mounts a disk again where it is not mounted (after a host reboot); before every non-first start. */
@@ -233,18 +346,8 @@ export class LoopDisks {
     await this.#run(["mount", id]);
   }
 
-  /** Removes a disk's volumes, unmounts it (which frees its loop device) and deletes its image. */
+  /** Unmounts a disk (which frees its loop device) and deletes its image file. */
   async release(id: string): Promise<void> {
-    await Promise.all(
-      DISK_PLACES.map(({ sub }) =>
-        this.#docker
-          .getVolume(volumeName(id, sub))
-          .remove()
-          .catch((err: { statusCode?: number }) => {
-            if (err.statusCode !== 404) throw err;
-          }),
-      ),
-    );
     await this.#run(["release", id]);
   }
 
@@ -292,7 +395,21 @@ export class LoopDisks {
         await this.release(disk.id);
         released.push(disk.id);
       } catch {
-        // in use after all (a volume still mounted): the next sweep tries again
+        // the next sweep tries again
+      }
+    }
+    // Templates of images that are gone (deleted snapshots).
+    for (const image of (await this.#run(["templates"])).split("\n").filter((x) => /^[0-9a-f]{64}$/.test(x))) {
+      const exists = await this.#docker
+        .getImage(`sha256:${image}`)
+        .inspect()
+        .then(
+          () => true,
+          (err: { statusCode?: number }) => err.statusCode !== 404,
+        );
+      if (!exists) {
+        this.#templates.delete(`sha256:${image}`);
+        await this.#run(["drop-template", image]).catch(() => {});
       }
     }
     return released;
@@ -474,6 +591,11 @@ export class LoopDisks {
 interface Channel {
   stream: Duplex;
   pending: Map<number, { resolve(v: { rc: number; out: string }): void; reject(err: Error): void }>;
+}
+
+/** An engine image id without its "sha256:". */
+function hex(image: string): string {
+  return image.replace(/^sha256:/, "");
 }
 
 function newId(): string {

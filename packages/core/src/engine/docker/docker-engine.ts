@@ -32,7 +32,7 @@ import type {
 import { LABEL } from "../labels.ts";
 import { ALLOW_LABEL, AllowNetworks, type AllowProxyOptions, proxyEnv } from "./allow.ts";
 import { StreamDemuxer } from "./demux.ts";
-import { DISK_LABEL, type Disk, diskOf, LoopDisks } from "./disks.ts";
+import { DISK_LABEL, DISK_ROOT, type Disk, diskOf, LoopDisks } from "./disks.ts";
 import { EGRESS_LABEL, EGRESS_NETWORK, EgressNetworks } from "./egress.ts";
 import { containerCreateOptions } from "./host-config.ts";
 
@@ -271,8 +271,11 @@ export class DockerEngine implements Engine {
     const allow = typeof spec.network === "object" ? await this.#allow.createHolder() : undefined;
     const holder = spec.network === "egress" ? await this.#egress.createHolder() : allow?.holder;
     let disk: Disk | undefined;
+    // The image's id (its disk's template) and whether its agent serves its stdio.
+    const image = this.docker.getImage(spec.image).inspect();
+    image.catch(() => {});
     try {
-      if (diskMb !== undefined && info.loopDisks) disk = await this.#disks.take(diskMb, spec.labels);
+      if (diskMb !== undefined && info.loopDisks) disk = await this.#disks.take(diskMb, (await image).Id);
       const options = containerCreateOptions(
         {
           ...spec,
@@ -287,13 +290,10 @@ export class DockerEngine implements Engine {
       // Whether the image's agent serves its stdio is asked alongside the create, off the critical path.
       const [container, stdio] = await Promise.all([
         this.docker.createContainer(options),
-        this.docker
-          .getImage(spec.image)
-          .inspect()
-          .then(
-            (image) => image.Config?.Labels?.[LABEL.agentStdio] === "1",
-            () => false,
-          ),
+        image.then(
+          (raw) => raw.Config?.Labels?.[LABEL.agentStdio] === "1",
+          () => false,
+        ),
       ]);
       if (allow && typeof spec.network === "object") {
         // The rules are at the proxy before anything of the sandbox's runs.
@@ -707,7 +707,7 @@ export class DockerEngine implements Engine {
         HostConfig: { NetworkMode: "none", LogConfig: { Type: "none", Config: {} } },
       });
       const places = (raw.Mounts ?? [])
-        .filter((m) => m.Name?.startsWith("kiln-disk-"))
+        .filter((m) => m.Source.startsWith(`${DISK_ROOT}/`))
         .map((m) => m.Destination)
         .sort();
       for (const place of places) {
