@@ -355,11 +355,13 @@ export class LoopDisks {
    * release() off the caller's path (a delete need not wait for it); close() waits for it, and
    * the sweeper releases what a process that died meanwhile left.
    */
-  releaseLater(id: string): void {
-    const releasing: Promise<unknown> = this.release(id)
+  releaseLater(id: string): Promise<void> {
+    const releasing: Promise<void> = this.release(id)
       .catch(() => {})
       .finally(() => this.#inFlight.delete(releasing));
     this.#inFlight.add(releasing);
+    // After close() nobody waits for it: the caller does.
+    return this.#closed ? releasing : Promise.resolve();
   }
 
   /** Every disk on the engine's host. */

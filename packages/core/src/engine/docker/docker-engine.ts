@@ -474,7 +474,7 @@ export class DockerEngine implements Engine {
       await this.docker.getContainer(id).remove({ force: true, v: false });
       this.#created.delete(id);
       // Its disk goes off the delete's path (a disk left behind is the sweeper's).
-      if (disk !== undefined) this.#disks.releaseLater(disk);
+      if (disk !== undefined) await this.#disks.releaseLater(disk);
       if (holder !== undefined) await this.#egress.removeHolder(holder);
       return true;
     } catch (err) {
