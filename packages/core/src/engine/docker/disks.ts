@@ -17,7 +17,7 @@
  *
  * The Kiln process need not be root: loop devices, mkfs and mounts are made in dockerd's mount
  * namespace by one long-lived helper container (`kiln-disks`: SYS_ADMIN and SYS_PTRACE, loop
- * devices only, host pid namespace, no network, `sleep`), shared by every Kiln process on the
+ * devices only, the host's /proc read-only, no network, `sleep`), shared by every Kiln process on the
  * engine and started again when found stopped (engine restart). Each process talks to it over
  * one long-lived exec (`nsenter` into dockerd's namespace, one request per line): an exec per
  * request costs ~200 ms of engine work here.
@@ -47,6 +47,12 @@ export const DISK_LABEL = {
 
 export const DISK_HELPER_NAME = "kiln-disks";
 
+/** The helper's configuration version (its label's value): another one is made again. */
+const HELPER_VERSION = "2";
+
+/** Longest a disk request may go unanswered before its channel is judged dead (mkfs of a big disk under load). */
+const REQUEST_TIMEOUT_MS = 120_000;
+
 /** The sandbox's writable places, each a subdirectory of its disk. */
 export const DISK_PLACES = [
   { sub: "workspace", target: "/workspace" },
@@ -68,8 +74,8 @@ const MOUNT_OPTIONS = "loop,nosuid,nodev,noinit_itable,discard";
  * there (or SCRIPT once, with the arguments, when KILN_DISK_LOOP is unset).
  */
 const ENTER = `d=1
-for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = dockerd ] && { d=\${p#/proc/}; break; }; done
-exec nsenter -t "$d" -m -- sh -c "\${KILN_DISK_LOOP:-$KILN_DISK_SCRIPT}" kiln-disk "$@"`;
+for p in /host/proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = dockerd ] && { d=\${p#/host/proc/}; break; }; done
+exec nsenter --mount="/host/proc/$d/ns/mnt" -- sh -c "\${KILN_DISK_LOOP:-$KILN_DISK_SCRIPT}" kiln-disk "$@"`;
 
 /**
  * In dockerd's mount namespace: one request per line ("<seq> <op> <args>"), run one after the
@@ -186,7 +192,7 @@ export class LoopDisks {
   readonly #spares = new Map<string, Disk[]>();
   /** Spares being made, by "size/image". */
   readonly #making = new Map<string, number>();
-  /** Ids of this process's spares (made or being made): never reclaimed. */
+  /** Ids of this process's disks with no container yet (spares, disks being made or handed out): never reclaimed. */
   readonly #own = new Set<string>();
   readonly #spareCount: number;
   #closed = false;
@@ -207,11 +213,15 @@ export class LoopDisks {
     const key = `${sizeMb}/${image}`;
     const spare = this.#spares.get(key)?.shift();
     this.#refill(sizeMb, image);
-    if (spare) {
-      this.#own.delete(spare.id);
-      return spare;
-    }
-    return this.#make(sizeMb, image);
+    return spare ?? this.#make(sizeMb, image, newId());
+  }
+
+  /**
+   * The disk's container exists now (or its create failed and the disk was released): from here
+   * on the container's label keeps the sweeper off it. Until then it is this process's own.
+   */
+  adopted(id: string): void {
+    this.#own.delete(id);
   }
 
   /** Keeps `spares` disks of this size and image ready (called after each take, and to warm up). */
@@ -226,7 +236,6 @@ export class LoopDisks {
     for (let i = ready; i < this.#spareCount; i++) {
       this.#making.set(key, (this.#making.get(key) ?? 0) + 1);
       const id = newId();
-      this.#own.add(id);
       const making = this.#make(sizeMb, image, id)
         .then(
           (disk) => {
@@ -245,12 +254,14 @@ export class LoopDisks {
     }
   }
 
-  async #make(sizeMb: number, image: string, id = newId()): Promise<Disk> {
-    await this.#template(image);
+  async #make(sizeMb: number, image: string, id: string): Promise<Disk> {
+    this.#own.add(id);
     try {
+      await this.#template(image);
       await this.#run(["prepare", id, String(sizeMb), String(BYTES_PER_INODE), processOwner(), hex(image)]);
     } catch (err) {
       await this.release(id).catch(() => {});
+      this.#own.delete(id); // what is left, the sweeper's
       throw err;
     }
     const mounts = DISK_PLACES.map(({ sub, target }) => ({
@@ -454,8 +465,12 @@ export class LoopDisks {
     const container = this.#docker.getContainer(DISK_HELPER_NAME);
     try {
       const raw = await container.inspect();
-      if (!raw.State.Running) await container.start().catch(ignore304);
-      return raw.Id;
+      if (raw.Config.Labels?.[DISK_LABEL.helper] === HELPER_VERSION) {
+        if (!raw.State.Running) await container.start().catch(ignore304);
+        return raw.Id;
+      }
+      // An older Kiln's helper: made again with this version's configuration.
+      await container.remove({ force: true }).catch(() => {});
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode !== 404) throw err;
     }
@@ -469,16 +484,18 @@ export class LoopDisks {
         User: "0:0",
         Entrypoint: ["sleep", "infinity"],
         Cmd: [],
-        Labels: { [DISK_LABEL.helper]: "1" },
+        Labels: { [DISK_LABEL.helper]: HELPER_VERSION },
         HostConfig: {
           // mkfs, loop devices and mounts in the engine's mount namespace: this one container is
           // root on the host. Not Privileged: that asks for every capability, and hosts whose
           // bounding set lacks one (this machine: CAP_SYS_RESOURCE) refuse it. SYS_PTRACE opens
           // dockerd's namespace, SYS_ADMIN mounts, the rules open loop devices and loop-control.
+          // The host's /proc (read-only) finds dockerd; the helper keeps its own pid namespace,
+          // so stopping it ends every request loop in it (and their channels) too.
           CapAdd: ["SYS_ADMIN", "SYS_PTRACE"],
           DeviceCgroupRules: ["b 7:* rwm", "c 10:237 rwm"],
           SecurityOpt: ["seccomp=unconfined"],
-          PidMode: "host",
+          Mounts: [{ Type: "bind", Source: "/proc", Target: "/host/proc", ReadOnly: true }],
           NetworkMode: "none",
           RestartPolicy: { Name: "no" },
           LogConfig: { Type: "none", Config: {} },
@@ -501,18 +518,32 @@ export class LoopDisks {
    * go over one long-lived exec per process (an exec costs ~200 ms of engine work here; a line
    * on an open stream, nothing), opened on first use and again after it ends.
    */
-  async #run(args: string[]): Promise<string> {
+  async #run(args: string[], retry = true): Promise<string> {
     const channel = await this.#openChannel();
     const seq = ++this.#seq;
     const reply = new Promise<{ rc: number; out: string }>((resolve, reject) => {
       channel.pending.set(seq, { resolve, reject });
     });
+    // A helper that stopped answering (frozen, or its loop orphaned): this channel is done.
+    const timer = setTimeout(() => channel.stream.destroy(), REQUEST_TIMEOUT_MS);
+    timer.unref();
     // Busy, the channel keeps the process alive; idle, it must not.
     (channel.stream as Partial<Socket>).ref?.();
     channel.stream.write(`${seq} ${args.join(" ")}\n`);
-    const { rc, out } = await reply.finally(() => {
-      if (channel.pending.size === 0) (channel.stream as Partial<Socket>).unref?.();
-    });
+    let answer: { rc: number; out: string };
+    try {
+      answer = await reply.finally(() => {
+        clearTimeout(timer);
+        if (channel.pending.size === 0) (channel.stream as Partial<Socket>).unref?.();
+      });
+    } catch (err) {
+      // The channel ended under the request (the helper was stopped: an engine restart): once
+      // more on a new one. A prepare may have run halfway: its disk is released first.
+      if (!retry) throw err;
+      if (args[0] === "prepare") await this.#run(["release", args[1] as string], false);
+      return this.#run(args, false);
+    }
+    const { rc, out } = answer;
     if (rc !== 0) {
       if (args[0] === "prepare" && /loop|Operation not permitted|Permission denied/i.test(out)) {
         throw new NotSupportedError(

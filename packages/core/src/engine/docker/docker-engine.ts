@@ -306,10 +306,12 @@ export class DockerEngine implements Engine {
         }
       }
       this.#remember(container.id, { holder, allow: allow !== undefined, fresh: true, stdio, disk: disk?.id });
+      if (disk) this.#disks.adopted(disk.id);
       return container.id;
     } catch (err) {
       if (holder !== undefined) await this.#egress.removeHolder(holder);
       if (disk) await this.#disks.release(disk.id).catch(() => {}); // else the sweeper's
+      if (disk) this.#disks.adopted(disk.id);
 
       if ((err as EngineHttpError).statusCode === 409) {
         throw new ConflictError(`The name "${spec.name}" is already taken`, { cause: err });
@@ -696,6 +698,9 @@ export class DockerEngine implements Engine {
     version: string,
     changes: string[],
   ): Promise<string> {
+    const disk = diskOf(raw.Config.Labels);
+    // Stopped since a host reboot: its disk is mounted again for the copy.
+    if (disk !== undefined && !raw.State.Running) await this.#disks.ensureMounted(disk);
     const running = raw.State.Running && !raw.State.Paused;
     if (running) await container.pause();
     let temp: Dockerode.Container | undefined;
