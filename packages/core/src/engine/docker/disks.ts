@@ -388,8 +388,8 @@ export class LoopDisks {
   }
 
   /**
-   * Releases disks no container refers to (`inUse`) and older than DISK_GRACE_MS: this process's
-   * own that are not its spares, and those whose owner process is gone (another live process's
+   * Releases disks no container refers to (`inUse`): those whose owner process is gone, and this
+   * process's own that are not its spares once older than DISK_GRACE_MS (another live process's
    * are its own sweeper's to judge). Returns their ids.
    */
   async reclaim(
@@ -401,9 +401,13 @@ export class LoopDisks {
     const released: string[] = [];
     for (const disk of await this.list()) {
       if (inUse.has(disk.id) || this.#own.has(disk.id)) continue;
-      if (now - disk.madeAt * 1000 < DISK_GRACE_MS) continue;
-      const mine = disk.owner === processOwner();
-      if (!mine && ownerAlive(disk.owner === "-" ? undefined : disk.owner)) continue;
+      // This process's own (or one being prepared, whose owner is not written yet) only past the
+      // grace: a create may be about to refer to it. A dead process's at once (a spare it left,
+      // or a create it never finished); another live process's are its own sweeper's.
+      const young = now - disk.madeAt * 1000 < DISK_GRACE_MS;
+      if (disk.owner === processOwner() || disk.owner === "-") {
+        if (young) continue;
+      } else if (ownerAlive(disk.owner)) continue;
       try {
         await this.release(disk.id);
         released.push(disk.id);
