@@ -131,6 +131,8 @@ template-done)
   echo ok;;
 templates)
   mkdir -p "$t"; chmod 0700 "$t"
+  # Templates a process died making.
+  find "$t" -mindepth 1 -maxdepth 1 -name '*.*' -mmin +10 -exec rm -rf {} + 2>/dev/null || true
   for x in "$t"/*; do [ -d "$x" ] && printf '%s\n' "\${x##*/}"; done; true;;
 drop-template)
   rm -rf "$t/$id"
@@ -414,6 +416,18 @@ export class LoopDisks {
       } catch {
         // the next sweep tries again
       }
+    }
+    // Containers a process died making a template from.
+    const temps = await this.#docker.listContainers({
+      all: true,
+      filters: { label: [`${DISK_LABEL.helper}=template`] },
+    });
+    for (const c of temps) {
+      if (now - c.Created * 1000 > DISK_GRACE_MS)
+        await this.#docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => {});
     }
     // Templates of images that are gone (deleted snapshots).
     for (const image of (await this.#run(["templates"])).split("\n").filter((x) => /^[0-9a-f]{64}$/.test(x))) {
