@@ -470,10 +470,13 @@ export class LoopDisks {
     }
   }
 
-  /** The shared helper, running. */
+  /** The shared helper, running. NotSupportedError when the engine refuses to run it. */
   #ensureHelper(): Promise<string> {
     this.#helper ??= this.#startHelper().catch((err: unknown) => {
       this.#helper = undefined;
+      const e = err as { statusCode?: number; json?: { message?: string }; message?: string };
+      // Refused (rootless engine, no device cgroup rules, no such capability): not this engine.
+      if (e.statusCode === 400 || e.statusCode === 500) throw unsupported(e.json?.message ?? e.message ?? String(err));
       throw err;
     });
     return this.#helper;
@@ -563,10 +566,9 @@ export class LoopDisks {
     }
     const { rc, out } = answer;
     if (rc !== 0) {
-      if (args[0] === "prepare" && /loop|Operation not permitted|Permission denied/i.test(out)) {
-        throw new NotSupportedError(
-          `resources.diskMb: this engine cannot make a loop-device disk on its host (${out.trim()}); it needs a Linux engine that lets a container with SYS_ADMIN use loop devices`,
-        );
+      // A host that cannot: no mkfs.ext4 or mount there (127), no loop devices, no permission.
+      if (rc === 127 || /not found|loop|Operation not permitted|Permission denied|nsenter/i.test(out)) {
+        throw unsupported(out.trim());
       }
       throw new EngineError(`disk ${args[0]} ${args[1] ?? ""}: exited ${rc}: ${out.trim()}`);
     }
@@ -642,6 +644,12 @@ export class LoopDisks {
 interface Channel {
   stream: Duplex;
   pending: Map<number, { resolve(v: { rc: number; out: string }): void; reject(err: Error): void }>;
+}
+
+function unsupported(detail: string): NotSupportedError {
+  return new NotSupportedError(
+    `resources.diskMb: this engine cannot make a loop-mounted disk on its host (${detail}); it needs a Linux engine that runs a container with SYS_ADMIN and loop devices, and mkfs.ext4 on its host (KILN_LOOP_DISKS=0 turns loop disks off)`,
+  );
 }
 
 /** An engine image id without its "sha256:". */

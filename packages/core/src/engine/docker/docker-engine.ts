@@ -147,6 +147,8 @@ export class DockerEngine implements Engine {
   readonly #created = new Map<string, Created>();
   readonly #disks: LoopDisks;
   readonly #loopDisks: boolean;
+  /** This engine's host could not make a loop disk: the default cap is skipped from then on. */
+  #loopDisksFailed = false;
 
   constructor(connection?: DockerConnection, options: DockerEngineOptions = {}) {
     this.docker = connection instanceof Dockerode ? connection : new Dockerode(connection);
@@ -275,11 +277,21 @@ export class DockerEngine implements Engine {
     const image = this.docker.getImage(spec.image).inspect();
     image.catch(() => {});
     try {
-      if (diskMb !== undefined && info.loopDisks) disk = await this.#disks.take(diskMb, (await image).Id);
+      if (diskMb !== undefined && info.loopDisks && !(spec.diskMb === undefined && this.#loopDisksFailed)) {
+        try {
+          disk = await this.#disks.take(diskMb, (await image).Id);
+        } catch (err) {
+          // The default cap where this engine's host cannot make loop disks: none, as on an
+          // engine without quotas before them (diskMb asked for explicitly fails instead).
+          if (spec.diskMb !== undefined || !(KilnError.isInstance(err) && err.code === "NOT_SUPPORTED")) throw err;
+          this.#loopDisksFailed = true;
+        }
+      }
       const options = containerCreateOptions(
         {
           ...spec,
-          ...(diskMb === undefined ? {} : { diskMb }),
+          // The engine's own quota (StorageOpt) only where its storage has one; else the disk.
+          ...(diskMb === undefined || info.loopDisks ? {} : { diskMb }),
           ...(allow ? { env: { ...proxyEnv(allow.proxy.url), ...spec.env } } : {}),
         },
         holder,
