@@ -140,7 +140,9 @@ drop-template)
 mount)
   [ -f "$d/disk.img" ] || { echo "disk $id is gone" >&2; exit 3; }
   if ! mountpoint -q "$d/mnt"; then
-    e2fsck -p "$d/disk.img" >/dev/null 2>&1 || [ $? -le 1 ]
+    # No journal: after a host crash, a check first (0 clean, 1 repaired).
+    e2fsck -p "$d/disk.img" >/dev/null 2>&1 || [ $? -le 1 ] || {
+      echo "the sandbox's disk needs a manual repair: e2fsck -f $d/disk.img on the engine's host" >&2; exit 5; }
     mount -o ${MOUNT_OPTIONS} "$d/disk.img" "$d/mnt"
   fi
   echo ok;;
