@@ -322,9 +322,10 @@ export class DockerEngine implements Engine {
       return container.id;
     } catch (err) {
       if (holder !== undefined) await this.#egress.removeHolder(holder);
-      if (disk) await this.#disks.release(disk.id).catch(() => {}); // else the sweeper's
-      if (disk) this.#disks.adopted(disk.id);
-
+      if (disk) {
+        await this.#disks.release(disk.id).catch(() => {}); // else the sweeper's
+        this.#disks.adopted(disk.id);
+      }
       if ((err as EngineHttpError).statusCode === 409) {
         throw new ConflictError(`The name "${spec.name}" is already taken`, { cause: err });
       }
