@@ -5,7 +5,7 @@
 // the real engine: dd past the cap, an inode flood, a download of a sparse file, and what delete,
 // restart, snapshots and the sweeper leave on the host.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -46,7 +46,7 @@ function loopsOf(id: string): string[] {
 }
 
 function mounted(id: string): boolean {
-  return execFileSync("cat", ["/proc/self/mounts"], { encoding: "utf8" }).includes(`${DISK_ROOT}/${id}/mnt`);
+  return readFileSync("/proc/self/mounts", "utf8").includes(`${DISK_ROOT}/${id}/mnt`);
 }
 
 /** Nothing of the disk is left on the host (a delete releases it just after it returns). */
