@@ -5,6 +5,7 @@ import { writeFile } from "node:fs/promises";
 import { cpus, release, totalmem } from "node:os";
 import { promisify } from "node:util";
 import { Kiln } from "@kiln/core";
+import { diskBenchmarks } from "./disk.ts";
 import { poolBenchmarks } from "./pools.ts";
 import { remoteClientBenchmarks } from "./remote.ts";
 import { serverBenchmarks } from "./server.ts";
@@ -19,7 +20,7 @@ const kiln = new Kiln();
 const image = await kiln.images.ensure();
 const engine = kiln.engine;
 const sections: string[] = [];
-/** KILN_BENCH_SECTIONS=cold,exec,code,snapshot,network,pools,server,terminals,remote,runtimes runs only those (default: all). */
+/** KILN_BENCH_SECTIONS=cold,exec,code,snapshot,network,pools,disk,server,terminals,remote,runtimes runs only those (default: all). */
 const only = process.env.KILN_BENCH_SECTIONS?.split(",").map((x) => x.trim());
 const want = (section: string) => !only || only.includes(section);
 
@@ -267,6 +268,7 @@ if (want("network")) {
 }
 
 if (want("pools")) sections.push(...(await poolBenchmarks()));
+if (want("disk")) sections.push(...(await diskBenchmarks()));
 if (want("server")) sections.push(...(await serverBenchmarks(kiln)));
 if (want("terminals")) sections.push(...(await terminalBenchmarks(kiln)));
 if (want("remote")) sections.push(...(await remoteClientBenchmarks()));

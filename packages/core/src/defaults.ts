@@ -101,10 +101,12 @@ export const POOL_ORPHAN_STOP_MS = 30_000;
 export const SWEEP_INTERVAL_MS = 30_000;
 
 /**
- * Writable-layer cap of every sandbox on an engine set up for it (setup.sh's btrfs data root with
- * simple quotas, or overlay2 on XFS with pquota; see docs/developing.md): 4 GiB holds a venv with torch and a few datasets, and keeps one sandbox
- * from filling the host. On btrfs each inode is metadata charged to the same cap (about 2,800
- * empty files per MiB), so inodes are bounded too. Engines without quotas apply none.
+ * Disk cap of every sandbox: 4 GiB holds a venv with torch and a few datasets, and keeps one
+ * sandbox from filling the host. Where the engine's storage has quotas (setup.sh's btrfs data
+ * root with simple quotas, overlay2 on XFS with pquota) it caps the writable layer (on btrfs each
+ * inode is metadata charged to the same cap, about 2,800 empty files per MiB); elsewhere (overlay2
+ * on ext4) it is the size of the sandbox's loop-mounted ext4 disk (engine/docker/disks.ts), whose
+ * inodes are bounded too (one per 16 KiB: 262,144 at 4 GiB).
  */
 export const DEFAULT_DISK_MB = 4096;
 

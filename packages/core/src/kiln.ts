@@ -509,6 +509,7 @@ export class Kiln implements AsyncDisposable {
     clearInterval(this.#sweeper);
     await Promise.all(this.#warm.map(async (w) => (await w.pool.catch(() => undefined))?.close()));
     this.#connections.closeAll();
+    await this.engine.close?.();
   }
 
   /** Same as close(), for `await using`. */

@@ -71,9 +71,10 @@ export interface SandboxResources {
   /** Memory limit in MiB; swap is the same, so no swap. @default 1024 */
   memoryMb?: number;
   /**
-   * Writable-layer quota in MiB (bytes and, on btrfs, inodes). Needs an engine whose storage can
-   * cap it (Kiln's setup gives dockerd a btrfs data root), else NotSupportedError.
-   * @default 4096 where the engine can cap it; no cap elsewhere
+   * Disk cap in MiB, bytes and inodes: the engine's storage quota where it has one, else (Docker
+   * on overlay2 over ext4) a loop-mounted ext4 disk holding /workspace, the home directory and
+   * /var/tmp (docs/security.md). NotSupportedError on an engine that can do neither.
+   * @default 4096 where the engine can cap it (Docker on Linux: always, unless KILN_LOOP_DISKS=0)
    */
   diskMb?: number;
   /** Process/thread limit, at most 32768. @default 512 */

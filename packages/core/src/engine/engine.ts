@@ -16,6 +16,8 @@ export interface EngineInfo {
   supportsDiskQuota: boolean;
   /** True when every sandbox gets DEFAULT_DISK_MB unless it asks otherwise (see docker-engine.ts). */
   capsDiskByDefault: boolean;
+  /** Docker without storage quotas: diskMb is a loop-mounted disk per sandbox (engine/docker/disks.ts). */
+  loopDisks?: boolean;
   /** Human-readable description of the storage backend, for error messages. */
   storage: string;
   /** Container runtimes the engine has registered (e.g. "runc", "runsc"). */
@@ -134,6 +136,8 @@ export interface EngineWarmPool {
 export interface Engine {
   /** Throws EngineUnavailableError with a how-to when nothing answers. */
   ping(): Promise<void>;
+  /** Optional: lets go of what this process keeps ready (Docker: spare disks); Kiln.close calls it. */
+  close?(): Promise<void>;
   info(): Promise<EngineInfo>;
 
   createContainer(spec: ContainerSpec): Promise<string>;

@@ -32,6 +32,7 @@ import type {
 import { LABEL } from "../labels.ts";
 import { ALLOW_LABEL, AllowNetworks, type AllowProxyOptions, proxyEnv } from "./allow.ts";
 import { StreamDemuxer } from "./demux.ts";
+import { DISK_LABEL, DISK_ROOT, type Disk, diskOf, LoopDisks } from "./disks.ts";
 import { EGRESS_LABEL, EGRESS_NETWORK, EgressNetworks } from "./egress.ts";
 import { containerCreateOptions } from "./host-config.ts";
 
@@ -47,6 +48,8 @@ interface Created {
   fresh: boolean;
   /** Its image's agent serves the attached stdin/stdout, and nobody attached yet. */
   stdio: boolean;
+  /** Its loop-mounted disk (disks.ts), if any. */
+  disk: string | undefined;
 }
 
 /** How much of a process's stderr we keep for diagnostics. */
@@ -127,6 +130,13 @@ export interface DockerEngineOptions {
   firewallImage?: () => Promise<string>;
   /** Test-only settings of the egress proxy of allow-list sandboxes (see allow.ts). */
   allowProxy?: AllowProxyOptions;
+  /**
+   * Disk caps on storage without quotas (overlay2 on ext4): loop-mounted ext4 disks (disks.ts).
+   * Default: on for a Linux engine, unless KILN_LOOP_DISKS=0.
+   */
+  loopDisks?: boolean;
+  /** Ready disks of each size in use this process keeps (default 1; KILN_DISK_SPARES). */
+  diskSpares?: number;
 }
 
 export class DockerEngine implements Engine {
@@ -135,6 +145,10 @@ export class DockerEngine implements Engine {
   readonly #allow: AllowNetworks;
   #info?: Promise<EngineInfo>;
   readonly #created = new Map<string, Created>();
+  readonly #disks: LoopDisks;
+  readonly #loopDisks: boolean;
+  /** This engine's host could not make a loop disk: the default cap is skipped from then on. */
+  #loopDisksFailed = false;
 
   constructor(connection?: DockerConnection, options: DockerEngineOptions = {}) {
     this.docker = connection instanceof Dockerode ? connection : new Dockerode(connection);
@@ -142,6 +156,14 @@ export class DockerEngine implements Engine {
     this.#allow = new AllowNetworks(this.docker, this.#egress, options.allowProxy ?? {}, (err, what) =>
       this.#fail(err, what),
     );
+    this.#loopDisks = options.loopDisks ?? process.env.KILN_LOOP_DISKS !== "0";
+    const spares = options.diskSpares ?? Number(process.env.KILN_DISK_SPARES ?? 1);
+    this.#disks = new LoopDisks(this.docker, options.firewallImage, Number.isInteger(spares) ? spares : 1);
+  }
+
+  /** The loop-mounted disks of capped sandboxes (tests look at them). */
+  get disks(): LoopDisks {
+    return this.#disks;
   }
 
   /** The egress proxy of allow-list sandboxes and its network (tests and benchmarks look at it). */
@@ -172,6 +194,10 @@ export class DockerEngine implements Engine {
     }
   }
 
+  async close(): Promise<void> {
+    await this.#disks.close();
+  }
+
   async ping(): Promise<void> {
     try {
       await this.docker.ping();
@@ -195,18 +221,23 @@ export class DockerEngine implements Engine {
         const backing = raw.DriverStatus?.find(([k]) => k === "Backing Filesystem")?.[1] ?? raw.Driver;
         // Docker caps a writable layer only with overlay2 on XFS mounted with pquota, or btrfs
         // (qgroups; setup.sh makes a btrfs data root with simple quotas), devicemapper, zfs.
-        const supportsDiskQuota =
+        const native =
           (raw.Driver === "overlay2" && backing === "xfs") || ["devicemapper", "btrfs", "zfs"].includes(raw.Driver);
+        // Elsewhere (overlay2 on ext4), loop-mounted ext4 disks cap the writable places (disks.ts).
+        const loop = !native && this.#loopDisks && raw.OSType === "linux";
         return {
           arch: raw.Architecture,
           os: raw.OSType,
-          supportsDiskQuota,
+          supportsDiskQuota: native || loop,
           // A default cap only where its meaning is exact and turning it on changes nothing else:
-          // XFS project quotas, or a btrfs data root Kiln's setup made with simple quotas (labelled so).
-          // On other btrfs engines a size would switch on qgroups for the whole filesystem.
+          // XFS project quotas, or a btrfs data root Kiln's setup made with simple quotas (labelled so),
+          // or Kiln's own loop disks. On other btrfs engines a size would switch on qgroups for the whole filesystem.
           capsDiskByDefault:
-            (raw.Driver === "overlay2" && backing === "xfs") || (raw.Labels ?? []).includes(SQUOTA_ENGINE_LABEL),
-          storage: `${raw.Driver} on ${backing}`,
+            loop ||
+            (raw.Driver === "overlay2" && backing === "xfs") ||
+            (raw.Labels ?? []).includes(SQUOTA_ENGINE_LABEL),
+          loopDisks: loop,
+          storage: `${raw.Driver} on ${backing}${loop ? " (disk caps: loop-mounted ext4 disks)" : ""}`,
           runtimes: Object.keys(raw.Runtimes ?? {}),
           memoryBytes: raw.MemTotal ?? 0,
           cpus: raw.NCPU ?? 0,
@@ -226,7 +257,7 @@ export class DockerEngine implements Engine {
     let diskMb = spec.diskMb;
     if (diskMb !== undefined && !info.supportsDiskQuota) {
       throw new NotSupportedError(
-        `resources.diskMb needs a storage driver with quotas (btrfs, overlay2 on XFS with pquota, zfs); this engine has ${info.storage}. Run Kiln's setup (scripts/setup.sh storage) to give the engine a btrfs data root, or leave diskMb unset here.`,
+        `resources.diskMb needs a storage driver with quotas (btrfs, overlay2 on XFS with pquota, zfs) or Kiln's loop-mounted disks (a Linux engine, KILN_LOOP_DISKS not 0); this engine has ${info.storage}. Run Kiln's setup (scripts/setup.sh storage) to give the engine a btrfs data root, or leave diskMb unset here.`,
       );
     }
     // Where the engine can cap the writable layer, every sandbox gets a cap (bytes, and inodes: on btrfs every inode is metadata charged to the same quota).
@@ -241,27 +272,40 @@ export class DockerEngine implements Engine {
     // allow-list sandbox, whose holder's only way out is Kiln's egress proxy (allow.ts).
     const allow = typeof spec.network === "object" ? await this.#allow.createHolder() : undefined;
     const holder = spec.network === "egress" ? await this.#egress.createHolder() : allow?.holder;
+    let disk: Disk | undefined;
+    // The image's id (its disk's template) and whether its agent serves its stdio.
+    const image = this.docker.getImage(spec.image).inspect();
+    image.catch(() => {});
     try {
+      if (diskMb !== undefined && info.loopDisks && !(spec.diskMb === undefined && this.#loopDisksFailed)) {
+        try {
+          disk = await this.#disks.take(diskMb, (await image).Id);
+        } catch (err) {
+          // The default cap where this engine's host cannot make loop disks: none, as on an
+          // engine without quotas before them (diskMb asked for explicitly fails instead).
+          if (spec.diskMb !== undefined || !(KilnError.isInstance(err) && err.code === "NOT_SUPPORTED")) throw err;
+          this.#loopDisksFailed = true;
+        }
+      }
       const options = containerCreateOptions(
         {
           ...spec,
-          ...(diskMb === undefined ? {} : { diskMb }),
+          // The engine's own quota (StorageOpt) only where its storage has one; else the disk.
+          ...(diskMb === undefined || info.loopDisks ? {} : { diskMb }),
           ...(allow ? { env: { ...proxyEnv(allow.proxy.url), ...spec.env } } : {}),
         },
         holder,
+        disk,
       );
       if (holder !== undefined) options.Labels = { ...options.Labels, [EGRESS_LABEL.holder]: holder };
       if (allow) options.Labels = { ...options.Labels, [ALLOW_LABEL.sandbox]: "1" };
       // Whether the image's agent serves its stdio is asked alongside the create, off the critical path.
       const [container, stdio] = await Promise.all([
         this.docker.createContainer(options),
-        this.docker
-          .getImage(spec.image)
-          .inspect()
-          .then(
-            (image) => image.Config?.Labels?.[LABEL.agentStdio] === "1",
-            () => false,
-          ),
+        image.then(
+          (raw) => raw.Config?.Labels?.[LABEL.agentStdio] === "1",
+          () => false,
+        ),
       ]);
       if (allow && typeof spec.network === "object") {
         // The rules are at the proxy before anything of the sandbox's runs.
@@ -273,10 +317,15 @@ export class DockerEngine implements Engine {
           throw err;
         }
       }
-      this.#remember(container.id, { holder, allow: allow !== undefined, fresh: true, stdio });
+      this.#remember(container.id, { holder, allow: allow !== undefined, fresh: true, stdio, disk: disk?.id });
+      if (disk) this.#disks.adopted(disk.id);
       return container.id;
     } catch (err) {
       if (holder !== undefined) await this.#egress.removeHolder(holder);
+      if (disk) {
+        await this.#disks.release(disk.id).catch(() => {}); // else the sweeper's
+        this.#disks.adopted(disk.id);
+      }
       if ((err as EngineHttpError).statusCode === 409) {
         throw new ConflictError(`The name "${spec.name}" is already taken`, { cause: err });
       }
@@ -315,6 +364,9 @@ export class DockerEngine implements Engine {
         );
       }
       holder = raw.Config.Labels?.[EGRESS_LABEL.holder];
+      // Its disk is mounted again after a host reboot (until then the engine refuses the start).
+      const disk = diskOf(raw.Config.Labels);
+      if (disk !== undefined && !raw.State.Running) await this.#disks.ensureMounted(disk);
       // An allow-list sandbox's only way out is the proxy: bring it back if it was stopped.
       if (raw.Config.Labels?.[ALLOW_LABEL.sandbox] === "1" && !raw.State.Running) await this.#allow.ensure();
       // Nothing of the sandbox's runs before its network is confined: the holder's namespace is
@@ -335,10 +387,18 @@ export class DockerEngine implements Engine {
   async reclaimHelpers(ownerAlive: (owner: string | undefined) => boolean, now = Date.now()): Promise<string[]> {
     try {
       const holders = await this.#egress.reclaim(ownerAlive, now);
-      return [...holders, ...(await this.#allow.reclaim(now))];
+      return [...holders, ...(await this.#allow.reclaim(now)), ...(await this.#reclaimDisks(ownerAlive, now))];
     } catch (err) {
       this.#fail(err, "reclaim network helpers");
     }
+  }
+
+  /** Disks no container refers to any more (their ids, as "disk:<id>"). */
+  async #reclaimDisks(ownerAlive: (owner: string | undefined) => boolean, now: number): Promise<string[]> {
+    if (!(await this.info()).loopDisks) return [];
+    const users = await this.docker.listContainers({ all: true, filters: { label: [DISK_LABEL.disk] } });
+    const inUse = new Set(users.flatMap((c) => diskOf(c.Labels) ?? []));
+    return (await this.#disks.reclaim(inUse, ownerAlive, now)).map((id) => `disk:${id}`);
   }
 
   /** The allow-list holder of a sandbox, its address and proxy; undefined when it is not one. */
@@ -422,10 +482,14 @@ export class DockerEngine implements Engine {
   async removeContainer(id: string): Promise<boolean> {
     // An egress sandbox's network holder goes with it (known without an inspect if created here).
     const created = this.#created.get(id);
-    const holder = created ? created.holder : await this.#egress.holderOf(id);
+    const labels = created ? undefined : await this.#labelsOf(id);
+    const holder = created ? created.holder : labels?.[EGRESS_LABEL.holder];
+    const disk = created ? created.disk : diskOf(labels);
     try {
       await this.docker.getContainer(id).remove({ force: true, v: false });
       this.#created.delete(id);
+      // Its disk goes off the delete's path (a disk left behind is the sweeper's).
+      if (disk !== undefined) await this.#disks.releaseLater(disk);
       if (holder !== undefined) await this.#egress.removeHolder(holder);
       return true;
     } catch (err) {
@@ -437,6 +501,14 @@ export class DockerEngine implements Engine {
       // 409 "removal already in progress": another caller is deleting it and wins.
       if (e.statusCode === 409 && /already in progress/.test(engineMessage(e))) return false;
       this.#fail(err, "remove container");
+    }
+  }
+
+  async #labelsOf(id: string): Promise<Record<string, string> | undefined> {
+    try {
+      return (await this.docker.getContainer(id).inspect()).Config.Labels ?? {};
+    } catch {
+      return undefined;
     }
   }
 
@@ -610,12 +682,62 @@ export class DockerEngine implements Engine {
     const [repo, version] = splitTag(tag);
     try {
       const changes = Object.entries(labels).map(([k, v]) => `LABEL ${JSON.stringify(k)}=${JSON.stringify(v)}`);
-      const result = (await this.docker.getContainer(id).commit({ repo, tag: version, pause: true, changes })) as {
+      const container = this.docker.getContainer(id);
+      const raw = await container.inspect();
+      if (diskOf(raw.Config.Labels) !== undefined) {
+        // The image must not name the source's disk: its sandboxes would inherit the label.
+        changes.push(`LABEL ${DISK_LABEL.disk}=""`);
+        return await this.#commitWithDisk(container, raw, repo, version, changes);
+      }
+      const result = (await container.commit({ repo, tag: version, pause: true, changes })) as {
         Id: string;
       };
       return result.Id;
     } catch (err) {
       this.#fail(err, "commit container");
+    }
+  }
+
+  /**
+   * A sandbox whose writable places are on its disk (disks.ts): the engine's commit does not
+   * see volumes, so their content is copied into a second layer over the committed rootfs
+   * (read while the sandbox is paused, as one moment). Files of the image that the sandbox
+   * deleted from those places come back in the snapshot.
+   */
+  async #commitWithDisk(
+    container: Dockerode.Container,
+    raw: Dockerode.ContainerInspectInfo,
+    repo: string,
+    version: string,
+    changes: string[],
+  ): Promise<string> {
+    const disk = diskOf(raw.Config.Labels);
+    // Stopped since a host reboot: its disk is mounted again for the copy.
+    if (disk !== undefined && !raw.State.Running) await this.#disks.ensureMounted(disk);
+    const running = raw.State.Running && !raw.State.Paused;
+    if (running) await container.pause();
+    let temp: Dockerode.Container | undefined;
+    try {
+      const base = (await container.commit({ repo, tag: version, pause: false, changes })) as { Id: string };
+      // Never started: created with the image's own config, which its commit keeps.
+      temp = await this.docker.createContainer({
+        Image: base.Id,
+        HostConfig: { NetworkMode: "none", LogConfig: { Type: "none", Config: {} } },
+      });
+      const places = (raw.Mounts ?? [])
+        .filter((m) => m.Source.startsWith(`${DISK_ROOT}/`))
+        .map((m) => m.Destination)
+        .sort();
+      for (const place of places) {
+        const tar = (await container.getArchive({ path: place })) as Readable;
+        await temp.putArchive(tar, { path: place.slice(0, place.lastIndexOf("/")) || "/" });
+      }
+      if (running) await container.unpause();
+      const result = (await temp.commit({ repo, tag: version, pause: false, changes })) as { Id: string };
+      return result.Id;
+    } finally {
+      if (running) await container.unpause().catch(() => {});
+      await temp?.remove({ force: true }).catch(() => {});
     }
   }
 

@@ -7,14 +7,21 @@
 import type Dockerode from "dockerode";
 import { CONTAINER_USER, DEFAULT_MAX_FILE_BYTES, DEFAULT_NOFILE, DEFAULT_TMPFS_MB, WORKDIR } from "../../defaults.ts";
 import type { ContainerSpec } from "../engine.ts";
+import { DISK_LABEL, type Disk } from "./disks.ts";
 
 const MIB = 1024 * 1024;
 
 /**
  * `networkHolder`: for `network: "egress"`, the container whose network namespace (filtered
  * before the sandbox ever starts, see egress.ts) the sandbox shares.
+ * `disk`: on an engine without storage quotas, the loop-mounted disk that caps its writable
+ * places (disks.ts); then spec.diskMb is not passed to the engine.
  */
-export function containerCreateOptions(spec: ContainerSpec, networkHolder?: string): Dockerode.ContainerCreateOptions {
+export function containerCreateOptions(
+  spec: ContainerSpec,
+  networkHolder?: string,
+  disk?: Disk,
+): Dockerode.ContainerCreateOptions {
   const memoryBytes = spec.memoryMb * MIB;
   // CgroupnsMode (engine API 1.41+) is missing from dockerode's types.
   const hostConfig: Dockerode.HostConfig & { CgroupnsMode: "private" } = {
@@ -54,14 +61,20 @@ export function containerCreateOptions(spec: ContainerSpec, networkHolder?: stri
       ReadOnly: v.readOnly,
     })),
   };
-  if (spec.diskMb !== undefined) hostConfig.StorageOpt = { size: `${spec.diskMb}M` };
+  if (disk) {
+    // The writable places are on the disk; /run/lock (the image's other world-writable place) a tmpfs.
+    // A user volume mounted on one of those places replaces it there.
+    const taken = new Set(spec.volumes.map((v) => v.mountPath));
+    hostConfig.Mounts = [...(hostConfig.Mounts ?? []), ...disk.mounts.filter((m) => !taken.has(m.Target))];
+    hostConfig.Tmpfs = { ...hostConfig.Tmpfs, "/run/lock": "rw,nosuid,nodev,noexec,size=1m,mode=1777" };
+  } else if (spec.diskMb !== undefined) hostConfig.StorageOpt = { size: `${spec.diskMb}M` };
   // gVisor: the engine's "runsc" runtime (registered by setup.sh with --network=none, the only
   // network mode its netstack runs with on these kernels; create-options refuses the others).
   if (spec.runtime === "gvisor") hostConfig.Runtime = "runsc";
   return {
     name: spec.name,
     Image: spec.image,
-    Labels: spec.labels,
+    Labels: disk ? { ...spec.labels, [DISK_LABEL.disk]: disk.id } : spec.labels,
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
     User: CONTAINER_USER,
     WorkingDir: WORKDIR,
