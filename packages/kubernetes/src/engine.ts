@@ -67,6 +67,7 @@ import {
 } from "./manifests.ts";
 import type { KubernetesEngineOptions } from "./options.ts";
 import { HOLDERS, type Holders, KubePool, updateHolders } from "./pool.ts";
+import { waitForPod } from "./watch.ts";
 
 /** Where core keeps a sandbox's files (records.ts RECORD_DIR): annotations here. */
 const ETC_KILN = "/etc/kiln";
@@ -457,40 +458,38 @@ export class KubernetesEngine implements Engine {
     const pod = await this.readPod(podName);
     // A pod that ends while we wait failed to start; one that had ended already was stopped.
     const fresh = pod !== undefined && podStatus(pod) !== "exited";
-    const deadline = Date.now() + (this.#o.startTimeoutMs ?? 120_000);
-    let delay = 25;
-    let last: V1Pod | undefined;
-    while (Date.now() < deadline) {
-      last = await this.readPod(podName);
-      if (!last) throw new SandboxNotFoundError(id);
-      const status = podStatus(last);
-      if (status === "running") return last;
-      if (status === "exited") {
-        if (fresh) {
-          const log = await this.core
-            .readNamespacedPodLog({ name: podName, namespace: this.namespace, container: CONTAINER, tailLines: 20 })
-            .catch(() => "");
-          const why = last.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.terminated;
-          throw new EngineError(
-            `pod ${podName} ended while starting (${why?.reason ?? "?"}, exit ${why?.exitCode ?? "?"})${log ? `: ${String(log).trim()}` : ""}`,
-          );
-        }
-        throw new NotSupportedError(
-          `${id} has stopped, and Kubernetes never runs a finished Pod again (its filesystem went with it): create a new sandbox`,
+    const fatal = (p: V1Pod) =>
+      /ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError|CreateContainerError/.test(
+        p.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.waiting?.reason ?? "",
+      );
+    // A watch of this one pod: the wait ends when the API server reports the change, not at a poll.
+    const last = await waitForPod(
+      this,
+      podName,
+      (p) => p === undefined || podStatus(p) === "running" || podStatus(p) === "exited" || fatal(p),
+      this.#o.startTimeoutMs ?? 120_000,
+    );
+    if (!last) throw new SandboxNotFoundError(id);
+    const status = podStatus(last);
+    if (status === "running") return last;
+    if (status === "exited") {
+      if (fresh) {
+        const log = await this.core
+          .readNamespacedPodLog({ name: podName, namespace: this.namespace, container: CONTAINER, tailLines: 20 })
+          .catch(() => "");
+        const why = last.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.terminated;
+        throw new EngineError(
+          `pod ${podName} ended while starting (${why?.reason ?? "?"}, exit ${why?.exitCode ?? "?"})${log ? `: ${String(log).trim()}` : ""}`,
         );
       }
+      throw new NotSupportedError(
+        `${id} has stopped, and Kubernetes never runs a finished Pod again (its filesystem went with it): create a new sandbox`,
+      );
+    }
+    if (fatal(last)) {
       const waiting = last.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.waiting;
-      if (
-        waiting?.reason &&
-        /ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError|CreateContainerError/.test(
-          waiting.reason,
-        )
-      ) {
-        await this.deletePod(podName).catch(() => {});
-        throw new EngineError(`pod ${podName} cannot start: ${waiting.reason}: ${waiting.message ?? ""}`);
-      }
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 500);
+      await this.deletePod(podName).catch(() => {});
+      throw new EngineError(`pod ${podName} cannot start: ${waiting?.reason}: ${waiting?.message ?? ""}`);
     }
     const why = last?.status?.conditions?.find((c) => c.status === "False" && c.message)?.message;
     throw new EngineError(
@@ -512,12 +511,7 @@ export class KubernetesEngine implements Engine {
     if (pod.spec?.restartPolicy === "Never") {
       await runExec(this.target(name), ["/bin/sh", "-c", "kill -TERM 1"]).catch(() => {});
     }
-    const deadline = Date.now() + timeoutMs + 10_000;
-    while (Date.now() < deadline) {
-      const now = await this.readPod(name);
-      if (!now || podStatus(now) !== "running") return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitForPod(this, name, (p) => !p || podStatus(p) !== "running", timeoutMs + 10_000);
   }
 
   async removeContainer(id: string): Promise<boolean> {
