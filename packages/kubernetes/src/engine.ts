@@ -6,13 +6,14 @@
  *
  * What Kubernetes cannot do that Docker can, and what this engine does instead:
  * - a finished Pod never runs again (restartPolicy Never, and a Pod's containers cannot be
- *   restarted through the API): stop() ends the pod, start() of an ended one is refused;
+ *   restarted through the API): stop() keeps /workspace in a PVC and ends the pod, start() makes
+ *   a new pod with the same identity (persistence.ts);
  * - pods run as the runtime image's user (runAsNonRoot), so files go in as that user, and
  *   /etc/kiln's files (the record, env and agent settings core writes) become annotations;
  * - images are built by another engine (the local Docker engine by default) and pulled by the
  *   cluster from `imageRegistry`;
- * - volumes and snapshots by commit are not offered (NotSupportedError); snapshots use the
- *   engine-neutral format in snapshots.ts.
+ * - volumes are PersistentVolumeClaims (persistence.ts); snapshots by commit are not offered
+ *   (NotSupportedError): snapshots use the engine-neutral format in snapshots.ts.
  */
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
@@ -66,6 +67,7 @@ import {
   validLabel,
 } from "./manifests.ts";
 import type { KubernetesEngineOptions } from "./options.ts";
+import { Persistence, WORKSPACE_LABEL } from "./persistence.ts";
 import { HOLDERS, type Holders, KubePool, updateHolders } from "./pool.ts";
 import { waitForPod } from "./watch.ts";
 
@@ -158,6 +160,7 @@ export class KubernetesEngine implements Engine {
   /** pod name → when this process last wrote its last-activity annotation. */
   readonly #touched = new Map<string, number>();
   readonly #pools = new Set<KubePool>();
+  readonly #persistence = new Persistence(this);
 
   constructor(options: KubernetesEngineOptions) {
     if (!options || typeof options.namespace !== "string" || options.namespace === "") {
@@ -292,9 +295,6 @@ export class KubernetesEngine implements Engine {
         'runtime "gvisor" needs a RuntimeClass: pass kubernetes({ runtimeClasses: { gvisor: "<its name>" } }) for a cluster whose nodes run runsc (GKE Sandbox: "gvisor")',
       );
     }
-    if (spec.volumes.length > 0) {
-      throw new NotSupportedError("volumes are not offered on Kubernetes yet (they would be PersistentVolumeClaims)");
-    }
   }
 
   /** The shared NetworkPolicies of this namespace, created (or brought up to date) once per process. */
@@ -342,6 +342,8 @@ export class KubernetesEngine implements Engine {
       this.fail(err, "create pod");
     }
     this.#podNames.set(id, pod.metadata?.name as string);
+    // A volume deleted between core's check and this create: the pod would never be scheduled.
+    if (spec.volumes.length > 0) await this.#persistence.checkClaims(pod);
     if (named && !(await this.settleName(pod.metadata?.name as string, spec.name))) {
       await this.deletePod(pod.metadata?.name as string);
       throw new ConflictError(`The name "${spec.name}" is already taken`);
@@ -425,10 +427,11 @@ export class KubernetesEngine implements Engine {
         if (pod && podId(pod) === idOrName) return pod;
         this.#podNames.delete(idOrName);
       }
-      const pods =
+      const pods = latestPerId(
         idOrName.length === 32
           ? await this.listPods(`${K8S_LABEL.id}=${idOrName}`)
-          : (await this.listPods(K8S_LABEL.id)).filter((p) => podId(p).startsWith(idOrName));
+          : (await this.listPods(K8S_LABEL.id)).filter((p) => podId(p).startsWith(idOrName)),
+      );
       if (pods.length === 1) {
         const pod = pods[0] as V1Pod;
         this.#podNames.set(podId(pod), pod.metadata?.name as string);
@@ -450,7 +453,9 @@ export class KubernetesEngine implements Engine {
 
   async startContainer(id: string): Promise<void> {
     const pod = await this.#require(id);
-    await this.waitRunning(pod.metadata?.name as string, id);
+    // A finished pod never runs again: a new pod with the same identity and /workspace.
+    const name = podStatus(pod) === "exited" ? await this.#persistence.restart(pod) : (pod.metadata?.name as string);
+    await this.waitRunning(name, id);
   }
 
   /** Waits until the pod's container runs; a pod that ended cannot run again. */
@@ -482,9 +487,7 @@ export class KubernetesEngine implements Engine {
           `pod ${podName} ended while starting (${why?.reason ?? "?"}, exit ${why?.exitCode ?? "?"})${log ? `: ${String(log).trim()}` : ""}`,
         );
       }
-      throw new NotSupportedError(
-        `${id} has stopped, and Kubernetes never runs a finished Pod again (its filesystem went with it): create a new sandbox`,
-      );
+      throw new EngineError(`${id} ended before it was running again (pod ${podName})`);
     }
     if (fatal(last)) {
       const waiting = last.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.waiting;
@@ -506,6 +509,8 @@ export class KubernetesEngine implements Engine {
     const pod = await this.resolve(id);
     if (!pod || podStatus(pod) !== "running") return;
     const name = pod.metadata?.name as string;
+    // /workspace outlives the pod, in the sandbox's workspace PVC (a start mounts it).
+    await this.#persistence.stash(pod);
     await this.patchPod(name, { spec: { activeDeadlineSeconds: 1 } }).catch(() => {});
     // A pool member's container (restartPolicy Always) would only restart: the deadline alone ends it.
     if (pod.spec?.restartPolicy === "Never") {
@@ -517,9 +522,19 @@ export class KubernetesEngine implements Engine {
   async removeContainer(id: string): Promise<boolean> {
     const pod = await this.resolve(id);
     if (!pod) return false;
+    const full = podId(pod);
     this.#podNames.delete(id);
     this.#touched.delete(pod.metadata?.name as string);
-    return this.deletePod(pod.metadata?.name as string);
+    const removed = await this.deletePod(pod.metadata?.name as string);
+    // A sandbox started again has had several pods (a stopped one may linger), and maybe a workspace claim.
+    if (pod.metadata?.labels?.[K8S_LABEL.id] === full) {
+      for (const other of await this.listPods(`${K8S_LABEL.id}=${full}`))
+        await this.deletePod(other.metadata?.name as string).catch(() => false);
+      for (const stash of await this.listPods(`${WORKSPACE_LABEL}=${full}`))
+        await this.deletePod(stash.metadata?.name as string).catch(() => false);
+      await this.#persistence.removeWorkspace(full).catch(() => {});
+    }
+    return removed;
   }
 
   pullImage(ref: string): Promise<boolean> {
@@ -581,12 +596,13 @@ export class KubernetesEngine implements Engine {
 
   async listContainers(labels: Record<string, string>): Promise<ContainerSummary[]> {
     // Pairs valid as Kubernetes labels are mirrored on the pods: the API server filters on them.
-    const selector: string[] = [K8S_LABEL.kind];
+    // Not the short-lived pods that copy a stopping sandbox's /workspace (kind stash).
+    const selector: string[] = [K8S_LABEL.kind, `${K8S_LABEL.kind}!=stash`];
     for (const [k, v] of Object.entries(labels)) {
       if (v === "" && validLabel(k, "x")) selector.push(k);
       else if (validLabel(k, v)) selector.push(`${k}=${v}`);
     }
-    const pods = await this.listPods([...new Set(selector)].join(","));
+    const pods = latestPerId(await this.listPods([...new Set(selector)].join(",")));
     return pods
       .map((p) => this.summary(p))
       .filter((c) => Object.entries(labels).every(([k, v]) => (v === "" ? k in c.labels : c.labels[k] === v)));
@@ -700,6 +716,7 @@ export class KubernetesEngine implements Engine {
    */
   async reclaimHelpers(ownerAlive?: (owner: string | undefined) => boolean): Promise<string[]> {
     await this.stopIdle();
+    await this.#persistence.sweepWorkspaces().catch(() => {});
     if (!ownerAlive) return [];
     const sets = await this.apps
       .listNamespacedReplicaSet({ namespace: this.namespace, labelSelector: `${K8S_LABEL.kind}=pool` })
@@ -749,19 +766,22 @@ export class KubernetesEngine implements Engine {
     return this.images.removeImage(ref);
   }
 
-  async createVolume(): Promise<VolumeSummary> {
-    throw new NotSupportedError("volumes are not offered on Kubernetes yet (they would be PersistentVolumeClaims)");
+  /** A PersistentVolumeClaim (persistence.ts); `owner` is the pods' fsGroup's job on Kubernetes. */
+  createVolume(name: string, labels: Record<string, string>): Promise<VolumeSummary> {
+    return this.#persistence.createVolume(name, labels);
   }
 
-  async listVolumes(): Promise<VolumeSummary[]> {
-    return [];
+  listVolumes(labels: Record<string, string>): Promise<VolumeSummary[]> {
+    return this.#persistence.listVolumes(labels);
   }
 
-  async inspectVolume(): Promise<VolumeSummary | undefined> {
-    return undefined;
+  inspectVolume(name: string): Promise<VolumeSummary | undefined> {
+    return this.#persistence.inspectVolume(name);
   }
 
-  async removeVolume(): Promise<void> {}
+  removeVolume(name: string): Promise<void> {
+    return this.#persistence.removeVolume(name);
+  }
 
   /** Stops every pool's watch (tests); pools' ReplicaSets stay unless their close() removed them. */
   dispose(): void {
@@ -779,6 +799,22 @@ export function newLabelsPatch(
 }
 
 export { networkMode, podLabels };
+
+/**
+ * One pod per sandbox id: a sandbox started again briefly has two (the new one is made before
+ * the finished one is deleted, and a crash between leaves both); the newest is the sandbox.
+ */
+export function latestPerId(pods: V1Pod[]): V1Pod[] {
+  const byId = new Map<string, V1Pod>();
+  const time = (p: V1Pod) => new Date(p.metadata?.creationTimestamp ?? 0).getTime();
+  for (const pod of pods) {
+    const id = podId(pod);
+    const seen = byId.get(id);
+    if (!seen || time(pod) > time(seen) || (time(pod) === time(seen) && podStatus(seen) === "exited"))
+      byId.set(id, pod);
+  }
+  return [...byId.values()];
+}
 
 async function buffered(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
