@@ -203,6 +203,7 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       replicasets.close();
+      storage.close();
       await kubelet.close();
       const mine = await docker.listContainers({ all: true, filters: { label: [`${SIM_LABEL}=${id}`] } });
       await Promise.all(
@@ -228,8 +229,7 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
         .getNetwork(network)
         .remove()
         .catch(() => {});
-      storage.close();
-      await storage.settle();
+      await storage.settle(2_000);
       for (const v of (await docker.listVolumes({ filters: { label: [`${SIM_LABEL}=${id}`] } })).Volumes ?? []) {
         await docker
           .getVolume(v.Name)

@@ -109,6 +109,7 @@ export class Storage {
   /** Docker volume → the group its files were last given (fsGroupChangePolicy OnRootMismatch). */
   readonly #owned = new Map<string, number>();
   readonly #pending = new Set<Promise<unknown>>();
+  #closed = false;
 
   constructor(api: Api, docker: Docker, simId: string, labels: Record<string, string>, log: (line: string) => void) {
     this.#store = api.store;
@@ -193,7 +194,7 @@ export class Storage {
     // Reclaim policy Delete. A container of a pod deleted a moment ago may still hold it: retry.
     this.#track(
       (async () => {
-        for (let i = 0; i < 50; i++) {
+        for (let i = 0; i < 50 && !this.#closed; i++) {
           try {
             await this.#docker.getVolume(volume).remove();
             return;
@@ -273,7 +274,9 @@ export class Storage {
     }
   }
 
+  /** Stops provisioning and releasing; the sim's close() removes the volumes left. */
   close(): void {
+    this.#closed = true;
     this.#unlisten();
   }
 
