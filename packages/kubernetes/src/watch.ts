@@ -91,17 +91,24 @@ export class PodInformer {
   readonly #lw: ListWatch<V1Pod>;
   #stopped = false;
   #synced = false;
+  #lists = 0;
   #error: unknown;
   readonly #listeners = new Set<() => void>();
 
   constructor(engine: KubernetesEngine, labelSelector: string) {
     const path = `/api/v1/namespaces/${encodeURIComponent(engine.namespace)}/pods`;
+    const watch = new Watch(engine.kubeConfig);
     this.#lw = new ListWatch<V1Pod>(
       path,
-      new Watch(engine.kubeConfig),
+      // With bookmarks: a quiet selection's resourceVersion still advances, so a resume after a
+      // disconnect stays inside the API server's window instead of relisting.
+      {
+        watch: (p, query, callback, done) => watch.watch(p, { ...query, allowWatchBookmarks: true }, callback, done),
+      } as Watch,
       async () => {
         const list = await engine.core.listNamespacedPod({ namespace: engine.namespace, labelSelector });
         this.#synced = true;
+        this.#lists++;
         this.#error = undefined;
         queueMicrotask(() => this.#emit());
         return list;
@@ -123,6 +130,11 @@ export class PodInformer {
   /** Whether the first LIST has completed (until then `pods()` is empty, not authoritative). */
   get synced(): boolean {
     return this.#synced;
+  }
+
+  /** How many LISTs it made: one, and one more per 410 Expired (or a watch lost for good). */
+  get lists(): number {
+    return this.#lists;
   }
 
   /** The last failure of the LIST or the WATCH, cleared by the next successful LIST. */
