@@ -27,7 +27,7 @@ import { randomBytes } from "node:crypto";
 import { ConflictError, EngineError, VolumeNotFoundError } from "@kiln/core";
 import type { VolumeSummary } from "@kiln/core/engine";
 import type { V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
-import { claimName } from "./claims.ts";
+import { claimName, volumeClaim, workspaceClaimManifest } from "./claims.ts";
 import type { KubernetesEngine } from "./engine.ts";
 import { kilnLabels, MERGE_PATCH, podId, podStatus, statusCode } from "./engine.ts";
 import { runExec } from "./exec.ts";
@@ -89,23 +89,17 @@ export class Persistence {
   async createVolume(name: string, labels: Record<string, string>): Promise<VolumeSummary> {
     const e = this.#e;
     const v = e.options.volumes ?? {};
-    const k8sLabels: Record<string, string> = { ...e.options.extraLabels, [K8S_LABEL.kind]: "volume" };
+    const k8sLabels: Record<string, string> = { [K8S_LABEL.kind]: "volume" };
     for (const [k, val] of Object.entries(labels)) if (validLabel(k, val)) k8sLabels[k] = val;
     try {
       const pvc = await e.core.createNamespacedPersistentVolumeClaim({
         namespace: e.namespace,
-        body: {
-          metadata: {
-            name: claimName(name),
-            labels: k8sLabels,
-            annotations: { [VOLUME_ANNOTATION.name]: name, [ANNOTATION.labels]: JSON.stringify(labels) },
-          },
-          spec: {
-            accessModes: [v.accessMode ?? "ReadWriteOnce"],
-            resources: { requests: { storage: v.size ?? "10Gi" } },
-            ...(v.storageClassName === undefined ? {} : { storageClassName: v.storageClassName }),
-          },
-        },
+        body: volumeClaim(
+          name,
+          k8sLabels,
+          { [VOLUME_ANNOTATION.name]: name, [ANNOTATION.labels]: JSON.stringify(labels) },
+          { ...v, ...(e.options.extraLabels ? { extraLabels: e.options.extraLabels } : {}) },
+        ),
       });
       return summary(pvc);
     } catch (err) {
@@ -253,14 +247,10 @@ export class Persistence {
     try {
       await e.core.createNamespacedPersistentVolumeClaim({
         namespace: e.namespace,
-        body: {
-          metadata: { name: claim, labels: { ...e.options.extraLabels, [WORKSPACE_LABEL]: id } },
-          spec: {
-            accessModes: ["ReadWriteOnce"],
-            resources: { requests: { storage: `${disk}Mi` } },
-            ...(v.storageClassName === undefined ? {} : { storageClassName: v.storageClassName }),
-          },
-        },
+        body: workspaceClaimManifest(id, disk, {
+          ...v,
+          ...(e.options.extraLabels ? { extraLabels: e.options.extraLabels } : {}),
+        }),
       });
     } catch (err) {
       if (statusCode(err) !== 409) e.fail(err, "create workspace claim");
