@@ -341,9 +341,9 @@ export class Persistence {
     const oldName = old.metadata?.name as string;
     const pending = old.metadata?.annotations?.[VOLUME_ANNOTATION.restartedAs];
     if (pending) {
-      // Another start is under way (or crashed after making its pod): use its pod if there is one.
-      const other = await e.readPod(pending);
-      if (other) return pending;
+      // Another start is under way: use its pod once it exists. One that never appears was a
+      // start that crashed half-way: this one takes over.
+      if (await waitForPod(e, pending, (p) => p !== undefined, 10_000)) return pending;
     }
     const newName = `kiln-${id}-${randomBytes(3).toString("hex")}`;
     // Of two concurrent starts exactly one writes this (resourceVersion precondition); the other
@@ -366,12 +366,21 @@ export class Persistence {
       if (statusCode(err) !== 409) e.fail(err, "start");
       const now = await e.readPod(oldName);
       const winner = now?.metadata?.annotations?.[VOLUME_ANNOTATION.restartedAs];
-      if (winner) return winner;
+      // The winner creates its pod right after its write: wait for it to exist.
+      if (winner && (await waitForPod(e, winner, (p) => p !== undefined, 30_000))) return winner;
+      if (!now) {
+        // The winner's pod replaced the finished one already.
+        const current = await e.resolve(id);
+        if (current) return current.metadata?.name as string;
+      }
       throw new ConflictError(`${id} is being started by another caller`, { cause: err });
     }
     const claim = old.metadata?.annotations?.[VOLUME_ANNOTATION.workspaceClaim];
     const spec = structuredClone(old.spec) as NonNullable<V1Pod["spec"]>;
     delete spec.nodeName;
+    // Set by admission from the priority class; a pod that sends them back is refused.
+    delete spec.priority;
+    delete spec.preemptionPolicy;
     spec.restartPolicy = "Never";
     const lifetime = e.options.maxLifetimeSeconds;
     if (lifetime === undefined) delete spec.activeDeadlineSeconds;

@@ -43,6 +43,8 @@ export class KubePool implements EngineWarmPool {
   readonly #informer: PodInformer;
   #closed = false;
   #closing?: Promise<void>;
+  /** Members this process is claiming or has claimed, until the watch shows them gone from the pool. */
+  readonly #taken = new Set<string>();
   #started?: Promise<void>;
   /** The ReplicaSet exists (made or scaled by this pool); until then each poll tries again. */
   #ensured = false;
@@ -118,7 +120,10 @@ export class KubePool implements EngineWarmPool {
   /** From the watched members: the ready ones, and a failure that no retry will fix. */
   #refresh(): void {
     const pods = this.#informer.pods();
-    this.#ready = pods.filter(podReady);
+    // A member taken here stays skipped until the watch no longer lists it as a member.
+    const members = new Set(pods.map((p) => p.metadata?.name as string));
+    for (const name of this.#taken) if (!members.has(name)) this.#taken.delete(name);
+    this.#ready = pods.filter((p) => podReady(p) && !this.#taken.has(p.metadata?.name as string));
     for (const pod of pods) {
       const waiting = pod.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.waiting;
       if (
@@ -166,8 +171,9 @@ export class KubePool implements EngineWarmPool {
       throw new ConflictError(`The name "${name}" is already taken`);
     // The watched members (a LIST until the watch has synced). One another Kiln claimed a moment
     // ago may still look free: its PATCH then fails on the resourceVersion, and the next is tried.
+    // Not the members this process is taking or took (the watch may not have shown that yet).
     const candidates = (this.#informer.synced ? this.#informer.pods() : await engine.listPods(this.selector)).filter(
-      podReady,
+      (p) => podReady(p) && !this.#taken.has(p.metadata?.name as string),
     );
     // Claimers in other processes start at different members, so they rarely collide.
     for (let i = candidates.length - 1; i > 0; i--) {
@@ -178,6 +184,8 @@ export class KubePool implements EngineWarmPool {
       let pod: V1Pod | undefined = listed;
       const id = randomBytes(16).toString("hex");
       const podName = listed.metadata?.name as string;
+      if (this.#taken.has(podName)) continue;
+      this.#taken.add(podName);
       // A 409 also comes from the kubelet's own status writes to an unclaimed member: re-read it
       // once, and try again while it is still an unclaimed Ready member.
       let won = false;
@@ -188,7 +196,10 @@ export class KubePool implements EngineWarmPool {
           pod = now && now.metadata?.labels?.[K8S_LABEL.kind] === "pool" && podReady(now) ? now : undefined;
         }
       }
-      if (!won) continue;
+      if (!won) {
+        this.#taken.delete(podName);
+        continue;
+      }
       this.#ready = this.#ready.filter((p) => p.metadata?.name !== podName);
       engine.remember(id, podName);
       if (named && !(await engine.settleName(podName, name))) {

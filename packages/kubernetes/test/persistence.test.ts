@@ -75,6 +75,27 @@ describe("restart after stop", () => {
     );
   });
 
+  it("a sandbox claimed from the warm pool (a ReplicaSet's pod, restartPolicy Always) stops and starts too", async () => {
+    const pooled = new Kiln({ engine, image: await runtimeImage(), pool: { size: 1 } });
+    try {
+      await pooled.pool?.filled();
+      const sb = await pooled.create();
+      const claimed = (await podsOf(sb.id))[0];
+      expect(claimed?.metadata?.labels?.["kiln.pooled"]).toBeDefined();
+      await sb.files.write("from-pool.txt", "kept");
+      await sb.stop();
+      expect((await sb.info()).state).toBe("stopped");
+      await sb.start();
+      expect(await sb.files.readText("from-pool.txt")).toBe("kept");
+      const now = (await podsOf(sb.id))[0];
+      expect(now?.spec?.restartPolicy).toBe("Never");
+      expect(now?.metadata?.ownerReferences ?? []).toEqual([]);
+      await sb.delete();
+    } finally {
+      await pooled.close();
+    }
+  });
+
   it("two concurrent starts of one stopped sandbox make one pod", async () => {
     await using sb = await kiln.create();
     await sb.files.write("a.txt", "a");
