@@ -24,7 +24,7 @@
  * an empty one.
  */
 import { randomBytes } from "node:crypto";
-import { ConflictError, EngineError, VolumeNotFoundError } from "@kiln/core";
+import { ConflictError, EngineError, SandboxNotFoundError, VolumeNotFoundError } from "@kiln/core";
 import type { VolumeSummary } from "@kiln/core/engine";
 import type { V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
 import { claimName, volumeClaim, workspaceClaimManifest } from "./claims.ts";
@@ -363,6 +363,7 @@ export class Persistence {
         MERGE_PATCH,
       );
     } catch (err) {
+      if (statusCode(err) === 404) throw new SandboxNotFoundError(id);
       if (statusCode(err) !== 409) e.fail(err, "start");
       const now = await e.readPod(oldName);
       const winner = now?.metadata?.annotations?.[VOLUME_ANNOTATION.restartedAs];
@@ -405,7 +406,12 @@ export class Persistence {
     } catch (err) {
       e.fail(err, "create pod");
     }
-    await e.deletePod(oldName).catch(() => false);
+    // The finished pod is gone already only if a delete of the sandbox ran meanwhile: that delete
+    // may have listed the id's pods before this one existed, so this start undoes itself.
+    if (!(await e.deletePod(oldName).catch(() => true))) {
+      await e.deletePod(newName).catch(() => false);
+      throw new SandboxNotFoundError(id);
+    }
     e.remember(id, newName);
     return newName;
   }

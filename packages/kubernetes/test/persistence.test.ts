@@ -96,6 +96,19 @@ describe("restart after stop", () => {
     }
   });
 
+  it("a delete racing a start: the sandbox is gone afterwards, whichever lands first", async () => {
+    for (let round = 0; round < 3; round++) {
+      const sb = await kiln.create();
+      await sb.files.write("x.txt", "x");
+      await sb.stop();
+      const [started, deleted] = await Promise.allSettled([sb.start(), sb.delete()]);
+      expect(deleted.status).toBe("fulfilled");
+      if (started.status === "rejected") expect(String(started.reason)).toMatch(/not found|No sandbox/i);
+      await expect.poll(async () => (await podsOf(sb.id)).length, { timeout: 20_000 }).toBe(0);
+      await expect(kiln.get(sb.id)).rejects.toThrow(/not found|No sandbox/i);
+    }
+  });
+
   it("two concurrent starts of one stopped sandbox make one pod", async () => {
     await using sb = await kiln.create();
     await sb.files.write("a.txt", "a");
