@@ -126,7 +126,14 @@ export function podStatus(pod: V1Pod): ContainerStatus {
   const state = status?.state;
   switch (pod.status?.phase) {
     case "Pending":
-      return "created";
+      // Starting (scheduled, pulling, creating): on Docker "created" means never started, which
+      // core's sweeper treats as stopped (and auto-deletes); a pod that will run is not that. One
+      // that cannot start (its image cannot be pulled) is.
+      return /ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError|CreateContainerError/.test(
+        state?.waiting?.reason ?? "",
+      )
+        ? "created"
+        : "restarting";
     case "Running":
       // A claimed pool member (restartPolicy Always) whose container restarted lost its
       // filesystem and state: for Kiln it stopped (stopIdle ends such pods).
@@ -506,7 +513,15 @@ export class KubernetesEngine implements Engine {
    * (tini, which passes it on) so it ends at once. The pod stays, as an exited sandbox.
    */
   async stopContainer(id: string, timeoutMs: number): Promise<void> {
-    const pod = await this.resolve(id);
+    let pod = await this.resolve(id);
+    // Still starting: stop it once it runs (ending a pending pod would leave its start to race).
+    if (pod && podStatus(pod) === "restarting")
+      pod = await waitForPod(
+        this,
+        pod.metadata?.name as string,
+        (p) => !p || podStatus(p) !== "restarting",
+        this.#o.startTimeoutMs ?? 120_000,
+      );
     if (!pod || podStatus(pod) !== "running") return;
     const name = pod.metadata?.name as string;
     // /workspace outlives the pod, in the sandbox's workspace PVC (a start mounts it).

@@ -5,7 +5,7 @@ import { type KubeSim, startKubeSim } from "@kiln/kube-sim";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { claimName } from "../src/claims.ts";
-import { KubernetesEngine } from "../src/engine.ts";
+import { KubernetesEngine, podStatus } from "../src/engine.ts";
 import { runtimeImage } from "./image.ts";
 
 const NAMESPACE = "kiln-persist-test";
@@ -106,6 +106,45 @@ describe("restart after stop", () => {
       if (started.status === "rejected") expect(String(started.reason)).toMatch(/not found|No sandbox/i);
       await expect.poll(async () => (await podsOf(sb.id)).length, { timeout: 20_000 }).toBe(0);
       await expect(kiln.get(sb.id)).rejects.toThrow(/not found|No sandbox/i);
+    }
+  });
+
+  it("a pod still starting is not a stopped sandbox: sweeps during a create leave autoDeleteMs: 0 alone", async () => {
+    expect(podStatus({ status: { phase: "Pending" } })).toBe("restarting");
+    expect(
+      podStatus({
+        status: {
+          phase: "Pending",
+          containerStatuses: [
+            {
+              name: "sandbox",
+              image: "x",
+              imageID: "",
+              ready: false,
+              restartCount: 0,
+              state: { waiting: { reason: "ErrImagePull" } },
+            },
+          ],
+        },
+      }),
+    ).toBe("created");
+    let sweeping = true;
+    const sweeps = (async () => {
+      let n = 0;
+      while (sweeping) {
+        await kiln.sweep();
+        n++;
+      }
+      return n;
+    })();
+    try {
+      const sb = await kiln.create({ autoDeleteMs: 0 });
+      await sb.files.write("f.txt", "f");
+      expect((await sb.info()).state).toBe("running");
+      await sb.delete();
+    } finally {
+      sweeping = false;
+      expect(await sweeps).toBeGreaterThan(0);
     }
   });
 
