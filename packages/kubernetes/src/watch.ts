@@ -102,8 +102,15 @@ export class PodInformer {
       path,
       // With bookmarks: a quiet selection's resourceVersion still advances, so a resume after a
       // disconnect stays inside the API server's window instead of relisting.
+      // And none once stopped: ListWatch's delayed reconnect does not look at stop() again, and a
+      // stop() while a watch is connecting cannot abort it (both would leak a watch).
       {
-        watch: (p, query, callback, done) => watch.watch(p, { ...query, allowWatchBookmarks: true }, callback, done),
+        watch: async (p, query, callback, done) => {
+          if (this.#stopped) return new AbortController();
+          const controller = await watch.watch(p, { ...query, allowWatchBookmarks: true }, callback, done);
+          if (this.#stopped) controller.abort();
+          return controller;
+        },
       } as Watch,
       async () => {
         const list = await engine.core.listNamespacedPod({ namespace: engine.namespace, labelSelector });

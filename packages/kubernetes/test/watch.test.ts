@@ -48,6 +48,10 @@ class Relay {
   cut(): void {
     for (const s of this.#sockets) s.destroy();
   }
+  /** Connections open now (each counted once, by its client side). */
+  get open(): number {
+    return Math.floor(this.#sockets.size / 2);
+  }
   pause(): void {
     this.#paused = true;
     this.cut();
@@ -174,5 +178,17 @@ describe("PodInformer", () => {
       informer.stop();
       relay.resume();
     }
+  });
+
+  it("stop() after its stream broke leaves no watch behind (no restart after stop)", async () => {
+    const informer = new PodInformer(engine, "group=leak");
+    informer.start();
+    await expect.poll(() => informer.synced, { timeout: 20_000 }).toBe(true);
+    // A broken stream is an error for ListWatch, which the informer answers with a restart 1 s later.
+    relay.cut();
+    await new Promise((r) => setTimeout(r, 100));
+    informer.stop();
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(relay.open).toBe(0);
   });
 });
