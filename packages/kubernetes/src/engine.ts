@@ -446,7 +446,7 @@ export class KubernetesEngine implements Engine {
       }
       return undefined;
     }
-    const named = await this.podsNamed(idOrName);
+    const named = latestPerId(await this.podsNamed(idOrName));
     if (named.length > 0) return named[0];
     if (/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(idOrName) && idOrName.length <= 253) return this.readPod(idOrName);
     return undefined;
