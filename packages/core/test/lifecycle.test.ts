@@ -51,8 +51,8 @@ describe("sandbox lifecycle", () => {
     );
   });
 
-  // Kubernetes never runs a finished Pod again (its filesystem goes with it): stop is final there.
-  it.skipIf(TEST_ENGINE !== "docker")("stops keeping files, starts again, and stop/start are idempotent", async () => {
+  // On Kubernetes, start() makes a new pod with the stopped one's identity and its /workspace.
+  it("stops keeping files, starts again, and stop/start are idempotent", async () => {
     const sb = await sandbox(kiln);
     await sb.files.write("keep.txt", "still here");
     await sb.stop();

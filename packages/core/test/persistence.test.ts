@@ -11,7 +11,7 @@ import {
   SnapshotNotFoundError,
   VolumeNotFoundError,
 } from "../src/index.ts";
-import { sandbox, TEST_LABELS, testKiln, uniqueName } from "./helpers.ts";
+import { newKiln, sandbox, TEST_ENGINE, TEST_LABELS, testKiln, uniqueName } from "./helpers.ts";
 
 const kiln = testKiln();
 
@@ -33,7 +33,12 @@ describe("volumes", () => {
     expect((await kiln.volumes.list()).map((v) => v.name)).toContain(name);
 
     const writer = await sandbox(kiln, { volumes: [{ volume: name, mountPath: "/data" }] });
-    expect((await writer.exec("echo kept > /data/note.txt && stat -c %U /data")).stdout).toBe("kiln\n");
+    // Docker: the volume's root belongs to the sandbox user. Kubernetes: to root, with the pod's
+    // fsGroup (the sandbox user's group) as its group, group-writable (the kubelet's ownership change).
+    expect(
+      (await writer.exec(`echo kept > /data/note.txt && stat -c ${TEST_ENGINE === "docker" ? "%U" : "%G"} /data`))
+        .stdout,
+    ).toBe("kiln\n");
     await writer.delete();
 
     const reader = await sandbox(kiln, { volumes: [{ volume: name, mountPath: "/mnt/in", readOnly: true }] });
@@ -51,7 +56,9 @@ describe("volumes", () => {
   });
 });
 
-describe("snapshots", () => {
+// Snapshots commit a container: Docker only (the Kubernetes engine has engine-neutral snapshots,
+// tested in packages/kubernetes/test/snapshots.test.ts).
+describe.skipIf(TEST_ENGINE !== "docker")("snapshots", () => {
   it("capture files, installed packages and Python variables; restore them into a new sandbox", async () => {
     const snap = uniqueName("snap");
     const source = await sandbox(kiln);
@@ -97,23 +104,29 @@ describe("snapshots", () => {
 });
 
 describe("lifecycle timers and named sandboxes", () => {
-  it("auto-stops after autoStopMs without activity; a long command counts as activity", async () => {
-    const idle = await sandbox(kiln, { autoStopMs: 1500 });
-    const busy = await sandbox(kiln, { autoStopMs: 1500 });
-    const long = busy.exec("sleep 3; echo done");
-    // Watch through the engine: sandbox.info() is itself activity and would keep it awake.
-    const status = async (id: string) => (await kiln.engine.inspectContainer(id))?.status;
-    expect(await eventually(async () => (await status(idle.id)) === "exited", 10_000)).toBe(true);
-    expect(await status(busy.id)).toBe("running");
-    expect((await long).stdout).toBe("done\n");
-    await idle.start();
-    expect((await idle.exec("echo back")).stdout).toBe("back\n");
-  });
+  // On Kubernetes a cold sandbox's agent never reads /etc/kiln/agent.json (those files are pod
+  // annotations there): its idle stop is the sweep's (every 30 s; engine.stopIdle, tested in
+  // packages/kubernetes/test/engine.test.ts), too slow for this test's 10 s.
+  it.skipIf(TEST_ENGINE !== "docker")(
+    "auto-stops after autoStopMs without activity; a long command counts as activity",
+    async () => {
+      const idle = await sandbox(kiln, { autoStopMs: 1500 });
+      const busy = await sandbox(kiln, { autoStopMs: 1500 });
+      const long = busy.exec("sleep 3; echo done");
+      // Watch through the engine: sandbox.info() is itself activity and would keep it awake.
+      const status = async (id: string) => (await kiln.engine.inspectContainer(id))?.status;
+      expect(await eventually(async () => (await status(idle.id)) === "exited", 10_000)).toBe(true);
+      expect(await status(busy.id)).toBe("running");
+      expect((await long).stdout).toBe("done\n");
+      await idle.start();
+      expect((await idle.exec("echo back")).stdout).toBe("back\n");
+    },
+  );
 
   it("auto-deletes after autoDeleteMs stopped, enforced by any Kiln's sweep", async () => {
     const doomed = await sandbox(kiln, { autoDeleteMs: 0 });
     await doomed.stop();
-    const other = new Kiln();
+    const other = newKiln();
     try {
       const report = await other.sweep();
       expect(report.autoDeleted).toContain(doomed.id);
@@ -138,7 +151,8 @@ describe("lifecycle timers and named sandboxes", () => {
   });
 });
 
-describe("crash safety", () => {
+// The crashing child builds its Kiln on Docker (fixtures/crash-child.ts) and takes a snapshot.
+describe.skipIf(TEST_ENGINE !== "docker")("crash safety", () => {
   it("after kill -9 of the creating process, everything is still listed and usable; pool orphans are reclaimed", async () => {
     const name = uniqueName("crash");
     const volume = uniqueName("crashvol");

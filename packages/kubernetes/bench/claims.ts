@@ -59,6 +59,19 @@ try {
   console.log(
     `exec WebSocket open (to the first output frame): p50 ${Math.round(pct(openMs, 50))} ms, max ${Math.round(Math.max(...openMs))} ms`,
   );
+  // Cold creates (no pool): pod create, the wait for Running, the agent channel.
+  const cold = new Kiln({ engine, image });
+  const coldMs: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    t = performance.now();
+    const sb = await cold.create();
+    coldMs.push(performance.now() - t);
+    made.push(sb);
+  }
+  await cold.close();
+  console.log(
+    `sequential cold creates: p50 ${Math.round(pct(coldMs, 50))} ms, max ${Math.round(Math.max(...coldMs))} ms`,
+  );
   t = performance.now();
   await engine.listPods("kiln.kind");
   console.log(`one LIST of ${made.length + poolSize} Kiln pods: ${Math.round(performance.now() - t)} ms`);

@@ -6,13 +6,14 @@
  *
  * What Kubernetes cannot do that Docker can, and what this engine does instead:
  * - a finished Pod never runs again (restartPolicy Never, and a Pod's containers cannot be
- *   restarted through the API): stop() ends the pod, start() of an ended one is refused;
+ *   restarted through the API): stop() keeps /workspace in a PVC and ends the pod, start() makes
+ *   a new pod with the same identity (persistence.ts);
  * - pods run as the runtime image's user (runAsNonRoot), so files go in as that user, and
  *   /etc/kiln's files (the record, env and agent settings core writes) become annotations;
  * - images are built by another engine (the local Docker engine by default) and pulled by the
  *   cluster from `imageRegistry`;
- * - volumes and snapshots by commit are not offered (NotSupportedError); snapshots use the
- *   engine-neutral format in snapshots.ts.
+ * - volumes are PersistentVolumeClaims (persistence.ts); snapshots by commit are not offered
+ *   (NotSupportedError): snapshots use the engine-neutral format in snapshots.ts.
  */
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
@@ -68,7 +69,9 @@ import {
   validLabel,
 } from "./manifests.ts";
 import type { KubernetesEngineOptions } from "./options.ts";
+import { Persistence, WORKSPACE_LABEL } from "./persistence.ts";
 import { HOLDERS, type Holders, KubePool, updateHolders } from "./pool.ts";
+import { waitForPod } from "./watch.ts";
 
 /** Where core keeps a sandbox's files (records.ts RECORD_DIR): annotations here. */
 const ETC_KILN = "/etc/kiln";
@@ -125,7 +128,14 @@ export function podStatus(pod: V1Pod): ContainerStatus {
   const state = status?.state;
   switch (pod.status?.phase) {
     case "Pending":
-      return "created";
+      // Starting (scheduled, pulling, creating): on Docker "created" means never started, which
+      // core's sweeper treats as stopped (and auto-deletes); a pod that will run is not that. One
+      // that cannot start (its image cannot be pulled) is.
+      return /ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError|CreateContainerError/.test(
+        state?.waiting?.reason ?? "",
+      )
+        ? "created"
+        : "restarting";
     case "Running":
       // A claimed pool member (restartPolicy Always) whose container restarted lost its
       // filesystem and state: for Kiln it stopped (stopIdle ends such pods).
@@ -161,6 +171,7 @@ export class KubernetesEngine implements Engine {
   /** pod name → when this process last wrote its last-activity annotation. */
   readonly #touched = new Map<string, number>();
   readonly #pools = new Set<KubePool>();
+  readonly #persistence = new Persistence(this);
 
   constructor(options: KubernetesEngineOptions) {
     if (!options || typeof options.namespace !== "string" || options.namespace === "") {
@@ -291,9 +302,6 @@ export class KubernetesEngine implements Engine {
         'runtime "gvisor" needs a RuntimeClass: pass kubernetes({ runtimeClasses: { gvisor: "<its name>" } }) for a cluster whose nodes run runsc (GKE Sandbox: "gvisor")',
       );
     }
-    if (spec.volumes.length > 0) {
-      throw new NotSupportedError("volumes are not offered on Kubernetes yet (they would be PersistentVolumeClaims)");
-    }
   }
 
   /** The shared NetworkPolicies of this namespace, created (or brought up to date) once per process. */
@@ -352,6 +360,8 @@ export class KubernetesEngine implements Engine {
       this.fail(err, "create pod");
     }
     this.#podNames.set(id, pod.metadata?.name as string);
+    // A volume deleted between core's check and this create: the pod would never be scheduled.
+    if (spec.volumes.length > 0) await this.#persistence.checkClaims(pod);
     if (named && !(await this.settleName(pod.metadata?.name as string, spec.name))) {
       await this.deletePod(pod.metadata?.name as string);
       throw new ConflictError(`The name "${spec.name}" is already taken`);
@@ -435,10 +445,11 @@ export class KubernetesEngine implements Engine {
         if (pod && podId(pod) === idOrName) return pod;
         this.#podNames.delete(idOrName);
       }
-      const pods =
+      const pods = latestPerId(
         idOrName.length === 32
           ? await this.listPods(`${K8S_LABEL.id}=${idOrName}`)
-          : (await this.listPods(K8S_LABEL.id)).filter((p) => podId(p).startsWith(idOrName));
+          : (await this.listPods(K8S_LABEL.id)).filter((p) => podId(p).startsWith(idOrName)),
+      );
       if (pods.length === 1) {
         const pod = pods[0] as V1Pod;
         this.#podNames.set(podId(pod), pod.metadata?.name as string);
@@ -446,7 +457,7 @@ export class KubernetesEngine implements Engine {
       }
       return undefined;
     }
-    const named = await this.podsNamed(idOrName);
+    const named = latestPerId(await this.podsNamed(idOrName));
     if (named.length > 0) return named[0];
     if (/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(idOrName) && idOrName.length <= 253) return this.readPod(idOrName);
     return undefined;
@@ -460,8 +471,10 @@ export class KubernetesEngine implements Engine {
 
   async startContainer(id: string): Promise<void> {
     const pod = await this.#require(id);
-    const running = await this.waitRunning(pod.metadata?.name as string, id);
-    // Its rules are at the proxy, for its pod IP, before anything of the user's runs.
+    // A finished pod never runs again: a new pod with the same identity and /workspace.
+    const name = podStatus(pod) === "exited" ? await this.#persistence.restart(pod) : (pod.metadata?.name as string);
+    const running = await this.waitRunning(name, id);
+    // Its rules are at the proxy, for its (maybe new) pod IP, before anything of the user's runs.
     const rules = this.egressProxy.rules(running);
     if (rules) await this.egressProxy.apply(id, running, rules);
   }
@@ -471,40 +484,36 @@ export class KubernetesEngine implements Engine {
     const pod = await this.readPod(podName);
     // A pod that ends while we wait failed to start; one that had ended already was stopped.
     const fresh = pod !== undefined && podStatus(pod) !== "exited";
-    const deadline = Date.now() + (this.#o.startTimeoutMs ?? 120_000);
-    let delay = 25;
-    let last: V1Pod | undefined;
-    while (Date.now() < deadline) {
-      last = await this.readPod(podName);
-      if (!last) throw new SandboxNotFoundError(id);
-      const status = podStatus(last);
-      if (status === "running") return last;
-      if (status === "exited") {
-        if (fresh) {
-          const log = await this.core
-            .readNamespacedPodLog({ name: podName, namespace: this.namespace, container: CONTAINER, tailLines: 20 })
-            .catch(() => "");
-          const why = last.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.terminated;
-          throw new EngineError(
-            `pod ${podName} ended while starting (${why?.reason ?? "?"}, exit ${why?.exitCode ?? "?"})${log ? `: ${String(log).trim()}` : ""}`,
-          );
-        }
-        throw new NotSupportedError(
-          `${id} has stopped, and Kubernetes never runs a finished Pod again (its filesystem went with it): create a new sandbox`,
+    const fatal = (p: V1Pod) =>
+      /ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError|CreateContainerError/.test(
+        p.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.waiting?.reason ?? "",
+      );
+    // A watch of this one pod: the wait ends when the API server reports the change, not at a poll.
+    const last = await waitForPod(
+      this,
+      podName,
+      (p) => p === undefined || podStatus(p) === "running" || podStatus(p) === "exited" || fatal(p),
+      this.#o.startTimeoutMs ?? 120_000,
+    );
+    if (!last) throw new SandboxNotFoundError(id);
+    const status = podStatus(last);
+    if (status === "running") return last;
+    if (status === "exited") {
+      if (fresh) {
+        const log = await this.core
+          .readNamespacedPodLog({ name: podName, namespace: this.namespace, container: CONTAINER, tailLines: 20 })
+          .catch(() => "");
+        const why = last.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.terminated;
+        throw new EngineError(
+          `pod ${podName} ended while starting (${why?.reason ?? "?"}, exit ${why?.exitCode ?? "?"})${log ? `: ${String(log).trim()}` : ""}`,
         );
       }
+      throw new EngineError(`${id} ended before it was running again (pod ${podName})`);
+    }
+    if (fatal(last)) {
       const waiting = last.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.waiting;
-      if (
-        waiting?.reason &&
-        /ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError|CreateContainerError/.test(
-          waiting.reason,
-        )
-      ) {
-        await this.deletePod(podName).catch(() => {});
-        throw new EngineError(`pod ${podName} cannot start: ${waiting.reason}: ${waiting.message ?? ""}`);
-      }
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 500);
+      await this.deletePod(podName).catch(() => {});
+      throw new EngineError(`pod ${podName} cannot start: ${waiting?.reason}: ${waiting?.message ?? ""}`);
     }
     const why = last?.status?.conditions?.find((c) => c.status === "False" && c.message)?.message;
     throw new EngineError(
@@ -518,29 +527,44 @@ export class KubernetesEngine implements Engine {
    * (tini, which passes it on) so it ends at once. The pod stays, as an exited sandbox.
    */
   async stopContainer(id: string, timeoutMs: number): Promise<void> {
-    const pod = await this.resolve(id);
+    let pod = await this.resolve(id);
+    // Still starting: stop it once it runs (ending a pending pod would leave its start to race).
+    if (pod && podStatus(pod) === "restarting")
+      pod = await waitForPod(
+        this,
+        pod.metadata?.name as string,
+        (p) => !p || podStatus(p) !== "restarting",
+        this.#o.startTimeoutMs ?? 120_000,
+      );
     if (!pod || podStatus(pod) !== "running") return;
     const name = pod.metadata?.name as string;
+    // /workspace outlives the pod, in the sandbox's workspace PVC (a start mounts it).
+    await this.#persistence.stash(pod);
     await this.patchPod(name, { spec: { activeDeadlineSeconds: 1 } }).catch(() => {});
     // A pool member's container (restartPolicy Always) would only restart: the deadline alone ends it.
     if (pod.spec?.restartPolicy === "Never") {
       await runExec(this.target(name), ["/bin/sh", "-c", "kill -TERM 1"]).catch(() => {});
     }
-    const deadline = Date.now() + timeoutMs + 10_000;
-    while (Date.now() < deadline) {
-      const now = await this.readPod(name);
-      if (!now || podStatus(now) !== "running") return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitForPod(this, name, (p) => !p || podStatus(p) !== "running", timeoutMs + 10_000);
   }
 
   async removeContainer(id: string): Promise<boolean> {
     const pod = await this.resolve(id);
     if (!pod) return false;
+    const full = podId(pod);
     this.#podNames.delete(id);
     this.#touched.delete(pod.metadata?.name as string);
     if (this.egressProxy.rules(pod)) await this.egressProxy.forget(pod);
-    return this.deletePod(pod.metadata?.name as string);
+    const removed = await this.deletePod(pod.metadata?.name as string);
+    // A sandbox started again has had several pods (a stopped one may linger), and maybe a workspace claim.
+    if (pod.metadata?.labels?.[K8S_LABEL.id] === full) {
+      for (const other of await this.listPods(`${K8S_LABEL.id}=${full}`))
+        await this.deletePod(other.metadata?.name as string).catch(() => false);
+      for (const stash of await this.listPods(`${WORKSPACE_LABEL}=${full}`))
+        await this.deletePod(stash.metadata?.name as string).catch(() => false);
+      await this.#persistence.removeWorkspace(full).catch(() => {});
+    }
+    return removed;
   }
 
   pullImage(ref: string): Promise<boolean> {
@@ -602,12 +626,13 @@ export class KubernetesEngine implements Engine {
 
   async listContainers(labels: Record<string, string>): Promise<ContainerSummary[]> {
     // Pairs valid as Kubernetes labels are mirrored on the pods: the API server filters on them.
-    const selector: string[] = [K8S_LABEL.kind];
+    // Not the short-lived pods that copy a stopping sandbox's /workspace (kind stash).
+    const selector: string[] = [K8S_LABEL.kind, `${K8S_LABEL.kind}!=stash`];
     for (const [k, v] of Object.entries(labels)) {
       if (v === "" && validLabel(k, "x")) selector.push(k);
       else if (validLabel(k, v)) selector.push(`${k}=${v}`);
     }
-    const pods = await this.listPods([...new Set(selector)].join(","));
+    const pods = latestPerId(await this.listPods([...new Set(selector)].join(",")));
     return pods
       .map((p) => this.summary(p))
       .filter((c) => Object.entries(labels).every(([k, v]) => (v === "" ? k in c.labels : c.labels[k] === v)));
@@ -722,6 +747,7 @@ export class KubernetesEngine implements Engine {
   async reclaimHelpers(ownerAlive?: (owner: string | undefined) => boolean): Promise<string[]> {
     await this.stopIdle();
     const removed = await this.egressProxy.reclaim().catch(() => []);
+    await this.#persistence.sweepWorkspaces().catch(() => {});
     if (!ownerAlive) return removed;
     const sets = await this.apps
       .listNamespacedReplicaSet({ namespace: this.namespace, labelSelector: `${K8S_LABEL.kind}=pool` })
@@ -808,19 +834,22 @@ export class KubernetesEngine implements Engine {
     return this.images.removeImage(ref);
   }
 
-  async createVolume(): Promise<VolumeSummary> {
-    throw new NotSupportedError("volumes are not offered on Kubernetes yet (they would be PersistentVolumeClaims)");
+  /** A PersistentVolumeClaim (persistence.ts); `owner` is the pods' fsGroup's job on Kubernetes. */
+  createVolume(name: string, labels: Record<string, string>): Promise<VolumeSummary> {
+    return this.#persistence.createVolume(name, labels);
   }
 
-  async listVolumes(): Promise<VolumeSummary[]> {
-    return [];
+  listVolumes(labels: Record<string, string>): Promise<VolumeSummary[]> {
+    return this.#persistence.listVolumes(labels);
   }
 
-  async inspectVolume(): Promise<VolumeSummary | undefined> {
-    return undefined;
+  inspectVolume(name: string): Promise<VolumeSummary | undefined> {
+    return this.#persistence.inspectVolume(name);
   }
 
-  async removeVolume(): Promise<void> {}
+  removeVolume(name: string): Promise<void> {
+    return this.#persistence.removeVolume(name);
+  }
 
   /** Stops every pool's watch (tests); pools' ReplicaSets stay unless their close() removed them. */
   dispose(): void {
@@ -838,6 +867,22 @@ export function newLabelsPatch(
 }
 
 export { networkMode, podLabels };
+
+/**
+ * One pod per sandbox id: a sandbox started again briefly has two (the new one is made before
+ * the finished one is deleted, and a crash between leaves both); the newest is the sandbox.
+ */
+export function latestPerId(pods: V1Pod[]): V1Pod[] {
+  const byId = new Map<string, V1Pod>();
+  const time = (p: V1Pod) => new Date(p.metadata?.creationTimestamp ?? 0).getTime();
+  for (const pod of pods) {
+    const id = podId(pod);
+    const seen = byId.get(id);
+    if (!seen || time(pod) > time(seen) || (time(pod) === time(seen) && podStatus(seen) === "exited"))
+      byId.set(id, pod);
+  }
+  return [...byId.values()];
+}
 
 async function buffered(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];

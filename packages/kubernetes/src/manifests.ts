@@ -15,6 +15,7 @@
 import { createHash } from "node:crypto";
 import { type ContainerSpec, EGRESS_BLOCKED_V4, EGRESS_BLOCKED_V6, EGRESS_GLOBAL_V6, LABEL } from "@kiln/core/engine";
 import type { V1NetworkPolicy, V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
+import { claimName } from "./claims.ts";
 
 export const K8S_LABEL = {
   kind: LABEL.kind,
@@ -173,12 +174,18 @@ export function podSpec(
         volumeMounts: [
           { name: "tmp", mountPath: "/tmp" },
           { name: "run-kiln", mountPath: AGENT_SOCKET_DIR },
+          // Kiln's volumes: PersistentVolumeClaims (persistence.ts).
+          ...spec.volumes.map((v, i) => ({ name: `kiln-vol-${i}`, mountPath: v.mountPath, readOnly: v.readOnly })),
         ],
       },
     ],
     volumes: [
       { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: `${TMP_MB}Mi` } },
       { name: "run-kiln", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
+      ...spec.volumes.map((v, i) => ({
+        name: `kiln-vol-${i}`,
+        persistentVolumeClaim: { claimName: claimName(v.volume), readOnly: v.readOnly },
+      })),
     ],
   };
 }

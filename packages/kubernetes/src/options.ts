@@ -56,6 +56,18 @@ export interface KubernetesEngineOptions {
   egressProxy?: EgressProxyOptions;
   /** Test-only: the exec subprotocols to offer (default v5, then v4 and older). */
   execProtocols?: string[];
+  /**
+   * PersistentVolumeClaims for Kiln's volumes (and a stopped sandbox's /workspace): the
+   * StorageClass (default: the cluster's default class), each volume's size (a quantity,
+   * default "10Gi"; workspaces get the sandbox's diskMb) and access mode (default
+   * "ReadWriteOnce": pods mounting one volume then share a node; "ReadWriteMany" needs a class
+   * that offers it, e.g. NFS or CephFS).
+   */
+  volumes?: {
+    storageClassName?: string;
+    size?: string;
+    accessMode?: "ReadWriteOnce" | "ReadWriteMany" | "ReadWriteOncePod";
+  };
   /** How long startContainer waits for a pod to run (image pull included). @default 120000 */
   startTimeoutMs?: number;
 }

@@ -16,8 +16,8 @@ import type { V1Pod } from "@kubernetes/client-node";
 import type { KubernetesEngine } from "./engine.ts";
 import { MERGE_PATCH, newLabelsPatch, statusCode } from "./engine.ts";
 import { ANNOTATION, CONTAINER, K8S_LABEL, podLabels, poolReplicaSet } from "./manifests.ts";
+import { PodInformer } from "./watch.ts";
 
-const POLL_MS = 250;
 /** Annotation on a pool's ReplicaSet: the Kiln pools holding it, { key: { owner, size } }. */
 export const HOLDERS = "kiln.pool-holders";
 export type Holders = Record<string, { owner: string; size: number }>;
@@ -39,8 +39,12 @@ export class KubePool implements EngineWarmPool {
   readonly #name: string;
   #ready: V1Pod[] = [];
   #error: unknown;
-  #timer?: NodeJS.Timeout;
+  /** The members, kept current by a watch (no polling): claims pick from it, filled() waits on it. */
+  readonly #informer: PodInformer;
   #closed = false;
+  #closing?: Promise<void>;
+  /** Members this process is claiming or has claimed, until the watch shows them gone from the pool. */
+  readonly #taken = new Set<string>();
   #started?: Promise<void>;
   /** The ReplicaSet exists (made or scaled by this pool); until then each poll tries again. */
   #ensured = false;
@@ -57,6 +61,11 @@ export class KubePool implements EngineWarmPool {
     this.#owner = spec.labels[LABEL.owner] ?? "";
     // Owned by the ReplicaSet, not a process: core's sweeper leaves another host's owner alone.
     this.#spec = { ...spec, labels: { ...spec.labels, [LABEL.owner]: `replicaset/${this.#name}` } };
+    this.#informer = new PodInformer(engine, this.selector);
+    this.#informer.onChange(() => {
+      this.#refresh();
+      this.#wake();
+    });
   }
 
   /** This pool's ready members: the shared ReplicaSet's, up to this pool's size. */
@@ -78,7 +87,7 @@ export class KubePool implements EngineWarmPool {
         this.#wake();
       },
     );
-    this.#schedule(0);
+    this.#informer.start();
   }
 
   /**
@@ -104,33 +113,17 @@ export class KubePool implements EngineWarmPool {
     }
   }
 
-  #schedule(ms: number): void {
-    if (this.#closed) return;
-    this.#timer = setTimeout(() => {
-      this.#refresh()
-        .catch((err) => {
-          this.#error = err;
-        })
-        .finally(() => {
-          this.#wake();
-          this.#schedule(POLL_MS);
-        });
-    }, ms);
-    this.#timer.unref();
-  }
-
   #wake(): void {
     for (const wake of [...this.#waiters]) wake();
   }
 
-  /** One list of the members: the ready ones, and a failure that no retry will fix. */
-  async #refresh(): Promise<void> {
-    if (!this.#ensured) {
-      await this.#ensure();
-      this.#ensured = true;
-    }
-    const pods = await this.#engine.listPods(this.selector);
-    this.#ready = pods.filter(podReady);
+  /** From the watched members: the ready ones, and a failure that no retry will fix. */
+  #refresh(): void {
+    const pods = this.#informer.pods();
+    // A member taken here stays skipped until the watch no longer lists it as a member.
+    const members = new Set(pods.map((p) => p.metadata?.name as string));
+    for (const name of this.#taken) if (!members.has(name)) this.#taken.delete(name);
+    this.#ready = pods.filter((p) => podReady(p) && !this.#taken.has(p.metadata?.name as string));
     for (const pod of pods) {
       const waiting = pod.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.waiting;
       if (
@@ -141,11 +134,17 @@ export class KubePool implements EngineWarmPool {
         return;
       }
     }
-    this.#error = undefined;
+    this.#error = this.#ensured ? this.#informer.error : this.#error;
   }
 
   async filled(): Promise<void> {
     await this.#started;
+    if (!this.#ensured) {
+      // The ReplicaSet could not be made at start (e.g. the API server was briefly away): again.
+      await this.#ensure();
+      this.#ensured = true;
+      this.#refresh();
+    }
     const deadline = Date.now() + (this.#engine.options.startTimeoutMs ?? 120_000);
     while (!this.#closed) {
       if (this.ready >= this.#size) return;
@@ -154,8 +153,12 @@ export class KubePool implements EngineWarmPool {
       await new Promise<void>((resolve) => {
         const wake = () => {
           this.#waiters.delete(wake);
+          clearTimeout(timer);
           resolve();
         };
+        // Wakes at the deadline too, when no change comes.
+        const timer = setTimeout(wake, Math.max(0, deadline - Date.now()) + 10);
+        timer.unref();
         this.#waiters.add(wake);
       });
     }
@@ -166,8 +169,12 @@ export class KubePool implements EngineWarmPool {
     const named = name.startsWith("kiln.");
     if (named && (await engine.podsNamed(name)).length > 0)
       throw new ConflictError(`The name "${name}" is already taken`);
-    // A fresh list: the members another Kiln claimed since the last poll are gone from it.
-    const candidates = (await engine.listPods(this.selector)).filter(podReady);
+    // The watched members (a LIST until the watch has synced). One another Kiln claimed a moment
+    // ago may still look free: its PATCH then fails on the resourceVersion, and the next is tried.
+    // Not the members this process is taking or took (the watch may not have shown that yet).
+    const candidates = (this.#informer.synced ? this.#informer.pods() : await engine.listPods(this.selector)).filter(
+      (p) => podReady(p) && !this.#taken.has(p.metadata?.name as string),
+    );
     // Claimers in other processes start at different members, so they rarely collide.
     for (let i = candidates.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1));
@@ -177,6 +184,8 @@ export class KubePool implements EngineWarmPool {
       let pod: V1Pod | undefined = listed;
       const id = randomBytes(16).toString("hex");
       const podName = listed.metadata?.name as string;
+      if (this.#taken.has(podName)) continue;
+      this.#taken.add(podName);
       // A 409 also comes from the kubelet's own status writes to an unclaimed member: re-read it
       // once, and try again while it is still an unclaimed Ready member.
       let won = false;
@@ -187,7 +196,10 @@ export class KubePool implements EngineWarmPool {
           pod = now && now.metadata?.labels?.[K8S_LABEL.kind] === "pool" && podReady(now) ? now : undefined;
         }
       }
-      if (!won) continue;
+      if (!won) {
+        this.#taken.delete(podName);
+        continue;
+      }
       this.#ready = this.#ready.filter((p) => p.metadata?.name !== podName);
       engine.remember(id, podName);
       if (named && !(await engine.settleName(podName, name))) {
@@ -231,7 +243,7 @@ export class KubePool implements EngineWarmPool {
 
   stopWatching(): void {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#informer.stop();
     this.#wake();
   }
 
@@ -241,8 +253,14 @@ export class KubePool implements EngineWarmPool {
    * true }), which leaves it to refill with no Kiln running). Returns once the members beyond
    * the new size are gone.
    */
-  async close(): Promise<void> {
-    this.stopWatching();
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#wake();
+    this.#closing ??= this.#leave().finally(() => this.#informer.stop());
+    return this.#closing;
+  }
+
+  async #leave(): Promise<void> {
     await this.#started;
     if (this.#engine.options.keepPools) return;
     const engine = this.#engine;
@@ -270,12 +288,22 @@ export class KubePool implements EngineWarmPool {
     }
     // Settled: exactly the remaining holders' members, all ready (the ReplicaSet may have
     // removed a ready member and kept one still starting, or not yet replaced a claimed one).
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      const pods = await engine.listPods(this.selector);
-      if (pods.length === remaining && pods.every(podReady)) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const settled = () => {
+      const pods = this.#informer.pods();
+      return this.#informer.synced && pods.length === remaining && pods.every(podReady);
+    };
+    if (settled()) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, 60_000);
+      const off = this.#informer.onChange(() => {
+        if (settled()) done();
+      });
+      function done() {
+        clearTimeout(timer);
+        off();
+        resolve();
+      }
+    });
   }
 }
 

@@ -91,13 +91,13 @@ describe("a sandbox is one Pod", () => {
     expect(await engine.getArchive(sb.id, "/workspace/missing")).toBeUndefined();
   });
 
-  it("stop ends the pod (activeDeadlineSeconds), and a finished pod is never started again", async () => {
+  it("stop ends the pod (activeDeadlineSeconds) and keeps it as the sandbox's record (restart: persistence.test.ts)", async () => {
     await using sb = await kiln.create();
     await sb.stop();
     expect((await sb.info()).state).toBe("stopped");
     const pod = await podOf(sb.id);
     expect(pod.spec?.activeDeadlineSeconds).toBe(1);
-    await expect(sb.start()).rejects.toThrow(NotSupportedError);
+    expect(pod.metadata?.annotations?.["kiln.workspace-claim"]).toBe(`kiln-ws-${sb.id}`);
   });
 
   it("idle auto-stop: a sandbox whose last activity is older than autoStopMs is stopped by any Kiln's sweep", async () => {

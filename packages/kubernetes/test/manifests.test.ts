@@ -10,8 +10,10 @@ import { EGRESS_BLOCKED_V4, LABEL } from "@kiln/core/engine";
 import { ObjectSerializer } from "@kubernetes/client-node/dist/serializer.js";
 import { ReplicaSet } from "kubernetes-models/apps/v1/ReplicaSet";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import { PersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import { Pod } from "kubernetes-models/v1/Pod";
 import { describe, expect, it } from "vitest";
+import { claimName, volumeClaim, workspaceClaimManifest } from "../src/claims.ts";
 import { KubernetesEngine } from "../src/engine.ts";
 import { K8S_LABEL, networkPolicies, podLabels, poolReplicaSet, sandboxPod, validLabel } from "../src/manifests.ts";
 
@@ -172,6 +174,63 @@ describe("the network policies", () => {
   });
 });
 
+describe("volumes as PersistentVolumeClaims", () => {
+  const withVolumes: ContainerSpec = {
+    ...spec,
+    volumes: [
+      { volume: "kiln-vol-Data_1", mountPath: "/data", readOnly: false },
+      { volume: "kiln-vol-ro", mountPath: "/ref", readOnly: true },
+    ],
+  };
+  const pod = sandboxPod("0123456789abcdef0123456789abcdef", withVolumes, { namespace: "kiln" });
+
+  it("a pod mounting volumes is a valid v1 Pod; each volume is its claim, read-only where asked", () => {
+    expect(() => new Pod(pod as ConstructorParameters<typeof Pod>[0]).validate()).not.toThrow();
+    expect(unknownFields(pod, "V1Pod")).toEqual([]);
+    expect(pod.spec?.volumes?.filter((v) => v.persistentVolumeClaim)).toEqual([
+      { name: "kiln-vol-0", persistentVolumeClaim: { claimName: claimName("kiln-vol-Data_1"), readOnly: false } },
+      { name: "kiln-vol-1", persistentVolumeClaim: { claimName: claimName("kiln-vol-ro"), readOnly: true } },
+    ]);
+    expect(pod.spec?.containers[0]?.volumeMounts).toContainEqual({
+      name: "kiln-vol-1",
+      mountPath: "/ref",
+      readOnly: true,
+    });
+  });
+
+  it("claims are valid PersistentVolumeClaims; names are DNS names, distinct, for any Kiln name", () => {
+    const claim = volumeClaim(
+      "kiln-vol-Data_1",
+      { "kiln.kind": "volume" },
+      { "kiln.volume-name": "kiln-vol-Data_1" },
+      {
+        storageClassName: "fast",
+        size: "5Gi",
+        accessMode: "ReadWriteMany",
+        extraLabels: { team: "x" },
+      },
+    );
+    const ws = workspaceClaimManifest("0123456789abcdef0123456789abcdef", 4096, {});
+    for (const c of [claim, ws]) {
+      expect(() =>
+        new PersistentVolumeClaim(c as ConstructorParameters<typeof PersistentVolumeClaim>[0]).validate(),
+      ).not.toThrow();
+      expect(unknownFields(c, "V1PersistentVolumeClaim")).toEqual([]);
+    }
+    expect(claim.spec).toEqual({
+      accessModes: ["ReadWriteMany"],
+      resources: { requests: { storage: "5Gi" } },
+      storageClassName: "fast",
+    });
+    const names = ["a", "A", "a_", "a.", "a-", "Data_1", "data-1", "data.1", "x".repeat(63), "...", "-", "_"].map((n) =>
+      claimName(`kiln-vol-${n}`),
+    );
+    expect(new Set(names).size).toBe(names.length);
+    for (const n of names) expect(n).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    for (const n of names) expect(n.length).toBeLessThanOrEqual(63);
+  });
+});
+
 describe("admission (fail closed)", () => {
   const kubeconfig = `apiVersion: v1
 kind: Config
@@ -187,12 +246,12 @@ current-context: x
     expect(() => engine.warmPool({ ...spec, network: "none" }, "k", 1)).toThrow(/NetworkPolicies/);
   });
 
-  it("refuses gVisor without a RuntimeClass and volumes; admits allow-lists (egress-proxy.test.ts)", () => {
+  it("refuses gVisor without a RuntimeClass; admits volumes (PVCs) and allow-lists (egress-proxy.test.ts)", () => {
     const engine = new KubernetesEngine({ kubeconfig, namespace: "kiln", networkPolicy: "enforced" });
     expect(() => engine.admit({ ...spec, runtime: "gvisor" })).toThrow(/RuntimeClass/);
-    expect(() => engine.admit({ ...spec, volumes: [{ volume: "v", mountPath: "/data", readOnly: false }] })).toThrow(
-      /volumes/,
-    );
+    expect(() =>
+      engine.admit({ ...spec, volumes: [{ volume: "v", mountPath: "/data", readOnly: false }] }),
+    ).not.toThrow();
     expect(() => engine.admit({ ...spec, network: { allow: ["pypi.org"] } })).not.toThrow();
     expect(() => engine.admit(spec)).not.toThrow();
   });

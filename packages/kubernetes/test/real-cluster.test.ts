@@ -1,8 +1,9 @@
 // The real-cluster suite: runs only when KILN_KUBECONFIG names a kubeconfig, and reports
 // itself SKIPPED otherwise (never passed). Until it has passed on a real cluster the engine is
 // experimental (README). It needs:
-//   KILN_KUBECONFIG            a kubeconfig whose user may manage pods, pods/exec, replicasets
-//                              and networkpolicies in the namespace
+//   KILN_KUBECONFIG            a kubeconfig whose user may manage pods, pods/exec, replicasets,
+//                              networkpolicies and persistentvolumeclaims in the namespace (and a
+//                              default StorageClass, for the stop/start and volume checks)
 //   KILN_K8S_NAMESPACE         an existing namespace (default "kiln-test")
 //   KILN_K8S_IMAGE             the runtime image as the cluster pulls it (e.g. pushed to a registry:
 //                              docs/kubernetes.md "Images")
@@ -81,6 +82,31 @@ describe.skipIf(!kubeconfig)("a real cluster (KILN_KUBECONFIG)", () => {
       console.log(`claim latency on this cluster: ${claimMs} ms`);
     } finally {
       await pooled.close();
+    }
+  });
+
+  it("stops and starts a sandbox: a new pod with its /workspace", async () => {
+    await using sb = await kiln.create();
+    await sb.files.write("kept.txt", "kept");
+    await sb.stop();
+    expect((await sb.info()).state).toBe("stopped");
+    await sb.start();
+    expect(await sb.files.readText("kept.txt")).toBe("kept");
+  });
+
+  it("mounts a volume (a PersistentVolumeClaim) and refuses to delete it while mounted", async () => {
+    const name = `real-${Date.now().toString(36)}`;
+    await kiln.volumes.create(name);
+    try {
+      const sb = await kiln.create({ volumes: [{ volume: name, mountPath: "/data" }] });
+      try {
+        expect((await sb.exec("echo v > /data/f && cat /data/f")).stdout).toBe("v\n");
+        await expect(kiln.volumes.delete(name)).rejects.toThrow(/in use/);
+      } finally {
+        await sb.delete();
+      }
+    } finally {
+      await kiln.volumes.delete(name).catch(() => {});
     }
   });
 

@@ -31,6 +31,7 @@ import {
   notFound,
   unsupportedMediaType,
 } from "./status.ts";
+import { admitClaim, validateClaimUpdate } from "./storage.ts";
 import type { KObject, Store } from "./store.ts";
 import { now } from "./store.ts";
 
@@ -50,6 +51,8 @@ export interface Hooks {
   /** Deleting a ReplicaSet: its pods are garbage-collected or orphaned. */
   afterReplicaSetDelete(rs: KObject, policy: DeleteOptions["propagationPolicy"]): void;
   afterNamespaceDelete(ns: string): void;
+  /** A PVC delete: with its protection finalizer it may only start terminating (storage.ts). */
+  deleteClaim(pvc: KObject): KObject;
 }
 
 // https://kubernetes.io/docs/reference/using-api/api-concepts/#generated-values: generateName
@@ -159,6 +162,9 @@ export class Api {
         defaultNetworkPolicy(obj);
         validateNetworkPolicy(obj);
         break;
+      case "persistentvolumeclaims":
+        admitClaim(obj);
+        break;
       case "events":
         if (!obj.metadata.name)
           throw invalid("Event", "", [
@@ -238,6 +244,9 @@ export class Api {
       case "networkpolicies":
         defaultNetworkPolicy(next);
         validateNetworkPolicy(next);
+        break;
+      case "persistentvolumeclaims":
+        validateClaimUpdate(next, old);
         break;
       case "namespaces": {
         const causes = metadataCauses(next, dnsLabelErrors);
@@ -320,6 +329,7 @@ export class Api {
       const grace = opts.gracePeriodSeconds ?? old.spec.terminationGracePeriodSeconds ?? 30;
       return this.hooks.deletePod(old, Math.max(0, grace));
     }
+    if (def.plural === "persistentvolumeclaims") return this.hooks.deleteClaim(old);
     const gone = this.store.remove(def.plural, ns, name)!;
     if (def.plural === "replicasets") this.hooks.afterReplicaSetDelete(gone, opts.propagationPolicy);
     if (def.plural === "namespaces") this.hooks.afterNamespaceDelete(name);

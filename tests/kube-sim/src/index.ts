@@ -24,6 +24,7 @@ import { Kubelet, SIM_LABEL } from "./kubelet.ts";
 import { ReplicaSetController } from "./replicasets.ts";
 import { findResource } from "./resources.ts";
 import { Handler } from "./server.ts";
+import { Storage } from "./storage.ts";
 import { Store } from "./store.ts";
 
 export { SIM_LABEL } from "./kubelet.ts";
@@ -124,14 +125,17 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
     log,
   });
   const replicasets = new ReplicaSetController(api, log);
+  const storage = new Storage(api, docker, id, ownerLabels, log);
+  kubelet.storage = storage;
   api.hooks = {
     runtimeClass: (name) => store.get("runtimeclasses", undefined, name),
     deletePod: (pod, grace) => kubelet.deletePod(pod, grace),
     afterReplicaSetDelete: (rs, policy) => replicasets.afterDelete(rs, policy),
+    deleteClaim: (pvc) => storage.deleteClaim(pvc),
     afterNamespaceDelete: (ns) => {
       // https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/: deleting a
       // namespace deletes everything in it.
-      for (const plural of ["replicasets", "pods", "networkpolicies", "events"]) {
+      for (const plural of ["replicasets", "pods", "networkpolicies", "events", "persistentvolumeclaims"]) {
         for (const o of store.list(plural, ns)) {
           if (plural === "pods") kubelet.deletePod(o, 0);
           else store.remove(plural, ns, o.metadata.name);
@@ -199,6 +203,7 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       replicasets.close();
+      storage.close();
       await kubelet.close();
       const mine = await docker.listContainers({ all: true, filters: { label: [`${SIM_LABEL}=${id}`] } });
       await Promise.all(
@@ -224,6 +229,13 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
         .getNetwork(network)
         .remove()
         .catch(() => {});
+      await storage.settle(2_000);
+      for (const v of (await docker.listVolumes({ filters: { label: [`${SIM_LABEL}=${id}`] } })).Volumes ?? []) {
+        await docker
+          .getVolume(v.Name)
+          .remove()
+          .catch(() => {});
+      }
     })());
 
   return {
@@ -258,6 +270,14 @@ export async function sweepKubeSims(owner: string, docker: Docker = new Docker()
     await docker
       .getContainer(c.Id)
       .remove({ force: true, v: true })
+      .catch(() => {});
+    removed++;
+  }
+  for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) {
+    if (!dead(v.Labels)) continue;
+    await docker
+      .getVolume(v.Name)
+      .remove()
       .catch(() => {});
     removed++;
   }

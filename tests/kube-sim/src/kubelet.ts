@@ -23,6 +23,7 @@
  *   (phase Failed, reason DeadlineExceeded)
  * - graceful deletion: https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination
  * - emptyDir volumes (as tmpfs): https://kubernetes.io/docs/concepts/storage/volumes/#emptydir
+ * - persistentVolumeClaim volumes (Docker volumes; scheduling waits for the claim): storage.ts
  * - readiness probes (exec only): https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/
  */
 import { spawn } from "node:child_process";
@@ -32,6 +33,7 @@ import type { Api } from "./api.ts";
 import { isolationOf } from "./netpol.ts";
 import { sameJson } from "./patch.ts";
 import { parseQuantity } from "./resources.ts";
+import type { Storage } from "./storage.ts";
 import { type Change, type KObject, now, type Store } from "./store.ts";
 
 export const SIM_LABEL = "kiln.kube-sim";
@@ -85,6 +87,8 @@ export class Kubelet {
   readonly #pending = new Set<Promise<unknown>>();
   readonly #unlisten: () => void;
   #closed = false;
+  /** Claims and their volumes (storage.ts), set by startKubeSim. */
+  storage?: Storage;
 
   constructor(api: Api, docker: Docker, opts: KubeletOptions) {
     this.#api = api;
@@ -161,6 +165,25 @@ export class Kubelet {
     };
     this.#pods.set(st.uid, st);
     const c = pod.spec.containers[0];
+    // The scheduler places a pod only once its claims are bound (storage.ts): until then it
+    // stays Pending, PodScheduled=False, and is tried again.
+    for (let why = this.storage?.unschedulable(pod); why; why = this.storage?.unschedulable(pod)) {
+      const message = `0/1 nodes are available: ${why}. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.`;
+      const cur = this.#patch(st, (p) => {
+        p.status.conditions = [condition("PodScheduled", "False", "Unschedulable", message)];
+      });
+      if (!cur || st.stopping || this.#closed) {
+        this.#pods.delete(st.uid);
+        return;
+      }
+      await sleep(250);
+      const now = this.#current(st);
+      if (!now || st.stopping || this.#closed) {
+        this.#pods.delete(st.uid);
+        return;
+      }
+      pod = now;
+    }
     // The scheduler binds the pod to the one node; the kubelet acknowledges it (startTime).
     const bound = this.#patch(st, (p) => {
       p.spec.nodeName = "kube-sim";
@@ -206,7 +229,8 @@ export class Kubelet {
         return;
       }
       const image = await this.#inspectImage(c.image);
-      const options = this.#createOptions(bound, image, handler);
+      const mounts = this.storage ? await this.storage.mounts(bound, c.image) : [];
+      const options = this.#createOptions(bound, image, handler, mounts);
       if (st.stopping) return;
       const container = await this.#docker.createContainer(options);
       st.containerId = container.id;
@@ -285,6 +309,7 @@ export class Kubelet {
     pod: KObject,
     image: Docker.ImageInspectInfo,
     runtime: string | undefined,
+    mounts: Docker.MountSettings[] = [],
   ): Docker.ContainerCreateOptions {
     const spec = pod.spec;
     const c = spec.containers[0];
@@ -344,6 +369,7 @@ export class Kubelet {
       GroupAdd: [...(psc.supplementalGroups ?? []), ...(psc.fsGroup !== undefined ? [psc.fsGroup] : [])].map(String),
       LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "1" } },
       Tmpfs: {},
+      Mounts: mounts,
     };
     if (limits.cpu !== undefined) hostConfig.NanoCpus = Math.round(parseQuantity(String(limits.cpu))! * 1e9);
     if (requests.cpu !== undefined)
@@ -355,10 +381,11 @@ export class Kubelet {
     if (runtime) hostConfig.Runtime = runtime;
     for (const m of c.volumeMounts ?? []) {
       const vol = (spec.volumes ?? []).find((v: KObject) => v.name === m.name);
+      if (vol?.persistentVolumeClaim && this.storage) continue; // in `mounts`
       if (!vol?.emptyDir)
         throw new ConfigError(
           "CreateContainerConfigError",
-          `kube-sim supports only emptyDir volumes (volume "${m.name}")`,
+          `kube-sim supports only emptyDir and persistentVolumeClaim volumes (volume "${m.name}")`,
         );
       const size = vol.emptyDir.sizeLimit ? `,size=${Math.round(parseQuantity(String(vol.emptyDir.sizeLimit))!)}` : "";
       hostConfig.Tmpfs![m.mountPath] = `${m.readOnly ? "ro" : "rw"},nosuid,nodev,mode=1777${size}`;

@@ -60,6 +60,16 @@ export const RESOURCES: ResourceDef[] = [
     subresources: [],
   },
   {
+    group: "",
+    version: "v1",
+    plural: "persistentvolumeclaims",
+    kind: "PersistentVolumeClaim",
+    namespaced: true,
+    verbs: ALL_VERBS,
+    shortNames: ["pvc"],
+    subresources: [{ name: "status", kind: "PersistentVolumeClaim", verbs: ["get"] }],
+  },
+  {
     group: "apps",
     version: "v1",
     plural: "replicasets",
