@@ -49,6 +49,14 @@ export const DEFAULT_TMPFS_MB = 512;
 /** Grace between SIGTERM and SIGKILL when stopping a sandbox. */
 export const STOP_TIMEOUT_MS = 2_000;
 
+/**
+ * Deleting a sandbox whose agent this process is connected to: the agent is asked to end itself
+ * first (the container then stops without the engine killing it, which is cheaper). How long it
+ * may take to acknowledge, and then its container to stop, before the engine kills it instead.
+ */
+export const DELETE_EXIT_ACK_MS = 1_000;
+export const DELETE_EXIT_WAIT_MS = 2_000;
+
 /** How long a new sandbox's agent may take to start listening before we report it. */
 export const AGENT_READY_TIMEOUT_MS = 15_000;
 

@@ -79,6 +79,49 @@ describe("sandbox lifecycle", () => {
     await expect(kiln.get(id)).rejects.toThrow(SandboxNotFoundError);
   });
 
+  it.skipIf(TEST_ENGINE !== "docker")(
+    "deletes through the agent's exit: the container stops by itself, unkilled, and its name is free at once",
+    async () => {
+      const docker = (kiln.engine as unknown as { docker: import("dockerode") }).docker;
+      const name = uniqueName("exit");
+      const sb = await sandbox(kiln, { name });
+      expect((await sb.exec("echo hi")).stdout).toBe("hi\n");
+      const events = (await docker.getEvents({
+        filters: { container: [sb.id], type: ["container"] },
+      })) as NodeJS.ReadableStream & { destroy(): void };
+      const actions: { Action: string; Actor: { Attributes: Record<string, string> } }[] = [];
+      events.on("data", (chunk: Buffer) => {
+        for (const line of chunk.toString("utf8").split("\n").filter(Boolean)) actions.push(JSON.parse(line));
+      });
+      await sb.delete();
+      await expect(kiln.get(sb.id)).rejects.toThrow(SandboxNotFoundError);
+      // The events arrive asynchronously: wait for the removal's.
+      for (let i = 0; i < 100 && !actions.some((a) => a.Action === "destroy"); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      events.destroy();
+      expect(actions.map((a) => a.Action)).not.toContain("kill");
+      expect(actions.find((a) => a.Action === "die")?.Actor.Attributes.exitCode).toBe("0");
+      expect(actions.map((a) => a.Action)).toContain("destroy");
+      // The name is free as soon as delete() resolved.
+      const again = await sandbox(kiln, { name });
+      expect((await again.exec("echo again")).stdout).toBe("again\n");
+    },
+  );
+
+  it.skipIf(TEST_ENGINE !== "docker")(
+    "deletes a sandbox whose agent cannot answer (frozen): the engine kills it",
+    async () => {
+      const docker = (kiln.engine as unknown as { docker: import("dockerode") }).docker;
+      const sb = await sandbox(kiln);
+      expect((await sb.exec("echo hi")).stdout).toBe("hi\n");
+      await docker.getContainer(sb.id).pause();
+      const started = Date.now();
+      await sb.delete();
+      expect(Date.now() - started).toBeLessThan(30_000);
+      await expect(kiln.get(sb.id)).rejects.toThrow(SandboxNotFoundError);
+    },
+  );
+
   it("applies resource limits", async () => {
     const sb = await sandbox(kiln, { resources: { cpus: 0.5, memoryMb: 300, pids: 64 } });
     const limits = await sb.exec(

@@ -10,7 +10,6 @@ import time
 
 from .commands import Exec
 from .connection import Connection, StdioConnection
-from .contexts import Context
 from .files import (
     EntryStream,
     FileRead,
@@ -22,13 +21,9 @@ from .files import (
     scan_sorted,
     walk_entries,
 )
-from .limits import OOM_COUNTER_FILES, UNANSWERED, VERSION
+from .limits import OOM_COUNTER_FILES, UNANSWERED, VERSION, WARM_IDLE, WARM_LATEST
 from .loop import Loop
-from . import port_forward
-from .processes import Processes
-from .pty import Ptys
 from .privileges import drop_privileges
-from .run_code import RunCode
 from .state import STATE_SUFFIX, SnapshotPrepare, discard, state_file_context, state_file_name
 from .util import describe_os_error, errno_name, log, log_exception
 from .validate import (
@@ -72,14 +67,48 @@ class Agent:
                 "hello", "ping", "exec", "stdin", "stdin_end", "cancel", "run_code",
                 "fs_write", "fs_read", "fs_stat", "fs_list", "fs_walk", "fs_mkdir",
                 "fs_remove", "reload_env", "set_env", "configure", "snapshot_prepare",
-                "state_report",
+                "state_report", "exit",
             )
         }  # fmt: skip
-        # Terminals, background processes, port forwarding: their own modules and requests.
-        self.ptys = Ptys(self)
-        self.processes = Processes(self)
-        for handlers in (self.ptys.handlers(), self.processes.handlers(), port_forward.handlers(self)):
-            self.handlers.update(handlers)
+        # Terminals, background processes, port forwarding, code contexts: their own modules,
+        # imported at their first request (the agent's start is on every cold create's path).
+        self._ptys = None
+        self._processes = None
+        self._forwarding = False
+
+    @property
+    def ptys(self):
+        if self._ptys is None:
+            from .pty import Ptys
+
+            self._ptys = Ptys(self)
+            self.handlers.update(self._ptys.handlers())
+        return self._ptys
+
+    @property
+    def processes(self):
+        if self._processes is None:
+            from .processes import Processes
+
+            self._processes = Processes(self)
+            self.handlers.update(self._processes.handlers())
+        return self._processes
+
+    def handler(self, kind):
+        """The request's handler; a module's requests load that module on first use."""
+        handler = self.handlers.get(kind)
+        if handler is None:
+            if kind.startswith("pty_"):
+                self.ptys  # noqa: B018 (registers its handlers)
+            elif kind.startswith("proc_"):
+                self.processes  # noqa: B018
+            elif kind.startswith("port_") and not self._forwarding:
+                from . import port_forward
+
+                self._forwarding = True
+                self.handlers.update(port_forward.handlers(self))
+            handler = self.handlers.get(kind)
+        return handler
 
     def serve(self, stdio=False):
         if stdio:
@@ -96,9 +125,29 @@ class Agent:
         self.loop.child_uid = drop_privileges()
         # Contexts with a saved state (from a snapshot) start now, so state_report can tell.
         saved = self.take_saved_states()
-        for name in sorted({"default", *saved}):
-            self.context("python", name).start(saved.get(name))
+        for name in sorted(saved):
+            self.context("python", name).start(saved[name])
+        # The default Python context is warmed once the agent is idle (or by the first run_code):
+        # a kernel starting beside a sandbox's first command would take CPU from it (see warm_default).
+        if "default" not in saved:
+            self.warm_started = time.monotonic()
+            self.loop.call_later(WARM_IDLE, self.warm_default)
         self.loop.run()
+
+    def warm_default(self):
+        """Start the default Python context's kernel once no frame came in for WARM_IDLE and no
+        command runs, or WARM_LATEST after the agent started, whichever is first; run_code starts
+        it at once. A sandbox created for a command or two then never pays a kernel it does not
+        use beside them, and an idle one (a pool member) is warm shortly after it started."""
+        context = self.context("python", "default")
+        if context.kernel is not None or context.busy:
+            return  # run_code got there first
+        now = time.monotonic()
+        quiet = now - self.last_frame
+        if now - self.warm_started < WARM_LATEST and (quiet < WARM_IDLE or self.running()):
+            self.loop.call_later(max(WARM_IDLE - quiet, 0.01), self.warm_default)
+            return
+        context.start()
 
     def serve_stdio(self):
         """Serve the one client that may attach to the container's stdin/stdout (the host that
@@ -131,7 +180,8 @@ class Agent:
         self.connections.add(conn)
 
     def shutdown(self):
-        self.processes.terminate_all(self.ptys.running())  # SIGTERM, a grace, then SIGKILL
+        if self._processes is not None or self._ptys is not None:
+            self.processes.terminate_all(self.ptys.running())  # SIGTERM, a grace, then SIGKILL
         self.loop.kill_children()
         # State files written for a snapshot (committed while the agent runs) must not be
         # restored when this sandbox starts again.
@@ -222,6 +272,8 @@ class Agent:
     def context(self, language, name):
         key = (language, name)
         if key not in self.contexts:
+            from .contexts import Context
+
             self.contexts[key] = Context(self, language, name)
         return self.contexts[key]
 
@@ -370,7 +422,7 @@ class Agent:
             conn.error(rid, "EIO", f"internal error: {exc!r}")
 
     def _dispatch(self, conn, kind, rid, header, body):
-        handler = self.handlers.get(kind) if isinstance(kind, str) else None
+        handler = self.handler(kind) if isinstance(kind, str) else None
         if handler is None:
             raise ProtocolError(f"unknown request type {kind!r}")
         if kind in UNANSWERED:  # their id (0) is not theirs to own
@@ -392,6 +444,13 @@ class Agent:
 
     def req_hello(self, conn, rid, header, body):
         conn.reply(rid, "ok", version=VERSION, pid=os.getpid())
+
+    def req_exit(self, conn, rid, header, body):
+        """The sandbox is being deleted: answer, SIGKILL every process group started here, end
+        at once. The container's main process ending by itself spares the engine killing it."""
+        conn.reply(rid, "ok")
+        self.loop.kill_children()
+        os._exit(0)
 
     def req_ping(self, conn, rid, header, body):
         conn.reply(rid, "ok", idleMs=self.idle_ms, running=self.running())
@@ -428,6 +487,8 @@ class Agent:
         cap = int(field(header, "maxOutputBytes", is_count, sys.maxsize))
         result_cap = int(field(header, "maxResultBytes", is_count, sys.maxsize))
         context = self.context(language, name)
+        from .run_code import RunCode
+
         run = RunCode(self, conn, rid, context, code, timeout_ms, cap, result_cap)
         conn.active[rid] = run
         context.submit(run)

@@ -22,6 +22,8 @@ EXIT_DRAIN_GRACE = 1.0  # seconds to wait for exec pipes to close once the group
 INTERRUPT_GRACE = 2.0  # seconds from SIGINT to SIGKILL for a kernel that must stop
 KERNEL_START_TIMEOUT = 30.0  # also bounds restoring a context's saved state
 SAVE_TIMEOUT = 30.0  # seconds a kernel gets to save its state for snapshot_prepare
+WARM_IDLE = 0.1  # seconds without a frame (and no command running) before the default kernel starts
+WARM_LATEST = 2.0  # seconds after the agent's start by which the default kernel starts regardless
 
 LANGUAGES = ("python", "javascript", "typescript")
 # Requests that name their target in `target`, carry id 0 and never get a reply.

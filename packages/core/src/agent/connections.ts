@@ -3,7 +3,7 @@
  * Sandbox handle for that container. A closed connection is forgotten, so the next call
  * reconnects (after a stop/start, or if the agent restarted).
  */
-import { AGENT_CALL_TIMEOUT_MS, AGENT_READY_TIMEOUT_MS } from "../defaults.ts";
+import { AGENT_CALL_TIMEOUT_MS, AGENT_READY_TIMEOUT_MS, DELETE_EXIT_ACK_MS } from "../defaults.ts";
 import type { Engine } from "../engine/engine.ts";
 import {
   AgentUnavailableError,
@@ -18,6 +18,8 @@ import { AgentConnection, bridgeCommand } from "./connection.ts";
 export class AgentConnections {
   readonly #engine: Engine;
   readonly #open = new Map<string, Promise<AgentConnection>>();
+  /** The connections of #open that are established (exit() uses only those: it never waits for one). */
+  readonly #connected = new Map<string, AgentConnection>();
 
   constructor(engine: Engine) {
     this.#engine = engine;
@@ -43,7 +45,13 @@ export class AgentConnections {
       pending = this.#connect(id, started);
       this.#open.set(id, pending);
       pending.then(
-        (connection) => connection.onClose(() => this.#forget(id, pending)),
+        (connection) => {
+          this.#connected.set(id, connection);
+          connection.onClose(() => {
+            if (this.#connected.get(id) === connection) this.#connected.delete(id);
+            this.#forget(id, pending);
+          });
+        },
         () => this.#forget(id, pending),
       );
     }
@@ -69,6 +77,32 @@ export class AgentConnections {
       (c) => c.close(),
       () => {},
     );
+  }
+
+  /**
+   * For a sandbox about to be deleted: asks its agent, over this process's established
+   * connection, to end itself (`exit`), and closes the connection once it answered. undefined
+   * (and the connection, if any, closed) when none is established: exit() never waits for one.
+   * Else the acknowledgement: true once the agent answered `ok`, so its container is stopping
+   * by itself; false when it refused (an older image), the connection failed, or no answer came
+   * within DELETE_EXIT_ACK_MS.
+   */
+  exit(id: string): Promise<boolean> | undefined {
+    const connection = this.#connected.get(id);
+    if (!connection || connection.closed) {
+      this.close(id);
+      return undefined;
+    }
+    // Forgotten first, so no new call picks it up; closed only once the exit frame is out.
+    this.#open.delete(id);
+    this.#connected.delete(id);
+    return connection
+      .call({ type: "exit" }, undefined, { deadlineMs: DELETE_EXIT_ACK_MS })
+      .then(
+        (reply) => reply.header.type === "ok",
+        () => false,
+      )
+      .finally(() => connection.close());
   }
 
   closeAll(): void {

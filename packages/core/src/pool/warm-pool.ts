@@ -1,6 +1,7 @@
 /**
  * The warm pool: N sandboxes of the default shape, started, with their agent connected and the
- * default Python context already running, waiting to be claimed. A claim renames the container,
+ * default Python context running (the agent warms it once idle, 100 ms after the pool's last
+ * call), waiting to be claimed. A claim renames the container,
  * writes the sandbox's record and environment into it and hands it over; the pool refills in
  * the background. A pooled container is handed out at most once and only ever fresh.
  */

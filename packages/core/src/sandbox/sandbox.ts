@@ -181,8 +181,15 @@ export class Sandbox implements AsyncDisposable {
    */
   delete(): Promise<void> {
     this.#deleting ??= (async () => {
-      this.#services.connections.close(this.id);
-      const removed = await this.#services.engine.removeContainer(this.id);
+      const { engine, connections } = this.#services;
+      // Where the engine can use it, the agent ends itself first: a container that stopped by
+      // itself is removed faster than a running one is killed and removed. The engine starts
+      // waiting for the stop while the agent's acknowledgement is on its way.
+      const exiting = engine.removeExited ? connections.exit(this.id) : undefined;
+      if (!exiting) connections.close(this.id);
+      const removed = exiting
+        ? await (engine.removeExited as NonNullable<Engine["removeExited"]>).call(engine, this.id, exiting)
+        : await engine.removeContainer(this.id);
       this.#services.records.forget(this.id);
       if (!removed) throw new SandboxNotFoundError(this.id);
     })();

@@ -7,7 +7,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { Duplex, type Readable } from "node:stream";
 import Dockerode from "dockerode";
-import { DEFAULT_DISK_MB } from "../../defaults.ts";
+import { DEFAULT_DISK_MB, DELETE_EXIT_WAIT_MS } from "../../defaults.ts";
 import {
   ConflictError,
   EngineError,
@@ -502,6 +502,26 @@ export class DockerEngine implements Engine {
       if (e.statusCode === 409 && /already in progress/.test(engineMessage(e))) return false;
       this.#fail(err, "remove container");
     }
+  }
+
+  async removeExited(id: string, acknowledged: Promise<boolean>): Promise<boolean> {
+    // The agent is ending the container's main process: wait for the container to stop, which
+    // costs the engine less than killing it (no kill through the runtime). Refused, not stopped
+    // in time, or gone: removeContainer kills (or reports) it as usual.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), DELETE_EXIT_WAIT_MS);
+    acknowledged.then(
+      (yes) => yes || abort.abort(),
+      () => abort.abort(),
+    );
+    try {
+      await this.docker.getContainer(id).wait({ condition: "not-running", abortSignal: abort.signal });
+    } catch {
+      // removeContainer below decides
+    } finally {
+      clearTimeout(timer);
+    }
+    return this.removeContainer(id);
   }
 
   async #labelsOf(id: string): Promise<Record<string, string> | undefined> {
