@@ -3,7 +3,7 @@
 // What these tests show holds for the simulator; the real-cluster suite (real-cluster.test.ts)
 // is what shows it for a cluster.
 import { Readable } from "node:stream";
-import { ConflictError, Kiln, NotSupportedError } from "@kiln/core";
+import { ConflictError, Kiln } from "@kiln/core";
 import { type KubeSim, startKubeSim } from "@kiln/kube-sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubernetesEngine } from "../src/engine.ts";
