@@ -41,6 +41,14 @@ describe("request bodies", () => {
     expect(res.body.error.message).toBeTruthy();
   });
 
+  it("a refused request with deeply nested JSON is still audited (its detail bounded)", async () => {
+    const body = `{"command": ${"[".repeat(100_000)}${"]".repeat(100_000)}}`;
+    expect((await rawPost(`/v1/sandboxes/${id}/exec`, body)).status).toBe(400);
+    const [last] = (await t.api("GET", "/v1/audit?limit=1")).body.events;
+    expect(last).toMatchObject({ action: "sandbox.exec", target: id, outcome: "error", status: 400 });
+    expect(JSON.stringify(last.detail).length).toBeLessThan(1000);
+  });
+
   it("a volume mount over a system path is refused by core and named", async () => {
     const res = await t.api("POST", "/v1/sandboxes", { body: { volumes: [{ volume: "v", mountPath: "/etc" }] } });
     expect(res.status).toBe(400);

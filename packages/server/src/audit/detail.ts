@@ -52,10 +52,32 @@ const DETAIL: Record<string, (body: Json, query: Record<string, string>) => Json
   }),
 };
 
+/** How deep and how wide a detail's values are kept: the body is unvalidated and may be hostile. */
+const MAX_DEPTH = 6;
+const MAX_ENTRIES = 64;
+
+/**
+ * A copy of an unvalidated value the audit log can always store: strings cut, at most
+ * MAX_ENTRIES per array or object, nothing below MAX_DEPTH (a refused request with 100,000 nested
+ * arrays once overflowed JSON.stringify in the store and lost its audit event).
+ */
+function bounded(v: unknown, depth = 0): unknown {
+  if (typeof v === "string") return cut(v);
+  if (typeof v !== "object" || v === null) return v;
+  if (depth >= MAX_DEPTH) return "…";
+  if (Array.isArray(v)) {
+    const kept = v.slice(0, MAX_ENTRIES).map((x) => bounded(x, depth + 1));
+    return v.length > MAX_ENTRIES ? [...kept, "…"] : kept;
+  }
+  const out: Json = {};
+  for (const [k, x] of Object.entries(v).slice(0, MAX_ENTRIES)) out[cut(k) as string] = bounded(x, depth + 1);
+  return out;
+}
+
 export function auditDetail(action: string, body: unknown, query: Record<string, string>): Json | undefined {
   const fn = DETAIL[action];
   if (!fn) return undefined;
   const b = typeof body === "object" && body !== null && !Array.isArray(body) ? (body as Json) : {};
   const detail = fn(b, query);
-  return detail === undefined || Object.keys(detail).length === 0 ? undefined : detail;
+  return detail === undefined || Object.keys(detail).length === 0 ? undefined : (bounded(detail, -1) as Json);
 }
