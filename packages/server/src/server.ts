@@ -120,6 +120,13 @@ export async function startServer(partial: Partial<ServerConfig> = {}): Promise<
       // WebSocket routes (the PTY) go through the app, and so through the pipeline, before upgrading.
       websocket: { server: new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 }) },
     }) as Server;
+    // `Expect: 100-continue` (the remote client's uploads): a body the upload limit refuses gets
+    // its 413 at once and is never sent; any other goes on as Node's default would.
+    const maxUploadBytes = config.maxUploadMb * 1024 * 1024;
+    server.on("checkContinue", (req, res) => {
+      if (!(Number(req.headers["content-length"]) > maxUploadBytes)) res.writeContinue();
+      server.emit("request", req, res);
+    });
     const upgraded = servePreviews(server, kiln);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

@@ -2,16 +2,19 @@
 // needed): keep-alive reuse, a reused connection the server drops before answering (sent again
 // on a fresh one), and a fresh connection that fails (reported, not sent again).
 import { createServer, type Server } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import { type AddressInfo, createServer as createNetServer, type Socket } from "node:net";
+import { Readable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { ServerUnavailableError, UnauthorizedError } from "../errors.ts";
 import { HttpClient } from "./http-client.ts";
 
 let server: Server | undefined;
 afterEach(async () => {
-  server?.closeAllConnections();
-  await new Promise((resolve) => server?.close(resolve));
+  const running = server;
   server = undefined;
+  if (!running) return;
+  running.closeAllConnections();
+  await new Promise((resolve) => running.close(resolve));
 });
 
 /** A server answering `{ n }` (its request count) on each connection; `drop` may cut a request instead. */
@@ -83,5 +86,84 @@ describe("HttpClient JSON calls", () => {
     const client = new HttpClient(await start(() => false), "kiln_wrong_key_0123456789");
     await expect(client.empty("DELETE", "/x", { what: "test" })).rejects.toBeInstanceOf(UnauthorizedError);
     client.close();
+  });
+});
+
+describe("HttpClient uploads", () => {
+  /** A server that refuses every body over `limit` at its 100 Continue, counting the body bytes it receives. */
+  async function refusing(limit: number): Promise<{ url: string; received: () => number }> {
+    let received = 0;
+    const answer = (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => {
+      req.on("data", (c: Buffer) => {
+        received += c.length;
+      });
+      if (Number(req.headers["content-length"]) > limit) {
+        res.writeHead(413, { "content-type": "application/json", connection: "close" });
+        res.end(JSON.stringify({ error: { code: "PAYLOAD_TOO_LARGE", message: "too large" } }));
+        return;
+      }
+      req.on("end", () => res.writeHead(204).end());
+    };
+    const s = createServer(answer);
+    server = s;
+    s.on("checkContinue", (req, res) => {
+      if (!(Number(req.headers["content-length"]) > limit)) res.writeContinue();
+      s.emit("request", req, res);
+    });
+    await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+    return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, received: () => received };
+  }
+  const bytes = (n: number) => () => Readable.from([Buffer.alloc(n, 1)]);
+
+  it("never send a body the server refuses at its 100 Continue, and report the refusal (20 times)", async () => {
+    const { url, received } = await refusing(1024);
+    const client = new HttpClient(url, "kiln_test_key_0123456789");
+    for (let i = 0; i < 20; i++) {
+      const err = await client
+        .upload("/up", bytes(4 * 1024 * 1024), { contentLength: 4 * 1024 * 1024, what: "test" })
+        .catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "PAYLOAD_TOO_LARGE" });
+    }
+    expect(received()).toBe(0);
+    await client.upload("/up", bytes(100), { contentLength: 100, what: "test" });
+    expect(received()).toBe(100);
+    client.close();
+  });
+
+  it("send the body anyway, after a wait, to a server that ignores Expect", async () => {
+    // A raw TCP server that speaks just enough HTTP/1.1 and never sends 100 Continue.
+    let received = 0;
+    const raw = createNetServer((socket) => {
+      let head = "";
+      let body = 0;
+      let length = -1;
+      socket.on("data", (chunk: Buffer) => {
+        if (length < 0) {
+          head += chunk.toString("latin1");
+          const end = head.indexOf("\r\n\r\n");
+          if (end < 0) return;
+          length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+          body = Buffer.byteLength(head.slice(end + 4), "latin1");
+        } else body += chunk.length;
+        if (length >= 0 && body >= length) {
+          received = body;
+          socket.end("HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+        }
+      });
+    });
+    await new Promise<void>((resolve) => raw.listen(0, "127.0.0.1", resolve));
+    try {
+      const client = new HttpClient(
+        `http://127.0.0.1:${(raw.address() as AddressInfo).port}`,
+        "kiln_test_key_0123456789",
+      );
+      const started = Date.now();
+      await client.upload("/up", bytes(100), { contentLength: 100, what: "test" });
+      expect(received).toBe(100);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900); // it waited for a 100 that never came
+      client.close();
+    } finally {
+      await new Promise((resolve) => raw.close(resolve));
+    }
   });
 });

@@ -17,6 +17,8 @@ import { pipeline } from "node:stream/promises";
 import { AbortedError, InvalidArgumentError, KilnError, ServerUnavailableError } from "../errors.ts";
 import { type ErrorContext, errorFromResponse } from "./http-errors.ts";
 
+/** How long an upload waits for the server's 100 Continue before it sends the body anyway. */
+const CONTINUE_WAIT_MS = 1000;
 /** Tries of one upload whose connection breaks before any answer (see upload()). */
 const UPLOAD_ATTEMPTS = 3;
 /** An error body is read up to this much; anything beyond is not a Kiln error message. */
@@ -136,12 +138,18 @@ export class HttpClient {
   ): Promise<unknown> {
     const target = this.#target(path, options.query);
     const send = target.protocol === "https:" ? httpsRequest : httpRequest;
+    // A body of known length waits for the server's 100 Continue, so an upload the server refuses
+    // up front (413) is never written into a socket the server is closing: without it, the
+    // refusal often lost the race to EPIPE/ECONNRESET under load. A server that ignores
+    // `Expect` gets the body after CONTINUE_WAIT_MS anyway (RFC 9110 §10.1.1).
+    const expectContinue = options.contentLength !== undefined && options.contentLength > 0;
     const request = send(target, {
       method,
       headers: {
         authorization: this.#authorization,
         "content-type": "application/octet-stream",
         ...(options.contentLength === undefined ? {} : { "content-length": String(options.contentLength) }),
+        ...(expectContinue ? { expect: "100-continue" } : {}),
       },
       ...(options.signal ? { signal: options.signal } : {}),
     });
@@ -149,10 +157,30 @@ export class HttpClient {
       request.once("response", resolve);
       request.once("error", reject);
     });
-    const sent = pipeline(source, request).then(
-      () => undefined,
-      (err: unknown) => err,
-    );
+    const sendBody = () =>
+      pipeline(source, request).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    const sent: Promise<unknown> = expectContinue
+      ? new Promise((resolve) => {
+          const timer = setTimeout(go, CONTINUE_WAIT_MS);
+          function go() {
+            clearTimeout(timer);
+            request.off("response", skip);
+            request.off("error", skip);
+            resolve(sendBody());
+          }
+          function skip() {
+            clearTimeout(timer);
+            request.off("continue", go);
+            resolve(undefined); // answered (or failed) before the body: it is never sent
+          }
+          request.once("continue", go);
+          request.once("response", skip);
+          request.once("error", skip);
+        })
+      : sendBody();
     let response: IncomingMessage;
     try {
       response = await answered;
@@ -177,6 +205,7 @@ export class HttpClient {
       return undefined;
     }
     source.destroy();
+    request.destroy(); // a refused body may be unsent or half sent: this connection is done
     const headers = new Headers();
     for (const [key, value] of Object.entries(response.headers)) {
       if (typeof value === "string") headers.set(key, value);

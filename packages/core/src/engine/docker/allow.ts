@@ -23,6 +23,7 @@
  */
 import { createHash, randomInt } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { BlockList } from "node:net";
 import { Readable } from "node:stream";
 import type Dockerode from "dockerode";
 import { extract, pack } from "tar-stream";
@@ -148,6 +149,37 @@ function intToIp(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
 }
 
+/**
+ * The host's addresses and subnets that the blocked ranges do not already cover, sorted. Only
+ * those change what the proxy refuses; the rest (Docker's bridges, in private ranges) come and go
+ * as networks are made and removed, and would give a second Kiln a differently named proxy for
+ * the same protection.
+ */
+export function notBlocked(cidrs: string[]): string[] {
+  const v4 = EGRESS_BLOCKED_V4.map((c) => {
+    const [address = "", prefix = "32"] = c.split("/");
+    return { net: ipToInt(address), prefix: Number(prefix) };
+  });
+  const global6 = new BlockList();
+  const [globalAddress = "", globalPrefix = "3"] = EGRESS_GLOBAL_V6.split("/");
+  global6.addSubnet(globalAddress, Number(globalPrefix), "ipv6");
+  const v6 = new BlockList();
+  for (const c of EGRESS_BLOCKED_V6) {
+    const [address = "", prefix = "128"] = c.split("/");
+    v6.addSubnet(address, Number(prefix), "ipv6");
+  }
+  const covered = (cidr: string): boolean => {
+    const [address = "", prefix = ""] = cidr.split("/");
+    // IPv6: only global unicast (EGRESS_GLOBAL_V6) is reachable at all, minus the blocked ranges.
+    if (address.includes(":"))
+      return prefix === "128" && (!global6.check(address, "ipv6") || v6.check(address, "ipv6"));
+    const n = ipToInt(address);
+    const len = Number(prefix);
+    return v4.some((b) => len >= b.prefix && (b.prefix === 0 || (n ^ b.net) >>> (32 - b.prefix) === 0));
+  };
+  return [...new Set(cidrs)].filter((c) => !covered(c)).sort();
+}
+
 /** Subnets tried for kiln-allow, in order, until the engine accepts one that overlaps nothing. */
 function candidateSubnets(): string[] {
   const out: string[] = [];
@@ -227,7 +259,7 @@ export class AllowNetworks {
       blockedV4: EGRESS_BLOCKED_V4,
       blockedV6: EGRESS_BLOCKED_V6,
       globalV6: EGRESS_GLOBAL_V6,
-      deny: [...host.v4, ...host.v6],
+      deny: notBlocked([...host.v4, ...host.v6]),
       trust: this.#options.trust ?? [],
       hosts: this.#options.hosts ?? {},
       ...(this.#options.resolver ? { resolver: this.#options.resolver } : {}),
