@@ -152,3 +152,49 @@ export async function startTestHosts(
     throw err;
   }
 }
+
+/**
+ * Python run in an allow-list sandbox (allowed: tls.test): two CONNECT tunnels to tls.test:443
+ * through HTTPS_PROXY, one whose TLS server name matches and one that says other.test; prints
+ * `{"same": ..., "other": ...}`, each "<CONNECT status line> | <answer or error>".
+ */
+export const SNI_MISMATCH_PROBE = String.raw`
+import json, os, socket, ssl, sys
+proxy = os.environ["HTTPS_PROXY"].split("//")[1].rstrip("/")
+host, port = proxy.split(":")
+def tunnel(sni):
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(b"CONNECT tls.test:443 HTTP/1.1\r\nHost: tls.test:443\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    ctx = ssl.create_default_context(cafile="/tmp/ca.pem")
+    try:
+        t = ctx.wrap_socket(s, server_hostname=sni)
+        t.sendall(b"GET / HTTP/1.1\r\nHost: " + sni.encode() + b"\r\nConnection: close\r\n\r\n")
+        body = b""
+        while True:
+            chunk = t.recv(4096)
+            if not chunk:
+                break
+            body += chunk
+        return head.split(b"\r\n")[0].decode() + " | " + body.decode(errors="replace").split("\r\n")[-1]
+    except Exception as e:
+        return head.split(b"\r\n")[0].decode() + " | " + f"{type(e).__name__}: {e}"
+print(json.dumps({"same": tunnel("tls.test"), "other": tunnel("other.test")}))`;
+
+/** Python that sends the proxy malformed and hostile requests, each on its own connection; prints "sent". */
+export const HOSTILE_PROXY_REQUESTS = String.raw`
+import os, socket
+host, port = os.environ["HTTP_PROXY"].split("//")[1].rstrip("/").split(":")
+for raw in [b"CONNECT \xff\xfe:443 HTTP/1.1\r\n\r\n", b"CONNECT a:99999 HTTP/1.1\r\n\r\n", b"CONNECT :443 HTTP/1.1\r\n\r\n",
+            b"GET http://ex\xc3\xa4mple.test/ HTTP/1.1\r\nHost: x\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n", b"\x16\x03\x01\xff\xff" + b"A" * 70000,
+            b"CONNECT allowed.test:80 HTTP/1.1\r\n\r\n\x16\x03\x01\x00\x05\x01\x00\x00\xff\xff", b"GET http://[::1/ HTTP/1.1\r\n\r\n"]:
+    s = socket.create_connection((host, int(port)), timeout=5)
+    try:
+        s.sendall(raw)
+        s.recv(4096)
+    except Exception:
+        pass
+    s.close()
+print("sent")`;

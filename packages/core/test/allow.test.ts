@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DockerEngine } from "../src/engine/docker/docker-engine.ts";
 import { EGRESS_LABEL } from "../src/engine/docker/egress.ts";
 import { NotSupportedError, type Sandbox } from "../src/index.ts";
-import { startTestHosts, type TestHosts } from "./allow-hosts.ts";
+import { HOSTILE_PROXY_REQUESTS, SNI_MISMATCH_PROBE, startTestHosts, type TestHosts } from "./allow-hosts.ts";
 import { sandbox, testKiln } from "./helpers.ts";
 import { testRunLabel } from "./test-run-label.ts";
 
@@ -219,31 +219,7 @@ print(json.dumps({
 
   it("refuses a CONNECT tunnel whose TLS server name is not the CONNECT host", async () => {
     await sb.setNetwork({ allow: ["tls.test"] });
-    const script = String.raw`
-import json, os, socket, ssl, sys
-proxy = os.environ["HTTPS_PROXY"].split("//")[1].rstrip("/")
-host, port = proxy.split(":")
-def tunnel(sni):
-    s = socket.create_connection((host, int(port)), timeout=10)
-    s.sendall(b"CONNECT tls.test:443 HTTP/1.1\r\nHost: tls.test:443\r\n\r\n")
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(1)
-    ctx = ssl.create_default_context(cafile="/tmp/ca.pem")
-    try:
-        t = ctx.wrap_socket(s, server_hostname=sni)
-        t.sendall(b"GET / HTTP/1.1\r\nHost: " + sni.encode() + b"\r\nConnection: close\r\n\r\n")
-        body = b""
-        while True:
-            chunk = t.recv(4096)
-            if not chunk:
-                break
-            body += chunk
-        return head.split(b"\r\n")[0].decode() + " | " + body.decode(errors="replace").split("\r\n")[-1]
-    except Exception as e:
-        return head.split(b"\r\n")[0].decode() + " | " + f"{type(e).__name__}: {e}"
-print(json.dumps({"same": tunnel("tls.test"), "other": tunnel("other.test")}))`;
-    const r = await sb.exec(`python3 - <<'EOF'\n${script}\nEOF`, { timeoutMs: 60_000 });
+    const r = await sb.exec(`python3 - <<'EOF'\n${SNI_MISMATCH_PROBE}\nEOF`, { timeoutMs: 60_000 });
     expect(r.exitCode, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout) as { same: string; other: string };
     expect(result.same).toBe("HTTP/1.1 200 Connection Established | hello from tls.test\n");
@@ -297,26 +273,7 @@ describe("the proxy's lifecycle", () => {
   it("survives hostile requests from a sandbox (it serves every allow-list sandbox)", async () => {
     const proxy = await engine.allowNetworks.ensure();
     const before = (await docker.getContainer(proxy.name).inspect()).RestartCount;
-    const script = String.raw`
-import os, socket
-host, port = os.environ["HTTP_PROXY"].split("//")[1].rstrip("/").split(":")
-for raw in [b"CONNECT \xff\xfe:443 HTTP/1.1\r\n\r\n", b"CONNECT a:99999 HTTP/1.1\r\n\r\n", b"CONNECT :443 HTTP/1.1\r\n\r\n",
-            b"GET http://ex\xc3\xa4mple.test/ HTTP/1.1\r\nHost: x\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n", b"\x16\x03\x01\xff\xff" + b"A" * 70000,
-            b"CONNECT allowed.test:80 HTTP/1.1\r\n\r\n\x16\x03\x01\x00\x05\x01\x00\x00\xff\xff", b"GET http://[::1/ HTTP/1.1\r\n\r\n"]:
-    s = socket.create_connection((host, int(port)), timeout=5)
-    try:
-        s.sendall(raw)
-        s.recv(4096)
-    except Exception:
-        pass
-    s.close()
-print("sent")`;
-    const r = await sb.exec(
-      `python3 - <<'EOF'
-${script}
-EOF`,
-      { timeoutMs: 120_000 },
-    );
+    const r = await sb.exec(`python3 - <<'EOF'\n${HOSTILE_PROXY_REQUESTS}\nEOF`, { timeoutMs: 120_000 });
     expect(r.stdout, r.stderr).toBe("sent\n");
     await sb.setNetwork({ allow: ["allowed.test"] });
     expect((await curl(sb, "http://allowed.test/")).stdout).toBe("hello from allowed.test\n");

@@ -45,6 +45,7 @@ import {
   EGRESS_BLOCKED_V6,
   EGRESS_GLOBAL_V6,
   PROXY_PORT,
+  parseNetworkLog,
   proxyEnv,
 } from "@kiln/core/engine";
 import type {
@@ -58,7 +59,7 @@ import type {
 } from "@kubernetes/client-node";
 import { pack } from "tar-stream";
 import { type ExecTarget, runExec } from "./exec.ts";
-import { DEFAULT_DNS, K8S_LABEL } from "./manifests.ts";
+import { internetEgress, K8S_LABEL } from "./manifests.ts";
 
 export { PROXY_PORT };
 
@@ -223,7 +224,6 @@ export function proxyReplicaSet(hash: string, o: ProxyManifestOptions, p: Egress
  * minus core's blocked ranges, DNS, and (tests only) the trusted CIDRs.
  */
 export function proxyNetworkPolicy(hash: string, o: ProxyManifestOptions, p: EgressProxyOptions): V1NetworkPolicy {
-  const dns = o.dns === false ? undefined : (o.dns ?? DEFAULT_DNS);
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
@@ -242,31 +242,7 @@ export function proxyNetworkPolicy(hash: string, o: ProxyManifestOptions, p: Egr
           ports: [{ protocol: "TCP", port: PROXY_PORT }],
         },
       ],
-      egress: [
-        {
-          to: [
-            { ipBlock: { cidr: "0.0.0.0/0", except: EGRESS_BLOCKED_V4.filter((c) => c !== "0.0.0.0/0") } },
-            { ipBlock: { cidr: EGRESS_GLOBAL_V6, except: [...EGRESS_BLOCKED_V6] } },
-            ...(p.trust ?? []).map((cidr) => ({ ipBlock: { cidr: cidr.includes("/") ? cidr : `${cidr}/32` } })),
-          ],
-        },
-        ...(dns
-          ? [
-              {
-                to: [
-                  {
-                    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": dns.namespace } },
-                    podSelector: { matchLabels: dns.podLabels },
-                  },
-                ],
-                ports: [
-                  { protocol: "UDP", port: 53 },
-                  { protocol: "TCP", port: 53 },
-                ],
-              },
-            ]
-          : []),
-      ],
+      egress: internetEgress(o.dns, p.trust),
     },
   };
 }
@@ -524,17 +500,7 @@ export class EgressProxy {
       String(limit + 1),
       `${PROXY_DATA}/logs/${id}.jsonl`,
     ]).catch((err) => this.#host.fail(err, "read the network log"));
-    const out: NetworkDecision[] = [];
-    for (const line of result.stdout.toString("utf8").split("\n")) {
-      if (!line) continue;
-      try {
-        const d = JSON.parse(line) as NetworkDecision;
-        out.push({ at: d.at, host: d.host, port: d.port, allowed: d.allowed, reason: d.reason });
-      } catch {
-        // a line cut by the rotation
-      }
-    }
-    return out.slice(-limit);
+    return parseNetworkLog(result.stdout.toString("utf8"), limit);
   }
 
   /** Removes a deleted sandbox's rules and log at its proxy (best effort: the sweeper catches stale rules). */

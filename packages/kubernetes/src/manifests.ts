@@ -250,6 +250,43 @@ export interface PolicyOptions {
 export const DEFAULT_DNS = { namespace: "kube-system", podLabels: { "k8s-app": "kube-dns" } };
 
 /**
+ * Egress rules for "the internet": every address but the blocked ranges (core's list, the same
+ * the Docker engine's filter uses), plus `trusted` CIDRs (tests' hosts), and the cluster's DNS
+ * pods on port 53 unless `dns` is false. Shared by the `egress` mode's policy and the egress proxy's.
+ */
+export function internetEgress(
+  dnsOption: PolicyOptions["dns"],
+  trusted: string[] = [],
+): NonNullable<NonNullable<V1NetworkPolicy["spec"]>["egress"]> {
+  const dns = dnsOption === false ? undefined : (dnsOption ?? DEFAULT_DNS);
+  return [
+    {
+      to: [
+        { ipBlock: { cidr: "0.0.0.0/0", except: EGRESS_BLOCKED_V4.filter((c) => c !== "0.0.0.0/0") } },
+        { ipBlock: { cidr: EGRESS_GLOBAL_V6, except: [...EGRESS_BLOCKED_V6] } },
+        ...trusted.map((cidr) => ({ ipBlock: { cidr: cidr.includes("/") ? cidr : `${cidr}/32` } })),
+      ],
+    },
+    ...(dns
+      ? [
+          {
+            to: [
+              {
+                namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": dns.namespace } },
+                podSelector: { matchLabels: dns.podLabels },
+              },
+            ],
+            ports: [
+              { protocol: "UDP", port: 53 },
+              { protocol: "TCP", port: 53 },
+            ],
+          },
+        ]
+      : []),
+  ];
+}
+
+/**
  * The shared policies: every Kiln pod denied all ingress and egress; "egress" pods allowed the
  * internet (0.0.0.0/0 and 2000::/3 minus core's blocked ranges: private, link-local/metadata,
  * CGNAT, multicast, ...) and DNS at the cluster resolver; allow-list pods only the proxy.
@@ -258,7 +295,6 @@ export const DEFAULT_DNS = { namespace: "kube-system", podLabels: { "k8s-app": "
  */
 export function networkPolicies(o: PolicyOptions): V1NetworkPolicy[] {
   const meta = (name: string) => ({ name, namespace: o.namespace, labels: { ...o.extraLabels, "kiln.policy": "1" } });
-  const dns = o.dns === false ? undefined : (o.dns ?? DEFAULT_DNS);
   const policies: V1NetworkPolicy[] = [
     {
       apiVersion: "networking.k8s.io/v1",
@@ -278,30 +314,7 @@ export function networkPolicies(o: PolicyOptions): V1NetworkPolicy[] {
       spec: {
         podSelector: { matchLabels: { [K8S_LABEL.networkMode]: "egress" } },
         policyTypes: ["Egress"],
-        egress: [
-          {
-            to: [
-              { ipBlock: { cidr: "0.0.0.0/0", except: EGRESS_BLOCKED_V4.filter((c) => c !== "0.0.0.0/0") } },
-              { ipBlock: { cidr: EGRESS_GLOBAL_V6, except: [...EGRESS_BLOCKED_V6] } },
-            ],
-          },
-          ...(dns
-            ? [
-                {
-                  to: [
-                    {
-                      namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": dns.namespace } },
-                      podSelector: { matchLabels: dns.podLabels },
-                    },
-                  ],
-                  ports: [
-                    { protocol: "UDP", port: 53 },
-                    { protocol: "TCP", port: 53 },
-                  ],
-                },
-              ]
-            : []),
-        ],
+        egress: internetEgress(o.dns),
       },
     },
   ];

@@ -6,7 +6,7 @@
 
 export { bridgeCommand } from "../agent/connection.ts";
 export { shapeKey } from "../pool/warm-pool.ts";
-export { PROXY_PORT, proxyEnv } from "./docker/allow.ts";
+export { PROXY_PORT, parseNetworkLog, proxyEnv } from "./docker/allow.ts";
 export { DockerEngine, type DockerEngineOptions } from "./docker/docker-engine.ts";
 export { EGRESS_BLOCKED_V4, EGRESS_BLOCKED_V6, EGRESS_GLOBAL_V6 } from "./docker/egress.ts";
 export type * from "./engine.ts";

@@ -142,6 +142,24 @@ interface HttpError {
 }
 const statusOf = (err: unknown) => (err as HttpError).statusCode;
 
+/**
+ * The proxy's decision log (JSON lines, the newest last) as decisions, the last `limit` of them;
+ * a line cut by the log's rotation is skipped. Also read by engines that run the proxy themselves.
+ */
+export function parseNetworkLog(text: string, limit: number): NetworkDecision[] {
+  const out: NetworkDecision[] = [];
+  for (const line of text.split("\n").slice(-limit - 1)) {
+    if (!line) continue;
+    try {
+      const d = JSON.parse(line) as NetworkDecision;
+      out.push({ at: d.at, host: d.host, port: d.port, allowed: d.allowed, reason: d.reason });
+    } catch {
+      // a line cut by the rotation
+    }
+  }
+  return out.slice(-limit);
+}
+
 function ipToInt(ip: string): number {
   return ip.split(".").reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
 }
@@ -487,17 +505,7 @@ export class AllowNetworks {
   async log(proxy: string, holder: string, limit = 200): Promise<NetworkDecision[]> {
     const text = await this.#readFile(proxy, `${DATA_DIR}/logs/${holder}.jsonl`, "read the network log");
     if (text === undefined) return [];
-    const out: NetworkDecision[] = [];
-    for (const line of text.split("\n").slice(-limit - 1)) {
-      if (!line) continue;
-      try {
-        const d = JSON.parse(line) as NetworkDecision;
-        out.push({ at: d.at, host: d.host, port: d.port, allowed: d.allowed, reason: d.reason });
-      } catch {
-        // a line cut by the rotation
-      }
-    }
-    return out.slice(-limit);
+    return parseNetworkLog(text, limit);
   }
 
   /**
