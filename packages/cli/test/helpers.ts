@@ -1,5 +1,5 @@
-import { spawn } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { expect } from "vitest";
@@ -82,4 +82,50 @@ export function expectOneLineError(run: Run, code: number, pattern?: RegExp): vo
   expect(errorLines, run.stderr).toHaveLength(1);
   expect(run.stderr).not.toMatch(/\n\s+at .+:\d+:\d+/);
   if (pattern) expect(errorLines[0]).toMatch(pattern);
+}
+
+/** A `kiln serve` child on a free port with its own data dir (a fresh admin key), as a user starts it. */
+export interface ServeChild {
+  url: string;
+  adminKey: string;
+  /** What it printed on stderr so far (the admin key, once). */
+  stderr(): string;
+  /** SIGTERM, and waits for it to exit: its exit code. */
+  stop(): Promise<number | null>;
+}
+
+export async function startKilnServe(dataDir: string): Promise<ServeChild> {
+  const server: ChildProcess = spawn(process.execPath, [BIN, "serve", "--port", "0", "--data-dir", dataDir, "--json"], {
+    env: baseEnv({ KILN_ADMIN_KEY: "" }),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  server.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  let stdout = "";
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`kiln serve did not print its URL: ${stderr}`)), 60_000);
+    server.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+      try {
+        resolve((JSON.parse(stdout) as { url: string }).url);
+        clearTimeout(timer);
+      } catch {
+        // not the whole object yet
+      }
+    });
+    server.on("exit", (code) => reject(new Error(`kiln serve exited ${code}: ${stderr}`)));
+  });
+  return {
+    url,
+    adminKey: (await readFile(join(dataDir, "admin.key"), "utf8")).trim(),
+    stderr: () => stderr,
+    stop: async () => {
+      if (server.exitCode !== null || server.signalCode !== null) return server.exitCode;
+      const exited = new Promise<number | null>((resolve) => server.once("exit", (code) => resolve(code)));
+      server.kill("SIGTERM");
+      return exited;
+    },
+  };
 }

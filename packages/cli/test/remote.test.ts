@@ -1,19 +1,17 @@
 // Every command through the kiln binary in remote mode: against a real `kiln serve` (a child
 // process on a free port with a temp data dir), selected by KILN_URL/KILN_API_KEY, by flags, or
 // by kiln login. One sandbox serves the whole file.
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CommandResult, Execution, SandboxInfo, SnapshotInfo, VolumeInfo } from "@kiln/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BIN, baseEnv, expectOneLineError, kiln, kilnJson, type RunOptions } from "./helpers.ts";
+import { expectOneLineError, kiln, kilnJson, type RunOptions, type ServeChild, startKilnServe } from "./helpers.ts";
 import { LABEL_FLAGS, TEST_LABELS } from "./labels.ts";
 
 const suffix = `${process.pid}-${Date.now().toString(36)}`;
 const name = `cli-test-remote-${suffix}`;
-let server: ChildProcess;
-let serverStderr = "";
+let server: ServeChild | undefined;
 let url: string;
 let adminKey: string;
 let dataDir: string;
@@ -29,45 +27,22 @@ const remoteJson = <T>(args: string[], options: RunOptions = {}) =>
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "kiln-cli-remote-"));
   dataDir = join(work, "data");
-  server = spawn(process.execPath, [BIN, "serve", "--port", "0", "--data-dir", dataDir, "--json"], {
-    env: baseEnv({ KILN_ADMIN_KEY: "" }),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  server.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    serverStderr += chunk;
-  });
-  let stdout = "";
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kiln serve did not print its URL: ${serverStderr}`)), 60_000);
-    server.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-      try {
-        const parsed = JSON.parse(stdout) as { url: string };
-        clearTimeout(timer);
-        resolve(parsed.url);
-      } catch {
-        // not the whole object yet
-      }
-    });
-    server.on("exit", (code) => reject(new Error(`kiln serve exited ${code}: ${serverStderr}`)));
-  });
-  adminKey = (await readFile(join(dataDir, "admin.key"), "utf8")).trim();
+  server = await startKilnServe(dataDir);
+  url = server.url;
+  adminKey = server.adminKey;
   info = await remoteJson<SandboxInfo>(["create", "--name", name, ...LABEL_FLAGS, "--memory", "512"]);
 });
 
 afterAll(async () => {
   if (info) await remote(["rm", info.id]);
-  if (server && server.exitCode === null) {
-    server.kill("SIGTERM");
-    await new Promise((resolve) => server.once("exit", resolve));
-  }
+  await server?.stop();
 });
 
 describe("kiln serve", () => {
   it("prints its URL, and the admin key it made once on stderr (also in admin.key, mode 0600)", async () => {
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(adminKey).toMatch(/^kiln_/);
-    expect(serverStderr).toContain(adminKey);
+    expect(server?.stderr()).toContain(adminKey);
     expect((await stat(join(dataDir, "admin.key"))).mode & 0o777).toBe(0o600);
     const health = (await (await fetch(`${url}/healthz`)).json()) as { status: string };
     expect(health.status).toBe("ok");
@@ -203,12 +178,10 @@ describe("kiln login", () => {
 
 describe("shutdown", () => {
   it("SIGTERM stops kiln serve with exit 0", async () => {
-    const exited = new Promise<number | null>((resolve) => server.once("exit", (code) => resolve(code)));
     // The sandbox outlives the server: remove it while the server still answers.
     await remote(["rm", info.id]);
     info = undefined as unknown as SandboxInfo;
-    server.kill("SIGTERM");
-    expect(await exited).toBe(0);
-    expect(serverStderr).toContain("stopping");
+    expect(await server?.stop()).toBe(0);
+    expect(server?.stderr()).toContain("stopping");
   });
 });

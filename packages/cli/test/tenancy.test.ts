@@ -1,15 +1,23 @@
 // kiln orgs, kiln keys and kiln audit through the kiln binary against a real `kiln serve`
 // (a child process on a free port with a temp data dir).
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BIN, baseEnv, expectOneLineError, kiln, kilnJson, type RunOptions } from "./helpers.ts";
+import {
+  BIN,
+  baseEnv,
+  expectOneLineError,
+  kiln,
+  kilnJson,
+  type RunOptions,
+  type ServeChild,
+  startKilnServe,
+} from "./helpers.ts";
 
-let server: ChildProcess;
-let serverStderr = "";
+let server: ServeChild | undefined;
 let url: string;
 let adminKey: string;
 let dataDir: string;
@@ -21,35 +29,13 @@ const remoteJson = <T>(args: string[], options: RunOptions = {}) =>
 
 beforeAll(async () => {
   dataDir = join(await mkdtemp(join(tmpdir(), "kiln-cli-tenancy-")), "data");
-  server = spawn(process.execPath, [BIN, "serve", "--port", "0", "--data-dir", dataDir, "--json"], {
-    env: baseEnv({ KILN_ADMIN_KEY: "" }),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  server.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    serverStderr += chunk;
-  });
-  let stdout = "";
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kiln serve did not print its URL: ${serverStderr}`)), 60_000);
-    server.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-      try {
-        resolve((JSON.parse(stdout) as { url: string }).url);
-        clearTimeout(timer);
-      } catch {
-        // not the whole object yet
-      }
-    });
-    server.on("exit", (code) => reject(new Error(`kiln serve exited ${code}: ${serverStderr}`)));
-  });
-  adminKey = (await readFile(join(dataDir, "admin.key"), "utf8")).trim();
+  server = await startKilnServe(dataDir);
+  url = server.url;
+  adminKey = server.adminKey;
 });
 
 afterAll(async () => {
-  if (server && server.exitCode === null) {
-    server.kill("SIGTERM");
-    await new Promise((resolve) => server.once("exit", resolve));
-  }
+  await server?.stop();
 });
 
 describe("kiln orgs and kiln keys", () => {

@@ -1,20 +1,28 @@
 // kiln shell, exec -t/-it/-d, ps, logs and preview through the kiln binary, in both modes: local
 // (this machine's Docker engine) and remote (a real `kiln serve` child on a free port). The
 // interactive ones run in tmux, a real terminal whose keys the test types and whose screen it reads.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ProcessInfo, SandboxInfo } from "@kiln/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BIN, baseEnv, expectOneLineError, kiln, kilnJson, type RunOptions } from "./helpers.ts";
+import {
+  BIN,
+  baseEnv,
+  expectOneLineError,
+  kiln,
+  kilnJson,
+  type RunOptions,
+  type ServeChild,
+  startKilnServe,
+} from "./helpers.ts";
 import { LABEL_FLAGS } from "./labels.ts";
 
 const suffix = `${process.pid}-${Date.now().toString(36)}`;
 let work: string;
-let server: ChildProcess | undefined;
-let serverStderr = "";
+let server: ServeChild | undefined;
 let url = "";
 let adminKey = "";
 const sandboxes: { local?: SandboxInfo; remote?: SandboxInfo } = {};
@@ -30,28 +38,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "kiln-cli-terminals-"));
   const dataDir = join(work, "data");
-  server = spawn(process.execPath, [BIN, "serve", "--port", "0", "--data-dir", dataDir, "--json"], {
-    env: baseEnv({ KILN_ADMIN_KEY: "" }),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  server.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    serverStderr += chunk;
-  });
-  let stdout = "";
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kiln serve did not print its URL: ${serverStderr}`)), 60_000);
-    server?.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-      try {
-        resolve((JSON.parse(stdout) as { url: string }).url);
-        clearTimeout(timer);
-      } catch {
-        // not the whole object yet
-      }
-    });
-    server?.on("exit", (code) => reject(new Error(`kiln serve exited ${code}: ${serverStderr}`)));
-  });
-  adminKey = (await readFile(join(dataDir, "admin.key"), "utf8")).trim();
+  server = await startKilnServe(dataDir);
+  url = server.url;
+  adminKey = server.adminKey;
   const create = ["create", ...LABEL_FLAGS, "--memory", "512"];
   [sandboxes.local, sandboxes.remote] = await Promise.all([
     runJson<SandboxInfo>("local", [...create, "--name", `cli-test-term-local-${suffix}`]),
@@ -62,10 +51,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (sandboxes.local) await run("local", ["rm", sandboxes.local.id]);
   if (sandboxes.remote) await run("remote", ["rm", sandboxes.remote.id]);
-  if (server && server.exitCode === null) {
-    server.kill("SIGTERM");
-    await new Promise((resolve) => server?.once("exit", resolve));
-  }
+  await server?.stop();
 });
 
 /** A tmux server of its own running one command in a 100x30 window; its screen, its keys. */
