@@ -54,7 +54,11 @@ export async function sweep(engine: Engine, records: RecordReader, now = Date.no
       if (ownerGone && (await engine.removeContainer(c.id))) report.orphansRemoved.push(c.id);
       continue;
     }
-    const stopped = c.status === "exited" || c.status === "created";
+    // A container that never started is stopped only once its creator is gone: while the creating
+    // process lives it is a create in progress (disk, files, start), whatever its autoDeleteMs.
+    const stopped =
+      c.status === "exited" ||
+      (c.status === "created" && !ownerAlive(c.labels[LABEL.creator] ?? c.labels[LABEL.owner]));
     // Records cost an archive read for claimed pool sandboxes: read one only when it decides something.
     if (!stopped && !ownerGone) continue;
     const record = await records.read(c).catch(() => undefined);

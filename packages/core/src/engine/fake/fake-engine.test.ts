@@ -7,7 +7,7 @@ import { ConversationSandboxes } from "../../conversations/conversation-sandboxe
 import { ConflictError, SandboxNotRunningError } from "../../errors.ts";
 import { Kiln } from "../../kiln.ts";
 import type { Sandbox } from "../../sandbox/sandbox.ts";
-import { KIND_POOL, LABEL, NAMED_PREFIX, POOL_PREFIX } from "../labels.ts";
+import { KIND_POOL, KIND_SANDBOX, LABEL, NAMED_PREFIX, POOL_PREFIX } from "../labels.ts";
 import { FAKE_RUNTIME_IMAGE, FakeEngine } from "./fake-engine.ts";
 
 function fakeKiln(engine = new FakeEngine(), pool = 0): { engine: FakeEngine; kiln: Kiln } {
@@ -107,6 +107,39 @@ describe("sweeper (FakeEngine)", () => {
     expect(report.autoDeleted).toEqual([expire.id]);
     expect(engine.containers.has(keep.id)).toBe(true);
     await kiln.close();
+  });
+
+  it("leaves a sandbox being created alone (created, not yet started), however short its autoDeleteMs", async () => {
+    const { engine, kiln } = fakeKiln();
+    const starting = engine.hold("startContainer");
+    const created = kiln.create({ autoDeleteMs: 0 });
+    await starting.reached;
+    // Another Kiln's sweep (any process's) while the container exists but has not started.
+    const { kiln: other } = fakeKiln(engine);
+    const report = await other.sweep();
+    expect(report.autoDeleted).toEqual([]);
+    starting.release();
+    const sandbox = await created;
+    expect(engine.containers.get(sandbox.id)?.status).toBe("running");
+    // A named one whose creator died before starting it is stopped like any other: its timer runs.
+    const abandoned = await engine.createContainer({
+      name: `${NAMED_PREFIX}abandoned`,
+      image: FAKE_RUNTIME_IMAGE,
+      labels: {
+        [LABEL.kind]: KIND_SANDBOX,
+        [LABEL.creator]: `${hostname()}/2147483646`,
+        [LABEL.autoDeleteMs]: "0",
+        [LABEL.createdAt]: new Date().toISOString(),
+      },
+      env: {},
+      cpus: 1,
+      memoryMb: 64,
+      pids: 16,
+      network: "none",
+      volumes: [],
+    });
+    expect((await other.sweep()).autoDeleted).toEqual([abandoned]);
+    await Promise.all([kiln.close(), other.close()]);
   });
 });
 
