@@ -17,24 +17,38 @@ set +e
 out=.kiln/test-results
 rm -rf "$out" && mkdir -p "$out"
 passed=0 failed=0 skipped=0
+# Every failure by name, printed again just above the final line: CI keeps only the tail of a run.
+failures=()
+note_failure() { failures+=("$1"); }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 check() { # a named check that counts as one test: check NAME COMMAND...
   local name=$1; shift
   step "$name"
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $name"; fi
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $name"; note_failure "$name"; fi
 }
 vitest_suite() { # vitest_suite TITLE RESULT-NAME [vitest args...]: runs it and adds its counts
   local title=$1 json="$PWD/$out/$2.json"; shift 2
   step "$title"
   pnpm exec vitest run "$@" --reporter=default --reporter=json --outputFile.json="$json"
   local code=$? p f s
-  if [ ! -f "$json" ]; then failed=$((failed + 1)); echo "FAILED: $title wrote no results"; return; fi
+  if [ ! -f "$json" ]; then failed=$((failed + 1)); echo "FAILED: $title wrote no results"; note_failure "$title: wrote no results"; return; fi
   read -r p f s < <(node -e '
     const r = require(process.argv[1]);
     console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests);' "$json")
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  # Each failed test as "file > test: first line of its error".
+  local line
+  while IFS= read -r line; do note_failure "$line"; done < <(node -e '
+    const path = require("node:path"), r = require(process.argv[1]);
+    for (const file of r.testResults)
+      for (const t of file.assertionResults)
+        if (t.status === "failed") {
+          const why = String(t.failureMessages?.[0] ?? "").split("\n")[0].slice(0, 200);
+          console.log(`${path.relative(process.cwd(), file.name)} > ${t.fullName}: ${why}`);
+        }
+      ' "$json")
   # A crash outside any test (e.g. in global setup) fails the run even with no failed test.
-  if [ "$code" -ne 0 ] && [ "$f" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: $title exited $code"; fi
+  if [ "$code" -ne 0 ] && [ "$f" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: $title exited $code"; note_failure "$title: exited $code"; fi
 }
 
 # Whole-flow checks, each counted as one test: setup with a newer global pnpm, the adapters
@@ -67,9 +81,10 @@ docs_summary=$(tail -n 1 "$out/docs-samples.log")
 echo "  $docs_summary"
 read -r dr ds df < <(sed -n 's/^\([0-9]*\) samples ran, \([0-9]*\) skipped, \([0-9]*\) failed.*/\1 \2 \3/p' <<<"$docs_summary")
 dr=${dr:-0} ds=${ds:-0} df=${df:-0}
-if [ "$dr" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the docs samples did not run (log: $out/docs-samples.log)"; fi
+if [ "$dr" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the docs samples did not run (log: $out/docs-samples.log)"; note_failure "docs samples: did not run"; fi
+while IFS= read -r line; do note_failure "docs sample $line"; done < <(grep -E '^✗' "$out/docs-samples.log" | head -20)
 passed=$((passed + dr - df)); failed=$((failed + df)); skipped=$((skipped + ds))
-[ "$docs_exit" -ne 0 ] && [ "$df" -eq 0 ] && failed=$((failed + 1))
+[ "$docs_exit" -ne 0 ] && [ "$df" -eq 0 ] && failed=$((failed + 1)) && note_failure "docs samples: exited $docs_exit"
 
 step "in-sandbox agent (python unittest, inside the runtime image: the sandbox's own Python)"
 docker run --rm --network none -v "$PWD/packages/core/runtime:/opt/src:ro" "$KILN_RUNTIME_IMAGE" \
@@ -80,7 +95,8 @@ fails=$(sed -n 's/.*failures=\([0-9]*\).*/\1/p' "$out/agent.log" | tail -1)
 errors=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' "$out/agent.log" | tail -1)
 skips=$(sed -n 's/.*skipped=\([0-9]*\).*/\1/p' "$out/agent.log" | tail -1)
 ran=${ran:-0} fails=${fails:-0} errors=${errors:-0} skips=${skips:-0}
-if [ "$ran" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the agent tests did not run"; fi
+if [ "$ran" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the agent tests did not run"; note_failure "agent tests: did not run"; fi
+while IFS= read -r line; do note_failure "agent $line"; done < <(grep -E '^(FAIL|ERROR): ' "$out/agent.log" | head -20)
 passed=$((passed + ran - fails - errors - skips)); failed=$((failed + fails + errors)); skipped=$((skipped + skips))
 
 step "JavaScript kernel (node:test)"
@@ -89,7 +105,8 @@ grep -E '^# (pass|fail|skipped)' "$out/kernel-js.tap" | sed 's/^# /  /'
 kp=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$out/kernel-js.tap"); kf=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$out/kernel-js.tap")
 ks=$(sed -n 's/^# skipped \([0-9]*\)/\1/p' "$out/kernel-js.tap")
 kp=${kp:-0} kf=${kf:-0} ks=${ks:-0}
-if [ "$kp" -eq 0 ] && [ "$kf" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the kernel tests did not run"; fi
+if [ "$kp" -eq 0 ] && [ "$kf" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the kernel tests did not run"; note_failure "kernel tests: did not run"; fi
+while IFS= read -r line; do note_failure "kernel $line"; done < <(grep -E '^ *not ok ' "$out/kernel-js.tap" | head -20)
 passed=$((passed + kp)); failed=$((failed + kf)); skipped=$((skipped + ks))
 
 # The whole-flow checks started in the background above: wait for each and count it.
@@ -98,7 +115,7 @@ for name in "${!flow[@]}"; do
   code=$?
   step "$name"
   tail -n 5 "$out/flow-${name%% *}.log"
-  if [ "$code" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $name (log: $out/flow-${name%% *}.log)"; fi
+  if [ "$code" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $name (log: $out/flow-${name%% *}.log)"; note_failure "$name"; fi
 done
 
 step "Python SDK (pytest on Debian's /usr/bin/python3, against its own kiln serve)"
@@ -111,8 +128,14 @@ count() { sed -n "s/.*[^0-9]\([0-9][0-9]*\) $1.*/\1/p" <<<" $py_summary" | head 
 pp=$(count passed) pf=$(count failed) pe=$(count error) ps=$(count skipped)
 pp=${pp:-0} pf=${pf:-0} pe=${pe:-0} ps=${ps:-0}
 passed=$((passed + pp)); failed=$((failed + pf + pe)); skipped=$((skipped + ps))
-if [ "$py_exit" -eq 5 ] || [ "$pp" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the Python SDK's tests did not run";
-elif [ "$py_exit" -ne 0 ] && [ "$pf" -eq 0 ] && [ "$pe" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: pytest exited $py_exit"; fi
+if [ "$py_exit" -eq 5 ] || [ "$pp" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: the Python SDK's tests did not run"; note_failure "Python SDK: did not run";
+elif [ "$py_exit" -ne 0 ] && [ "$pf" -eq 0 ] && [ "$pe" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: pytest exited $py_exit"; note_failure "Python SDK: pytest exited $py_exit"; fi
+while IFS= read -r line; do note_failure "Python SDK $line"; done < <(grep -E '^(FAILED|ERROR) ' "$out/pysdk.log" | head -20)
+
+if [ "${#failures[@]}" -gt 0 ]; then
+  step "failures"
+  printf '  %s\n' "${failures[@]}"
+fi
 
 echo
 if [ "$skipped" -gt 0 ]; then echo "$passed passed, $failed failed, $skipped skipped"; else echo "$passed passed, $failed failed"; fi
