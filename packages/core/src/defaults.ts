@@ -105,6 +105,16 @@ export const FILE_CHUNK_BYTES = 1024 * 1024;
  */
 export const POOL_ORPHAN_STOP_MS = 30_000;
 
+/**
+ * After a claim, the pool's own work on the engine (writing the claimed sandbox's record files,
+ * creating its replacement) waits this long, so that the new sandbox's first calls do not queue
+ * behind a container create on the engine. Measured on 2 cores: the first runCode after a warm
+ * create took 7 ms in-process and 15 ms through the server with the refill beside it, 3 and 7
+ * without (bench/results/2026-12-02-claim-quiet.md). Claims within the window share it; a claim
+ * that finds the pool empty ends it (the refill is needed now).
+ */
+export const POOL_CLAIM_QUIET_MS = 150;
+
 /** The sweeper runs this often in every Kiln process (orphans, auto-stop, auto-delete). */
 export const SWEEP_INTERVAL_MS = 30_000;
 

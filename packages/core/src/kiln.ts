@@ -39,7 +39,7 @@ import {
 } from "./sandbox/records.ts";
 import { Sandbox, type SandboxServices } from "./sandbox/sandbox.ts";
 import { Snapshots } from "./snapshots/snapshots.ts";
-import { processOwner, sweep } from "./sweeper.ts";
+import { ownerAlive, processOwner, sweep } from "./sweeper.ts";
 import type { CreateSandboxOptions, KilnOptions, SandboxInfo, SnapshotInfo, VolumeInfo } from "./types.ts";
 import {
   checkKnownKeys,
@@ -432,7 +432,7 @@ export class Kiln implements AsyncDisposable {
       if (!details || details.labels[LABEL.kind] === undefined || isUnclaimedPool(details)) continue;
       // An id lookup must not resolve to a named sandbox's container name by accident, and vice versa.
       if (candidate === idOrName && !details.id.startsWith(idOrName)) continue;
-      const record = await this.#records.read(details);
+      const record = await this.#records.read(details, () => ownerAlive(details.labels[LABEL.owner]));
       if (record) return { sandbox: new Sandbox(details.id, record, this.#services), status: details.status };
     }
     return undefined;
@@ -475,7 +475,7 @@ export class Kiln implements AsyncDisposable {
       containers
         .filter((c) => !isUnclaimedPool(c))
         .map(async (c): Promise<SandboxInfo | undefined> => {
-          const record = await this.#records.read(c).catch(() => undefined);
+          const record = await this.#records.read(c, () => ownerAlive(c.labels[LABEL.owner])).catch(() => undefined);
           if (!record) return undefined;
           if (!Object.entries(wanted).every(([k, v]) => record.labels[k] === v)) return undefined;
           return {

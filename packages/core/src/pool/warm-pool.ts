@@ -1,13 +1,14 @@
 /**
  * The warm pool: N sandboxes of the default shape, started, with their agent connected and the
  * default Python context running (the agent warms it once idle, 100 ms after the pool's last
- * call), waiting to be claimed. A claim renames the container,
- * writes the sandbox's record and environment into it and hands it over; the pool refills in
- * the background. A pooled container is handed out at most once and only ever fresh.
+ * call), waiting to be claimed. A claim renames the container, gives the agent the sandbox's
+ * environment and settings and hands it over; the record files and the refill follow in the
+ * background once the claim's quiet window has passed (POOL_CLAIM_QUIET_MS). A pooled container
+ * is handed out at most once and only ever fresh.
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { AgentConnections } from "../agent/connections.ts";
-import { POOL_ORPHAN_STOP_MS } from "../defaults.ts";
+import { POOL_CLAIM_QUIET_MS, POOL_ORPHAN_STOP_MS } from "../defaults.ts";
 import type { ContainerSpec, Engine, EngineWarmPool } from "../engine/engine.ts";
 import { KIND_POOL, LABEL, POOL_PREFIX } from "../engine/labels.ts";
 import { ConflictError, EngineUnavailableError } from "../errors.ts";
@@ -75,6 +76,8 @@ export class WarmPool {
   #filling = 0;
   #closed = false;
   #refill?: Promise<void>;
+  /** The quiet window after a claim (POOL_CLAIM_QUIET_MS): ends by itself, or early (end()). */
+  #quiet?: { done: Promise<void>; end: () => void };
   /** Set when the engine keeps the pool itself (Engine.warmPool, e.g. a Kubernetes ReplicaSet). */
   #engineKept?: EngineWarmPool;
 
@@ -137,8 +140,32 @@ export class WarmPool {
       const claimed = await this.#claimOne(id, request, containerName, record);
       if (claimed) return id;
     }
+    // Empty: the caller creates cold, and the refill is wanted now.
+    this.#quiet?.end();
     this.#kick();
     return undefined;
+  }
+
+  /**
+   * The window after a claim in which the pool leaves the engine to the new sandbox's first
+   * calls. Claims within it share it (it is not extended, so a stream of claims cannot starve
+   * the refill); close() and an empty pool end it early.
+   */
+  #quietWindow(): Promise<void> {
+    if (!this.#quiet) {
+      let resolve!: () => void;
+      const done = new Promise<void>((r) => {
+        resolve = r;
+      });
+      const end = () => {
+        clearTimeout(timer);
+        if (this.#quiet?.done === done) this.#quiet = undefined;
+        resolve();
+      };
+      const timer = setTimeout(end, POOL_CLAIM_QUIET_MS);
+      this.#quiet = { done, end };
+    }
+    return this.#quiet.done;
   }
 
   /** True when `id` is now the caller's; false when it was dead (and is discarded). */
@@ -183,9 +210,17 @@ export class WarmPool {
       return false;
     }
     records.remember(id, record);
-    this.#track(writeSandboxFiles(engine, id, { record, env, agent }));
-    // Refill only after the claim: a container create running beside the rename slows it down.
-    this.#kick();
+    // The files (for a restart and for other processes) and the refill wait for the quiet
+    // window; stop, start and snapshot write the files sooner (RecordReader.written).
+    const quiet = this.#quietWindow();
+    const write = records.deferWrite(id, () =>
+      writeSandboxFiles(engine, id, { record, env, agent }).catch(async (err: unknown) => {
+        // Deleted meanwhile (by another handle or process): nothing to write into.
+        if (await engine.inspectContainer(id).catch(() => true)) throw err;
+      }),
+    );
+    this.#track(quiet.then(write));
+    this.#kick(quiet);
     return true;
   }
 
@@ -236,17 +271,21 @@ export class WarmPool {
   /** Removes every pooled container, ready or still starting. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#quiet?.end();
     await this.#engineKept?.close();
     await this.filled().catch(() => {});
     await Promise.all([...this.#pending]);
     await Promise.all(this.#ready.splice(0).map((id) => this.#discard(id)));
   }
 
-  #kick(): void {
+  /** Starts refilling (after `after`, when given) unless a refill is already under way or due. */
+  #kick(after?: Promise<void>): void {
     if (this.#refill || this.#closed) return;
-    this.#refill = this.#fill().finally(() => {
-      this.#refill = undefined;
-    });
+    this.#refill = (after ?? Promise.resolve())
+      .then(() => this.#fill())
+      .finally(() => {
+        this.#refill = undefined;
+      });
   }
 
   /** One container at a time, so refilling never starves the claims it exists to serve. */

@@ -138,6 +138,9 @@ async function readClaimRecord(engine: Engine, id: string): Promise<SandboxRecor
   return record;
 }
 
+/** How long a lookup waits for the record of a sandbox another live process has just claimed. */
+const RECORD_WAIT_MS = 2_000;
+
 /**
  * Reads records, caching claimed-pool records by container id: a record never changes after
  * the claim, so the cache is always right while the container exists.
@@ -145,6 +148,8 @@ async function readClaimRecord(engine: Engine, id: string): Promise<SandboxRecor
 export class RecordReader {
   readonly #engine: Engine;
   readonly #claimed = new Map<string, SandboxRecord>();
+  /** Record files a claim writes in the background (WarmPool), by id, until written. */
+  readonly #writes = new Map<string, () => Promise<void>>();
 
   constructor(engine: Engine) {
     this.#engine = engine;
@@ -156,17 +161,62 @@ export class RecordReader {
 
   forget(id: string): void {
     this.#claimed.delete(id);
+    this.#writes.delete(id);
   }
 
-  async read(container: {
-    id: string;
-    labels: Record<string, string>;
-    createdAt: string;
-  }): Promise<SandboxRecord | undefined> {
+  /**
+   * Registers the background write of a claimed sandbox's files. The returned function runs it
+   * (once: later calls share the first; not at all once the sandbox is forgotten, i.e. deleted)
+   * and is what the pool calls when its quiet window ends; `written(id)` calls it sooner when an
+   * operation needs the files in place.
+   */
+  deferWrite(id: string, write: () => Promise<void>): () => Promise<void> {
+    let running: Promise<void> | undefined;
+    const run = () => {
+      // Forgotten (deleted) before it ran: nothing to write.
+      running ??=
+        this.#writes.get(id) === run
+          ? write().finally(() => {
+              if (this.#writes.get(id) === run) this.#writes.delete(id);
+            })
+          : Promise.resolve();
+      return running;
+    };
+    this.#writes.set(id, run);
+    return run;
+  }
+
+  /**
+   * Resolves once the sandbox's record files are in the container, writing them now if a claim
+   * deferred them: stop, start and snapshot need them (the agent reads its environment and
+   * settings from them at a restart; another process reads the record). A failed write is the
+   * pool's to report; the caller's operation goes on and meets the same engine.
+   */
+  async written(id: string): Promise<void> {
+    await this.#writes
+      .get(id)?.()
+      .catch(() => {});
+  }
+
+  /**
+   * The container's record. A claimed pool member's is a file its claimer writes after the claim
+   * (WarmPool's quiet window): with `pending` given and true (its claimer is alive), a record not
+   * there yet is waited for, up to RECORD_WAIT_MS, so another process finds a sandbox as soon as
+   * its create has returned.
+   */
+  async read(
+    container: { id: string; labels: Record<string, string>; createdAt: string },
+    pending?: () => boolean,
+  ): Promise<SandboxRecord | undefined> {
     if (container.labels[LABEL.kind] !== KIND_POOL) return recordFromLabels(container.labels, container.createdAt);
     const cached = this.#claimed.get(container.id);
     if (cached) return cached;
-    const record = await readClaimRecord(this.#engine, container.id);
+    const deadline = Date.now() + RECORD_WAIT_MS;
+    let record = await readClaimRecord(this.#engine, container.id);
+    while (!record && pending?.() && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      record = await readClaimRecord(this.#engine, container.id);
+    }
     if (record) this.#claimed.set(container.id, record);
     return record;
   }

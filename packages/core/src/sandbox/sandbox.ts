@@ -137,7 +137,8 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /** Saves the sandbox's filesystem as a named snapshot, to create sandboxes from (`kiln.create({ snapshot })`). */
-  snapshot(name: string): Promise<SnapshotInfo> {
+  async snapshot(name: string): Promise<SnapshotInfo> {
+    await this.#services.records.written(this.id);
     return this.#services.snapshot(this, name);
   }
 
@@ -164,12 +165,14 @@ export class Sandbox implements AsyncDisposable {
   /** Stops the sandbox, keeping its filesystem. Idempotent. */
   async stop(): Promise<void> {
     this.#services.connections.close(this.id);
+    await this.#services.records.written(this.id);
     await this.#existing();
     await this.#services.engine.stopContainer(this.id, STOP_TIMEOUT_MS);
   }
 
   /** Starts a stopped sandbox and waits until its agent answers. Idempotent. */
   async start(): Promise<void> {
+    await this.#services.records.written(this.id);
     await this.#existing();
     await this.#services.engine.startContainer(this.id);
     await this.#connect();

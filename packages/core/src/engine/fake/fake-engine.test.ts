@@ -69,11 +69,65 @@ describe("warm pool (FakeEngine)", () => {
   });
 });
 
+describe("a claim's quiet window (FakeEngine)", () => {
+  const recordOf = (engine: FakeEngine, id: string) => engine.containers.get(id)?.files.get("/etc/kiln/sandbox.json");
+
+  it("the record files and the refill wait for it; stop() writes the files at once", async () => {
+    const { engine, kiln } = fakeKiln(undefined, 1);
+    await kiln.pool?.filled();
+    const sandbox = await kiln.create({ name: "quiet", env: { A: "1" } });
+    expect(recordOf(engine, sandbox.id)).toBeUndefined();
+    expect(unclaimed(engine)).toHaveLength(0); // no replacement yet
+    await sandbox.stop();
+    expect(JSON.parse(String(recordOf(engine, sandbox.id)))).toMatchObject({ name: "quiet" });
+    expect(JSON.parse(String(engine.containers.get(sandbox.id)?.files.get("/etc/kiln/env.json")))).toEqual({ A: "1" });
+    await kiln.pool?.filled();
+    expect(unclaimed(engine)).toHaveLength(1);
+    await kiln.close();
+  });
+
+  it("another process finds a sandbox claimed a moment ago (it waits for the record while the claimer lives)", async () => {
+    const { engine, kiln } = fakeKiln(undefined, 1);
+    await kiln.pool?.filled();
+    const sandbox = await kiln.create({ name: "fresh", labels: { team: "a" } });
+    const { kiln: other } = fakeKiln(engine);
+    expect((await other.get("fresh")).id).toBe(sandbox.id);
+    expect((await other.list({ labels: { team: "a" } })).map((i) => i.id)).toEqual([sandbox.id]);
+    await Promise.all([kiln.close(), other.close()]);
+  });
+
+  it("a sandbox deleted within it gets no files written and the pool reports no error", async () => {
+    const { engine, kiln } = fakeKiln(undefined, 1);
+    await kiln.pool?.filled();
+    const sandbox = await kiln.create();
+    await sandbox.delete();
+    await kiln.pool?.filled();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(kiln.pool?.lastError).toBeUndefined();
+    expect(engine.containers.has(sandbox.id)).toBe(false);
+    await kiln.close();
+  });
+
+  it("a claim that finds the pool empty ends it: the refill starts at once", async () => {
+    const { engine, kiln } = fakeKiln(undefined, 1);
+    await kiln.pool?.filled();
+    await kiln.create(); // the only member: its claim opens the window
+    const poolCreates = () => [...engine.containers.values()].filter((c) => c.spec.labels[LABEL.kind] === KIND_POOL);
+    expect(poolCreates()).toHaveLength(1);
+    await kiln.create(); // none ready: created cold, and the refill is wanted now
+    expect(poolCreates()).toHaveLength(2); // the replacement is being made, well inside the window
+    await kiln.pool?.filled();
+    expect(unclaimed(engine)).toHaveLength(1);
+    await kiln.close();
+  });
+});
+
 describe("sweeper (FakeEngine)", () => {
   it("removes the pool members of a dead owner, unclaimed or claimed without a record, and nothing else", async () => {
     const { engine, kiln } = fakeKiln(undefined, 1);
     await kiln.pool?.filled();
     const live = await kiln.create({ name: "mine" }); // a claimed member of a live owner
+    await kiln.pool?.filled(); // its replacement (after the claim's quiet window)
     const dead = `${hostname()}/2147483646`;
     const spec = (name: string) => ({
       name,
