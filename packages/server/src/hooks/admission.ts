@@ -5,9 +5,10 @@
  * options merged over the request). Fail closed: no answer within the timeout, a non-2xx answer
  * or an answer that is not such an object denies.
  */
+import type { AuditAction } from "@kiln/core/vocabulary";
 
 /** The actions the hook is asked about. */
-export const ADMISSION_ACTIONS: ReadonlySet<string> = new Set([
+export const ADMISSION_ACTIONS: ReadonlySet<string> = new Set<AuditAction>([
   "sandbox.create",
   "sandbox.exec",
   "sandbox.code",

@@ -7,27 +7,15 @@
  * deliveries (each attempt is cut off after `timeoutMs`).
  */
 import { createHmac, randomBytes } from "node:crypto";
+import { WEBHOOK_EVENT_OF_ACTION, type WebhookEvent } from "@kiln/core/vocabulary";
 import { newId } from "../pipeline/keys.ts";
 import type { DeliveryRow, Store, WebhookRow } from "../store/store.ts";
 import { refuseHookUrl } from "./private-address.ts";
 
-export const WEBHOOK_EVENTS = [
-  "sandbox.created",
-  "sandbox.started",
-  "sandbox.stopped",
-  "sandbox.deleted",
-  "snapshot.created",
-] as const;
-export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+export { WEBHOOK_EVENTS, type WebhookEvent } from "@kiln/core/vocabulary";
 
 /** The audited action whose success sends each event. */
-export const EVENT_OF_ACTION: Readonly<Record<string, WebhookEvent>> = {
-  "sandbox.create": "sandbox.created",
-  "sandbox.start": "sandbox.started",
-  "sandbox.stop": "sandbox.stopped",
-  "sandbox.delete": "sandbox.deleted",
-  "snapshot.create": "snapshot.created",
-};
+export const EVENT_OF_ACTION: Readonly<Record<string, WebhookEvent>> = WEBHOOK_EVENT_OF_ACTION;
 
 export function newWebhookSecret(): string {
   return `whsec_${randomBytes(32).toString("base64")}`;

@@ -20,6 +20,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { RouteConfig } from "@hono/zod-openapi";
+import type { AuditAction } from "@kiln/core/vocabulary";
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { auditDetail } from "../audit/detail.ts";
 import { HttpError, mapError } from "../errors.ts";
@@ -41,11 +42,11 @@ export interface RoutePolicy {
   /** The scope a key needs for this route. */
   scope: Scope;
   /**
-   * The audit action (design/server.md's names: sandbox.create, sandbox.exec, pty.open,
-   * process.start, network.update, ...). A route that changes something (any method but GET) is
-   * audited on every call, a read only when it is denied. @default "<METHOD> <route path>"
+   * The audit action (one of @kiln/core/vocabulary's AUDIT_ACTIONS: sandbox.create, sandbox.exec,
+   * pty.open, process.start, network.update, ...). A route that changes something (any method but
+   * GET) is audited on every call, a read only when it is denied. @default "<METHOD> <route path>"
    */
-  action?: string;
+  action?: AuditAction;
   /** Reserve quota room before the handler runs: a create, or a start of a stopped sandbox. */
   quota?: "create" | "start";
 }
@@ -254,11 +255,19 @@ function routePipeline(policy: RoutePolicy): MiddlewareHandler<AppEnv> {
   };
 }
 
+/** The OpenAPI operation fields that carry a route's RoutePolicy. */
+export const POLICY_SCOPE = "x-kiln-scope";
+export const POLICY_ACTION = "x-kiln-audit-action";
+
 /** A /v1 route with its policy: the only way routes are declared (see app.ts). */
 export function v1Route<R extends RouteConfig>(policy: RoutePolicy, route: R): R {
   return {
     ...route,
     security: [{ bearer: [] }],
+    // The policy in the OpenAPI document too: clients read the scope a route needs, and
+    // src/vocabulary.test.ts checks every route's names against the vocabulary.
+    [POLICY_SCOPE]: policy.scope,
+    ...(policy.action === undefined ? {} : { [POLICY_ACTION]: policy.action }),
     middleware: [routePipeline(policy), ...(route.middleware === undefined ? [] : [route.middleware].flat())],
   } as R;
 }

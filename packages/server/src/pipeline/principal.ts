@@ -1,3 +1,5 @@
+import { SCOPES, type Scope } from "@kiln/core/vocabulary";
+
 /** Who a request is: every /v1 request resolves to one of these before any route runs. */
 export interface Principal {
   orgId: string;
@@ -9,22 +11,8 @@ export interface Principal {
   expiresAt?: string;
 }
 
-/** The scopes of design/server.md. */
-export const SCOPES = [
-  "sandboxes:read",
-  "sandboxes:write",
-  "sandboxes:exec",
-  "files:read",
-  "files:write",
-  "snapshots:write",
-  "volumes:write",
-  "keys:write",
-  "webhooks:write",
-  "audit:read",
-  "orgs:admin",
-  "*",
-] as const;
-export type Scope = (typeof SCOPES)[number];
+/** The scopes of docs/server.md: one list for the server, the CLI, the MCP server and the dashboard. */
+export { SCOPES, type Scope } from "@kiln/core/vocabulary";
 
 export const DEFAULT_ORG_ID = "default";
 

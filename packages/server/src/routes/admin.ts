@@ -6,6 +6,7 @@
  */
 import { createRoute, type RouteConfig, z } from "@hono/zod-openapi";
 import { ConflictError } from "@kiln/core";
+import { type AuditAction, SCOPE_INFO, WEBHOOK_EVENT_INFO } from "@kiln/core/vocabulary";
 import type { Context } from "hono";
 import { HttpError } from "../errors.ts";
 import { refuseHookUrl } from "../hooks/private-address.ts";
@@ -61,7 +62,12 @@ const OrgBody = z.strictObject({
   quotas: Quotas.optional(),
   network: OrgNetwork.optional(),
 });
-const ScopeName = z.enum(SCOPES);
+/** "`name`: what it means; …" of a vocabulary list, for the OpenAPI document. */
+const described = (info: Record<string, string | { description: string }>) =>
+  Object.entries(info)
+    .map(([name, v]) => `\`${name}\`: ${typeof v === "string" ? v : v.description}`)
+    .join("; ");
+const ScopeName = z.enum(SCOPES).openapi({ description: described(SCOPE_INFO) });
 const KeyBody = z.strictObject({
   name: z.string().min(1).max(128).openapi({ example: "ci" }),
   scopes: z.array(ScopeName).max(SCOPES.length),
@@ -92,7 +98,10 @@ const AuditEventSchema = z
     at: z.string(),
     orgId: z.string(),
     keyId: z.string().nullable(),
-    action: z.string(),
+    action: z.string().openapi({
+      description: "One of @kiln/core/vocabulary's AUDIT_ACTIONS, or `<METHOD> <route path>` for a refused read",
+      example: "sandbox.create",
+    }),
     target: z.string().nullable(),
     detail: z.record(z.string(), z.unknown()).optional(),
     outcome: z.string().openapi({ description: "ok, denied or error" }),
@@ -108,7 +117,10 @@ const AuditQuery = z.object({
 });
 const WebhookBody = z.strictObject({
   url: z.string().min(1).max(2048).openapi({ example: "https://example.com/kiln" }),
-  events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).max(WEBHOOK_EVENTS.length),
+  events: z
+    .array(z.enum(WEBHOOK_EVENTS).openapi({ description: described(WEBHOOK_EVENT_INFO) }))
+    .min(1)
+    .max(WEBHOOK_EVENTS.length),
 });
 const Webhook = z
   .object({ id: z.string(), url: z.string(), events: z.array(z.string()), createdAt: z.string() })
@@ -145,7 +157,7 @@ const route = <
   method: M,
   path: P,
   scope: Scope,
-  action: string,
+  action: AuditAction,
   tag: "tenancy" | "webhooks",
   spec: R,
 ) => v1Route({ scope, action }, createRoute({ method, path, tags: [tag], ...spec }));

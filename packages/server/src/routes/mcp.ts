@@ -5,6 +5,7 @@
  * tool call is an audit event: run_command as sandbox.exec, run_code as sandbox.code, write_file as
  * files.write (as their routes), the others as mcp.<tool>.
  */
+import type { AuditAction } from "@kiln/core/vocabulary";
 import { forbidden, type McpBackend, McpHttpSessions, type ToolCall } from "@kiln/mcp";
 import type { MiddlewareHandler } from "hono";
 import type { AuditLog } from "../audit/audit-log.ts";
@@ -15,11 +16,16 @@ import type { App } from "./common.ts";
 
 export const MCP_PATH = "/mcp";
 
-const AUDIT_ACTIONS: Record<string, string> = {
+const AUDIT_ACTIONS: Record<string, AuditAction> = {
   run_command: "sandbox.exec",
   run_code: "sandbox.code",
   write_file: "files.write",
 };
+
+/** The audit action of a tool call (src/vocabulary.test.ts: every tool's is in the vocabulary). */
+export function mcpAuditAction(tool: string): string {
+  return AUDIT_ACTIONS[tool] ?? `mcp.${tool}`;
+}
 
 function orgBackend(tenant: OrgScope, principal: Principal, audit?: AuditLog): McpBackend {
   return {
@@ -28,7 +34,7 @@ function orgBackend(tenant: OrgScope, principal: Principal, audit?: AuditLog): M
         at: new Date().toISOString(),
         orgId: principal.orgId,
         keyId: principal.keyId,
-        action: AUDIT_ACTIONS[call.tool] ?? `mcp.${call.tool}`,
+        action: mcpAuditAction(call.tool),
         target: call.sandbox ?? null,
         detail: { via: "mcp", tool: call.tool, ...call.detail },
         outcome: call.outcome,
