@@ -2,6 +2,7 @@
  * audit [-f] [--verify]: the organisation's audit log. -f follows it (polling `after=`), as
  * tail -f does; --verify checks the hash chain of every event from the first.
  */
+import type { Scope } from "@kiln/core/vocabulary";
 import type { Command } from "commander";
 import { type CommonOptions, withCommonOptions } from "../context.ts";
 import { ExitCode } from "../errors.ts";
@@ -31,6 +32,8 @@ interface AuditFlags extends CommonOptions {
   verify?: boolean;
 }
 
+const AUDIT_SCOPE: Scope = "audit:read";
+
 const page = (target: ServerTarget, query: string) =>
   call<{ events: AuditEvent[] }>(target, "GET", `/v1/audit?${query}`).then((r) => r.events);
 
@@ -45,7 +48,7 @@ export function registerAudit(program: Command): void {
   withCommonOptions(
     program
       .command("audit")
-      .description("Show the organisation's audit log (needs audit:read); -f follows it")
+      .description(`Show the organisation's audit log (needs ${AUDIT_SCOPE}); -f follows it`)
       .option("-n, --limit <n>", "how many of the newest events (default 50)", count("--limit"))
       .option("-f, --follow", "keep printing new events as they happen")
       .option("--interval <ms>", "how often -f asks for new events (default 1000)", count("--interval"))

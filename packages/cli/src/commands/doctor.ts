@@ -9,12 +9,16 @@ import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import { spinner } from "@clack/prompts";
 import type { Kiln } from "@kiln/core";
+import type { Scope } from "@kiln/core/vocabulary";
 import type { Command } from "commander";
 import { type CommonOptions, connect, resolveTarget, type Target, withCommonOptions } from "../context.ts";
 import { EXIT_FAILURE, ExitCode, kilnErrorCode } from "../errors.ts";
 import { examples } from "../help.ts";
 import { formatBytes, out, printJson } from "../output.ts";
 import { VERSION } from "../version.ts";
+
+/** The scope `kiln.list()` needs: the key check passes without it, with a note. */
+const LIST_SCOPE: Scope = "sandboxes:read";
 
 export interface Check {
   name: string;
@@ -219,7 +223,7 @@ async function remoteChecks(kiln: Kiln, target: Extract<Target, { mode: "remote"
       checks.push({
         name: "api key",
         ok: true,
-        detail: "accepted, but it may not list sandboxes (scope sandboxes:read)",
+        detail: `accepted, but it may not list sandboxes (scope ${LIST_SCOPE})`,
       });
     } else {
       checks.push({

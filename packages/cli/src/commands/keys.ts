@@ -1,6 +1,7 @@
 /** keys create|ls|revoke: API keys of a Kiln server (scoped, optionally to one sandbox, optionally expiring). */
+import { isScope, SCOPE_INFO, SCOPES, type Scope } from "@kiln/core/vocabulary";
 import type { Command } from "commander";
-import { type CommonOptions, collect, withCommonOptions } from "../context.ts";
+import { type CommonOptions, withCommonOptions } from "../context.ts";
 import { parseDuration } from "../duration.ts";
 import { UsageError } from "../errors.ts";
 import { examples } from "../help.ts";
@@ -21,10 +22,22 @@ interface KeyInfo {
 }
 
 interface CreateFlags extends CommonOptions {
-  scope?: string[];
+  scope?: Scope[];
   org?: string;
   sandbox?: string;
   expires?: string;
+}
+
+/** --scope (repeatable): one of the server's scopes, checked before anything is sent. */
+export function scopeOption(value: string, previous: Scope[] = []): Scope[] {
+  if (!isScope(value)) throw new UsageError(`--scope: "${value}" is not a scope; one of: ${SCOPES.join(", ")}`);
+  return [...previous, value];
+}
+
+/** The scopes, one a line with what each allows, for `kiln keys create --help`. */
+export function scopesHelp(): string {
+  const width = Math.max(...SCOPES.map((s) => s.length));
+  return `\nScopes:\n${SCOPES.map((s) => `  ${s.padEnd(width)}  ${SCOPE_INFO[s]}`).join("\n")}`;
 }
 
 /** --expires: a duration from now (30d, 12h) or an ISO time. */
@@ -57,14 +70,11 @@ export function registerKeys(program: Command): void {
       .command("create")
       .description("Make a key; prints it once (only its hash is kept)")
       .argument("<name>", "a name to tell the key apart")
-      .option(
-        "--scope <scope>",
-        "a scope (repeatable): sandboxes:read, sandboxes:write, sandboxes:exec, files:read, files:write, snapshots:write, volumes:write, keys:write, webhooks:write, audit:read, orgs:admin, *",
-        collect,
-      )
+      .option("--scope <scope>", "a scope the key holds (repeatable; the list is below)", scopeOption)
       .option("--org <id>", "the key's organisation (another than your key's needs orgs:admin)")
       .option("--sandbox <id>", "restrict the key to this one sandbox")
       .option("--expires <when>", "a duration from now (30d, 12h, 90m) or an ISO time")
+      .addHelpText("after", scopesHelp())
       .addHelpText(
         "after",
         examples(
