@@ -3,15 +3,10 @@
  * engine, or a remote Kiln); the server passes its organisation view with the key's scopes.
  */
 import type { CreateSandboxOptions, Kiln, Sandbox, SandboxInfo, SnapshotInfo } from "@kiln/core";
+import type { Scope } from "@kiln/core/vocabulary";
 
-/** The scopes of design/server.md a tool can need. */
-export type McpScope =
-  | "sandboxes:read"
-  | "sandboxes:write"
-  | "sandboxes:exec"
-  | "files:read"
-  | "files:write"
-  | "snapshots:write";
+/** A scope a tool can need: one of the server's scopes (`@kiln/core/vocabulary`). */
+export type McpScope = Scope;
 
 export interface McpBackend {
   create(options: Omit<CreateSandboxOptions, "signal">): Promise<Sandbox>;
