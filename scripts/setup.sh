@@ -245,10 +245,11 @@ ensure_python_sdk() {
 }
 
 ensure_dashboard() {
-  # The dashboard's static build (Vite); skipped while dist/ is newer than every source file.
+  # The dashboard's static build (Vite); skipped while dist/ is newer than every source file (and
+  # than core's vocabulary.ts, which it bundles).
   local dir="$KILN_ROOT/packages/dashboard"
   [ -d "$dir" ] || return 0
-  if [ -f "$dir/dist/index.html" ] && [ -z "$(find "$dir/src" "$dir/public" "$dir/index.html" "$dir/vite.config.ts" -newer "$dir/dist/index.html" -print -quit)" ]; then
+  if [ -f "$dir/dist/index.html" ] && [ -z "$(find "$dir/src" "$dir/public" "$dir/index.html" "$dir/vite.config.ts" "$KILN_ROOT/packages/core/src/vocabulary.ts" -newer "$dir/dist/index.html" -print -quit)" ]; then
     return 0
   fi
   say "building the dashboard (packages/dashboard/dist)"

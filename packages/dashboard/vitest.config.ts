@@ -7,6 +7,7 @@ export default defineConfig({
     name: "dashboard",
     root: import.meta.dirname,
     include: ["test/**/*.test.ts"],
+    exclude: ["test/**/*.unit.test.ts"], // vitest.unit.config.ts: no browser needed
     testTimeout: 120_000,
     hookTimeout: 300_000,
     maxWorkers: 1,

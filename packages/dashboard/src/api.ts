@@ -4,6 +4,7 @@
  * `x-kiln-csrf: 1` (the server refuses cookie-authenticated changes without it). A 401 anywhere
  * means the session ended (signed out, key revoked or expired): the app shows the sign-in page.
  */
+import type { Scope } from "@kiln/core/vocabulary";
 import { signal } from "@preact/signals";
 
 export interface ApiErrorBody {
@@ -154,7 +155,7 @@ export async function whoAmI(): Promise<void> {
   }
 }
 
-export function can(scope: string): boolean {
+export function can(scope: Scope): boolean {
   const who = me.value;
   if (!who) return false;
   return who.scopes.includes("*") || who.scopes.includes(scope);

@@ -2,6 +2,7 @@
  * The pieces the list pages share: a polled API list, its loading/empty/table states, a delete (or
  * revoke) button that asks first, and a form or button action that shows its error.
  */
+import type { Scope } from "@kiln/core/vocabulary";
 import type { ComponentChildren } from "preact";
 import { useCallback, useState } from "preact/hooks";
 import { api, can } from "./api.ts";
@@ -122,7 +123,7 @@ export function DeleteButton({
 }: {
   path: string;
   /** The scope the key needs (the button is disabled without it). */
-  scope: string;
+  scope: Scope;
   question: string;
   done: () => void;
   label?: string;

@@ -1,4 +1,5 @@
 /** The audit log: the newest events, filtered by action, key and sandbox; follows new events live. */
+import { AUDIT_ACTION_INFO, AUDIT_ACTIONS } from "@kiln/core/vocabulary";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api.ts";
 import { matches } from "../format.ts";
@@ -61,11 +62,12 @@ export function AuditPage() {
   }, [follow]);
 
   const shown = (events ?? []).filter((e) => matches(e, filter)).reverse();
-  const field = (k: keyof typeof filter, label: string, placeholder: string) => (
+  const field = (k: keyof typeof filter, label: string, placeholder: string, list?: string) => (
     <label>
       {label}
       <input
         type="search"
+        list={list}
         placeholder={placeholder}
         value={filter[k]}
         onInput={(e) => setFilter({ ...filter, [k]: (e.target as HTMLInputElement).value })}
@@ -81,7 +83,12 @@ export function AuditPage() {
         </label>
       </div>
       <div class="filters">
-        {field("action", "Action", "sandbox.create")}
+        {field("action", "Action", "sandbox.create", "audit-actions")}
+        <datalist id="audit-actions">
+          {AUDIT_ACTIONS.map((a) => (
+            <option key={a} value={a} label={AUDIT_ACTION_INFO[a]} />
+          ))}
+        </datalist>
         {field("key", "Key", "key_…")}
         {field("sandbox", "Sandbox", "sandbox id")}
       </div>

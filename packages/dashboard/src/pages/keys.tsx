@@ -1,23 +1,9 @@
 /** API keys: list, create (the key is shown once), revoke. */
+import { SCOPE_INFO, SCOPES } from "@kiln/core/vocabulary";
 import { useState } from "preact/hooks";
 import { api, can, me } from "../api.ts";
 import { DeleteButton, ResourceTable, useAction, useResource } from "../resource.tsx";
 import { Dialog, ErrorBox, when } from "../ui.tsx";
-
-const SCOPES = [
-  "sandboxes:read",
-  "sandboxes:write",
-  "sandboxes:exec",
-  "files:read",
-  "files:write",
-  "snapshots:write",
-  "volumes:write",
-  "keys:write",
-  "webhooks:write",
-  "audit:read",
-  "orgs:admin",
-  "*",
-];
 
 interface Key {
   id: string;
@@ -146,7 +132,7 @@ function NewKeyForm({ onCreated, onCancel }: { onCreated: (k: Key & { key: strin
         <legend>Scopes</legend>
         <div class="checks">
           {SCOPES.map((s) => (
-            <label key={s} class="inline">
+            <label key={s} class="inline" title={SCOPE_INFO[s]}>
               <input type="checkbox" name="scopes" value={s} defaultChecked={s === "sandboxes:read"} /> {s}
             </label>
           ))}

@@ -1,10 +1,9 @@
 /** Webhooks: create (the secret is shown once), delete, and each one's deliveries. */
+import { WEBHOOK_EVENT_INFO, WEBHOOK_EVENTS } from "@kiln/core/vocabulary";
 import { useState } from "preact/hooks";
 import { api, can } from "../api.ts";
 import { DeleteButton, Listed, ResourceTable, useAction, useResource } from "../resource.tsx";
 import { ErrorBox, when } from "../ui.tsx";
-
-const EVENTS = ["sandbox.created", "sandbox.started", "sandbox.stopped", "sandbox.deleted", "snapshot.created"];
 
 interface Webhook {
   id: string;
@@ -51,8 +50,8 @@ export function WebhooksPage() {
         <fieldset>
           <legend>Events</legend>
           <div class="checks">
-            {EVENTS.map((ev) => (
-              <label key={ev} class="inline">
+            {WEBHOOK_EVENTS.map((ev) => (
+              <label key={ev} class="inline" title={WEBHOOK_EVENT_INFO[ev].description}>
                 <input type="checkbox" name="events" value={ev} defaultChecked /> {ev}
               </label>
             ))}
