@@ -14,9 +14,9 @@ import {
 import { TOOL_SCOPES } from "@kiln/mcp";
 import { describe, expect, it } from "vitest";
 import { createApp } from "./app.ts";
+import { POLICY_ACTION, POLICY_SCOPE } from "./docs/http-reference.ts";
 import { ADMISSION_ACTIONS } from "./hooks/admission.ts";
 import { EVENT_OF_ACTION } from "./hooks/webhooks.ts";
-import { POLICY_ACTION, POLICY_SCOPE } from "./pipeline/pipeline.ts";
 import type { Services } from "./pipeline/services.ts";
 import { mcpAuditAction } from "./routes/mcp.ts";
 

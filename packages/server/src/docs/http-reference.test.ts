@@ -29,6 +29,7 @@ const doc: OpenApiDocument = {
         tags: ["things"],
         summary: "Get a <b>thing</b>",
         security: [{ bearer: [] }],
+        "x-kiln-scope": "things:read",
         parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" }, description: "its id" }],
         responses: {
           200: {
@@ -60,7 +61,7 @@ describe("renderHttpReference", () => {
     expect(ops.map((m) => `${m[2]} ${m[3]}`)).toEqual(["get /v1/things/{id}", "post /v1/things/{id}", "get /healthz"]);
     expect(ops[0]?.[1]).toBe(operationAnchor("get", "/v1/things/{id}"));
     expect(html).toContain("No authentication");
-    expect(html).toContain("Authentication: <code>bearer</code>");
+    expect(html).toContain("Authentication: <code>bearer</code>; scope <code>things:read</code></p>");
   });
 
   it("escapes every string from the document", () => {

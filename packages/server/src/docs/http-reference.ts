@@ -9,6 +9,10 @@
  * dependency, and every string from the document goes through one escape function.
  */
 
+/** The operation fields that carry a /v1 route's policy (pipeline.ts v1Route writes them). */
+export const POLICY_SCOPE = "x-kiln-scope";
+export const POLICY_ACTION = "x-kiln-audit-action";
+
 /** The parts of an OpenAPI 3.1 document this page reads (anything else is ignored). */
 export interface OpenApiDocument {
   openapi?: string;
@@ -158,8 +162,11 @@ class Renderer {
     if (!webhook) {
       const security = (Array.isArray(op.security) ? op.security : doc.security) ?? [];
       const names = security.flatMap((s: unknown) => Object.keys((s as object) ?? {}));
+      const scope = op[POLICY_SCOPE] === undefined ? "" : `; scope <code>${escapeHtml(op[POLICY_SCOPE])}</code>`;
+      const action =
+        op[POLICY_ACTION] === undefined ? "" : `; audit action <code>${escapeHtml(op[POLICY_ACTION])}</code>`;
       out.push(
-        `<p class="auth">${names.length > 0 ? `Authentication: ${names.map((n: string) => `<code>${escapeHtml(n)}</code>`).join(", ")}` : "No authentication"}</p>`,
+        `<p class="auth">${names.length > 0 ? `Authentication: ${names.map((n: string) => `<code>${escapeHtml(n)}</code>`).join(", ")}${scope}${action}` : "No authentication"}</p>`,
       );
     }
     const params = (Array.isArray(op.parameters) ? op.parameters : []).map((p: Schema) => this.deref(p));

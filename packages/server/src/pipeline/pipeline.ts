@@ -23,6 +23,7 @@ import type { RouteConfig } from "@hono/zod-openapi";
 import type { AuditAction } from "@kiln/core/vocabulary";
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { auditDetail } from "../audit/detail.ts";
+import { POLICY_ACTION, POLICY_SCOPE } from "../docs/http-reference.ts";
 import { HttpError, mapError } from "../errors.ts";
 import { ADMISSION_ACTIONS } from "../hooks/admission.ts";
 import { EVENT_OF_ACTION } from "../hooks/webhooks.ts";
@@ -255,17 +256,13 @@ function routePipeline(policy: RoutePolicy): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** The OpenAPI operation fields that carry a route's RoutePolicy. */
-export const POLICY_SCOPE = "x-kiln-scope";
-export const POLICY_ACTION = "x-kiln-audit-action";
-
 /** A /v1 route with its policy: the only way routes are declared (see app.ts). */
 export function v1Route<R extends RouteConfig>(policy: RoutePolicy, route: R): R {
   return {
     ...route,
     security: [{ bearer: [] }],
-    // The policy in the OpenAPI document too: clients read the scope a route needs, and
-    // src/vocabulary.test.ts checks every route's names against the vocabulary.
+    // The policy in the OpenAPI document too: the HTTP reference shows the scope a route needs,
+    // and src/vocabulary.test.ts checks every route's names against the vocabulary.
     [POLICY_SCOPE]: policy.scope,
     ...(policy.action === undefined ? {} : { [POLICY_ACTION]: policy.action }),
     middleware: [routePipeline(policy), ...(route.middleware === undefined ? [] : [route.middleware].flat())],
