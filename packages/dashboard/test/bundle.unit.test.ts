@@ -2,6 +2,7 @@
 // only browser-safe code: of @kiln/core just the vocabulary module, and no Node built-in at all
 // (the config's browserOnly plugin fails the build on one, shown here with an entry that does).
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { build, type Rollup } from "vite";
 import { afterAll, describe, expect, it } from "vitest";
@@ -19,7 +20,7 @@ async function bundle(input?: string): Promise<Rollup.RollupOutput> {
   return (Array.isArray(out) ? out[0] : out) as Rollup.RollupOutput;
 }
 
-const scratch = await mkdtemp(join(root, ".bundle-test-"));
+const scratch = await mkdtemp(join(tmpdir(), "kiln-dashboard-bundle-"));
 afterAll(() => rm(scratch, { recursive: true, force: true }));
 
 describe("the dashboard's build", () => {
