@@ -4,6 +4,7 @@
 // openssl. Kiln's proxy joins that network and trusts its subnet (test-only proxy settings).
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { BlockList } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -90,6 +91,20 @@ async function makeCerts(): Promise<{ ca: string; cert: string; key: string }> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A private address outside the trusted test subnet (the proxy must refuse it, trusted or not):
+ * the engine picks that subnet from its pools (172.16/12, then 192.168/16 in /20s once many
+ * networks exist), so a fixed choice could fall inside it and be dialled as trusted.
+ */
+export function privateOutside(subnet: string): string {
+  const [base, bits] = subnet.split("/");
+  const trusted = new BlockList();
+  if (base && bits) trusted.addSubnet(base, Number(bits));
+  const address = ["192.168.77.7", "10.255.77.7", "172.31.255.7"].find((a) => !trusted.check(a));
+  if (!address) throw new Error(`no private test address outside ${subnet}`);
+  return address;
 }
 
 /**
