@@ -113,7 +113,12 @@ describe("kiln audit", () => {
       seen += c;
     });
     try {
-      await new Promise((r) => setTimeout(r, 1500));
+      // Its backlog first (it holds audit-one's key.create, above): only what comes after that was
+      // followed. (A fixed 1.5 s wait here let a follower slower to start, on a loaded machine,
+      // print the new event in its backlog and pass without following anything.)
+      const started = Date.now() + 60_000;
+      while (!seen.includes("key.create") && Date.now() < started) await new Promise((r) => setTimeout(r, 100));
+      expect(seen).toMatch(/key\.create/);
       const before = seen.length;
       await remote(["keys", "create", "followed", "--scope", "sandboxes:read"]);
       const deadline = Date.now() + 15_000;

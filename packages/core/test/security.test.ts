@@ -152,8 +152,14 @@ describe.each(["runc", "gvisor"] as const)("hardened defaults (%s)", (runtime) =
 
   it("ends a running command with status killed when the sandbox is deleted under it", async () => {
     const victim = await sandbox(kiln, { runtime });
-    const running = victim.exec("sleep 60");
-    await new Promise((r) => setTimeout(r, 300));
+    // Deleted once the command runs (it says so), not after a fixed 300 ms: on a loaded machine
+    // the exec may not have reached the agent by then.
+    let said!: () => void;
+    const started = new Promise<void>((r) => {
+      said = r;
+    });
+    const running = victim.exec("echo started; sleep 60", { onStdout: () => said() });
+    await started;
     const other = await kiln.get(victim.id);
     const deletes = await Promise.allSettled([victim.delete(), other.delete()]);
     expect(deletes.filter((d) => d.status === "fulfilled")).toHaveLength(1);

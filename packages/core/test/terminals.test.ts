@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { AGENT_CALL_TIMEOUT_MS } from "../src/defaults.ts";
 import { InvalidArgumentError, NotFoundError, type Pty, type Sandbox } from "../src/index.ts";
 import { sandbox, testKiln } from "./helpers.ts";
 
@@ -161,6 +162,24 @@ describe("processes", () => {
     expect(await sb.processes.wait(sleeper.pid)).toEqual({ exitCode: 143 });
     await expect(sb.processes.wait(999_999)).rejects.toBeInstanceOf(NotFoundError);
     await expect(sb.processes.signal(sleeper.pid, "SIGNOPE")).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it("a follow, a wait and an attached terminal may stay quiet longer than the agent's call deadline", async () => {
+    // They wait on programs, not on the agent: a process or a terminal may print nothing for any
+    // time (a `kiln logs -f` on a quiet job, a terminal whose user reads). The agent connection's
+    // idle deadline (AGENT_CALL_TIMEOUT_MS) used to apply to them and close the connection, every
+    // other call on it failing too.
+    const quietS = Math.ceil((AGENT_CALL_TIMEOUT_MS + 2_000) / 1000);
+    const { pid } = await sb.processes.start(`sleep ${quietS}; echo late`);
+    const pty = await sb.pty.create({ cols: 80, rows: 24, command: "read x; echo got-$x" });
+    const seen = collect(pty);
+    const followed = sb.processes.logs(pid, { follow: true });
+    const waited = sb.processes.wait(pid);
+    expect(await followed).toEqual({ stdout: "late\n", stderr: "" });
+    expect(await waited).toEqual({ exitCode: 0 });
+    pty.write("hello\n");
+    await seen.until("got-hello");
+    expect((await sb.exec("echo alive")).stdout).toBe("alive\n");
   });
 
   it("runs on after its client disconnects, as the sandbox user", async () => {

@@ -78,8 +78,17 @@ describe("clients that go away", () => {
 describe("shutdown and restart", () => {
   it("close() finishes in-flight requests, refuses new ones, and a restart keeps keys and sandboxes", async () => {
     const url = t.url;
-    const inflight = t.api("POST", `/v1/sandboxes/${id}/exec`, { body: { command: "sleep 1; echo finished" } });
-    await new Promise((r) => setTimeout(r, 300));
+    const marker = `/tmp/inflight-${process.pid}`;
+    const inflight = t.api("POST", `/v1/sandboxes/${id}/exec`, {
+      body: { command: `touch ${marker}; sleep 2; echo finished` },
+    });
+    // Closed once the request is in flight (its command has begun), not after a fixed 300 ms: on a
+    // loaded machine the request may not have reached the server by then, and close() refuses it.
+    for (let i = 0; i < 300; i++) {
+      const seen = await t.api("POST", `/v1/sandboxes/${id}/exec`, { body: { command: `test -e ${marker}` } });
+      if (seen.body.exitCode === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const closeStarted = Date.now();
     const closing = t.server.close();
     const done = await inflight;

@@ -140,11 +140,27 @@ export async function runExec(ws: WebSocket, docker: Docker, containerId: string
     });
   }
 
+  // Backpressure on stdin, as the real API server's stream has: while the process has not taken
+  // what was written, the WebSocket is not read, so the client's sends wait (TCP) instead of
+  // piling up here. Without it a client could finish sending a large upload long before the
+  // process had read it, and then wait on a reply with nothing left to show progress: on a
+  // loaded machine, longer than its idle deadline (Kiln's agent calls: 15 s).
+  let stdinFull = false;
+  const resume = () => {
+    if (!stdinFull) return;
+    stdinFull = false;
+    ws.resume();
+  };
+  sock.on("drain", resume);
+  sock.on("close", resume);
   onMessage = (data: Buffer) => {
     const payload = data.subarray(1);
     switch (data[0]) {
       case STDIN:
-        if (r.stdin && payload.length > 0) sock.write(payload);
+        if (r.stdin && payload.length > 0 && !sock.write(payload) && !stdinFull) {
+          stdinFull = true;
+          ws.pause();
+        }
         break;
       case RESIZE:
         try {

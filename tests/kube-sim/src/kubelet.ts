@@ -43,7 +43,14 @@ interface PodState {
   ns: string;
   name: string;
   containerId?: string;
+  /** When the pod was bound (its status.startTime): activeDeadlineSeconds counts from here. */
   startedMs: number;
+  /**
+   * Settles once the container's create and start are over (started, or given up): the deadline
+   * waits for it, so that a stop can never run before a start still in flight and leave the
+   * container running in a Failed pod.
+   */
+  launched: Promise<void>;
   deadline?: NodeJS.Timeout;
   probe?: NodeJS.Timeout;
   /** Set once the pod is being torn down (delete or deadline): exits are no longer reported. */
@@ -156,6 +163,7 @@ export class Kubelet {
       ns: md.namespace!,
       name: md.name,
       startedMs: Date.now(),
+      launched: Promise.resolve(),
       stopping: false,
       deadlineHit: false,
       running: false,
@@ -185,6 +193,7 @@ export class Kubelet {
       pod = now;
     }
     // The scheduler binds the pod to the one node; the kubelet acknowledges it (startTime).
+    st.startedMs = Date.now();
     const bound = this.#patch(st, (p) => {
       p.spec.nodeName = "kube-sim";
       p.status.hostIP = "127.0.0.1";
@@ -202,6 +211,10 @@ export class Kubelet {
       ];
     });
     if (!bound) return;
+    let launched = () => {};
+    st.launched = new Promise<void>((resolve) => {
+      launched = resolve;
+    });
     this.#api.recordEvent(
       bound,
       "Normal",
@@ -249,6 +262,7 @@ export class Kubelet {
       if (st.stopping) return;
       await container.start();
       st.running = true;
+      launched();
       // The policies in force apply before the pod is reported Running (the CNI's part of
       // sandbox creation).
       await this.#reconcileNetwork(st);
@@ -289,6 +303,8 @@ export class Kubelet {
           containerStatus(c, { waiting: { reason, message } }, { ready: false, started: false }),
         ];
       });
+    } finally {
+      launched();
     }
   }
 
@@ -568,6 +584,10 @@ export class Kubelet {
     st.deadlineHit = true;
     st.stopping = true;
     this.#stopProbe(st);
+    // A start in flight is let finish first (the create path gives up once it sees `stopping`):
+    // a stop sent while Docker is still starting the container is a no-op, and the container
+    // would then run on in a pod reported Failed.
+    await st.launched;
     this.#api.recordEvent(
       pod,
       "Normal",
@@ -579,7 +599,8 @@ export class Kubelet {
       const container = this.#docker.getContainer(st.containerId);
       await container.stop({ t: pod.spec.terminationGracePeriodSeconds ?? 30 }).catch(() => undefined);
       const s = (await container.inspect().catch(() => undefined))?.State;
-      if (s)
+      // (A container made but never started, the deadline having come first, has no terminated state.)
+      if (s && !s.StartedAt.startsWith("0001-"))
         terminated = {
           exitCode: s.ExitCode,
           reason: "Error",

@@ -7,6 +7,8 @@ import https from "node:https";
 import { resolve } from "node:path";
 import { PassThrough } from "node:stream";
 import { CoreV1Api, KubeConfig, type V1Status } from "@kubernetes/client-node";
+// Not re-exported by the package's index; the class Exec uses by default.
+import { WebSocketHandler } from "@kubernetes/client-node/dist/web-socket-handler.js";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SIM_LABEL, sweepKubeSims } from "../src/index.ts";
@@ -102,6 +104,41 @@ describe("pods", () => {
     const r = await exec(c, "stdin-1", ["sh", "-c", "tr a-z A-Z; echo done"], { stdin: "hello kube\n" });
     expect(r.stdout).toBe("HELLO KUBE\ndone\n");
     expect(r.status.status).toBe("Success");
+  });
+
+  it("holds stdin back while the process does not read it (backpressure), and delivers all of it", async () => {
+    await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod("stdin-2") });
+    await waitReady(c, "stdin-2");
+    const query = new URLSearchParams({ stdin: "true", stdout: "true", stderr: "true", container: "main" });
+    for (const arg of ["sh", "-c", "sleep 3; wc -c"]) query.append("command", arg);
+    let out = "";
+    let opened!: () => void;
+    const open = new Promise<void>((r) => {
+      opened = r;
+    });
+    const ws = await new WebSocketHandler(c.kc).connect(
+      `/api/v1/namespaces/default/pods/stdin-2/exec?${query}`,
+      null,
+      (channel: number, data: Buffer) => {
+        opened();
+        if (channel === 1) out += data.toString();
+        return true;
+      },
+    );
+    const closed = new Promise<void>((r) => ws.on("close", () => r()));
+    await open;
+    const started = Date.now();
+    const size = 32 * 1024 * 1024;
+    const chunk = Buffer.alloc(256 * 1024 + 1, 0x61);
+    chunk[0] = 0; // channel 0: stdin
+    for (let sent = 0; sent < size; sent += chunk.length - 1)
+      await new Promise<void>((resolve, reject) => ws.send(chunk, (err) => (err ? reject(err) : resolve())));
+    // The process reads nothing for 3 s: the sends can only have completed once it did (the
+    // socket buffers between client, sim and Docker hold a few MiB, not 32).
+    expect(Date.now() - started).toBeGreaterThan(1500);
+    ws.send(Buffer.from([255, 0])); // v5: close stdin
+    await closed;
+    expect(out.trim()).toBe(String(Math.ceil(size / (chunk.length - 1)) * (chunk.length - 1)));
   });
 
   it("execs with a tty: one output stream, and the terminal size from client-node's resize channel", async () => {

@@ -203,38 +203,52 @@ describe("runtime classes", () => {
 });
 
 describe("activeDeadlineSeconds", () => {
+  // The deadline counts from the pod's startTime, not from Ready: on a loaded machine a pod with
+  // a 2 s deadline may well fail before its container ever ran. So the first pod is not waited
+  // Ready; the second is, and then gets a deadline already past, which stops its running container.
+  const containersOf = async (name: string) => {
+    const p = await c.core.readNamespacedPod({ name, namespace: "default" });
+    return docker.listContainers({ all: true, filters: { label: [`kiln.kube-sim.uid=${p.metadata!.uid}`] } });
+  };
+  const failedOf = (name: string) =>
+    waitFor(
+      `${name} Failed`,
+      async () => {
+        const p = await c.core.readNamespacedPod({ name, namespace: "default" });
+        return p.status?.phase === "Failed" ? p : undefined;
+      },
+      30_000,
+    );
+
   it("fails the pod with DeadlineExceeded and stops its container", async () => {
+    const created = Date.now();
     await c.core.createNamespacedPod({
       namespace: "default",
       body: sleeperPod("deadline-1", { spec: { activeDeadlineSeconds: 2 } }),
     });
-    await waitReady(c, "deadline-1");
-    const container = await containerOf("deadline-1");
-    const failed = await waitFor(
-      "DeadlineExceeded",
-      async () => {
-        const p = await c.core.readNamespacedPod({ name: "deadline-1", namespace: "default" });
-        return p.status?.phase === "Failed" ? p : undefined;
-      },
-      20_000,
-    );
+    const failed = await failedOf("deadline-1");
+    // Not before the deadline (counted from startTime, which comes after the create).
+    expect(Date.now() - created).toBeGreaterThanOrEqual(1900); // (timers may round a millisecond early)
     expect(failed.status?.reason).toBe("DeadlineExceeded");
     expect(failed.status?.message).toBe("Pod was active on the node longer than the specified deadline");
-    expect((await container.inspect()).State.Running).toBe(false);
+    // Whether or not it got to start, nothing runs on for a Failed pod.
+    for (const k of await containersOf("deadline-1")) expect(k.State, k.Id).not.toBe("running");
+    expect((await eventsOf("deadline-1")).map((e) => e.reason)).toContain("DeadlineExceeded");
+
     // A deadline can be set later, on a running pod (the field is mutable; it may only shrink).
     await c.core.createNamespacedPod({ namespace: "default", body: sleeperPod("deadline-2") });
     await waitReady(c, "deadline-2");
+    const container = await containerOf("deadline-2");
+    expect((await container.inspect()).State.Running).toBe(true);
     const { PatchStrategy, setHeaderOptions } = await import("@kubernetes/client-node");
     await c.core.patchNamespacedPod(
       { name: "deadline-2", namespace: "default", body: { spec: { activeDeadlineSeconds: 1 } } },
       setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
     );
-    await waitFor(
-      "deadline-2 Failed",
-      async () =>
-        (await c.core.readNamespacedPod({ name: "deadline-2", namespace: "default" })).status?.reason ===
-        "DeadlineExceeded",
-    );
+    const stopped = await failedOf("deadline-2");
+    expect(stopped.status?.reason).toBe("DeadlineExceeded");
+    expect(stopped.status?.containerStatuses?.[0]?.state?.terminated).toBeDefined();
+    expect((await container.inspect()).State.Running).toBe(false);
   });
 });
 

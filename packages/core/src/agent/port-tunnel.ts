@@ -35,36 +35,43 @@ export class PortTunnel extends Duplex {
     const tunnel = new PortTunnel(connection);
     return new Promise<PortTunnel>((resolve, reject) => {
       let opened = false;
-      const request = connection.request({ type: "port_open", port }, (frame) => {
-        const h = frame.header;
-        switch (h.type) {
-          case "ok":
-            opened = true;
-            resolve(tunnel);
-            return false;
-          case "data":
-            if (!tunnel.push(frame.body)) tunnel.#pause();
-            return false;
-          case "end":
-            tunnel.#endReadable();
-            return false;
-          case "error":
-            tunnel.#closed = true;
-            reject(new PortTunnelError(String(h.code), `port ${port}: ${String(h.message)}`));
-            return true;
-          case "closed":
-            tunnel.#closed = true;
-            if (h.error !== undefined)
-              tunnel.destroy(new PortTunnelError(String(h.error), `port ${port}: ${String(h.error)}`));
-            else {
+      const request = connection.request(
+        { type: "port_open", port },
+        (frame) => {
+          const h = frame.header;
+          switch (h.type) {
+            case "ok":
+              opened = true;
+              resolve(tunnel);
+              return false;
+            case "data":
+              if (!tunnel.push(frame.body)) tunnel.#pause();
+              return false;
+            case "end":
               tunnel.#endReadable();
-              tunnel.end();
-            }
-            return true;
-          default:
-            return false;
-        }
-      });
+              return false;
+            case "error":
+              tunnel.#closed = true;
+              reject(new PortTunnelError(String(h.code), `port ${port}: ${String(h.message)}`));
+              return true;
+            case "closed":
+              tunnel.#closed = true;
+              if (h.error !== undefined)
+                tunnel.destroy(new PortTunnelError(String(h.error), `port ${port}: ${String(h.error)}`));
+              else {
+                tunnel.#endReadable();
+                tunnel.end();
+              }
+              return true;
+            default:
+              return false;
+          }
+        },
+        undefined,
+        // An open connection may carry nothing for any time (an idle keep-alive): no idle deadline,
+        // or 15 s of quiet (AGENT_CALL_TIMEOUT_MS) would close the whole agent connection.
+        { deadlineMs: 0 },
+      );
       tunnel.#id = request.id;
       request.finished.catch((err: Error) => {
         tunnel.#closed = true;

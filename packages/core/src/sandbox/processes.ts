@@ -71,13 +71,20 @@ export class AgentProcesses implements SandboxProcesses {
     throwIfAborted(signal, "logs");
     const connection = await this.#connect();
     let failure: Error | undefined;
-    const request = connection.request({ type: "proc_logs", pid: validPid(pid), follow }, (frame) => {
-      const h = frame.header;
-      if (h.type === "stdout") stdout.push(frame.body);
-      else if (h.type === "stderr") stderr.push(frame.body);
-      else if (h.type === "error") failure = agentError(frame, "pid");
-      return h.type !== "stdout" && h.type !== "stderr";
-    });
+    const request = connection.request(
+      { type: "proc_logs", pid: validPid(pid), follow },
+      (frame) => {
+        const h = frame.header;
+        if (h.type === "stdout") stdout.push(frame.body);
+        else if (h.type === "stderr") stderr.push(frame.body);
+        else if (h.type === "error") failure = agentError(frame, "pid");
+        return h.type !== "stdout" && h.type !== "stderr";
+      },
+      undefined,
+      // Following waits on the process, which may be silent for as long as it likes: no idle
+      // deadline (AGENT_CALL_TIMEOUT_MS would judge the agent dead and close its connection).
+      follow ? { deadlineMs: 0 } : {},
+    );
     const stop = () => void connection.send({ type: "cancel", id: 0, target: request.id }).catch(() => {});
     signal?.addEventListener("abort", stop, { once: true });
     try {
@@ -96,7 +103,10 @@ export class AgentProcesses implements SandboxProcesses {
   }
 
   async wait(pid: number): Promise<{ exitCode: number }> {
-    const reply = await (await this.#connect()).call({ type: "proc_wait", pid: validPid(pid) });
+    // Waits on the process, however long it runs: no idle deadline (as pty_wait).
+    const reply = await (await this.#connect()).call({ type: "proc_wait", pid: validPid(pid) }, undefined, {
+      deadlineMs: 0,
+    });
     if (reply.header.type !== "exit") throw agentError(reply, "pid");
     return { exitCode: Number(reply.header.exitCode) };
   }

@@ -93,31 +93,38 @@ export class AgentPty implements Pty {
       refused = reject;
     });
     let current = () => true;
-    const request = connection.request({ type: "pty_attach", ptyId: this.id, offset: this.#offset }, (frame) => {
-      const h = frame.header;
-      if (h.type === "detached") return true;
-      // After pause() + resume(), frames still in flight for the old subscription are dropped:
-      // the new one starts from the offset this handle had reached, so it sends them again.
-      if (!current()) return h.type === "exit";
-      if (h.type === "attached") {
-        accepted();
+    const request = connection.request(
+      { type: "pty_attach", ptyId: this.id, offset: this.#offset },
+      (frame) => {
+        const h = frame.header;
+        if (h.type === "detached") return true;
+        // After pause() + resume(), frames still in flight for the old subscription are dropped:
+        // the new one starts from the offset this handle had reached, so it sends them again.
+        if (!current()) return h.type === "exit";
+        if (h.type === "attached") {
+          accepted();
+          return false;
+        }
+        if (h.type === "data") {
+          this.#offset = Number(h.offset) + frame.body.length;
+          this.#deliver(frame.body);
+          return false;
+        }
+        if (h.type === "error") {
+          refused(agentError(frame, "id"));
+          return true;
+        }
+        if (h.type === "exit") {
+          this.#settleExit(Number(h.exitCode));
+          return true;
+        }
         return false;
-      }
-      if (h.type === "data") {
-        this.#offset = Number(h.offset) + frame.body.length;
-        this.#deliver(frame.body);
-        return false;
-      }
-      if (h.type === "error") {
-        refused(agentError(frame, "id"));
-        return true;
-      }
-      if (h.type === "exit") {
-        this.#settleExit(Number(h.exitCode));
-        return true;
-      }
-      return false;
-    });
+      },
+      undefined,
+      // Attached, it waits on the terminal's program, which may print nothing for any time: no
+      // idle deadline (AGENT_CALL_TIMEOUT_MS would close the agent connection after 15 s of quiet).
+      { deadlineMs: 0 },
+    );
     this.#attachId = request.id;
     current = () => this.#attachId === request.id;
     request.finished.catch((err: Error) => {
