@@ -48,9 +48,12 @@ export class HttpClient {
   readonly #authorization: string;
   /** Keep-alive connections of the JSON calls (idle ones do not hold the process open). */
   readonly #agent: HttpAgent;
+  readonly #idleTimeoutMs: number;
 
-  constructor(url: string, apiKey: string) {
+  /** `options.idleTimeoutMs` replaces IDLE_TIMEOUT_MS for the JSON calls (tests use a short one). */
+  constructor(url: string, apiKey: string, options: { idleTimeoutMs?: number } = {}) {
     this.url = normalizeUrl(url);
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     this.#agent = this.url.startsWith("https:")
       ? new HttpsAgent({ keepAlive: true })
       : new HttpAgent({ keepAlive: true });
@@ -320,8 +323,8 @@ export class HttpClient {
           );
         },
       );
-      request.setTimeout(IDLE_TIMEOUT_MS, () =>
-        request.destroy(Object.assign(new Error(`no answer within ${IDLE_TIMEOUT_MS} ms`), { code: "ETIMEDOUT" })),
+      request.setTimeout(this.#idleTimeoutMs, () =>
+        request.destroy(Object.assign(new Error(`no answer within ${this.#idleTimeoutMs} ms`), { code: "ETIMEDOUT" })),
       );
       request.on("error", (err: NodeJS.ErrnoException) => {
         const code = err.code;

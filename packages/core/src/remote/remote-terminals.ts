@@ -200,31 +200,12 @@ export class RemoteProcesses implements SandboxProcesses {
     const o = options ?? {};
     const stdout = new OutputCollector(LOGS_MAX_BYTES, o.onStdout);
     const stderr = new OutputCollector(LOGS_MAX_BYTES, o.onStderr);
-    const what = "processes.logs";
-    const response = await this.#client.send("GET", `${this.#path}/${validPid(pid)}/logs`, {
-      query: { follow: o.follow ? "true" : "false" },
-      accept: "text/event-stream",
-      ...(o.signal ? { signal: o.signal } : {}),
-      what,
+    const result = await this.#follow(pid, !!o.follow, "processes.logs", o.signal, (event) => {
+      if (event.type === "stdout") stdout.push(Buffer.from(String(event.data), "utf8"));
+      else if (event.type === "stderr") stderr.push(Buffer.from(String(event.data), "utf8"));
     });
-    try {
-      if (!(response.headers.get("content-type") ?? "").includes("text/event-stream")) {
-        const body = (await response.json()) as { stdout: string; stderr: string };
-        return { stdout: body.stdout, stderr: body.stderr };
-      }
-      for await (const message of readSse(response.body as ReadableStream<Uint8Array>)) {
-        const event = JSON.parse(message.data) as { type: string; data?: string; result?: unknown; error?: unknown };
-        if (event.type === "stdout") stdout.push(Buffer.from(String(event.data), "utf8"));
-        else if (event.type === "stderr") stderr.push(Buffer.from(String(event.data), "utf8"));
-        else if (event.type === "error") {
-          throw errorFromBody(parseErrorBody(event) ?? { code: "INTERNAL", message: "the stream failed" });
-        } else if (event.type === "result") break;
-      }
-    } catch (err) {
-      if (!o.signal?.aborted) throw this.#client.failure(err, { what, ...(o.signal ? { signal: o.signal } : {}) });
-    } finally {
-      await response.body?.cancel().catch(() => {});
-    }
+    // A server that answered with JSON (not a stream) sent the logs whole.
+    if (result?.json) return { stdout: String(result.json.stdout), stderr: String(result.json.stderr) };
     return { stdout: stdout.text(), stderr: stderr.text() };
   }
 
@@ -235,12 +216,55 @@ export class RemoteProcesses implements SandboxProcesses {
     });
   }
 
+  /**
+   * Streamed, not one JSON answer: a process may run quietly for longer than a JSON call may
+   * stay silent (the client's idle timeout, 5 min); the stream's keep-alive comments carry the wait.
+   */
   async wait(pid: number): Promise<{ exitCode: number }> {
-    const answer = await this.#client.json<{ exitCode?: number }>("GET", `${this.#path}/${validPid(pid)}/logs`, {
-      query: { follow: "true" },
-      what: "processes.wait",
-    });
+    const result = await this.#follow(pid, true, "processes.wait", undefined, () => {});
+    const answer = result?.json ?? result?.result;
+    if (answer?.exitCode === undefined) {
+      throw new AgentUnavailableError(`the server ended the wait for process ${pid} without its exit code`);
+    }
     return { exitCode: Number(answer.exitCode) };
+  }
+
+  /**
+   * GET …/processes/{pid}/logs as an event stream: each stdout/stderr event to `onEvent`, until
+   * the final `result` (returned) or an `error` (thrown). Undefined when aborted through `signal`.
+   */
+  async #follow(
+    pid: number,
+    follow: boolean,
+    what: string,
+    signal: AbortSignal | undefined,
+    onEvent: (event: { type: string; data?: unknown }) => void,
+  ): Promise<{ result?: Record<string, unknown>; json?: Record<string, unknown> } | undefined> {
+    const response = await this.#client.send("GET", `${this.#path}/${validPid(pid)}/logs`, {
+      query: { follow: follow ? "true" : "false" },
+      accept: "text/event-stream",
+      ...(signal ? { signal } : {}),
+      what,
+    });
+    try {
+      if (!(response.headers.get("content-type") ?? "").includes("text/event-stream")) {
+        return { json: (await response.json()) as Record<string, unknown> };
+      }
+      for await (const message of readSse(response.body as ReadableStream<Uint8Array>)) {
+        const event = JSON.parse(message.data) as { type: string; data?: unknown; result?: unknown };
+        if (event.type === "error") {
+          throw errorFromBody(parseErrorBody(event) ?? { code: "INTERNAL", message: "the stream failed" });
+        }
+        if (event.type === "result") return { result: (event.result ?? {}) as Record<string, unknown> };
+        onEvent(event);
+      }
+      if (!signal?.aborted) throw new AgentUnavailableError(`the server ended the stream of process ${pid} early`);
+    } catch (err) {
+      if (!signal?.aborted) throw this.#client.failure(err, { what, ...(signal ? { signal } : {}) });
+    } finally {
+      await response.body?.cancel().catch(() => {});
+    }
+    return undefined;
   }
 }
 
