@@ -91,7 +91,9 @@ def start_server(extra_env: Optional[Dict[str, str]] = None) -> Server:
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
-    srv = start_server()
+    # Keep-alive comments every 0.5 s (15 s by default): streams quieter than a client's read
+    # timeout are tested in seconds (test_run.py, test_waiting_outlasts_the_read_timeout).
+    srv = start_server({"KILN_SSE_KEEPALIVE_MS": "500"})
     try:
         yield srv
     finally:

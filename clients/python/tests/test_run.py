@@ -10,6 +10,8 @@ import pytest
 
 import kiln
 
+from conftest import Server
+
 
 def test_exec_a_shell_line_and_an_argv(sandbox: kiln.Sandbox) -> None:
     r = sandbox.exec("echo out; echo err >&2; exit 3")
@@ -91,6 +93,14 @@ def test_run_code_streams_and_renders_a_chart(sandbox: kiln.Sandbox) -> None:
 def test_a_timeout_is_a_status(sandbox: kiln.Sandbox) -> None:
     e = sandbox.run_code("import time\ntime.sleep(10)", timeout_ms=700, context="sleepy")
     assert e.status == "timeout"
+
+
+def test_waiting_outlasts_the_read_timeout(server: Server, sandbox: kiln.Sandbox) -> None:
+    """processes.wait() is a stream: a process quieter than the client's read timeout is waited for."""
+    with kiln.Kiln(url=server.url, api_key=server.admin_key, timeout=1.5) as impatient:
+        quiet = impatient.get(sandbox.id)
+        started = quiet.processes.start("sleep 3; exit 5")
+        assert quiet.processes.wait(started.pid) == 5
 
 
 def test_background_processes(sandbox: kiln.Sandbox) -> None:

@@ -1087,8 +1087,13 @@ def signal_process(sandbox_id: str, pid: int, signal: str = "SIGTERM") -> Op[Non
 
 
 def wait_process(sandbox_id: str, pid: int) -> Op[int]:
-    """Waits for the process to end; its exit code."""
-    logs = yield from process_logs(sandbox_id, pid, follow=True)
+    """Waits for the process to end; its exit code. Streamed, not one JSON answer: a process may
+    stay quiet for longer than the client's read timeout, and the stream's keep-alives carry it."""
+    path = f"{_sandbox(sandbox_id)}/processes/{int(pid)}/logs"
+    handler = _stream_handler("result", ProcessLogs.from_json, None, None)
+    logs = yield Call(
+        "GET", path, params=[("follow", "true")], accept="text/event-stream", receiver=lambda: SSEReceiver(handler)
+    )
     if logs.exit_code is None:
         raise errors.ServerUnavailableError(f"The server did not say how process {pid} ended")
     return logs.exit_code
