@@ -150,3 +150,19 @@ class ExecTest(AgentTest):
     def test_children_get_high_oom_score(self):
         out, _, _ = self.client.exec("cat /proc/self/oom_score_adj")
         self.assertEqual(out, b"1000\n")
+
+    def test_the_agent_keeps_its_own_oom_score(self):
+        # The agent raises its own score only for the fork of a child (so the child is born
+        # with it): after commands, and with one of them still running, it is back where it was.
+        with open(f"/proc/{agent().proc.pid}/oom_score_adj") as f:
+            before = f.read()
+        self.assertNotEqual(before, "1000\n")
+        out, _, _ = self.client.exec("sleep 5 & cat /proc/$!/oom_score_adj; cat /proc/self/oom_score_adj")
+        self.assertEqual(out, b"1000\n1000\n")
+        rid = self.client.send("exec", argv=["sleep", "5"])
+        try:
+            with open(f"/proc/{agent().proc.pid}/oom_score_adj") as f:
+                self.assertEqual(f.read(), before)
+        finally:
+            self.client.send_to("cancel", rid)
+            self.client.collect(rid)
