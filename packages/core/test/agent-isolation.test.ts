@@ -40,6 +40,16 @@ describe("the agent is out of user code's reach", () => {
     expect((await sb.exec("stat -c %u:%g owned.txt")).stdout).toBe("1000:1000\n");
   });
 
+  it("user code has the OOM killer's highest score, commands and code cells alike; the agent keeps its own", async () => {
+    // The agent raises its own score for each fork (a child running as uid 1000 cannot raise
+    // its own: it is not dumpable, its /proc files are root's) and sets it back.
+    const own = await sb.exec("cat /proc/self/oom_score_adj; sleep 5 & cat /proc/$!/oom_score_adj");
+    expect(own.stdout).toBe("1000\n1000\n");
+    const cell = await sb.runCode("print(open('/proc/self/oom_score_adj').read().strip())");
+    expect(cell.stdout).toBe("1000\n");
+    expect((await sb.exec(`cat /proc/${agentPid}/oom_score_adj`)).stdout).toBe("0\n");
+  });
+
   it("user code cannot kill, stop or ptrace the agent, nor read its memory", async () => {
     for (const signal of ["KILL", "STOP", "TERM"]) {
       const result = await sb.exec(`kill -${signal} ${agentPid}`);

@@ -41,6 +41,19 @@ def kill_group(pgid):
         pass
 
 
+def open_oom_score():
+    """(a descriptor of this process's /proc/self/oom_score_adj open for writing, its current
+    value as bytes), or (None, None) where it cannot be opened or read (spawn then raises each
+    child's score in the child)."""
+    try:
+        with open("/proc/self/oom_score_adj", "rb") as f:
+            score = f.read().strip()
+        int(score)
+        return os.open("/proc/self/oom_score_adj", os.O_WRONLY), score
+    except (OSError, ValueError):
+        return None, None
+
+
 def raise_oom_score():
     """preexec_fn: make the child, not the agent, the OOM killer's first choice."""
     try:

@@ -150,3 +150,28 @@ class ExecTest(AgentTest):
     def test_children_get_high_oom_score(self):
         out, _, _ = self.client.exec("cat /proc/self/oom_score_adj")
         self.assertEqual(out, b"1000\n")
+
+    def test_the_agent_keeps_its_own_oom_score(self):
+        # The agent raises its own score only for the fork of a child (so the child is born
+        # with it), and sets it back: with commands run and one still running, it is where it
+        # started (this process's, which it inherited). Polled: a spawn of its own (the default
+        # kernel's warm-up) may have it raised for a moment.
+        with open("/proc/self/oom_score_adj") as f:
+            start = f.read()
+        self.assertNotEqual(start, "1000\n")
+        out, _, _ = self.client.exec("sleep 5 & cat /proc/$!/oom_score_adj; cat /proc/self/oom_score_adj")
+        self.assertEqual(out, b"1000\n1000\n")
+        rid = self.client.send("exec", argv=["/bin/sh", "-c", "echo started; exec sleep 5"])
+        try:
+            self.assertIn(b"started", self.client.next_for(rid)[1])
+            deadline = time.monotonic() + 2
+            while True:
+                with open(f"/proc/{agent().proc.pid}/oom_score_adj") as f:
+                    now = f.read()
+                if now == start or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            self.assertEqual(now, start)
+        finally:
+            self.client.send_to("cancel", rid)
+            self.client.collect(rid)
