@@ -90,14 +90,20 @@ describe("sandbox lifecycle", () => {
         filters: { container: [sb.id], type: ["container"] },
       })) as NodeJS.ReadableStream & { destroy(): void };
       const actions: { Action: string; Actor: { Attributes: Record<string, string> } }[] = [];
+      let destroyed!: () => void;
+      const destroyEvent = new Promise<void>((resolve) => {
+        destroyed = resolve;
+      });
       events.on("data", (chunk: Buffer) => {
-        for (const line of chunk.toString("utf8").split("\n").filter(Boolean)) actions.push(JSON.parse(line));
+        for (const line of chunk.toString("utf8").split("\n").filter(Boolean)) {
+          actions.push(JSON.parse(line));
+          if (actions.at(-1)?.Action === "destroy") destroyed();
+        }
       });
       await sb.delete();
       await expect(kiln.get(sb.id)).rejects.toThrow(SandboxNotFoundError);
-      // The events arrive asynchronously: wait for the removal's.
-      for (let i = 0; i < 100 && !actions.some((a) => a.Action === "destroy"); i++)
-        await new Promise((r) => setTimeout(r, 50));
+      // The events arrive asynchronously (late on a loaded engine): wait for the removal's.
+      await destroyEvent;
       events.destroy();
       expect(actions.map((a) => a.Action)).not.toContain("kill");
       expect(actions.find((a) => a.Action === "die")?.Actor.Attributes.exitCode).toBe("0");
