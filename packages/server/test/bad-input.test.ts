@@ -1,5 +1,6 @@
 // Hostile and malformed requests: each gets a clear 4xx naming the field, never a crash.
 import { request } from "node:http";
+import { connect } from "node:net";
 import { Kiln } from "@kiln/core";
 import { describe, expect, inject, it } from "vitest";
 import { testServer } from "./helpers.ts";
@@ -103,6 +104,23 @@ describe("request bodies", () => {
     });
     expect(answer.status).toBe(413);
     expect(JSON.parse(answer.body).error.code).toBe("PAYLOAD_TOO_LARGE");
+  });
+
+  it("a request with neither Content-Length nor Transfer-Encoding has no body: a 400, not a wait", async () => {
+    const { host, port } = new URL(t.url);
+    const text = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), host.replace(/:\d+$/, "").replace(/^\[|\]$/g, ""));
+      let got = "";
+      socket.on("data", (c) => (got += c));
+      socket.on("end", () => resolve(got));
+      socket.on("error", reject);
+      socket.write(
+        `POST /v1/sandboxes/${id}/exec HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${t.key}\r\n` +
+          "Content-Type: application/json\r\nConnection: close\r\n\r\n",
+      );
+    });
+    expect(text.split("\r\n")[0]).toBe("HTTP/1.1 400 Bad Request");
+    expect(JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)).error.code).toBe("INVALID_ARGUMENT");
   });
 
   it("a chunked JSON body (no Content-Length) is read when under the limit and a 413 when over", async () => {
