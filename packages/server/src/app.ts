@@ -6,9 +6,9 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import type { Kiln } from "@kiln/core";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { HttpError, mapError } from "./errors.ts";
+import { jsonBodyLimit } from "./pipeline/body-limit.ts";
 import { authenticate } from "./pipeline/pipeline.ts";
 import type { FailureLimiter } from "./pipeline/rate-limit.ts";
 import type { Services } from "./pipeline/services.ts";
@@ -133,11 +133,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     return auth(c, next);
   });
   // File uploads stream with their own limit (routes/files.ts); every other body is small JSON.
-  const jsonLimit = bodyLimit({
-    maxSize: MAX_JSON_BODY_BYTES,
-    onError: () => {
-      throw new HttpError("PAYLOAD_TOO_LARGE", `JSON bodies are limited to ${MAX_JSON_BODY_BYTES} bytes`);
-    },
+  const jsonLimit = jsonBodyLimit(MAX_JSON_BODY_BYTES, () => {
+    throw new HttpError("PAYLOAD_TOO_LARGE", `JSON bodies are limited to ${MAX_JSON_BODY_BYTES} bytes`);
   });
   app.use("/v1/*", async (c, next) =>
     (c.req.method === "PUT" && c.req.path.endsWith("/files")) ||

@@ -1,5 +1,6 @@
 // Hostile and malformed requests: each gets a clear 4xx naming the field, never a crash.
 import { request } from "node:http";
+import { connect } from "node:net";
 import { Kiln } from "@kiln/core";
 import { describe, expect, inject, it } from "vitest";
 import { testServer } from "./helpers.ts";
@@ -79,6 +80,102 @@ describe("request bodies", () => {
     );
     expect(res.status).toBe(413);
     expect(res.body.error.code).toBe("PAYLOAD_TOO_LARGE");
+  });
+
+  // The limit reads Content-Length from the Node request (pipeline/body-limit.ts); a body without
+  // one is counted as it arrives. Both must refuse what is over and read what is under.
+  it("a declared JSON Content-Length over the limit gets 413 before the body is sent", async () => {
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(new URL(`${t.url}/v1/sandboxes/${id}/exec`), {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${t.key}`,
+          "content-type": "application/json",
+          "content-length": String(17 * 1024 * 1024),
+        },
+      });
+      req.on("response", (res) => {
+        let body = "";
+        res.on("data", (c) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on("error", reject);
+      req.flushHeaders();
+    });
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body).error.code).toBe("PAYLOAD_TOO_LARGE");
+  });
+
+  it("a request with neither Content-Length nor Transfer-Encoding has no body: a 400, not a wait", async () => {
+    const { host, port } = new URL(t.url);
+    const text = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), host.replace(/:\d+$/, "").replace(/^\[|\]$/g, ""));
+      let got = "";
+      socket.on("data", (c) => (got += c));
+      socket.on("end", () => resolve(got));
+      socket.on("error", reject);
+      socket.write(
+        `POST /v1/sandboxes/${id}/exec HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${t.key}\r\n` +
+          "Content-Type: application/json\r\nConnection: close\r\n\r\n",
+      );
+    });
+    expect(text.split("\r\n")[0]).toBe("HTTP/1.1 400 Bad Request");
+    expect(JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)).error.code).toBe("INVALID_ARGUMENT");
+  });
+
+  it("a chunked JSON body (no Content-Length) is read when under the limit and a 413 when over", async () => {
+    // {"command": "echo ok", "env": {"A": "aaaa..."}}, a few bytes per chunk.
+    const parts = ['{"command": "echo ok", "env": {"A": "', ..."a".repeat(64).split(""), '"}}'];
+    let i = 0;
+    const small = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const part = parts[i++];
+        if (part === undefined) return controller.close();
+        controller.enqueue(new TextEncoder().encode(part));
+      },
+    });
+    const ok = await fetch(`${t.url}/v1/sandboxes/${id}/exec`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${t.key}`, "content-type": "application/json" },
+      body: small,
+      duplex: "half",
+    } as RequestInit);
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { stdout: string }).stdout).toBe("ok\n");
+
+    // Over the limit: on its own connection (the server may close it after refusing), written
+    // until the answer comes.
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(new URL(`${t.url}/v1/sandboxes/${id}/exec`), {
+        method: "POST",
+        agent: false,
+        headers: { authorization: `Bearer ${t.key}`, "content-type": "application/json" },
+      });
+      let answered = false;
+      req.on("response", (res) => {
+        answered = true;
+        let body = "";
+        res.on("data", (c) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on("error", (err) => {
+        if (!answered) reject(err);
+      });
+      const chunk = Buffer.alloc(64 * 1024, " ");
+      let sent = 0;
+      const write = () => {
+        while (!answered && sent < 17 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!req.write(chunk)) return void req.once("drain", write);
+        }
+        if (!answered) req.end();
+      };
+      write();
+    });
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body).error.code).toBe("PAYLOAD_TOO_LARGE");
+    // The server goes on.
+    expect((await t.api("GET", `/v1/sandboxes/${id}`)).status).toBe(200);
   });
 });
 

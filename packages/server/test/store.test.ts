@@ -185,6 +185,48 @@ describe.each(backends)("store on $name", ({ name, url }) => {
     });
   });
 
+  it("keeps one chain per organisation across two stores on one database (two server processes)", async () => {
+    const other = await open();
+    try {
+      const event = (orgId: string, n: number) => ({
+        at: new Date().toISOString(),
+        orgId,
+        keyId: "key_x",
+        action: "sandbox.exec",
+        target: "t",
+        detail: { command: `echo ${n}` },
+        outcome: "ok",
+        status: 200,
+        durationMs: 1,
+      });
+      // One after the other, the organisations interleaved: each append's newest event is often
+      // the other organisation's, and often the other store's.
+      for (let n = 0; n < 6; n++) {
+        await (n % 2 === 0 ? store : other).appendAudit([event(n % 3 === 0 ? "two-a" : "two-b", n)]);
+      }
+      // At once from both stores (PostgreSQL: two processes in one thread would hold SQLite's
+      // write lock against each other): the loser of each race for the next seq tries again on
+      // the chain as it now is; none is lost, no chain forks.
+      const racing = name === "postgres" ? 8 : 0;
+      const settled = await Promise.allSettled(
+        Array.from({ length: racing }, (_, n) =>
+          (n % 2 === 0 ? store : other).appendAudit([event("two-a", 100 + n), event("two-b", 100 + n)]),
+        ),
+      );
+      expect(settled.filter((r) => r.status === "rejected")).toEqual([]);
+      const a = await store.listAudit("two-a", { limit: 100 });
+      const b = await other.listAudit("two-b", { limit: 100 });
+      expect(a).toHaveLength(2 + racing);
+      expect(b).toHaveLength(4 + racing);
+      expect(verifyChain(a)).toEqual({ ok: true, checked: 2 + racing });
+      expect(verifyChain(b)).toEqual({ ok: true, checked: 4 + racing });
+      const ids = [...a, ...b].map((e) => e.id);
+      expect(new Set(ids).size).toBe(ids.length);
+    } finally {
+      await other.close();
+    }
+  });
+
   it("keeps webhooks and their deliveries; changes quotas", async () => {
     await store.createOrg({ id: "o-wh", name: "wh", quotas: {}, createdAt: "x" });
     expect(await store.setOrgQuotas("o-wh", { maxSandboxes: 2 })).toBe(true);

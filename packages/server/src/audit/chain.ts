@@ -4,7 +4,7 @@
  * (same key order, no whitespace). The chain is per organisation; its first event's `prevHash`
  * is 64 zeros. An edited or deleted row (other than the newest) breaks it.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { AuditEvent } from "../store/store.ts";
 
 export const GENESIS_HASH = "0".repeat(64);
@@ -27,9 +27,8 @@ export function eventBody(e: Omit<AuditEvent, "hash">): Omit<AuditEvent, "hash">
 }
 
 export function eventHash(e: Omit<AuditEvent, "hash">): string {
-  return createHash("sha256")
-    .update(e.prevHash + JSON.stringify(eventBody(e)))
-    .digest("hex");
+  // One-shot crypto.hash: no Hash object per event (the audit step runs on every changing call).
+  return hash("sha256", e.prevHash + JSON.stringify(eventBody(e)), "hex");
 }
 
 export interface ChainCheck {

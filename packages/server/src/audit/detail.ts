@@ -3,7 +3,7 @@
  * values, file bodies, code or secrets (design/server.md). `body` is the request's JSON body as
  * sent (unvalidated: every field is checked for its type here), `query` its query parameters.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 type Json = Record<string, unknown>;
 
@@ -28,7 +28,7 @@ const DETAIL: Record<string, (body: Json, query: Record<string, string>) => Json
       ? {
           ...pick(b, ["language", "context"]),
           codeBytes: Buffer.byteLength(b.code),
-          codeSha256: createHash("sha256").update(b.code).digest("hex"),
+          codeSha256: hash("sha256", b.code, "hex"),
         }
       : pick(b, ["language", "context"]),
   "files.write": (_b, q) => pick(q, ["path"]),

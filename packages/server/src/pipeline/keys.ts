@@ -3,7 +3,7 @@
  * secret that lives in the data dir (mode 0600), compared in constant time. A database dump
  * alone therefore cannot be used to test guesses offline.
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, hash, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Store } from "../store/store.ts";
@@ -26,8 +26,18 @@ export function keyDisplayPrefix(key: string): string {
   return key.slice(0, KEY_PREFIX.length + 6);
 }
 
+/** How many verified keys KeyHasher.lookupHash remembers (the map is emptied when full). */
+const VERIFIED_MAX = 10_000;
+
 export class KeyHasher {
   readonly #secret: Buffer;
+  /**
+   * The stored hash (the HMAC) of keys that were found in the store, by the key's plain SHA-256:
+   * every request's key lookup otherwise pays an HMAC (an OpenSSL MAC context made and freed
+   * each time), several times the cost of the one-shot digest. Memory only, and only for keys
+   * that verified (a flood of guesses cannot fill it); what the store holds is unchanged.
+   */
+  readonly #verified = new Map<string, string>();
 
   constructor(secret: Buffer) {
     this.#secret = secret;
@@ -35,6 +45,19 @@ export class KeyHasher {
 
   hash(key: string): string {
     return createHmac("sha256", this.#secret).update(key, "utf8").digest("hex");
+  }
+
+  /** hash(key), answered from memory for a key that verified() before. */
+  lookupHash(key: string): string {
+    return this.#verified.get(hash("sha256", key, "base64")) ?? this.hash(key);
+  }
+
+  /** Remembers a key the store knows under `stored` (= hash(key)), for lookupHash. */
+  verified(key: string, stored: string): void {
+    const digest = hash("sha256", key, "base64");
+    if (this.#verified.get(digest) === stored) return;
+    if (this.#verified.size >= VERIFIED_MAX) this.#verified.clear();
+    this.#verified.set(digest, stored);
   }
 
   /** Constant-time comparison of two hex digests of equal length. */

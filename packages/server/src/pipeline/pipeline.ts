@@ -245,10 +245,22 @@ const quota: Step = async (c, policy, next) => {
 /** In order, outermost first; each may stop the request by throwing or wrap what follows. */
 export const ROUTE_STEPS: readonly Step[] = [audit, authorize, admission, network, quota];
 
+/**
+ * Whether a step can do anything for a route of this policy; the others pass straight through
+ * (each checks its policy itself too), so a route's pipeline leaves them out rather than pay
+ * an async frame per request for them (a runCode: audit and authorize only).
+ */
+const APPLIES = new Map<Step, (policy: RoutePolicy) => boolean>([
+  [admission, (p) => p.action !== undefined && ADMISSION_ACTIONS.has(p.action)],
+  [network, (p) => p.action === "sandbox.create" || p.action === "network.update"],
+  [quota, (p) => p.quota !== undefined],
+]);
+
 function routePipeline(policy: RoutePolicy): MiddlewareHandler<AppEnv> {
+  const steps = ROUTE_STEPS.filter((step) => APPLIES.get(step)?.(policy) ?? true);
   return async (c, next) => {
     const run = async (i: number): Promise<void> => {
-      const step = ROUTE_STEPS[i];
+      const step = steps[i];
       if (step === undefined) await next();
       else await step(c, policy, () => run(i + 1));
     };
@@ -371,10 +383,11 @@ async function resolveKey(deps: Services, header: string | undefined): Promise<P
 /** The principal of an API key (a bearer header's, or the one a dashboard signs in with), or why not. */
 export async function resolveApiKey(deps: Services, key: string): Promise<Principal | Refusal> {
   if (key.length < 16 || key.length > 512) return { message: "Unknown API key" };
-  const hash = deps.hasher.hash(key);
+  const hash = deps.hasher.lookupHash(key);
   const row = await deps.store.findKeyByHash(hash);
   // The lookup is by a keyed hash the caller cannot compute; the comparison is constant-time anyway.
   if (!row || !KeyHasher.same(row.hash, hash)) return { message: "Unknown API key" };
+  deps.hasher.verified(key, row.hash);
   return principalOf(row);
 }
 

@@ -99,6 +99,8 @@ function deliveryFrom(row: SqlRow): DeliveryRow {
   };
 }
 
+/** Tries of one audit append that lost the race for the next `seq` to another process. */
+const AUDIT_APPEND_ATTEMPTS = 8;
 const AUDIT_COLUMNS = "seq, org_id, at, key_id, action, target, detail, outcome, status, duration_ms, prev_hash, hash";
 const DELIVERY_COLUMNS =
   "id, webhook_id, org_id, event, payload, status, attempts, last_error, next_at, created_at, updated_at";
@@ -264,23 +266,46 @@ export class SqlStore implements Store {
     return (await this.#db.run("UPDATE orgs SET network = ? WHERE id = ?", [value, id])) > 0;
   }
 
-  appendAudit(events: NewAuditEvent[]): Promise<AuditEvent[]> {
+  /**
+   * One transaction per batch, so that the chain stays whole whoever else appends (another
+   * server process on the same database): the newest event is read inside it, the next `seq`
+   * is one past it, and a concurrent append that read the same newest event fails on `seq`'s
+   * primary key instead of forking a chain. The newest event overall is also its
+   * organisation's chain head, so a batch of that organisation (one server, one organisation:
+   * every request) needs no second lookup. The append that lost such a race (PostgreSQL's
+   * unique violation: SQLite's BEGIN IMMEDIATE never lets two in) is tried again on the chain
+   * as it now is, a few times, so that no event is lost to another server's append.
+   */
+  async appendAudit(events: NewAuditEvent[]): Promise<AuditEvent[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#appendAuditOnce(events);
+      } catch (err) {
+        if (attempt >= AUDIT_APPEND_ATTEMPTS || (err as { code?: unknown }).code !== "23505") throw err;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
+      }
+    }
+  }
+
+  #appendAuditOnce(events: NewAuditEvent[]): Promise<AuditEvent[]> {
     return this.#db.transaction(async (tx) => {
-      const [max] = await tx.all("SELECT MAX(seq) AS m FROM audit_events");
-      let seq = Number(max?.m ?? 0);
+      const [newest] = await tx.all("SELECT seq, org_id, hash FROM audit_events ORDER BY seq DESC LIMIT 1");
+      let seq = Number(newest?.seq ?? 0);
       const last = new Map<string, string>();
+      if (newest) last.set(String(newest.org_id), String(newest.hash));
       const out: AuditEvent[] = [];
       for (const e of events) {
         let prevHash = last.get(e.orgId);
-        if (prevHash === undefined) {
+        if (prevHash === undefined && newest !== undefined) {
           const [row] = await tx.all("SELECT hash FROM audit_events WHERE org_id = ? ORDER BY seq DESC LIMIT 1", [
             e.orgId,
           ]);
-          prevHash = row ? String(row.hash) : GENESIS_HASH;
+          if (row) prevHash = String(row.hash);
         }
+        prevHash ??= GENESIS_HASH;
         // Normalised through JSON, so the stored detail reads back exactly as it was hashed.
-        const detail =
-          e.detail === undefined ? undefined : (JSON.parse(JSON.stringify(e.detail)) as Record<string, unknown>);
+        const detailJson = e.detail === undefined ? undefined : JSON.stringify(e.detail);
+        const detail = detailJson === undefined ? undefined : (JSON.parse(detailJson) as Record<string, unknown>);
         const body = { ...e, id: ++seq, prevHash, ...(detail === undefined ? {} : { detail }) };
         if (detail === undefined) delete body.detail;
         const event: AuditEvent = { ...body, hash: eventHash(body) };
@@ -291,7 +316,7 @@ export class SqlStore implements Store {
           event.keyId,
           event.action,
           event.target,
-          detail === undefined ? null : JSON.stringify(detail),
+          detailJson ?? null,
           event.outcome,
           event.status,
           event.durationMs,

@@ -61,13 +61,14 @@ export class SqliteDriver implements SqlDriver {
       close: async () => {},
     };
     try {
-      this.#db.exec("BEGIN IMMEDIATE");
+      // Prepared once like every other statement (exec would parse them on every transaction).
+      this.#run("BEGIN IMMEDIATE", []);
       try {
         const value = await fn(tx);
-        this.#db.exec("COMMIT");
+        this.#run("COMMIT", []);
         return value;
       } catch (err) {
-        this.#db.exec("ROLLBACK");
+        this.#run("ROLLBACK", []);
         throw err;
       }
     } finally {
