@@ -66,6 +66,7 @@ describe("the built site", () => {
       "@kiln/core",
       "@kiln/core/tools",
       "@kiln/core/engine",
+      "@kiln/core/vocabulary",
       "@kiln/server",
       "@kiln/langchain",
       "@kiln/langchain/deepagents",
