@@ -108,6 +108,8 @@ export function createKilnMcpSession(options: KilnMcpOptions): KilnMcpSession {
   let ownId: string | undefined;
   let closed = false;
   let idleTimer: NodeJS.Timeout | undefined;
+  /** Tool calls running now: the session is not idle while one runs, however long it takes. */
+  let running = 0;
 
   const release = async () => {
     const pending = own;
@@ -120,7 +122,7 @@ export function createKilnMcpSession(options: KilnMcpOptions): KilnMcpSession {
 
   const touch = () => {
     clearTimeout(idleTimer);
-    if (closed || idleTimeoutMs <= 0 || !Number.isFinite(idleTimeoutMs)) return;
+    if (closed || running > 0 || idleTimeoutMs <= 0 || !Number.isFinite(idleTimeoutMs)) return;
     idleTimer = setTimeout(() => {
       void release().finally(() => options.onIdle?.());
     }, idleTimeoutMs);
@@ -162,7 +164,8 @@ export function createKilnMcpSession(options: KilnMcpOptions): KilnMcpSession {
   const guarded =
     <A>(name: string, body: (args: A) => Promise<CallToolResult>) =>
     async (args: A): Promise<CallToolResult> => {
-      touch();
+      running++;
+      touch(); // stops the idle clock until the last running call has ended
       const started = performance.now();
       let outcome: ToolCall["outcome"] = "ok";
       try {
@@ -183,6 +186,7 @@ export function createKilnMcpSession(options: KilnMcpOptions): KilnMcpSession {
         const message = (err as Error)?.message ?? String(err);
         return textResult(`Error: ${backend.scrub?.(message) ?? message}`, true);
       } finally {
+        running--;
         touch();
         backend.toolCalled?.(toolCall(name, args, outcome, performance.now() - started));
       }

@@ -60,6 +60,21 @@ describe("an MCP session", () => {
     await session.close();
   });
 
+  it("never deletes its sandbox for idleness while a call runs in it, however long the call", async () => {
+    let idled = 0;
+    const { session, call } = await open(1_000, () => idled++);
+    // Longer than the idle timeout: the clock only runs between calls.
+    const slow = await call("run_command", { command: "sleep 2.5; echo finished" });
+    expect(text(slow)).toContain("finished");
+    const id = session.sandboxId as string;
+    expect(await exists(id)).toBe(true);
+    expect(idled).toBe(0);
+    // Idle after it: deleted as usual.
+    await expect.poll(() => exists(id), { timeout: 30_000, interval: 250 }).toBe(false);
+    expect(idled).toBe(1);
+    await session.close();
+  });
+
   it("uses a named sandbox, deletes only its own on close, and errors name the code", async () => {
     const { session, call } = await open(0);
     const made = JSON.parse(text(await call("create_sandbox", { labels: TEST_LABELS, name: `mcp-${Date.now()}` }))) as {
