@@ -13,6 +13,26 @@ function rawPost(path: string, body: string, headers: Record<string, string> = {
   return t.api("POST", path, { raw: body, headers: { "content-type": "application/json", ...headers } });
 }
 
+/**
+ * Sends only a request's headers (flushed, no body byte ever) and reads the answer: a limit
+ * declared too large must be refused before the body is sent.
+ */
+function headersOnly(method: string, path: string, headers: Record<string, string>) {
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request(new URL(`${t.url}${path}`), {
+      method,
+      headers: { authorization: `Bearer ${t.key}`, ...headers },
+    });
+    req.on("response", (res) => {
+      let body = "";
+      res.on("data", (c) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.flushHeaders();
+  });
+}
+
 describe("request bodies", () => {
   it.each([
     ["malformed JSON", "/v1/sandboxes", '{"name": ', "body"],
@@ -85,22 +105,9 @@ describe("request bodies", () => {
   // The limit reads Content-Length from the Node request (pipeline/body-limit.ts); a body without
   // one is counted as it arrives. Both must refuse what is over and read what is under.
   it("a declared JSON Content-Length over the limit gets 413 before the body is sent", async () => {
-    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request(new URL(`${t.url}/v1/sandboxes/${id}/exec`), {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${t.key}`,
-          "content-type": "application/json",
-          "content-length": String(17 * 1024 * 1024),
-        },
-      });
-      req.on("response", (res) => {
-        let body = "";
-        res.on("data", (c) => (body += c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on("error", reject);
-      req.flushHeaders();
+    const answer = await headersOnly("POST", `/v1/sandboxes/${id}/exec`, {
+      "content-type": "application/json",
+      "content-length": String(17 * 1024 * 1024),
     });
     expect(answer.status).toBe(413);
     expect(JSON.parse(answer.body).error.code).toBe("PAYLOAD_TOO_LARGE");
@@ -181,20 +188,8 @@ describe("request bodies", () => {
 
 describe("uploads over the limit", () => {
   it("a declared Content-Length over the limit gets 413 before the body is sent", async () => {
-    // Send only the headers: the answer must come without any body byte.
-    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const url = new URL(`${t.url}/v1/sandboxes/${id}/files?path=big.bin`);
-      const req = request(url, {
-        method: "PUT",
-        headers: { authorization: `Bearer ${t.key}`, "content-length": String(2 * 1024 * 1024) },
-      });
-      req.on("response", (res) => {
-        let body = "";
-        res.on("data", (c) => (body += c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on("error", reject);
-      req.flushHeaders();
+    const answer = await headersOnly("PUT", `/v1/sandboxes/${id}/files?path=big.bin`, {
+      "content-length": String(2 * 1024 * 1024),
     });
     expect(answer.status).toBe(413);
     expect(JSON.parse(answer.body).error.code).toBe("PAYLOAD_TOO_LARGE");
