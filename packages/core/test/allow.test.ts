@@ -4,11 +4,10 @@
 // contract's (allow-contract.ts, also run on Kubernetes); the Docker proxy's lifecycle is here.
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DockerEngine } from "../src/engine/docker/docker-engine.ts";
-import { EGRESS_LABEL } from "../src/engine/docker/egress.ts";
 import type { Sandbox } from "../src/index.ts";
 import { allowListContract, CONTRACT_ALLOW, curl, pinnedTestNames } from "./allow-contract.ts";
 import { startTestHosts, type TestHosts } from "./allow-hosts.ts";
-import { sandbox, testKiln } from "./helpers.ts";
+import { deleteTestSandboxes, sandbox, testKiln } from "./helpers.ts";
 import { testRunLabel } from "./test-run-label.ts";
 
 const image = inject("runtimeImage");
@@ -36,17 +35,11 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  // Our proxy goes with the test network it joined (its hash is this run's configuration).
+  // Our proxy goes with the test network it joined (its hash is this run's configuration), once
+  // this file's sandboxes are gone (only this file's: other files of this checkout run beside it).
   const proxy = await engine.allowNetworks.ensure().catch(() => undefined);
+  await deleteTestSandboxes();
   await kiln.close();
-  for (const c of await docker.listContainers({ all: true, filters: { label: [EGRESS_LABEL.holder] } })) {
-    if (c.Labels["kiln.label.test-run"] === testRunLabel(import.meta.dirname)) {
-      await docker
-        .getContainer(c.Id)
-        .remove({ force: true })
-        .catch(() => {});
-    }
-  }
   if (proxy)
     await docker
       .getContainer(proxy.name)

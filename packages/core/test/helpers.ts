@@ -35,9 +35,15 @@ export function testKiln(options: ConstructorParameters<typeof Kiln>[0] = {}): K
 }
 
 const made: Sandbox[] = [];
-afterAll(async () => {
+afterAll(() => deleteTestSandboxes());
+
+/**
+ * Deletes the sandboxes this file made with sandbox() (done after the file's tests anyway): for
+ * an afterAll that must run once they are gone, since vitest runs after-hooks in reverse order.
+ */
+export async function deleteTestSandboxes(): Promise<void> {
   await Promise.all(made.splice(0).map((s) => s.delete().catch(() => {})));
-});
+}
 
 /** Creates a sandbox that is deleted after the file's tests (or at once with `await using`). */
 export async function sandbox(kiln: Kiln, options: CreateSandboxOptions = {}): Promise<Sandbox> {

@@ -437,10 +437,10 @@ describe("helper containers are reclaimed", () => {
   it("after kill -9 during an egress create, the next sweep removes its helpers", async () => {
     for (const stage of ["any helper", "holder"] as const) {
       const pid = await killDuring(stage);
+      // killDuring saw the child's helper before the kill. Another process's sweeper (the same
+      // code) may already have removed it by now (seen in CI): what counts is that they go.
       const left = await settledLeftovers(pid);
-      expect(left.length, stage).toBeGreaterThan(0);
       await removeLeftSandboxes(left.map((c) => c.Id));
-      // (Another process's sweeper may get there first: what counts is that they are gone.)
       await sweepHelpers(kiln.engine);
       expect(await leftovers(pid), stage).toEqual([]);
     }
