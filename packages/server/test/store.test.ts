@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AuditLog } from "../src/audit/audit-log.ts";
 import { verifyChain } from "../src/audit/chain.ts";
 import { bootstrap, KeyHasher, loadSecret } from "../src/pipeline/keys.ts";
 import { openStore, type SqlStore } from "../src/store/sql-store.ts";
@@ -183,6 +184,29 @@ describe.each(backends)("store on $name", ({ name, url }) => {
       ok: false,
       brokenAt: { id: a[2]?.id, reason: "prevHash is not the previous event's hash" },
     });
+  });
+
+  it("has an AuditLog commit after the current turn (after the answer), and flush() waits for it", async () => {
+    const log = new AuditLog(store, () => {});
+    const recorded = ["a", "b", "c"].map((target) =>
+      log.record({
+        at: new Date().toISOString(),
+        orgId: "batched",
+        keyId: "key_x",
+        action: "sandbox.exec",
+        target,
+        outcome: "ok",
+        status: 200,
+        durationMs: 1,
+      }),
+    );
+    // Nothing reached the store yet: the request that recorded them is still answering.
+    if (name === "sqlite") expect(await store.listAudit("batched", { limit: 10 })).toEqual([]);
+    await log.flush();
+    const stored = await store.listAudit("batched", { limit: 10 });
+    expect(stored.map((e) => e.target)).toEqual(["a", "b", "c"]);
+    expect((await Promise.all(recorded)).map((e) => e?.id)).toEqual(stored.map((e) => e.id));
+    expect(verifyChain(stored)).toMatchObject({ ok: true });
   });
 
   it("keeps one chain per organisation across two stores on one database (two server processes)", async () => {

@@ -368,6 +368,8 @@ export function adminRoutes(app: App): void {
     }),
     async (c) => {
       const q = c.req.valid("query");
+      // Events of answered calls may still be on their way to the store (audit-log.ts).
+      await c.var.services.audit.flush();
       const events = await c.var.services.store.listAudit(c.var.principal.orgId, {
         limit: q.limit ?? 100,
         ...(q.after === undefined ? {} : { after: q.after }),
