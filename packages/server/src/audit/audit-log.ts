@@ -6,8 +6,8 @@
  * The pipeline does not wait for the append: a request's answer is written first and its event is
  * committed right after, off the answer's path (an append on SQLite is 0.15 ms of synchronous work
  * a call, more after idle: bench/results/2026-12-02-remote-layers.md). The commit runs in the same
- * event-loop iteration, before any new request is read, so no request comes between an answer and
- * its commit. Readers of the log call flush() first, so a caller that got its answer and then
+ * event-loop iteration (its check phase), so no request sent after the answer arrived is read
+ * before it. Readers of the log call flush() first, so a caller that got its answer and then
  * lists the audit sees its event. What a crash can lose is unchanged: before, a crash between a
  * command and its commit lost the event too, just before the answer rather than after it.
  */
