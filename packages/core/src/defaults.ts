@@ -115,6 +115,13 @@ export const POOL_ORPHAN_STOP_MS = 30_000;
  */
 export const POOL_CLAIM_QUIET_MS = 150;
 
+/**
+ * Pauses before each new try of a claimed sandbox's record-file write that failed (an engine
+ * hiccup): without its record another process cannot find the sandbox, and once its claimer has
+ * exited the sweeper reclaims it as an orphan. After the last, the failure is reported.
+ */
+export const POOL_RECORD_RETRY_MS: readonly number[] = [100, 500, 2_000];
+
 /** The sweeper runs this often in every Kiln process (orphans, auto-stop, auto-delete). */
 export const SWEEP_INTERVAL_MS = 30_000;
 

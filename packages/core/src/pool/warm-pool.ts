@@ -8,12 +8,18 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { AgentConnections } from "../agent/connections.ts";
-import { POOL_CLAIM_QUIET_MS, POOL_ORPHAN_STOP_MS } from "../defaults.ts";
+import { POOL_CLAIM_QUIET_MS, POOL_ORPHAN_STOP_MS, POOL_RECORD_RETRY_MS } from "../defaults.ts";
 import type { ContainerSpec, Engine, EngineWarmPool } from "../engine/engine.ts";
 import { KIND_POOL, LABEL, POOL_PREFIX } from "../engine/labels.ts";
 import { ConflictError, EngineUnavailableError } from "../errors.ts";
 import type { ValidCreate } from "../sandbox/create-options.ts";
-import { labelsFromRecord, type RecordReader, type SandboxRecord, writeSandboxFiles } from "../sandbox/records.ts";
+import {
+  type AgentSettings,
+  labelsFromRecord,
+  type RecordReader,
+  type SandboxRecord,
+  writeSandboxFiles,
+} from "../sandbox/records.ts";
 
 /** What a pooled container must share with a create() request for the claim to be transparent. */
 export type PoolShape = Pick<ContainerSpec, "image" | "cpus" | "memoryMb" | "pids" | "network"> & {
@@ -213,12 +219,7 @@ export class WarmPool {
     // The files (for a restart and for other processes) and the refill wait for the quiet
     // window; stop, start and snapshot write the files sooner (RecordReader.written).
     const quiet = this.#quietWindow();
-    const write = records.deferWrite(id, () =>
-      writeSandboxFiles(engine, id, { record, env, agent }).catch(async (err: unknown) => {
-        // Deleted meanwhile (by another handle or process): nothing to write into.
-        if (await engine.inspectContainer(id).catch(() => true)) throw err;
-      }),
-    );
+    const write = records.deferWrite(id, () => writeClaimFiles(engine, id, { record, env, agent }));
     this.#track(quiet.then(write));
     this.#kick(quiet);
     return true;
@@ -324,6 +325,29 @@ export class WarmPool {
     } catch (err) {
       await this.#discard(id);
       throw err;
+    }
+  }
+}
+
+/**
+ * A claimed sandbox's record files, tried again after a failure (POOL_RECORD_RETRY_MS): the
+ * record is how other processes find the sandbox, and what keeps the sweeper from taking it for
+ * an orphan once its claimer has exited. A sandbox deleted meanwhile needs nothing written.
+ */
+async function writeClaimFiles(
+  engine: Engine,
+  id: string,
+  files: { record: SandboxRecord; env: Record<string, string>; agent: AgentSettings },
+): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await writeSandboxFiles(engine, id, files);
+      return;
+    } catch (err) {
+      if (!(await engine.inspectContainer(id).catch(() => true))) return;
+      const pause = POOL_RECORD_RETRY_MS[attempt];
+      if (pause === undefined) throw err;
+      await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
 }

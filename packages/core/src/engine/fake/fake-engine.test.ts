@@ -108,6 +108,38 @@ describe("a claim's quiet window (FakeEngine)", () => {
     await kiln.close();
   });
 
+  it("a record write the engine fails is tried again: other processes find the sandbox, the sweeper keeps it", async () => {
+    const { engine, kiln } = fakeKiln(undefined, 1);
+    await kiln.pool?.filled();
+    engine.failNext("putArchive", 2);
+    const sandbox = await kiln.create({ name: "kept", labels: { team: "b" } });
+    await sandbox.stop(); // needs the files: waits for the write and its retries
+    expect(JSON.parse(String(recordOf(engine, sandbox.id)))).toMatchObject({ name: "kept" });
+    expect(engine.calls.filter((c) => c.startsWith(`putArchive ${sandbox.id}`))).toHaveLength(3);
+    expect(kiln.pool?.lastError).toBeUndefined();
+    await kiln.close();
+    // As if its claimer had exited: another process still finds it, and a sweep keeps it.
+    const member = engine.containers.get(sandbox.id);
+    if (member) member.spec.labels[LABEL.owner] = `${hostname()}/2147483646`;
+    const { kiln: other } = fakeKiln(engine);
+    expect((await other.get("kept")).id).toBe(sandbox.id);
+    expect((await other.sweep()).orphansRemoved).not.toContain(sandbox.id);
+    expect(engine.containers.has(sandbox.id)).toBe(true);
+    await other.close();
+  });
+
+  it("a record write that keeps failing is reported by the pool once its tries are spent", async () => {
+    const { engine, kiln } = fakeKiln(undefined, 1);
+    await kiln.pool?.filled();
+    engine.failNext("putArchive", 4);
+    const sandbox = await kiln.create();
+    await sandbox.stop().catch(() => {});
+    await kiln.pool?.filled();
+    expect(String(kiln.pool?.lastError)).toMatch(/putArchive/);
+    expect(engine.calls.filter((c) => c.startsWith(`putArchive ${sandbox.id}`))).toHaveLength(4);
+    await kiln.close();
+  });
+
   it("a claim that finds the pool empty ends it: the refill starts at once", async () => {
     const { engine, kiln } = fakeKiln(undefined, 1);
     await kiln.pool?.filled();

@@ -63,6 +63,7 @@ export class FakeEngine implements Engine {
   /** Every call, in order, as "method arg" (for tests that assert what reached the engine). */
   readonly calls: string[] = [];
   readonly #holds = new Map<string, { reached: () => void; release: Promise<void> }[]>();
+  readonly #failures = new Map<string, number>();
 
   /**
    * Makes the next call of `method` wait until `release()` is called: `reached` resolves when the
@@ -83,6 +84,11 @@ export class FakeEngine implements Engine {
     return { reached: reachedP, release };
   }
 
+  /** Makes the next `times` calls of `method` fail with an EngineError: an engine hiccup. */
+  failNext(method: keyof Engine, times = 1): void {
+    this.#failures.set(method, (this.#failures.get(method) ?? 0) + times);
+  }
+
   async #enter(method: keyof Engine, arg = ""): Promise<void> {
     this.calls.push(arg ? `${method} ${arg}` : method);
     const hold = this.#holds.get(method)?.shift();
@@ -91,6 +97,11 @@ export class FakeEngine implements Engine {
     if (hold) {
       hold.reached();
       await hold.release;
+    }
+    const failures = this.#failures.get(method) ?? 0;
+    if (failures > 0) {
+      this.#failures.set(method, failures - 1);
+      throw new EngineError(`${method}: the engine failed (FakeEngine.failNext)`);
     }
   }
 
