@@ -148,9 +148,13 @@ def test_a_token_cancelled_before_or_after_the_call(sandbox: kiln.Sandbox) -> No
 
 def test_cancel_stops_a_cell(sandbox: kiln.Sandbox) -> None:
     token = kiln.CancelToken()
+    seen: list[str] = []
 
     def on_stdout(text: str) -> None:
-        if "go" in text:
+        # print() writes "go" and "\n" separately and they may come as two chunks: cancel once the
+        # whole line is here (a cancelled run_code closes its stream; what comes after is not read).
+        seen.append(text)
+        if "go\n" in "".join(seen):
             token.cancel()
 
     e = sandbox.run_code("import time\nprint('go', flush=True)\ntime.sleep(60)\n", on_stdout=on_stdout, cancel=token)
