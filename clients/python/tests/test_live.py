@@ -148,7 +148,7 @@ def test_a_token_cancelled_before_or_after_the_call(sandbox: kiln.Sandbox) -> No
 
 def test_cancel_stops_a_cell(sandbox: kiln.Sandbox) -> None:
     token = kiln.CancelToken()
-    seen: list[str] = []
+    seen: List[str] = []
 
     def on_stdout(text: str) -> None:
         # print() writes "go" and "\n" separately and they may come as two chunks: cancel once the
