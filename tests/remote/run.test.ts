@@ -74,9 +74,16 @@ describe("remote exec", () => {
 
   it("stops on abort with status killed, once the server has killed the command", async () => {
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 500);
     const started = performance.now();
-    const result = await sb.exec("echo started; sleep 31; echo never", { signal: controller.signal });
+    // Aborted once the command has surely started (a fixed delay is not that on a loaded machine).
+    let out = "";
+    const result = await sb.exec("echo started; sleep 31; echo never", {
+      signal: controller.signal,
+      onStdout: (d) => {
+        out += d;
+        if (out.includes("started\n")) controller.abort();
+      },
+    });
     expect(result.status).toBe("killed");
     expect(result.exitCode).toBe(137);
     expect(result.stdout).toBe("started\n");
@@ -142,8 +149,15 @@ describe("remote runCode", () => {
 
   it("stops on abort with status killed", async () => {
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 500);
-    const run = await sb.runCode("import time\nprint('go', flush=True)\ntime.sleep(30)", { signal: controller.signal });
+    // Aborted once the whole line is out (print writes its newline separately).
+    let out = "";
+    const run = await sb.runCode("import time\nprint('go', flush=True)\ntime.sleep(30)", {
+      signal: controller.signal,
+      onStdout: (d) => {
+        out += d;
+        if (out.includes("go\n")) controller.abort();
+      },
+    });
     expect(run.status).toBe("killed");
     expect(run.stdout).toBe("go\n");
     // The context is usable again at once.
