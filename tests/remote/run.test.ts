@@ -9,6 +9,19 @@ async function sizeOf(box: { exec(c: string): Promise<{ stdout: string }> }, pat
   return Number((await box.exec(`stat -c %s ${path} 2>/dev/null || echo -1`)).stdout.trim());
 }
 
+/**
+ * An onStdout that aborts once `text` has been printed, whatever the chunks: the command has
+ * surely started then (a fixed delay is not that on a loaded machine), and print() writes its
+ * newline separately.
+ */
+function abortOnceOut(text: string, controller: AbortController): (chunk: string) => void {
+  let out = "";
+  return (chunk) => {
+    out += chunk;
+    if (out.includes(text)) controller.abort();
+  };
+}
+
 /** Whether the server's audit log shows a cancel of a call in `sandboxId` (the route, not a dropped connection). */
 async function cancelAudited(sandboxId: string): Promise<boolean> {
   const { url, apiKey } = server();
@@ -75,14 +88,9 @@ describe("remote exec", () => {
   it("stops on abort with status killed, once the server has killed the command", async () => {
     const controller = new AbortController();
     const started = performance.now();
-    // Aborted once the command has surely started (a fixed delay is not that on a loaded machine).
-    let out = "";
     const result = await sb.exec("echo started; sleep 31; echo never", {
       signal: controller.signal,
-      onStdout: (d) => {
-        out += d;
-        if (out.includes("started\n")) controller.abort();
-      },
+      onStdout: abortOnceOut("started\n", controller),
     });
     expect(result.status).toBe("killed");
     expect(result.exitCode).toBe(137);
@@ -149,14 +157,9 @@ describe("remote runCode", () => {
 
   it("stops on abort with status killed", async () => {
     const controller = new AbortController();
-    // Aborted once the whole line is out (print writes its newline separately).
-    let out = "";
     const run = await sb.runCode("import time\nprint('go', flush=True)\ntime.sleep(30)", {
       signal: controller.signal,
-      onStdout: (d) => {
-        out += d;
-        if (out.includes("go\n")) controller.abort();
-      },
+      onStdout: abortOnceOut("go\n", controller),
     });
     expect(run.status).toBe("killed");
     expect(run.stdout).toBe("go\n");
