@@ -317,7 +317,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
       deps.limiter.fail(address);
       // A revoked or expired key is someone's: its use is audited in its organisation.
       if (principal.row !== undefined) {
-        await s.audit.record({
+        void s.audit.record({
           at: new Date().toISOString(),
           orgId: principal.row.orgId,
           keyId: principal.row.id,

@@ -90,7 +90,7 @@ export function sessionRoutes(app: App, deps: SessionDeps): void {
       const session = deps.sessions.issue(row);
       c.header("set-cookie", deps.sessions.cookie(c, session));
       c.header("cache-control", "no-store");
-      await deps.services.audit.record({
+      void deps.services.audit.record({
         at: new Date().toISOString(),
         orgId: principal.orgId,
         keyId: principal.keyId,
