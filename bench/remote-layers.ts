@@ -77,10 +77,12 @@ openapi.openapi(
 const servers: Server[] = [bare, serve({ fetch: hono.fetch, port: 0 }) as Server];
 servers.push(serve({ fetch: openapi.fetch, port: 0 }) as Server);
 await Promise.all(servers.map((s) => (s.listening ? undefined : new Promise((r) => s.once("listening", r)))));
-const through = async (server: Server) =>
-  (await new Kiln({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, apiKey }).get(
-    box.id,
-  )) as unknown as Sandbox;
+const clients: Kiln[] = [];
+const through = async (server: Server) => {
+  const client = new Kiln({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, apiKey });
+  clients.push(client);
+  return (await client.get(box.id)) as unknown as Sandbox;
+};
 
 const realRecord = AuditLog.prototype.record;
 const sides: { label: string; sandbox: Sandbox; noAudit?: boolean; cpu: number[]; wall: number[] }[] = [
@@ -132,7 +134,7 @@ try {
 } finally {
   AuditLog.prototype.record = realRecord;
   await box.delete();
-  await remote.close();
+  await Promise.all([remote, ...clients].map((k) => k.close()));
   for (const s of servers) s.close();
   await kilnServer.close();
   await serverKiln.close();
