@@ -47,7 +47,12 @@ describe("the agent is out of user code's reach", () => {
     expect(own.stdout).toBe("1000\n1000\n");
     const cell = await sb.runCode("print(open('/proc/self/oom_score_adj').read().strip())");
     expect(cell.stdout).toBe("1000\n");
-    expect((await sb.exec(`cat /proc/${agentPid}/oom_score_adj`)).stdout).toBe("0\n");
+    // The child that reads the agent's score is forked inside that moment, and on a loaded
+    // machine it may run before the agent has set it back (CI saw 1000): read until it is back.
+    const agentScore = await sb.exec(
+      `for i in $(seq 50); do s=$(cat /proc/${agentPid}/oom_score_adj); [ "$s" = 0 ] && break; sleep 0.1; done; echo "$s"`,
+    );
+    expect(agentScore.stdout).toBe("0\n");
   });
 
   it("user code cannot kill, stop or ptrace the agent, nor read its memory", async () => {
